@@ -1,0 +1,29 @@
+# Two commands set a fresh machine up: `make run` (the local stack) and `make test` (the whole suite).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test package install clean
+
+$(STAMP): pyproject.toml requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	exec $(BIN)/python -m chalicelib.local.stack
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+package: $(STAMP)
+	rm -rf build/package
+	PORTAL_STAGE=prod $(BIN)/chalice package --stage prod --merge-template infra/template.json build/package
+	$(BIN)/cfn-lint build/package/sam.json
+
+clean:
+	rm -rf $(VENV) build .local .pytest_cache

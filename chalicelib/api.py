@@ -1,0 +1,276 @@
+"""How every route is declared: who may call it (one guard), what it accepts (pydantic models that validate
+the body and generate the OpenAPI document), and the error envelope of DESIGN for every failure.
+
+    @api.route("/v1/customers", "POST", Admin("directory:manage"), body=CustomerCreate, status=201)
+    def create_customer(req): ...
+
+The handler gets a `Call` (principal, validated body, query, client ip) and path parameters; it returns a
+JSON-able value or raises ApiError. The tenant is always the one in the caller's token."""
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from chalice import Response
+from pydantic import BaseModel, ValidationError
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, **extra: Any):
+        super().__init__(message)
+        self.status, self.code, self.message, self.extra = status, code, message, extra
+
+
+def error_body(code: str, message: str, **extra: Any) -> dict:
+    return {"error": {"code": code, "message": message, **extra}}
+
+
+def error_response(err: ApiError, headers: dict | None = None) -> Response:
+    return Response(body=error_body(err.code, err.message, **err.extra), status_code=err.status,
+                    headers={"Content-Type": "application/json", "Cache-Control": "no-store", **(headers or {})})
+
+
+# --- who may call a route -------------------------------------------------------------------------------
+
+@dataclass
+class Principal:
+    kind: str  # staff | portal | partner | password_change
+    tenant_id: str
+    subject: str
+    permissions: frozenset = frozenset()
+    claims: dict = field(default_factory=dict)
+
+
+class Policy:
+    name = "policy"
+    token_kinds: tuple = ()
+
+    def allows(self, principal: Principal) -> bool:
+        return principal.kind in self.token_kinds
+
+    def describe(self) -> str:
+        return self.name
+
+
+class Public(Policy):
+    name = "public"
+
+
+class Staff(Policy):
+    """Any signed-in employee or technician of the token's tenant."""
+    name = "staff"
+    token_kinds = ("staff",)
+
+
+class Admin(Policy):
+    """Staff holding one permission (the admin role holds them all)."""
+    token_kinds = ("staff",)
+
+    def __init__(self, permission: str):
+        self.permission = permission
+        self.name = f"admin:{permission}"
+
+    def allows(self, principal: Principal) -> bool:
+        return super().allows(principal) and self.permission in principal.permissions
+
+
+class PortalUser(Policy):
+    name = "portal_user"
+    token_kinds = ("portal",)
+
+
+class Partner(Policy):
+    name = "partner"
+    token_kinds = ("partner",)
+
+
+class PasswordChange(Policy):
+    """A signed-in staff member, or one holding the short-lived change token of a forced change."""
+    name = "staff_or_password_change"
+    token_kinds = ("staff", "password_change")
+
+
+def authenticate(auth_header: str | None) -> Principal:
+    from chalicelib.security import keys
+    if not auth_header:
+        raise ApiError(401, "not_signed_in", "Sign in first: send Authorization: Bearer <access token>.")
+    scheme, _, token = auth_header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "invalid_token", "The Authorization header must be: Bearer <access token>.")
+    try:
+        claims = keys.verify(token.strip())
+    except keys.InvalidToken as exc:
+        code = "token_expired" if str(exc) == "expired" else "invalid_token"
+        raise ApiError(401, code, "The access token is expired or invalid; sign in again.") from None
+    if not isinstance(claims.get("tid"), str) or not isinstance(claims.get("typ"), str):
+        raise ApiError(401, "invalid_token", "The access token is expired or invalid; sign in again.")
+    return Principal(kind=claims["typ"], tenant_id=claims["tid"], subject=claims["sub"],
+                     permissions=frozenset(claims.get("perms") or ()), claims=claims)
+
+
+# --- a call as the handler sees it ------------------------------------------------------------------------
+
+@dataclass
+class Call:
+    principal: Principal | None
+    body: Any
+    query: dict
+    ip: str | None
+    user_agent: str | None
+    request_id: str
+
+    @property
+    def tenant_id(self) -> str:
+        return self.principal.tenant_id
+
+    @property
+    def actor(self) -> str:
+        return self.principal.subject if self.principal else "anonymous"
+
+
+@dataclass
+class Reply:
+    """A handler's answer when it needs a status or headers other than the route's default."""
+    body: Any
+    status: int = 200
+    headers: dict = field(default_factory=dict)
+
+
+@dataclass
+class RouteSpec:
+    path: str
+    method: str
+    policy: Policy
+    body: type[BaseModel] | None
+    response: type[BaseModel] | None
+    status: int
+    summary: str
+    view_name: str
+    query: dict
+    errors: tuple
+
+
+def _validation_message(exc: ValidationError) -> tuple[str, list[dict]]:
+    problems = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = ".".join(str(p) for p in err["loc"]) or "body"
+        problem = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+        problems.append({"field": loc, "problem": problem})
+    first = problems[0]
+    return f"{first['field']}: {first['problem']}", problems
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", exclude_none=True)
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value
+
+
+class Api:
+    def __init__(self, app):
+        self.app = app
+        self.routes: list[RouteSpec] = []
+
+    def route(self, path: str, method: str, policy: Policy, *, body: type[BaseModel] | None = None,
+              response: type[BaseModel] | None = None, status: int = 200, query: dict | None = None,
+              errors: tuple = (), content_types: list[str] | None = None) -> Callable:
+        def register(fn: Callable) -> Callable:
+            spec = RouteSpec(path, method, policy, body, response, status, (fn.__doc__ or fn.__name__).strip(),
+                             fn.__name__, query or {}, errors)
+            self.routes.append(spec)
+
+            def view(**path_params):
+                return self._invoke(spec, fn, path_params)
+
+            view.__name__ = fn.__name__
+            view.__doc__ = fn.__doc__
+            view.policy = policy
+            # Every content type reaches the view so a wrong one gets our envelope, not Chalice's 415.
+            self.app.route(path, methods=[method], content_types=content_types or ["*/*"],
+                           name=fn.__name__)(view)
+            return fn
+        return register
+
+    def _invoke(self, spec: RouteSpec, fn: Callable, path_params: dict) -> Response:
+        from chalicelib.observability import logger
+        request = self.app.current_request
+        context = request.context or {}
+        request_id = context.get("requestId") or uuid.uuid4().hex
+        logger.set_correlation_id(request_id)
+        try:
+            principal = None
+            if not isinstance(spec.policy, Public):
+                principal = authenticate(request.headers.get("authorization"))
+                if not spec.policy.allows(principal):
+                    raise ApiError(403, "forbidden", f"This call needs the {spec.policy.describe()} policy.")
+            body = self._parse_body(spec, request) if spec.body else None
+            call = Call(principal, body, dict(request.query_params or {}),
+                        (context.get("identity") or {}).get("sourceIp"),
+                        request.headers.get("user-agent"), request_id)
+            result = fn(call, **path_params)
+        except ApiError as err:
+            if err.status >= 500:
+                logger.error("request failed", extra={"code": err.code, "path": spec.path})
+            return error_response(err)
+        if isinstance(result, Response):
+            return result
+        reply = result if isinstance(result, Reply) else Reply(result, spec.status)
+        return Response(body=_jsonable(reply.body), status_code=reply.status,
+                        headers={"Content-Type": "application/json", "Cache-Control": "no-store", **reply.headers})
+
+    @staticmethod
+    def _parse_body(spec: RouteSpec, request) -> BaseModel:
+        raw = request.raw_body or b""
+        if len(raw) > MAX_BODY_BYTES:
+            raise ApiError(413, "payload_too_large", f"The body is over {MAX_BODY_BYTES} bytes.")
+        ctype = (request.headers.get("content-type") or "application/json").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            raise ApiError(415, "unsupported_media_type", "Send the body as application/json.")
+        try:
+            data = json.loads(raw or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            raise ApiError(400, "malformed_json", "The body is not valid JSON.") from None
+        if not isinstance(data, dict):
+            raise ApiError(400, "invalid_request", "The body must be a JSON object.")
+        try:
+            return spec.body.model_validate(data)
+        except ValidationError as exc:
+            message, problems = _validation_message(exc)
+            raise ApiError(400, "invalid_request", message, fields=problems) from None
+
+    def add_method_not_allowed(self) -> None:
+        """API Gateway answers other methods on a known path with its own body; route them to the envelope."""
+        by_path: dict[str, set] = {}
+        for spec in self.routes:
+            by_path.setdefault(spec.path, set()).add(spec.method)
+        for path, methods in by_path.items():
+            others = [m for m in ("GET", "POST", "PUT", "PATCH", "DELETE") if m not in methods]
+            allowed = ", ".join(sorted(methods))
+
+            def not_allowed(allowed=allowed, **_):
+                return error_response(ApiError(405, "method_not_allowed", f"Use {allowed} on this path."),
+                                      {"Allow": allowed})
+            not_allowed.policy = Public()
+            name = "method_not_allowed_" + path.strip("/").replace("/", "_").replace("{", "").replace("}", "")
+            self.app.route(path, methods=others, content_types=["*/*"], name=name)(not_allowed)
+
+
+def chalice_error_to_envelope(event, get_response):
+    """Chalice's own errors (its 415/405/500 bodies `{"Code", "Message"}`) get the DESIGN envelope too."""
+    response = get_response(event)
+    body = response.body
+    if isinstance(body, dict) and "Code" in body and "error" not in body:
+        code = {"InternalServerError": "internal_error", "MethodNotAllowedError": "method_not_allowed",
+                "UnsupportedMediaType": "unsupported_media_type", "BadRequestError": "bad_request",
+                "NotFoundError": "not_found"}.get(body["Code"], "error")
+        message = "Something went wrong on our side; try again." if response.status_code >= 500 \
+            else str(body.get("Message", ""))
+        response.body = error_body(code, message)
+        response.headers["Content-Type"] = "application/json"
+    return response

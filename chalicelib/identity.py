@@ -1,0 +1,58 @@
+"""Normalising identifiers and claiming them uniquely per tenant (emails, usernames, mobiles)."""
+import re
+
+from pydantic import AfterValidator
+from typing import Annotated
+
+from chalicelib.models import Claim
+
+EMAIL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                      r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+E164_RE = re.compile(r"^\+[1-9]\d{7,14}$")
+
+
+def normalise_email(value: str) -> str:
+    email = value.strip().lower()
+    if len(email) > 254 or not EMAIL_RE.match(email):
+        raise ValueError("not a valid email address")
+    return email
+
+
+def normalise_mobile(value: str) -> str:
+    """E.164: keep the leading + and digits; a 10-digit number is taken as North American (+1)."""
+    digits = re.sub(r"[\s().-]", "", value.strip())
+    if re.fullmatch(r"\d{10}", digits):
+        digits = "+1" + digits
+    elif re.fullmatch(r"1\d{10}", digits):
+        digits = "+" + digits
+    if not E164_RE.match(digits):
+        raise ValueError("not a mobile number in international form (+15551234567)")
+    return digits
+
+
+Email = Annotated[str, AfterValidator(normalise_email)]
+Mobile = Annotated[str, AfterValidator(normalise_mobile)]
+
+
+def claim_key(kind: str, value: str) -> str:
+    return f"{kind}#{value.strip().lower()}"
+
+
+def claim_put(transaction, tenant_id: str, kind: str, value: str, owner_id: str) -> None:
+    """Adds a conditional put of the claim to a TransactWrite: the transaction fails if it is taken."""
+    transaction.save(Claim(tenant_id, claim_key(kind, value), owner_id=owner_id),
+                     condition=Claim.claim.does_not_exist())
+
+
+def owner_of(tenant_id: str, kind: str, value: str) -> str | None:
+    from pynamodb.exceptions import DoesNotExist
+    try:
+        return Claim.get(tenant_id, claim_key(kind, value), consistent_read=True).owner_id
+    except DoesNotExist:
+        return None
+
+
+def taken_claims(exc, claims: list[tuple[str, str]]) -> list[str]:
+    """Which of a failed transaction's claims were already taken (cancellation reasons come in item order)."""
+    reasons = getattr(exc, "cancellation_reasons", None) or []
+    return [kind for (kind, _), reason in zip(claims, reasons) if reason and reason.code == "ConditionalCheckFailed"]

@@ -1,0 +1,52 @@
+"""Sign-in lockout with growing back-off, shared by staff and portal sign-in: 5 failures within 15 minutes
+lock the identity for 1 minute, then 2, 4, 8 … up to an hour for each further lockout within a day.
+Unknown identities are counted the same way, so a lockout does not reveal whether an account exists."""
+import time
+
+from pynamodb.exceptions import DoesNotExist, UpdateError
+
+from chalicelib.api import ApiError
+from chalicelib.models import Counter
+
+MAX_FAILURES = 5
+WINDOW_SECONDS = 15 * 60
+FIRST_LOCK_SECONDS = 60
+MAX_LOCK_SECONDS = 3600
+MEMORY_SECONDS = 24 * 3600
+
+
+def _key(scope: str, tenant_id: str, identifier: str) -> str:
+    return f"lockout#{scope}#{tenant_id}#{identifier.strip().lower()}"
+
+
+def ensure_not_locked(scope: str, tenant_id: str, identifier: str) -> None:
+    try:
+        counter = Counter.get(_key(scope, tenant_id, identifier), consistent_read=True)
+    except DoesNotExist:
+        return
+    remaining = int(counter.locked_until or 0) - int(time.time())
+    if remaining > 0:
+        raise ApiError(423, "account_locked", "Too many failed sign-ins; try again later.", retry_after=remaining)
+
+
+def record_failure(scope: str, tenant_id: str, identifier: str) -> int | None:
+    """Counts one failure; returns the lock duration when this failure locks the identity."""
+    key, now = _key(scope, tenant_id, identifier), int(time.time())
+    counter = Counter(key)
+    try:  # a failure inside the window adds to it
+        counter.update(actions=[Counter.count.add(1), Counter.ttl.set(now + MEMORY_SECONDS)],
+                       condition=Counter.window_start >= now - WINDOW_SECONDS)
+    except UpdateError:  # no counter yet, or the window is over: this failure opens a new window
+        counter.update(actions=[Counter.count.set(1), Counter.window_start.set(now),
+                                Counter.ttl.set(now + MEMORY_SECONDS)])
+    if counter.count < MAX_FAILURES:
+        return None
+    lockouts = int(counter.lockouts or 0) + 1
+    duration = min(FIRST_LOCK_SECONDS * 2 ** (lockouts - 1), MAX_LOCK_SECONDS)
+    counter.update(actions=[Counter.lockouts.set(lockouts), Counter.locked_until.set(now + duration),
+                            Counter.count.set(0), Counter.window_start.set(now)])
+    return duration
+
+
+def clear(scope: str, tenant_id: str, identifier: str) -> None:
+    Counter(_key(scope, tenant_id, identifier)).delete()

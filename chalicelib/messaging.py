@@ -1,0 +1,99 @@
+"""Outgoing email (SES) and SMS (SNS). Flows never call SES or SNS directly: they enqueue messages on the send
+queue (batches of 10) and the send-queue handler delivers each one exactly once (Powertools Idempotency keyed
+on the message id), so a bulk run respects SES's rate and survives throttling by redelivery.
+
+On the local stack every delivered message is also written to the outbox as one JSON file."""
+import json
+import os
+import time
+import uuid
+from functools import lru_cache
+from pathlib import Path
+
+from chalicelib import config
+from chalicelib.observability import logger
+
+SEND_BATCH = 10
+
+
+def email(tenant_id: str, to: str, subject: str, body: str, links: list[str] | None = None,
+          message_id: str | None = None) -> dict:
+    return {"message_id": message_id or uuid.uuid4().hex, "tenant_id": tenant_id, "channel": "email", "to": to,
+            "subject": subject, "body": body, "links": links or []}
+
+
+def sms(tenant_id: str, to: str, body: str, links: list[str] | None = None, message_id: str | None = None) -> dict:
+    return {"message_id": message_id or uuid.uuid4().hex, "tenant_id": tenant_id, "channel": "sms", "to": to,
+            "subject": None, "body": body, "links": links or []}
+
+
+@lru_cache(maxsize=1)
+def _send_queue_url() -> str:
+    return config.client("sqs").get_queue_url(QueueName=config.queue_name("send"))["QueueUrl"]
+
+
+def enqueue(messages: list[dict]) -> None:
+    """Puts messages on the send queue, ten per call; a message SQS refuses is retried, never dropped."""
+    sqs = config.client("sqs")
+    for start in range(0, len(messages), SEND_BATCH):
+        pending = {m["message_id"]: m for m in messages[start:start + SEND_BATCH]}
+        for _attempt in range(5):
+            result = sqs.send_message_batch(QueueUrl=_send_queue_url(), Entries=[
+                {"Id": mid, "MessageBody": json.dumps(m)} for mid, m in pending.items()])
+            pending = {f["Id"]: pending[f["Id"]] for f in result.get("Failed", [])}
+            if not pending:
+                break
+            time.sleep(0.2)
+        if pending:
+            raise RuntimeError(f"send queue refused {len(pending)} messages")
+
+
+def deliver(message: dict) -> dict:
+    """Hands one message to SES or SNS. Raises on failure so the queue redelivers it (and, after the
+    queue's maxReceiveCount, dead-letters it with its reason in the logs)."""
+    if message["channel"] == "email":
+        result = config.client("ses").send_email(
+            Source=config.sender_email(), Destination={"ToAddresses": [message["to"]]},
+            Message={"Subject": {"Data": message["subject"]}, "Body": {"Text": {"Data": message["body"]}}},
+            ConfigurationSetName=config.ses_configuration_set(),
+            Tags=[{"Name": "tenant", "Value": message["tenant_id"]}])
+        provider_id = result["MessageId"]
+    else:
+        provider_id = config.client("sns").publish(PhoneNumber=message["to"], Message=message["body"])["MessageId"]
+    _write_outbox(message)
+    logger.info("message delivered", extra={"channel": message["channel"], "message_id": message["message_id"],
+                                            "tenant_id": message["tenant_id"]})
+    return {"provider_id": provider_id}
+
+
+@lru_cache(maxsize=1)
+def _deliver_once():
+    from aws_lambda_powertools.utilities.idempotency import (DynamoDBPersistenceLayer, IdempotencyConfig,
+                                                             idempotent_function)
+    layer = DynamoDBPersistenceLayer(table_name=config.table_name("idempotency"),
+                                     boto3_client=config.client("dynamodb"))
+    settings = IdempotencyConfig(event_key_jmespath="message_id", expires_after_seconds=7 * 24 * 3600)
+
+    @idempotent_function(data_keyword_argument="message", persistence_store=layer, config=settings)
+    def deliver_once(message: dict) -> dict:
+        return deliver(message)
+    return deliver_once
+
+
+def deliver_once(message: dict) -> dict:
+    return _deliver_once()(message=message)
+
+
+def _write_outbox(message: dict) -> None:
+    outbox = config.outbox_dir()
+    if not outbox:
+        return
+    path = Path(outbox)
+    path.mkdir(parents=True, exist_ok=True)
+    record = {k: message[k] for k in ("channel", "to", "subject", "body", "links", "message_id", "tenant_id")}
+    name = f"{time.time_ns()}-{message['message_id']}.json"
+    tmp = path / f".{name}.tmp"
+    tmp.write_text(json.dumps(record, indent=2))
+    os.replace(tmp, path / name)  # readers never see a half-written file
+    what = message["subject"] or message["body"][:60]
+    print(f"[outbox] {message['channel']} to {message['to']}: {what} ({path / name})", flush=True)

@@ -1,0 +1,228 @@
+"""PynamoDB models, one per table of infra/template.json. Every tenant-owned table has `tenant_id` as its
+hash key, so a query can only ever read one tenant's data: the tenant always comes from the caller's token.
+
+Times are epoch seconds (numbers); expiry is always checked in code (`expires_at < now`) because DynamoDB TTL
+deletes late (and moto never does)."""
+import time
+
+from pynamodb.attributes import (BooleanAttribute, ListAttribute, MapAttribute, NumberAttribute,
+                                 UnicodeAttribute, UnicodeSetAttribute, VersionAttribute)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from chalicelib import config
+
+
+def now() -> int:
+    return int(time.time())
+
+
+def _meta(short: str):
+    return type("Meta", (), {"table_name": config.table_name(short), "region": config.region()})
+
+
+class Tenant(Model):
+    Meta = _meta("tenants")
+    tenant_id = UnicodeAttribute(hash_key=True)
+    name = UnicodeAttribute()
+    status = UnicodeAttribute(default="active")  # active | disabled
+    self_signup = BooleanAttribute(default=False)
+    third_party_signin = ListAttribute(of=UnicodeAttribute, default=list)
+    created_at = NumberAttribute(default=now)
+
+
+class Person(Model):
+    """An employee or technician, and their staff account once they have one."""
+    Meta = _meta("people")
+    tenant_id = UnicodeAttribute(hash_key=True)
+    person_id = UnicodeAttribute(range_key=True)
+    kind = UnicodeAttribute()  # employee | technician
+    name = UnicodeAttribute()
+    email = UnicodeAttribute(null=True)
+    mobile = UnicodeAttribute(null=True)
+    role = UnicodeAttribute(default="staff")  # admin | office | technician | staff
+    permissions = ListAttribute(of=UnicodeAttribute, default=list)
+    mobile_access = BooleanAttribute(default=False)
+    username = UnicodeAttribute(null=True)
+    password_hash = UnicodeAttribute(null=True)
+    password_set_at = NumberAttribute(null=True)
+    must_change_password = BooleanAttribute(default=False)
+    temporary_password_expires_at = NumberAttribute(null=True)
+    account_status = UnicodeAttribute(default="no_account")  # no_account | invited | active | disabled
+    created_at = NumberAttribute(default=now)
+    updated_at = NumberAttribute(default=now)
+    version = VersionAttribute()
+
+
+class Claim(Model):
+    """A unique value within a tenant (`username#…`, `email#…`, `mobile#…`, `portal-email#…`), owned by one
+    record. Written in the same transaction as the record with attribute_not_exists, so the database, not a
+    read-then-write, keeps values unique."""
+    Meta = _meta("claims")
+    tenant_id = UnicodeAttribute(hash_key=True)
+    claim = UnicodeAttribute(range_key=True)
+    owner_id = UnicodeAttribute()
+    created_at = NumberAttribute(default=now)
+
+
+class Customer(Model):
+    Meta = _meta("customers")
+    tenant_id = UnicodeAttribute(hash_key=True)
+    customer_id = UnicodeAttribute(range_key=True)
+    name = UnicodeAttribute()
+    emails = ListAttribute(of=UnicodeAttribute, default=list)
+    phones = ListAttribute(of=UnicodeAttribute, default=list)
+    billing_address = UnicodeAttribute(null=True)
+    created_at = NumberAttribute(default=now)
+    updated_at = NumberAttribute(default=now)
+    version = VersionAttribute()
+
+
+class ByCustomer(GlobalSecondaryIndex):
+    class Meta:
+        index_name = "by-customer"
+        projection = AllProjection()
+    customer_key = UnicodeAttribute(hash_key=True)  # "<tenant_id>#<customer_id>"
+
+
+class LocationsByCustomer(ByCustomer):
+    location_id = UnicodeAttribute(range_key=True)
+
+
+class ContactsByCustomer(ByCustomer):
+    contact_id = UnicodeAttribute(range_key=True)
+
+
+class Location(Model):
+    Meta = _meta("locations")
+    tenant_id = UnicodeAttribute(hash_key=True)
+    location_id = UnicodeAttribute(range_key=True)
+    customer_id = UnicodeAttribute()
+    customer_key = UnicodeAttribute()
+    by_customer = LocationsByCustomer()
+    name = UnicodeAttribute(null=True)
+    address = UnicodeAttribute()
+    emails = ListAttribute(of=UnicodeAttribute, default=list)
+    created_at = NumberAttribute(default=now)
+    updated_at = NumberAttribute(default=now)
+    version = VersionAttribute()
+
+
+class Contact(Model):
+    Meta = _meta("contacts")
+    tenant_id = UnicodeAttribute(hash_key=True)
+    contact_id = UnicodeAttribute(range_key=True)
+    customer_id = UnicodeAttribute()
+    customer_key = UnicodeAttribute()
+    by_customer = ContactsByCustomer()
+    name = UnicodeAttribute()
+    email = UnicodeAttribute(null=True)
+    phone = UnicodeAttribute(null=True)
+    created_at = NumberAttribute(default=now)
+    updated_at = NumberAttribute(default=now)
+    version = VersionAttribute()
+
+
+class RecordEmail(Model):
+    """Which customer, location and contact records carry an email (DESIGN rule 2), keyed by the email so a
+    bulk run can look up 100 emails per BatchGetItem. refs: `customer:<id>`, `location:<id>:<customer_id>`,
+    `contact:<id>:<customer_id>`."""
+    Meta = _meta("record-emails")
+    tenant_id = UnicodeAttribute(hash_key=True)
+    email = UnicodeAttribute(range_key=True)
+    refs = UnicodeSetAttribute(default=set)
+
+
+class Grant(MapAttribute):
+    customer_id = UnicodeAttribute()
+    access = UnicodeAttribute()  # billing | non_billing | none
+    contact_id = UnicodeAttribute(null=True)  # limited to one contact (rule 7)
+    admin = BooleanAttribute(default=False)
+
+
+class StatusIndex(GlobalSecondaryIndex):
+    class Meta:
+        index_name = "by-status"
+        projection = AllProjection()
+    status_key = UnicodeAttribute(hash_key=True)  # "<tenant_id>#<status>"
+    user_id = UnicodeAttribute(range_key=True)
+
+
+class PortalUser(Model):
+    """A customer portal user: one per email per tenant, holding grants on several customer records."""
+    Meta = _meta("portal-users")
+    tenant_id = UnicodeAttribute(hash_key=True)
+    user_id = UnicodeAttribute(range_key=True)
+    email = UnicodeAttribute()
+    status = UnicodeAttribute(default="invited")  # invited | active | disabled
+    status_key = UnicodeAttribute()
+    by_status = StatusIndex()
+    grants = ListAttribute(of=Grant, default=list)
+    password_hash = UnicodeAttribute(null=True)
+    password_set_at = NumberAttribute(null=True)
+    invitation_token_hash = UnicodeAttribute(null=True)
+    last_sent_at = NumberAttribute(null=True)
+    delivery_problem = UnicodeAttribute(null=True)
+    created_at = NumberAttribute(default=now)
+    updated_at = NumberAttribute(default=now)
+    version = VersionAttribute()
+
+
+class Token(Model):
+    """A single-use token, stored by its SHA-256 only. `used_at` is set by one conditional write."""
+    Meta = _meta("tokens")
+    token_hash = UnicodeAttribute(hash_key=True)
+    kind = UnicodeAttribute()  # invitation | portal_reset | staff_invite | staff_reset | password_change | …
+    tenant_id = UnicodeAttribute()
+    subject_id = UnicodeAttribute()
+    expires_at = NumberAttribute()
+    ttl = NumberAttribute()
+    used_at = NumberAttribute(null=True)
+    data = MapAttribute(default=dict)
+    created_at = NumberAttribute(default=now)
+
+
+class Job(Model):
+    Meta = _meta("jobs")
+    tenant_id = UnicodeAttribute(hash_key=True)
+    job_id = UnicodeAttribute(range_key=True)
+    kind = UnicodeAttribute()
+    status = UnicodeAttribute(default="running")
+    summary = MapAttribute(default=dict)
+    created_at = NumberAttribute(default=now)
+    updated_at = NumberAttribute(default=now)
+
+
+class AuditEvent(Model):
+    """Who did what to whom, when, from where. Never holds a password, token or code."""
+    Meta = _meta("audit")
+    tenant_id = UnicodeAttribute(hash_key=True)
+    event_id = UnicodeAttribute(range_key=True)  # "<ms timestamp>#<random>": sorts by time
+    at = NumberAttribute()
+    action = UnicodeAttribute()
+    actor = UnicodeAttribute(null=True)
+    target = UnicodeAttribute(null=True)
+    ip = UnicodeAttribute(null=True)
+    details = MapAttribute(default=dict)
+
+
+class Counter(Model):
+    """Failure counters and rate limits (sign-in lockout, throttles), expiring with TTL."""
+    Meta = _meta("counters")
+    counter_key = UnicodeAttribute(hash_key=True)
+    count = NumberAttribute(default=0)
+    window_start = NumberAttribute(default=now)
+    locked_until = NumberAttribute(default=0)
+    lockouts = NumberAttribute(default=0)
+    ttl = NumberAttribute()
+
+
+ALL_MODELS = (Tenant, Person, Claim, Customer, Location, Contact, RecordEmail, PortalUser, Token, Job,
+              AuditEvent, Counter)
+
+
+def transaction():
+    """A DynamoDB transaction (all its writes happen or none); uniqueness claims ride in these."""
+    from pynamodb.connection import Connection
+    from pynamodb.transactions import TransactWrite
+    return TransactWrite(connection=Connection(region=config.region()))
