@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# chalice package needs a region even though it calls no AWS API
+export AWS_DEFAULT_REGION ?= us-east-1
 
 .PHONY: run test package install clean
 

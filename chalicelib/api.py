@@ -215,12 +215,15 @@ class Api:
                         request.headers.get("user-agent"), request_id)
             result = fn(call, **path_params)
         except ApiError as err:
-            if err.status >= 500:
-                logger.error("request failed", extra={"code": err.code, "path": spec.path})
+            # The route template, never the concrete path or body: those may carry tokens or passwords.
+            logger.info("request refused", extra={"route": f"{spec.method} {spec.path}", "status": err.status,
+                                                   "code": err.code})
             return error_response(err)
         if isinstance(result, Response):
             return result
         reply = result if isinstance(result, Reply) else Reply(result, spec.status)
+        logger.info("request served", extra={"route": f"{spec.method} {spec.path}", "status": reply.status,
+                                             "tenant_id": principal.tenant_id if principal else None})
         return Response(body=_jsonable(reply.body), status_code=reply.status,
                         headers={"Content-Type": "application/json", "Cache-Control": "no-store", **reply.headers})
 

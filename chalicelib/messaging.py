@@ -67,7 +67,7 @@ def deliver(message: dict) -> dict:
 
 
 @lru_cache(maxsize=1)
-def _deliver_once():
+def _idempotency():
     from aws_lambda_powertools.utilities.idempotency import (DynamoDBPersistenceLayer, IdempotencyConfig,
                                                              idempotent_function)
     layer = DynamoDBPersistenceLayer(table_name=config.table_name("idempotency"),
@@ -77,11 +77,14 @@ def _deliver_once():
     @idempotent_function(data_keyword_argument="message", persistence_store=layer, config=settings)
     def deliver_once(message: dict) -> dict:
         return deliver(message)
-    return deliver_once
+    return settings, deliver_once
 
 
-def deliver_once(message: dict) -> dict:
-    return _deliver_once()(message=message)
+def deliver_once(message: dict, lambda_context=None) -> dict:
+    settings, once = _idempotency()
+    if lambda_context is not None:
+        settings.register_lambda_context(lambda_context)
+    return once(message=message)
 
 
 def _write_outbox(message: dict) -> None:

@@ -12,7 +12,7 @@ def handle_batch(raw_event: dict, context) -> dict:
     def deliver(record) -> None:
         message = json.loads(record.body)
         try:
-            messaging.deliver_once(message)
+            messaging.deliver_once(message, context)
         except Exception as exc:
             # The reason travels with the retry and the DLQ message's logs; the message body holds no secret
             # beyond the link it exists to deliver, and the link is never logged.
@@ -21,4 +21,5 @@ def handle_batch(raw_event: dict, context) -> dict:
             raise
 
     return process_partial_response(event=raw_event, record_handler=deliver,
-                                    processor=BatchProcessor(event_type=EventType.SQS), context=context)
+                                    processor=BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False),
+                                    context=context)

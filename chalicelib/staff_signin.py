@@ -28,9 +28,14 @@ def access_token(person: Person) -> dict:
 
 
 def _change_token(person: Person, reason: str) -> str:
-    # pwd_at ties the token to the password it was issued for: once the password changes it is dead.
+    # pwd ties the token to the password it was issued for: once the password changes, the token is dead.
     return keys.sign({"sub": person.person_id, "tid": person.tenant_id, "typ": "password_change",
-                      "reason": reason, "pwd_at": person.password_set_at or 0}, CHANGE_TOKEN_SECONDS)
+                      "reason": reason, "pwd": _password_fingerprint(person)}, CHANGE_TOKEN_SECONDS)
+
+
+def _password_fingerprint(person: Person) -> str:
+    import hashlib
+    return hashlib.sha256((person.password_hash or "").encode()).hexdigest()[:16]
 
 
 def password_expired(person: Person) -> bool:
@@ -67,7 +72,7 @@ def change_password(principal: Principal, current_password: str | None, new_pass
                     new_username: str | None, ip: str | None) -> dict:
     person = people.get(principal.tenant_id, principal.subject)
     if principal.kind == "password_change":
-        if principal.claims.get("pwd_at") != (person.password_set_at or 0):
+        if principal.claims.get("pwd") != _password_fingerprint(person):
             raise ApiError(401, "token_used", "This change link was already used; sign in again.")
         if principal.claims.get("reason") == "admin_set" and not new_username:
             raise ApiError(400, "username_required", "Choose your own username as well.", field="new_username")

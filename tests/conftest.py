@@ -129,3 +129,23 @@ def tenant(http):
 @pytest.fixture
 def other_tenant(http):
     return make_tenant(http, name="Other Heating")
+
+
+class LambdaContext:
+    """What the Lambda runtime passes handlers (Powertools reads these fields)."""
+    function_name = "portal-access-local"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:portal-access-local"
+    aws_request_id = "00000000-0000-0000-0000-000000000000"
+    log_group_name = log_stream_name = "local"
+
+    @staticmethod
+    def get_remaining_time_in_millis():
+        return 300_000
+
+
+SCHEDULED_EVENT = {"version": "0", "id": "1", "detail-type": "Scheduled Event", "source": "aws.events",
+                   "account": "123456789012", "time": "2026-01-01T00:00:00Z", "region": "us-east-1",
+                   "resources": ["arn:aws:events:us-east-1:123456789012:rule/portal-access-local-run_schedule"],
+                   "detail": {}}

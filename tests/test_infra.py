@@ -1,0 +1,189 @@
+"""infra/template.json, the IAM policies and the local stack built from the template agree with each other
+and with chalicelib.config: one source of truth for names and key schemas."""
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import unquote_plus
+
+import pytest
+
+from chalicelib import config
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE_PATH = ROOT / "infra" / "template.json"
+TEMPLATE = json.loads(TEMPLATE_PATH.read_text())
+CFN_LINT = Path(sys.executable).with_name("cfn-lint")  # cfnlint has no `python -m` entry point
+STAGE = "infratest"  # its own names, so nothing else in the moto process collides
+
+
+def of_type(rtype: str) -> dict:
+    return {lid: r["Properties"] for lid, r in TEMPLATE["Resources"].items() if r["Type"] == rtype}
+
+
+def sub_names(rtype: str, prop: str) -> set[str]:
+    """The `<short>` of every `portal-access-${Stage}-<short>` name of that resource type."""
+    prefix = "portal-access-${Stage}-"
+    return {p[prop]["Fn::Sub"][len(prefix):] for p in of_type(rtype).values()
+            if p[prop]["Fn::Sub"].startswith(prefix)}
+
+
+def template_table(short: str) -> dict:
+    return next(p for p in of_type("AWS::DynamoDB::Table").values()
+                if p["TableName"]["Fn::Sub"].endswith(f"-{short}"))
+
+
+@pytest.fixture
+def moto(monkeypatch):
+    from moto.server import ThreadedMotoServer
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    for key, value in {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",
+                       "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+                       "AWS_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(key, value)
+    for key in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "PORTAL_UPLOADS_BUCKET"):
+        monkeypatch.delenv(key, raising=False)
+    yield endpoint
+    server.stop()
+
+
+def receive_all(sqs, url: str, until, timeout: float = 10.0) -> list[dict]:
+    """Bodies of the queue's messages, read until `until(bodies)` holds or the timeout passes."""
+    bodies, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline and not until(bodies):
+        for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
+            bodies.append(json.loads(m["Body"]))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    return bodies
+
+
+def test_local_stack_is_built_from_the_template(moto):
+    import boto3
+    from chalicelib.local.resources import create_all
+
+    first = create_all(stage=STAGE)
+    secrets = boto3.client("secretsmanager")
+    secret_name = f"portal-access/{STAGE}/signing-keys"
+    assert json.loads(secrets.get_secret_value(SecretId=secret_name)["SecretString"]) == \
+        {"active_kid": None, "keys": []}
+    secrets.put_secret_value(SecretId=secret_name, SecretString='{"active_kid": "k1", "keys": ["x"]}')
+    second = create_all(stage=STAGE, uploads_bucket=f"portal-access-{STAGE}-uploads")
+    assert first == second  # a second run is harmless and reports the same resources
+    assert json.loads(secrets.get_secret_value(SecretId=secret_name)["SecretString"])["active_kid"] == "k1"
+
+    ddb = boto3.client("dynamodb")
+    assert set(second["tables"]) == set(config.TABLES)
+    for short in config.TABLES:
+        want = template_table(short)
+        desc = ddb.describe_table(TableName=f"portal-access-{STAGE}-{short}")["Table"]
+        assert desc["KeySchema"] == want["KeySchema"], short
+        assert {a["AttributeName"]: a["AttributeType"] for a in desc["AttributeDefinitions"]} == \
+            {a["AttributeName"]: a["AttributeType"] for a in want["AttributeDefinitions"]}, short
+        assert {g["IndexName"]: g["KeySchema"] for g in desc.get("GlobalSecondaryIndexes", [])} == \
+            {g["IndexName"]: g["KeySchema"] for g in want.get("GlobalSecondaryIndexes", [])}, short
+        ttl = ddb.describe_time_to_live(TableName=desc["TableName"])["TimeToLiveDescription"]
+        if "TimeToLiveSpecification" in want:
+            assert ttl == {"TimeToLiveStatus": "ENABLED",
+                           "AttributeName": want["TimeToLiveSpecification"]["AttributeName"]}, short
+    assert template_table("idempotency")["TimeToLiveSpecification"]["AttributeName"] == "expiration"
+
+    sqs = boto3.client("sqs")
+    for short in config.QUEUES:
+        attrs = sqs.get_queue_attributes(QueueUrl=second["queues"][short], AttributeNames=["All"])["Attributes"]
+        redrive = json.loads(attrs["RedrivePolicy"])
+        assert redrive["deadLetterTargetArn"].endswith(f":portal-access-{STAGE}-{short}-dlq")
+        assert int(redrive["maxReceiveCount"]) == 5
+    bulk_url = second["queues"]["bulk-invites"]
+    bulk_arn = sqs.get_queue_attributes(QueueUrl=bulk_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    assert sqs.get_queue_attributes(QueueUrl=bulk_url, AttributeNames=["VisibilityTimeout"])[
+        "Attributes"]["VisibilityTimeout"] == "5400"
+
+    s3 = boto3.client("s3")
+    bucket = second["bucket"]
+    assert bucket == f"portal-access-{STAGE}-uploads"
+    [notification] = s3.get_bucket_notification_configuration(Bucket=bucket)["QueueConfigurations"]
+    assert notification["QueueArn"] == bulk_arn
+    assert notification["Events"] == ["s3:ObjectCreated:*"]
+    assert notification["Filter"]["Key"]["FilterRules"] == [{"Name": "prefix", "Value": "bulk-invites/"}]
+
+    s3.put_object(Bucket=bucket, Key="elsewhere/x.csv", Body=b"a@example.com\n")
+    s3.put_object(Bucket=bucket, Key="bulk-invites/demo/x.csv", Body=b"a@example.com\n")
+    bodies = receive_all(sqs, bulk_url, until=lambda got: any("Records" in b for b in got))
+    # Setting the notification sends one s3:TestEvent (the handler skips it); the second run did not re-send.
+    assert [b for b in bodies if b.get("Event") == "s3:TestEvent"] == \
+        [{"Service": "Amazon S3", "Event": "s3:TestEvent", "Time": bodies[0]["Time"], "Bucket": bucket}]
+    records = [r for b in bodies for r in b.get("Records", [])]
+    # Event keys are URL-encoded (moto even encodes "/" as %2F): handlers must unquote_plus them.
+    assert [(r["eventName"], r["s3"]["bucket"]["name"], unquote_plus(r["s3"]["object"]["key"]))
+            for r in records] == [("ObjectCreated:Put", bucket, "bulk-invites/demo/x.csv")]
+
+    ses = boto3.client("ses")
+    verified = ses.list_identities()["Identities"]
+    assert config.sender_email() in verified and "portal-access.example" in verified
+    assert ses.describe_configuration_set(ConfigurationSetName=f"portal-access-{STAGE}-email")
+    assert second["topic_arn"].endswith(f":portal-access-{STAGE}-ses-events")
+    assert second["secret"] == secret_name
+
+
+def test_template_is_cfn_lint_clean():
+    result = subprocess.run([str(CFN_LINT), str(TEMPLATE_PATH)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_template_names_match_config_and_policies_are_least_privilege():
+    assert set(config.TABLES) == sub_names("AWS::DynamoDB::Table", "TableName")
+    queues = sub_names("AWS::SQS::Queue", "QueueName")
+    assert queues == set(config.QUEUES) | {f"{q}-dlq" for q in config.QUEUES}
+    assert TEMPLATE["Parameters"]["Stage"]["Default"] == "prod"
+    assert TEMPLATE["Parameters"]["UploadsBucketName"]["Default"] == config.resource_name("uploads", "prod")
+    for props in of_type("AWS::DynamoDB::Table").values():
+        assert props["BillingMode"] == "PAY_PER_REQUEST"
+        assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+        assert props["SSESpecification"] == {"SSEEnabled": True}
+        assert {a["AttributeType"] for a in props["AttributeDefinitions"]} == {"S"}
+
+    # Gateway errors speak the app's envelope (messageString is already a quoted JSON string).
+    responses = {p["ResponseType"]: p for p in of_type("AWS::ApiGateway::GatewayResponse").values()}
+    assert {"MISSING_AUTHENTICATION_TOKEN", "DEFAULT_4XX", "DEFAULT_5XX"} <= set(responses)
+    for rtype, props in responses.items():
+        assert props["RestApiId"] == {"Ref": "RestAPI"}
+        body = props["ResponseTemplates"]["application/json"].replace("$context.error.messageString", '"m"')
+        assert set(json.loads(body)["error"]) == {"code", "message"}, rtype
+    assert responses["MISSING_AUTHENTICATION_TOKEN"]["StatusCode"] == "404"
+    assert '"not_found"' in responses["MISSING_AUTHENTICATION_TOKEN"]["ResponseTemplates"]["application/json"]
+    assert '"internal_error"' in responses["DEFAULT_5XX"]["ResponseTemplates"]["application/json"]
+
+    # Every action must exist (cfn-lint's IAM action list) and none may be a wildcard.
+    import cfnlint
+    known = json.loads((Path(cfnlint.__file__).parent / "data" / "AdditionalSpecs" / "Policies.json").read_text())
+    for stage in ("dev", "prod"):
+        policy = json.loads((ROOT / ".chalice" / f"policy-{stage}.json").read_text())
+        actions = [a for s in policy["Statement"] for a in
+                   ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])]
+        assert all(s["Effect"] == "Allow" and "NotAction" not in s for s in policy["Statement"])
+        for action in actions:
+            service, _, name = action.partition(":")
+            assert "*" not in action, action
+            assert name.lower() in known[service]["Actions"], action
+        resources = json.dumps([s["Resource"] for s in policy["Statement"]])
+        assert f"portal-access-{stage}-" in resources and f"portal-access/{stage}/signing-keys" in resources
+        other = "prod" if stage == "dev" else "dev"
+        assert f"portal-access-{other}-" not in resources
+
+
+@pytest.mark.package
+@pytest.mark.skipif(not (ROOT / "app.py").exists(), reason="needs app.py")
+def test_make_package_builds_a_lint_clean_template():
+    env = {**os.environ, "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
+    env.pop("AWS_ENDPOINT_URL", None)
+    result = subprocess.run(["make", "package"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    # The Makefile's last step is cfn-lint on the merged SAM template: exit 0 means it passed.
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    sam = json.loads((ROOT / "build" / "package" / "sam.json").read_text())
+    assert sam["Resources"]["RestAPI"]["Type"] == "AWS::Serverless::Api"  # what the GatewayResponses Ref
+    assert set(TEMPLATE["Resources"]) <= set(sam["Resources"])
