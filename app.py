@@ -170,6 +170,10 @@ def patch_contact(call, contact_id):
     return directory.patch_contact(call.tenant_id, contact_id, call.body)
 
 
+# --- customer portal: invitations, bulk invitations, portal users (admin) ----------------------------------
+
+# --- staff accounts: people, invitations, admin-set and temporary passwords, recovery -----------------------
+
 api.add_method_not_allowed()
 
 

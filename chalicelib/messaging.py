@@ -3,12 +3,14 @@ queue (batches of 10) and the send-queue handler delivers each one exactly once 
 on the message id), so a bulk run respects SES's rate and survives throttling by redelivery.
 
 On the local stack every delivered message is also written to the outbox as one JSON file."""
+import html
 import json
 import os
 import time
 import uuid
 from functools import lru_cache
 from pathlib import Path
+from string import Template
 
 from chalicelib import config
 from chalicelib.observability import logger
@@ -17,9 +19,37 @@ SEND_BATCH = 10
 
 
 def email(tenant_id: str, to: str, subject: str, body: str, links: list[str] | None = None,
-          message_id: str | None = None) -> dict:
+          message_id: str | None = None, html: str | None = None) -> dict:
     return {"message_id": message_id or uuid.uuid4().hex, "tenant_id": tenant_id, "channel": "email", "to": to,
-            "subject": subject, "body": body, "links": links or []}
+            "subject": subject, "body": body, "html": html, "links": links or []}
+
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+@lru_cache(maxsize=None)
+def _template(filename: str) -> Template | None:
+    path = TEMPLATES / filename
+    return Template(path.read_text()) if path.exists() else None
+
+
+def render_email(tenant_id: str, to: str, template: str, links: list[str], message_id: str | None = None,
+                 **values: str) -> dict:
+    """templates/<template>.txt: first line `Subject: …`, a blank line, then the text body;
+    templates/<template>.html (optional) gets the same values, HTML-escaped. No tracking pixels, no remote
+    images: the HTML is self-contained."""
+    text = _template(f"{template}.txt").substitute(values)
+    subject_line, _, body = text.partition("\n\n")
+    html_template = _template(f"{template}.html")
+    html_body = html_template.substitute({k: html.escape(str(v)) for k, v in values.items()}) \
+        if html_template else None
+    return email(tenant_id, to, subject_line.removeprefix("Subject:").strip(), body.strip() + "\n", links,
+                 message_id, html_body)
+
+
+def render_sms(tenant_id: str, to: str, template: str, links: list[str], message_id: str | None = None,
+               **values: str) -> dict:
+    return sms(tenant_id, to, _template(f"{template}.sms.txt").substitute(values).strip(), links, message_id)
 
 
 def sms(tenant_id: str, to: str, body: str, links: list[str] | None = None, message_id: str | None = None) -> dict:
@@ -54,7 +84,9 @@ def deliver(message: dict) -> dict:
     if message["channel"] == "email":
         result = config.client("ses").send_email(
             Source=config.sender_email(), Destination={"ToAddresses": [message["to"]]},
-            Message={"Subject": {"Data": message["subject"]}, "Body": {"Text": {"Data": message["body"]}}},
+            Message={"Subject": {"Data": message["subject"]},
+                     "Body": {"Text": {"Data": message["body"]},
+                              **({"Html": {"Data": message["html"]}} if message.get("html") else {})}},
             ConfigurationSetName=config.ses_configuration_set(),
             Tags=[{"Name": "tenant", "Value": message["tenant_id"]}])
         provider_id = result["MessageId"]

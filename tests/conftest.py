@@ -149,3 +149,41 @@ SCHEDULED_EVENT = {"version": "0", "id": "1", "detail-type": "Scheduled Event", 
                    "account": "123456789012", "time": "2026-01-01T00:00:00Z", "region": "us-east-1",
                    "resources": ["arn:aws:events:us-east-1:123456789012:rule/portal-access-local-run_schedule"],
                    "detail": {}}
+
+
+def drain(app):
+    """Receives what is on the send queue and hands it to the handler in the shape Lambda uses."""
+    from chalicelib import config
+    sqs = config.client("sqs")
+    url = sqs.get_queue_url(QueueName=config.queue_name("send"))["QueueUrl"]
+    records = []
+    while True:
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
+                                  AttributeNames=["All"]).get("Messages", [])
+        if not got:
+            break
+        for m in got:
+            records.append({"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+                            "attributes": m.get("Attributes", {}), "messageAttributes": {},
+                            "md5OfBody": m["MD5OfBody"], "eventSource": "aws:sqs",
+                            "eventSourceARN": f"arn:aws:sqs:us-east-1:123456789012:{config.queue_name('send')}",
+                            "awsRegion": "us-east-1"})
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    event = {"Records": records}
+    return event, app.on_send_message(event, LambdaContext())
+
+
+def outbox_for(address):
+    """Messages delivered to an address, oldest first."""
+    out = []
+    from pathlib import Path
+    for path in sorted(Path(os.environ["PORTAL_OUTBOX_DIR"]).glob("*.json")):  # names start with time_ns
+        data = json.loads(path.read_text())
+        if data["to"] == address:
+            out.append(data)
+    return out
+
+
+def links_to(address, needle=""):
+    """Every link sent to an address (oldest first), optionally only those containing needle."""
+    return [link for m in outbox_for(address) for link in m["links"] if needle in link]

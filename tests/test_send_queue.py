@@ -5,37 +5,7 @@ import os
 from pathlib import Path
 
 from chalicelib import config, messaging
-from conftest import LambdaContext
-
-
-def drain(app):
-    """Receives what is on the send queue and hands it to the handler in the shape Lambda uses."""
-    sqs = config.client("sqs")
-    url = sqs.get_queue_url(QueueName=config.queue_name("send"))["QueueUrl"]
-    records = []
-    while True:
-        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
-                                  AttributeNames=["All"]).get("Messages", [])
-        if not got:
-            break
-        for m in got:
-            records.append({"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
-                            "attributes": m.get("Attributes", {}), "messageAttributes": {},
-                            "md5OfBody": m["MD5OfBody"], "eventSource": "aws:sqs",
-                            "eventSourceARN": f"arn:aws:sqs:us-east-1:123456789012:{config.queue_name('send')}",
-                            "awsRegion": "us-east-1"})
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
-    event = {"Records": records}
-    return event, app.on_send_message(event, LambdaContext())
-
-
-def outbox_for(address):
-    out = []
-    for path in Path(os.environ["PORTAL_OUTBOX_DIR"]).glob("*.json"):
-        data = json.loads(path.read_text())
-        if data["to"] == address:
-            out.append(data)
-    return out
+from conftest import LambdaContext, drain, outbox_for
 
 
 def test_messages_are_delivered_once_and_written_to_the_outbox(app):
