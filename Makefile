@@ -10,7 +10,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 
 $(STAMP): pyproject.toml requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "pip<26.3"  # chalice 1.34 pins pip<26.3
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 

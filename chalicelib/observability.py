@@ -1,8 +1,12 @@
 """Powertools Logger (JSON, correlation id per request), Metrics and Tracer, shared by every handler."""
 import os
+import warnings
 from functools import lru_cache
 
 from aws_lambda_powertools import Logger, Metrics
+
+# A handler that published no metric (most requests) is normal here, not worth a warning per invocation.
+warnings.filterwarnings("ignore", "No application metrics to publish")
 
 logger = Logger()
 metrics = Metrics()
