@@ -5,7 +5,7 @@ from typing import Annotated
 from chalice import Chalice, Rate
 from pydantic import BaseModel, ConfigDict, Field
 
-from chalicelib import config, directory, observability, openapi, staff_signin
+from chalicelib import bulk_invites, config, directory, invitations, observability, openapi, staff_signin
 from chalicelib.api import Admin, Api, PasswordChange, Public, Staff, chalice_error_to_envelope
 from chalicelib.directory import (ContactCreate, ContactOut, ContactPage, ContactPatch, CustomerCreate,
                                   CustomerOut, CustomerPage, CustomerPatch, LocationCreate, LocationOut,
@@ -17,6 +17,7 @@ observability.register(app)
 api = Api(app)
 
 DIRECTORY = Admin("directory:manage")
+PORTAL_ADMIN = Admin("portal:manage")
 PAGING = {"limit": "Page size, 1-100 (default 50)", "cursor": "next_cursor of the previous page"}
 Short = Annotated[str, Field(min_length=1, max_length=256)]
 
@@ -145,11 +146,11 @@ def patch_location(call, location_id):
     return directory.patch_location(call.tenant_id, location_id, call.body)
 
 
-@api.route("/v1/customers/{customer_id}/contacts", "POST", DIRECTORY, body=ContactCreate, response=ContactOut,
-           status=201)
+@api.route("/v1/customers/{customer_id}/contacts", "POST", DIRECTORY, body=ContactCreate,
+           response=invitations.ContactWithInvite, status=201)
 def create_contact(call, customer_id):
-    """Add a contact to a customer."""
-    return directory.contact_out(directory.create_contact(call.tenant_id, customer_id, call.body))
+    """Add a contact to a customer; with send_portal_invite, invite them to the portal too."""
+    return invitations.create_contact(call.tenant_id, customer_id, call.body, call.actor, call.ip)
 
 
 @api.route("/v1/customers/{customer_id}/contacts", "GET", DIRECTORY, response=ContactPage, query=PAGING)
@@ -172,12 +173,192 @@ def patch_contact(call, contact_id):
 
 # --- customer portal: invitations, bulk invitations, portal users (admin) ----------------------------------
 
+@api.route("/v1/portal/invitations", "POST", PORTAL_ADMIN, body=invitations.InvitationCreate,
+           response=invitations.PortalUserOut, status=202)
+def invite_to_portal(call):
+    """Invite an email on a customer or location record (again = resend, replacing the previous link)."""
+    return invitations.invite(call.tenant_id, call.body, call.actor, call.ip)
+
+
+@api.route("/v1/portal/users", "GET", PORTAL_ADMIN, response=invitations.PortalUserPage,
+           query={**PAGING, "status": "invited | active | disabled", "customer_id": "users with a grant on it"})
+def list_portal_users(call):
+    """Portal users with status, grants, last sent and delivery problems."""
+    return invitations.list_users(call.tenant_id, call.query)
+
+
+@api.route("/v1/portal/users/{user_id}", "GET", PORTAL_ADMIN, response=invitations.PortalUserOut)
+def get_portal_user(call, user_id):
+    """One portal user."""
+    return invitations.user_out(invitations.get_user(call.tenant_id, user_id))
+
+
+@api.route("/v1/portal/users/{user_id}", "PATCH", PORTAL_ADMIN, body=invitations.PortalUserPatch,
+           response=invitations.PortalUserOut)
+def patch_portal_user(call, user_id):
+    """Change a portal user's grants, or disable / enable them."""
+    return invitations.patch_user(call.tenant_id, user_id, call.body, call.actor, call.ip)
+
+
+@api.route("/v1/portal/users/{user_id}/resend-invitation", "POST", PORTAL_ADMIN,
+           response=invitations.PortalUserOut, status=202)
+def resend_portal_invitation(call, user_id):
+    """Send the invitation again; the previous link stops working."""
+    return invitations.resend(call.tenant_id, user_id, call.actor, call.ip)
+
+
+@api.route("/v1/portal/bulk-invites/upload-url", "POST", PORTAL_ADMIN, body=bulk_invites.UploadUrlRequest,
+           response=bulk_invites.UploadUrl, status=201)
+def bulk_invite_upload_url(call):
+    """A pre-signed PUT for a CSV of emails, bound to the caller's business."""
+    return bulk_invites.upload_url(call.tenant_id, call.body, call.actor)
+
+
+@api.route("/v1/portal/bulk-invites", "GET", PORTAL_ADMIN, response=bulk_invites.BulkJobPage, query=PAGING)
+def list_bulk_invites(call):
+    """Bulk invitation runs, newest first, with their counts."""
+    return bulk_invites.list_jobs(call.tenant_id, call.query)
+
+
+@api.route("/v1/portal/bulk-invites/{job_id}", "GET", PORTAL_ADMIN, response=bulk_invites.BulkJob)
+def get_bulk_invite(call, job_id):
+    """One bulk invitation run: status, counts, report location."""
+    return bulk_invites.get_job(call.tenant_id, job_id)
+
+
 # --- staff accounts: people, invitations, admin-set and temporary passwords, recovery -----------------------
+
+from chalicelib import staff_accounts, staff_recovery  # noqa: E402  (kept in this section: one owner per section)
+from chalicelib.staff_accounts import (AcceptInvite, AccountCreate, AuditPage, BulkOut, BulkRequest,  # noqa: E402
+                                       InviteOut, PersonCreate, PersonOut, PersonPage, PersonPatch, ResetLinkOut,
+                                       SendOptions, TemporaryPasswordBody, TemporaryPasswordOut)
+from chalicelib.staff_recovery import (CodeSent, CompleteReset, ResetDone, ResetStart, ResetStarted,  # noqa: E402
+                                       ResetToken, SendCode, VerifyCode)
+
+ACCOUNTS = Admin("accounts:manage")
+
+
+@api.route("/v1/people", "POST", ACCOUNTS, body=PersonCreate, response=PersonOut, status=201)
+def create_person(call):
+    """Add an employee (unique email) or technician (unique email or mobile); no account yet."""
+    return staff_accounts.create_person(call.principal, call.body, call.ip)
+
+
+@api.route("/v1/people", "GET", ACCOUNTS, response=PersonPage,
+           query={**PAGING, "status": "no_account | invited | active | locked | disabled | password_expired",
+                  "kind": "employee | technician"})
+def list_people(call):
+    """Employees and technicians with their account status, a page at a time."""
+    return staff_accounts.list_people(call.tenant_id, call.query)
+
+
+@api.route("/v1/people/{person_id}", "GET", ACCOUNTS, response=PersonOut)
+def get_person(call, person_id):
+    """One person and their account status."""
+    return staff_accounts.get_person(call.tenant_id, person_id)
+
+
+@api.route("/v1/people/{person_id}", "PATCH", ACCOUNTS, body=PersonPatch, response=PersonOut)
+def patch_person(call, person_id):
+    """Change a person's details, role or permissions; disable or enable their account."""
+    return staff_accounts.patch_person(call.principal, person_id, call.body, call.ip)
+
+
+@api.route("/v1/people/{person_id}/invite", "POST", ACCOUNTS, body=SendOptions, response=InviteOut, status=202)
+def invite_person(call, person_id):
+    """Send an account invitation by email, or SMS when there is only a mobile (replaces an earlier link)."""
+    return staff_accounts.invite(call.principal, person_id, call.body, call.ip)
+
+
+@api.route("/v1/people/{person_id}/account", "POST", ACCOUNTS, body=AccountCreate, response=PersonOut, status=201)
+def create_person_account(call, person_id):
+    """Create the account with a username and password; the first sign-in demands new ones."""
+    return staff_accounts.create_account(call.principal, person_id, call.body, call.ip)
+
+
+@api.route("/v1/people/{person_id}/password-reset-link", "POST", ACCOUNTS, body=SendOptions,
+           response=ResetLinkOut, status=202)
+def send_password_reset_link(call, person_id):
+    """Send a password reset link by email or SMS (replaces an earlier link)."""
+    return staff_accounts.send_reset_link(call.principal, person_id, call.body, call.ip)
+
+
+@api.route("/v1/people/{person_id}/temporary-password", "POST", ACCOUNTS, body=TemporaryPasswordBody,
+           response=TemporaryPasswordOut, status=201)
+def set_temporary_password(call, person_id):
+    """Set a temporary password valid 60 minutes (generated and shown once unless given)."""
+    return staff_accounts.set_temporary_password(call.principal, person_id, call.body, call.ip)
+
+
+@api.route("/v1/people/bulk-invite", "POST", ACCOUNTS, body=BulkRequest, response=BulkOut)
+def bulk_invite_people(call):
+    """Invite all or selected people without an account (type dry_run lists who would be contacted)."""
+    return staff_accounts.bulk(call.principal, "invite", call.body, call.ip)
+
+
+@api.route("/v1/people/bulk-password-reset", "POST", ACCOUNTS, body=BulkRequest, response=BulkOut)
+def bulk_reset_people(call):
+    """Send password reset links to all or selected people with an account (or a dry run)."""
+    return staff_accounts.bulk(call.principal, "password_reset", call.body, call.ip)
+
+
+@api.route("/v1/people/bulk-jobs/{job_id}", "GET", ACCOUNTS, response=BulkOut)
+def get_people_bulk_job(call, job_id):
+    """One bulk invitation or reset run with every person's outcome."""
+    return staff_accounts.get_bulk_job(call.tenant_id, job_id)
+
+
+@api.route("/v1/people/{person_id}/audit", "GET", ACCOUNTS, response=AuditPage, query=PAGING)
+def person_audit(call, person_id):
+    """What was done by or to this person, newest first."""
+    return staff_accounts.person_audit(call.tenant_id, person_id, call.query)
+
+
+@api.route("/v1/staff/accept-invite", "POST", Public(), body=AcceptInvite, response=AccessToken)
+def staff_accept_invite(call):
+    """Accept an invitation: choose a username (default: your email) and a password; signs you in."""
+    return staff_accounts.accept_invite(call.body, call.ip)
+
+
+@api.route("/v1/staff/password-reset/start", "POST", Public(), body=ResetStart, response=ResetStarted, status=202)
+def staff_reset_start(call):
+    """Forgot password: name the account by username, email or mobile (same answer if it does not exist)."""
+    return staff_recovery.start(call.body, call.ip)
+
+
+@api.route("/v1/staff/password-reset/send-code", "POST", Public(), body=SendCode, response=CodeSent, status=202)
+def staff_reset_send_code(call):
+    """Send an 8-character, case-sensitive code (valid 10 minutes) by email or SMS."""
+    return staff_recovery.send_code(call.body, call.ip)
+
+
+@api.route("/v1/staff/password-reset/verify", "POST", Public(), body=VerifyCode, response=ResetToken)
+def staff_reset_verify(call):
+    """Check the code (5 tries per reset); the answer holds the token that sets the new password."""
+    return staff_recovery.verify(call.body, call.ip)
+
+
+@api.route("/v1/staff/password-reset/complete", "POST", Public(), body=CompleteReset, response=ResetDone)
+def staff_reset_complete(call):
+    """Choose the new password, with the reset token from verify or from an admin-sent reset link."""
+    return staff_recovery.complete(call.body, call.ip)
+
 
 api.add_method_not_allowed()
 
 
 # --- events -------------------------------------------------------------------------------------------------
+
+@app.on_sqs_message(queue=config.queue_name("bulk-invites"), batch_size=1)
+def on_bulk_invite_upload(event):
+    return bulk_invites.handle_batch(event.to_dict(), event.context)
+
+
+@app.on_sns_message(topic=config.resource_name("ses-events"))
+def on_ses_event(event):
+    import json
+    return {"marked": invitations.record_delivery_problem(json.loads(event.message))}
+
 
 @app.on_sqs_message(queue=config.queue_name("send"), batch_size=10)
 def on_send_message(event):
@@ -185,7 +366,7 @@ def on_send_message(event):
     return sender.handle_batch(event.to_dict(), event.context)
 
 
-@app.schedule(Rate(15, unit=Rate.MINUTES))
+@app.schedule(Rate(5, unit=Rate.MINUTES))
 def run_schedule(event):
     from chalicelib import expiry
     return expiry.run()

@@ -55,6 +55,7 @@ class ContactCreate(Strict):
     name: Name
     email: Email | None = None
     phone: Phone | None = None
+    send_portal_invite: bool = False
 
 
 class ContactPatch(Strict):
@@ -161,7 +162,7 @@ def _index_emails(tx, tenant_id: str, ref: str, old: list[str], new: list[str]) 
         tx.update(RecordEmail(tenant_id, email), actions=[RecordEmail.refs.delete({ref})])
 
 
-def _write(record, tenant_id: str, ref: str, old_emails: list[str], new_emails: list[str], *, create: bool):
+def _write(record, tenant_id: str, ref: str, old_emails: list[str], new_emails: list[str]):
     try:
         with transaction() as tx:
             _index_emails(tx, tenant_id, ref, old_emails, new_emails)
@@ -169,6 +170,11 @@ def _write(record, tenant_id: str, ref: str, old_emails: list[str], new_emails: 
     except TransactWriteError:
         raise ApiError(409, "edit_conflict", "Someone else changed this record at the same time; try again.") \
             from None
+    removed = set(old_emails) - set(new_emails)
+    if removed:  # a corrected email: invitations that rested on the old address stop working
+        from chalicelib import invitations
+        for email in removed:
+            invitations.email_removed_from_record(tenant_id, email, record.customer_id)
     return record
 
 
@@ -190,7 +196,7 @@ def get_customer(tenant_id: str, customer_id: str) -> Customer:
 def create_customer(tenant_id: str, body: CustomerCreate) -> CustomerOut:
     c = Customer(tenant_id, uuid.uuid4().hex, name=body.name, emails=_dedupe(body.emails), phones=body.phones,
                  billing_address=body.billing_address)
-    return customer_out(_write(c, tenant_id, f"customer:{c.customer_id}", [], c.emails, create=True))
+    return customer_out(_write(c, tenant_id, f"customer:{c.customer_id}", [], c.emails))
 
 
 def list_customers(tenant_id: str, query: dict) -> dict:
@@ -206,7 +212,7 @@ def patch_customer(tenant_id: str, customer_id: str, body: CustomerPatch) -> Cus
     for key, value in changes.items():
         setattr(c, key, _dedupe(value) if key == "emails" else value)
     c.updated_at = now()
-    return customer_out(_write(c, tenant_id, f"customer:{customer_id}", old, list(c.emails or []), create=False))
+    return customer_out(_write(c, tenant_id, f"customer:{customer_id}", old, list(c.emails or [])))
 
 
 # --- locations ----------------------------------------------------------------------------------------------
@@ -232,7 +238,7 @@ def create_location(tenant_id: str, customer_id: str, body: LocationCreate) -> L
     get_customer(tenant_id, customer_id)
     loc = Location(tenant_id, uuid.uuid4().hex, customer_id=customer_id, customer_key=f"{tenant_id}#{customer_id}",
                    name=body.name, address=body.address, emails=_dedupe(body.emails))
-    return location_out(_write(loc, tenant_id, _location_ref(loc), [], loc.emails, create=True))
+    return location_out(_write(loc, tenant_id, _location_ref(loc), [], loc.emails))
 
 
 def list_locations(tenant_id: str, customer_id: str, query: dict) -> dict:
@@ -248,7 +254,7 @@ def patch_location(tenant_id: str, location_id: str, body: LocationPatch) -> Loc
             raise ApiError(400, "invalid_request", "address cannot be empty.", field="address")
         setattr(loc, key, _dedupe(value) if key == "emails" else value)
     loc.updated_at = now()
-    return location_out(_write(loc, tenant_id, _location_ref(loc), old, list(loc.emails or []), create=False))
+    return location_out(_write(loc, tenant_id, _location_ref(loc), old, list(loc.emails or [])))
 
 
 # --- contacts -----------------------------------------------------------------------------------------------
@@ -273,7 +279,7 @@ def create_contact(tenant_id: str, customer_id: str, body: ContactCreate) -> Con
     get_customer(tenant_id, customer_id)
     c = Contact(tenant_id, uuid.uuid4().hex, customer_id=customer_id, customer_key=f"{tenant_id}#{customer_id}",
                 name=body.name, email=body.email, phone=body.phone)
-    return _write(c, tenant_id, _contact_ref(c), [], [c.email] if c.email else [], create=True)
+    return _write(c, tenant_id, _contact_ref(c), [], [c.email] if c.email else [])
 
 
 def list_contacts(tenant_id: str, customer_id: str, query: dict) -> dict:
@@ -289,7 +295,7 @@ def patch_contact(tenant_id: str, contact_id: str, body: ContactPatch) -> Contac
             raise ApiError(400, "invalid_request", "name cannot be empty.", field="name")
         setattr(c, key, value)
     c.updated_at = now()
-    return contact_out(_write(c, tenant_id, _contact_ref(c), old, [c.email] if c.email else [], create=False))
+    return contact_out(_write(c, tenant_id, _contact_ref(c), old, [c.email] if c.email else []))
 
 
 def _by_customer(model, tenant_id: str, customer_id: str, range_attr: str, query: dict, out) -> dict:

@@ -56,3 +56,16 @@ def taken_claims(exc, claims: list[tuple[str, str]]) -> list[str]:
     """Which of a failed transaction's claims were already taken (cancellation reasons come in item order)."""
     reasons = getattr(exc, "cancellation_reasons", None) or []
     return [kind for (kind, _), reason in zip(claims, reasons) if reason and reason.code == "ConditionalCheckFailed"]
+
+
+# DynamoDB answers a cancelled transaction with one reason per item, and PynamoDB sends the items grouped by
+# operation in this order (whatever order they were added in).
+_OPERATION_ORDER = {"condition_check": 0, "delete": 1, "save": 2, "update": 3}
+
+
+def cancellation_codes(exc, items: list[tuple[str, str]]) -> dict[str, str | None]:
+    """Each named item's cancellation code (`ConditionalCheckFailed`, `TransactionConflict`, None) from a
+    failed transaction; `items` are (operation, name) in the order they were added to the TransactWrite."""
+    reasons = getattr(exc, "cancellation_reasons", None) or []
+    ordered = sorted(items, key=lambda item: _OPERATION_ORDER[item[0]])  # stable: same-operation order kept
+    return {name: getattr(reason, "code", None) for (_, name), reason in zip(ordered, reasons)}

@@ -50,3 +50,36 @@ def record_failure(scope: str, tenant_id: str, identifier: str) -> int | None:
 
 def clear(scope: str, tenant_id: str, identifier: str) -> None:
     Counter(_key(scope, tenant_id, identifier)).delete()
+
+
+def locked_until(scope: str, tenant_id: str, identifiers: list[str]) -> dict[str, int]:
+    """When each identity's lockout ends (only those locked now), read in batches of 100: the admin's people
+    list shows `locked` from this without one read per person."""
+    if not identifiers:
+        return {}
+    keys = {_key(scope, tenant_id, i): i for i in identifiers}
+    current = int(time.time())
+    return {keys[c.counter_key]: int(c.locked_until) for c in Counter.batch_get(list(keys))
+            if int(c.locked_until or 0) > current}
+
+
+# --- rate limits for public endpoints (password reset): a fixed window per key -----------------------------
+
+def _throttle_key(scope: str, key: str) -> str:
+    import hashlib
+    # hashed: the counters table then holds no email address, mobile number or IP in clear
+    return f"throttle#{scope}#{hashlib.sha256(key.strip().lower().encode()).hexdigest()[:32]}"
+
+
+def throttle(scope: str, key: str, limit: int, window_seconds: int) -> None:
+    """Counts one request for `key`; past `limit` within the window, answers 429 with the seconds to wait.
+    Unknown identifiers count like known ones, so the limit reveals nothing."""
+    counter, current = Counter(_throttle_key(scope, key)), int(time.time())
+    try:
+        counter.update(actions=[Counter.count.add(1)], condition=Counter.window_start > current - window_seconds)
+    except UpdateError:  # no counter yet, or its window is over: open a new one
+        counter.update(actions=[Counter.count.set(1), Counter.window_start.set(current),
+                                Counter.ttl.set(current + window_seconds)])
+    if counter.count > limit:
+        raise ApiError(429, "too_many_requests", "Too many requests; wait a little and try again.",
+                       retry_after=max(1, int(counter.window_start) + window_seconds - current))

@@ -78,6 +78,18 @@ def enqueue(messages: list[dict]) -> None:
             raise RuntimeError(f"send queue refused {len(pending)} messages")
 
 
+# Messages whose content is made at delivery time (e.g. an invitation mints its link then), by module:function.
+RENDERERS = {"portal_invitation": "chalicelib.invitations:render_invitation"}
+
+
+def render(message: dict) -> dict | None:
+    if not message.get("render"):
+        return message
+    import importlib
+    module, _, function = RENDERERS[message["render"]].partition(":")
+    return getattr(importlib.import_module(module), function)(message)
+
+
 def deliver(message: dict) -> dict:
     """Hands one message to SES or SNS. Raises on failure so the queue redelivers it (and, after the
     queue's maxReceiveCount, dead-letters it with its reason in the logs)."""
@@ -108,7 +120,8 @@ def _idempotency():
 
     @idempotent_function(data_keyword_argument="message", persistence_store=layer, config=settings)
     def deliver_once(message: dict) -> dict:
-        return deliver(message)
+        concrete = render(message)
+        return deliver(concrete) if concrete else {"skipped": True}
     return settings, deliver_once
 
 
@@ -125,7 +138,8 @@ def _write_outbox(message: dict) -> None:
         return
     path = Path(outbox)
     path.mkdir(parents=True, exist_ok=True)
-    record = {k: message[k] for k in ("channel", "to", "subject", "body", "links", "message_id", "tenant_id")}
+    record = {k: message.get(k) for k in ("channel", "to", "subject", "body", "links", "html", "message_id",
+                                          "tenant_id")}
     name = f"{time.time_ns()}-{message['message_id']}.json"
     tmp = path / f".{name}.tmp"
     tmp.write_text(json.dumps(record, indent=2))

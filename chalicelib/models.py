@@ -48,7 +48,15 @@ class Person(Model):
     password_set_at = NumberAttribute(null=True)
     must_change_password = BooleanAttribute(default=False)
     temporary_password_expires_at = NumberAttribute(null=True)
+    # The schedule moves an unused temporary password's hash here: it can never sign in again, but sign-in can
+    # still answer `temporary_password_expired` instead of the generic wrong-password answer.
+    expired_temporary_hash = UnicodeAttribute(null=True)
     account_status = UnicodeAttribute(default="no_account")  # no_account | invited | active | disabled
+    invitation_token_hash = UnicodeAttribute(null=True)  # the one live invitation link (a re-invite replaces it)
+    invited_at = NumberAttribute(null=True)
+    invitation_expires_at = NumberAttribute(null=True)
+    reset_link_token_hash = UnicodeAttribute(null=True)  # the one live admin-sent reset link
+    expiry_warning_for = NumberAttribute(null=True)  # the password_set_at the expiry warning was sent for
     created_at = NumberAttribute(default=now)
     updated_at = NumberAttribute(default=now)
     version = VersionAttribute()
@@ -149,7 +157,9 @@ class StatusIndex(GlobalSecondaryIndex):
 
 
 class PortalUser(Model):
-    """A customer portal user: one per email per tenant, holding grants on several customer records."""
+    """A customer portal user: one per email per tenant, holding grants on several customer records. The id is
+    derived from the email (portal_user_id), so the item itself is the uniqueness of the email and a bulk run
+    finds 100 users per BatchGetItem without a lookup table."""
     Meta = _meta("portal-users")
     tenant_id = UnicodeAttribute(hash_key=True)
     user_id = UnicodeAttribute(range_key=True)
@@ -158,11 +168,14 @@ class PortalUser(Model):
     status_key = UnicodeAttribute()
     by_status = StatusIndex()
     grants = ListAttribute(of=Grant, default=list)
+    customer_ids = UnicodeSetAttribute(default=set)  # the grants' customers, for filtering the list
     password_hash = UnicodeAttribute(null=True)
     password_set_at = NumberAttribute(null=True)
     invitation_token_hash = UnicodeAttribute(null=True)
+    invitation_expires_at = NumberAttribute(null=True)
+    invite_job = UnicodeAttribute(null=True)  # the run (bulk job or single invitation) that last invited
     last_sent_at = NumberAttribute(null=True)
-    delivery_problem = UnicodeAttribute(null=True)
+    delivery_problem = UnicodeAttribute(null=True)  # bouncing | complained
     created_at = NumberAttribute(default=now)
     updated_at = NumberAttribute(default=now)
     version = VersionAttribute()
@@ -178,6 +191,13 @@ class Token(Model):
     expires_at = NumberAttribute()
     ttl = NumberAttribute()
     used_at = NumberAttribute(null=True)
+    # Staff password-reset flows (kind staff_reset_flow): the current code's hash, its expiry, how many codes
+    # were sent and how many verifications were tried (the flow is dead at 5).
+    code_hash = UnicodeAttribute(null=True)
+    code_expires_at = NumberAttribute(null=True)
+    sends = NumberAttribute(default=0)
+    attempts = NumberAttribute(default=0)
+    revoked = UnicodeAttribute(null=True)  # the error code a revoked link answers with, e.g. invitation_replaced
     data = MapAttribute(default=dict)
     created_at = NumberAttribute(default=now)
 
@@ -187,8 +207,11 @@ class Job(Model):
     tenant_id = UnicodeAttribute(hash_key=True)
     job_id = UnicodeAttribute(range_key=True)
     kind = UnicodeAttribute()
-    status = UnicodeAttribute(default="running")
+    status = UnicodeAttribute(default="running")  # queued | running | done | failed
     summary = MapAttribute(default=dict)
+    source = UnicodeAttribute(null=True)  # e.g. the S3 key a bulk run reads
+    error = UnicodeAttribute(null=True)
+    attempts = NumberAttribute(default=0)
     created_at = NumberAttribute(default=now)
     updated_at = NumberAttribute(default=now)
 

@@ -1,4 +1,6 @@
-"""Employees and technicians (staff): creating them with unique email / mobile / username claims."""
+"""Employees and technicians (staff): creating and changing them with unique email / mobile / username claims,
+finding them by any identifier, and sending them a message on the channel they have."""
+import re
 import uuid
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
@@ -6,7 +8,7 @@ from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
 from chalicelib import identity
 from chalicelib.api import ApiError
-from chalicelib.models import Person, now, transaction
+from chalicelib.models import Claim, Person, Tenant, now, transaction
 
 # What an admin can be allowed to do; the admin role holds every permission.
 PERMISSIONS = ("accounts:manage", "directory:manage", "portal:manage", "partners:manage", "audit:read")
@@ -53,3 +55,118 @@ def create(tenant_id: str, *, kind: str, name: str, email: str | None = None, mo
         raise ApiError(409, f"{taken[0]}_taken", f"Another person of this business already has this {taken[0]}.",
                        field=taken[0]) from None
     return person
+
+
+# --- changing a person: new email / mobile claimed, old ones released, in one transaction ------------------
+
+def update(person: Person, changes: dict) -> Person:
+    """Applies attribute changes. A changed email or mobile is claimed (409 `<field>_taken` when another person
+    of the tenant holds it) and the old value released in the same transaction as the person's write, whose
+    version condition makes a concurrent edit fail instead of being lost."""
+    claims, releases = [], []
+    for field in ("email", "mobile"):
+        if field in changes and changes[field] != getattr(person, field):
+            if changes[field]:
+                claims.append((field, changes[field]))
+            if getattr(person, field):
+                releases.append((field, getattr(person, field)))
+    actions = [getattr(Person, k).set(v) if v is not None else getattr(Person, k).remove()
+               for k, v in changes.items()]
+    actions.append(Person.updated_at.set(now()))
+    try:
+        with transaction() as tx:
+            for kind, value in claims:
+                identity.claim_put(tx, person.tenant_id, kind, value, person.person_id)
+            for kind, value in releases:
+                tx.delete(Claim(person.tenant_id, identity.claim_key(kind, value)))
+            tx.update(person, actions=actions)
+    except TransactWriteError as exc:
+        codes = identity.cancellation_codes(exc, [("save", kind) for kind, _ in claims]
+                                            + [("delete", f"old {kind}") for kind, _ in releases]
+                                            + [("update", "person")])
+        taken = [kind for kind, _ in claims if codes.get(kind) == "ConditionalCheckFailed"]
+        if taken:
+            raise ApiError(409, f"{taken[0]}_taken", f"Another person of this business already has this "
+                           f"{taken[0]}.", field=taken[0]) from None
+        raise ApiError(409, "edit_conflict", "Someone else changed this person at the same time; try again.") \
+            from None
+    person.refresh(consistent_read=True)
+    return person
+
+
+# --- usernames and identifiers ------------------------------------------------------------------------------
+
+USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{2,63}$")
+
+
+def check_username(person: Person, username: str, *, field: str = "username") -> None:
+    """A username is 3-64 letters, digits and . _ @ + - (no spaces, nothing that needs escaping), or the
+    person's own email address, which is the default."""
+    if person.email and username.strip().lower() == person.email:
+        return
+    if not USERNAME_RE.match(username.strip()):
+        raise ApiError(400, "invalid_username", "A username is 3 to 64 letters, digits and . _ @ + - "
+                       "(starting with a letter or digit).", field=field)
+
+
+def find_by_identifier(tenant_id: str, identifier: str) -> Person | None:
+    """The person an identifier names: an email address is looked up as an email first (so a username that
+    happens to look like a colleague's email never captures the colleague's recovery), then as a username;
+    anything else as a username, then as a mobile number."""
+    value = identifier.strip()
+    lookups = [("username", value)]
+    try:
+        if "@" in value:
+            lookups.insert(0, ("email", identity.normalise_email(value)))
+        else:
+            lookups.append(("mobile", identity.normalise_mobile(value)))
+    except ValueError:
+        pass
+    for kind, key in lookups:
+        person_id = identity.owner_of(tenant_id, kind, key)
+        if person_id:
+            try:
+                return Person.get(tenant_id, person_id, consistent_read=True)
+            except DoesNotExist:
+                return None
+    return None
+
+
+# --- messages to a person -----------------------------------------------------------------------------------
+
+def channel_for(person: Person, preferred: str | None = None) -> str | None:
+    """The channel to reach a person on: the preferred one when they have it, else email, else SMS."""
+    available = [c for c, v in (("email", person.email), ("sms", person.mobile)) if v]
+    if preferred in available:
+        return preferred
+    return available[0] if available else None
+
+
+def tenant_name(tenant_id: str) -> str:
+    try:
+        return Tenant.get(tenant_id).name
+    except DoesNotExist:
+        return "Your company"
+
+
+def message(person: Person, template: str, links: list[str], channel: str | None = None, **values) -> dict | None:
+    """The rendered email or SMS (templates/<template>.txt|.html|.sms.txt), or None without a way to reach
+    them. Every template gets `name` and `tenant_name`."""
+    from chalicelib import messaging
+    chosen = channel_for(person, channel)
+    values = {"name": person.name, "tenant_name": tenant_name(person.tenant_id), **values}
+    if chosen == "email":
+        return messaging.render_email(person.tenant_id, person.email, template, links, **values)
+    if chosen == "sms":
+        return messaging.render_sms(person.tenant_id, person.mobile, template, links, **values)
+    return None
+
+
+def send(person: Person, template: str, links: list[str], channel: str | None = None, **values) -> str | None:
+    """Puts the message on the send queue; returns the channel used (None when the person has none)."""
+    from chalicelib import messaging
+    msg = message(person, template, links, channel, **values)
+    if msg is None:
+        return None
+    messaging.enqueue([msg])
+    return msg["channel"]

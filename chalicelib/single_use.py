@@ -8,6 +8,10 @@ from chalicelib.models import Token, now
 from chalicelib.security.tokens import new_token, token_hash
 
 TTL_GRACE_SECONDS = 7 * 24 * 3600  # keep used/expired tokens a while so their links explain themselves
+REVOKED_MESSAGES = {
+    "invitation_replaced": "A newer invitation was sent; use the link in the latest email.",
+    "invitation_revoked": "This invitation was withdrawn; ask the business to invite you again.",
+}
 
 
 def issue(kind: str, tenant_id: str, subject_id: str, lifetime_seconds: int, **data) -> str:
@@ -28,6 +32,8 @@ def look_up(token: str, kind: str, *, expired_code: str = "token_expired") -> To
         raise ApiError(400, "token_invalid", "This link is not valid.") from None
     if record.kind != kind:
         raise ApiError(400, "token_invalid", "This link is not valid.")
+    if record.revoked:
+        raise ApiError(410, record.revoked, REVOKED_MESSAGES.get(record.revoked, "This link no longer works."))
     if record.used_at:
         raise ApiError(410, "token_used", "This link was already used.")
     if record.expires_at < now():
@@ -46,11 +52,12 @@ def consume(token: str, kind: str, *, expired_code: str = "token_expired") -> To
     return record
 
 
-def revoke(hashed: str | None) -> None:
-    """Kills a token by its stored hash (a resend replaces the previous link)."""
+def revoke(hashed: str | None, reason: str = "token_used") -> None:
+    """Kills a token by its stored hash (a resend replaces the previous link); its link then answers `reason`."""
     if not hashed:
         return
     try:
-        Token(hashed).update(actions=[Token.used_at.set(now())], condition=Token.token_hash.exists())
+        Token(hashed).update(actions=[Token.revoked.set(reason)],
+                             condition=Token.token_hash.exists() & Token.used_at.does_not_exist())
     except UpdateError:
         pass

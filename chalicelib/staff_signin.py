@@ -1,5 +1,6 @@
 """Staff sign-in and password change (DESIGN rules 10-12): one answer for every wrong credential, lockout
-with back-off, forced change for admin-set and expired passwords."""
+with back-off, forced change for admin-set, temporary and expired passwords; `set_password` is the one place
+a staff password is stored, and every change is announced to the person (ASVS 2.2.3)."""
 from pynamodb.exceptions import DoesNotExist
 
 from chalicelib import audit, lockout, people
@@ -11,6 +12,8 @@ ACCESS_TOKEN_SECONDS = 15 * 60
 CHANGE_TOKEN_SECONDS = 10 * 60
 PASSWORD_MAX_AGE_SECONDS = 365 * 24 * 3600
 WRONG_CREDENTIALS = ApiError(401, "invalid_credentials", "The username or password is not right.")
+TEMPORARY_EXPIRED = ApiError(401, "temporary_password_expired",
+                             "This temporary password has expired; ask your admin for a new one.")
 
 
 def _tenant_active(tenant_id: str) -> bool:
@@ -47,6 +50,11 @@ def sign_in(tenant_id: str, username: str, password: str, ip: str | None) -> dic
     person = people.find_by_username(tenant_id, username) if _tenant_active(tenant_id) else None
     # verify_password hashes even when there is no account, so both answers take the same time.
     ok = passwords.verify_password(person.password_hash if person else None, password)
+    if not ok and person is not None and person.expired_temporary_hash \
+            and passwords.verify_password(person.expired_temporary_hash, password):
+        # The schedule already retired this temporary password: say so, not "wrong password", so the person
+        # knows to ask for a new one (only someone who knows the temporary password learns this).
+        raise TEMPORARY_EXPIRED
     if not ok or person.account_status not in ("active", "invited"):
         locked_for = lockout.record_failure("staff", tenant_id, username)
         if person is not None:
@@ -56,9 +64,12 @@ def sign_in(tenant_id: str, username: str, password: str, ip: str | None) -> dic
         raise WRONG_CREDENTIALS
     lockout.clear("staff", tenant_id, username)
     if person.temporary_password_expires_at and person.temporary_password_expires_at < now():
-        raise ApiError(401, "temporary_password_expired",
-                       "This temporary password has expired; ask your admin for a new one.")
+        raise TEMPORARY_EXPIRED  # even before the schedule has run
     if person.must_change_password:
+        # An admin-chosen account (rule 10) needs a new username too; a temporary password only a new password.
+        if person.temporary_password_expires_at:
+            raise ApiError(403, "password_change_required", "Choose a new password to continue.",
+                           change_token=_change_token(person, "temporary"))
         raise ApiError(403, "password_change_required", "Choose a new username and password to continue.",
                        change_token=_change_token(person, "admin_set"))
     if password_expired(person):
@@ -71,14 +82,23 @@ def sign_in(tenant_id: str, username: str, password: str, ip: str | None) -> dic
 def change_password(principal: Principal, current_password: str | None, new_password: str,
                     new_username: str | None, ip: str | None) -> dict:
     person = people.get(principal.tenant_id, principal.subject)
+    if person.account_status != "active":  # a verified (activated) account, not a disabled one
+        raise ApiError(403, "account_not_active", "This account is not active.")
     if principal.kind == "password_change":
         if principal.claims.get("pwd") != _password_fingerprint(person):
             raise ApiError(401, "token_used", "This change link was already used; sign in again.")
-        if principal.claims.get("reason") == "admin_set" and not new_username:
-            raise ApiError(400, "username_required", "Choose your own username as well.", field="new_username")
+        if principal.claims.get("reason") == "admin_set":
+            # DESIGN rule 10: an admin chose both, so the person replaces both.
+            if not new_username:
+                raise ApiError(400, "username_required", "Choose your own username as well.", field="new_username")
+            if new_username.strip().lower() == (person.username or "").lower():
+                raise ApiError(400, "username_unchanged", "Choose a username other than the one you were given.",
+                               field="new_username")
     elif not passwords.verify_password(person.password_hash, current_password or ""):
         raise ApiError(400, "current_password_wrong", "The current password is not right.",
                        field="current_password")
+    if new_username is not None:
+        people.check_username(person, new_username, field="new_username")
     try:
         passwords.check_policy(new_password)
     except passwords.PolicyViolation as exc:
@@ -88,31 +108,78 @@ def change_password(principal: Principal, current_password: str | None, new_pass
                        field="new_password")
     set_password(person, new_password, new_username=new_username)
     audit.record(person.tenant_id, "staff.password_changed", actor=person.person_id, ip=ip)
+    notify_password_changed(person, "changed")
     return access_token(person)
 
 
 def set_password(person: Person, new_password: str, *, new_username: str | None = None,
-                 must_change: bool = False, temporary_for: int | None = None) -> None:
-    """Stores a new hash (and optionally a new username, claimed uniquely and the old one released)."""
+                 must_change: bool = False, temporary_for: int | None = None, token=None,
+                 username_field: str = "new_username") -> None:
+    """Stores a new hash (and optionally a new username, claimed uniquely and the old one released).
+
+    With `token` (the Token of an invitation or reset link), the same transaction consumes it: of concurrent
+    uses of one link exactly one sets a password. A new password also ends any pending invitation, reset link,
+    retired temporary password and sign-in lockout."""
     from pynamodb.exceptions import TransactWriteError
-    from chalicelib import identity
-    from chalicelib.models import Claim, transaction
+    from chalicelib import identity, lockout, single_use
+    from chalicelib.models import Claim, Token, transaction
     hash_, at = passwords.hash_password(new_password), now()
+    stale_links = [h for h in (person.invitation_token_hash, person.reset_link_token_hash) if h]
     actions = [Person.password_hash.set(hash_), Person.password_set_at.set(at),
                Person.must_change_password.set(must_change), Person.account_status.set("active"),
-               Person.updated_at.set(at)]
+               Person.updated_at.set(at), Person.invitation_token_hash.remove(),
+               Person.invitation_expires_at.remove(), Person.reset_link_token_hash.remove(),
+               Person.expired_temporary_hash.remove()]
     actions.append(Person.temporary_password_expires_at.set(at + temporary_for) if temporary_for
                    else Person.temporary_password_expires_at.remove())
     rename = new_username and new_username.strip().lower() != (person.username or "").lower()
     if rename:
         actions.append(Person.username.set(new_username.strip()))
+    items = []  # what each transaction item is, in order, to explain a cancellation
     try:
         with transaction() as tx:
+            if token is not None:
+                tx.update(token, actions=[Token.used_at.set(at)],
+                          condition=Token.used_at.does_not_exist() & Token.revoked.does_not_exist()
+                          & (Token.expires_at >= at))
+                items.append(("update", "token"))
             if rename:
                 identity.claim_put(tx, person.tenant_id, "username", new_username, person.person_id)
+                items.append(("save", "username"))
                 if person.username:
                     tx.delete(Claim(person.tenant_id, identity.claim_key("username", person.username)))
+                    items.append(("delete", "old_username"))
             tx.update(person, actions=actions)
-    except TransactWriteError:
-        raise ApiError(409, "username_taken", "This username is taken; choose another.", field="new_username") from None
+            items.append(("update", "person"))
+    except TransactWriteError as exc:
+        reasons = identity.cancellation_codes(exc, items)
+        if reasons.get("token") == "ConditionalCheckFailed":
+            raise ApiError(410, "token_used", "This link was already used.") from None
+        if reasons.get("username") == "ConditionalCheckFailed":
+            raise ApiError(409, "username_taken", "This username is taken; choose another.",
+                           field=username_field) from None
+        raise ApiError(409, "edit_conflict", "Someone else changed this account at the same time; try again.") \
+            from None
+    old_username = person.username
     person.refresh(consistent_read=True)
+    for hashed in stale_links:  # the consumed link is already used; every other pending link stops working
+        single_use.revoke(hashed)
+    for name in {old_username, person.username} - {None}:
+        lockout.clear("staff", person.tenant_id, name)
+
+
+# How the password-changed notice describes what happened.
+CHANGE_REASONS = {
+    "changed": "Your password was changed.",
+    "reset": "Your password was reset with the forgot-password steps.",
+    "reset_link": "Your password was reset with a link your administrator sent you.",
+    "temporary": "An administrator set a temporary password on your account.",
+}
+
+
+def notify_password_changed(person: Person, how: str) -> None:
+    """ASVS 2.2.3: after any change or reset, tell the person on the channel they have (email first), so a
+    change they did not make does not go unnoticed. The notice carries no secret."""
+    from datetime import datetime, timezone
+    when = datetime.fromtimestamp(now(), timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    people.send(person, "password-changed", [], what=CHANGE_REASONS[how], when=when)

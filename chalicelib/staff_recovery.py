@@ -1,0 +1,217 @@
+"""Staff "Forgot password?" (DESIGN rule 13) and the completion of admin-sent reset links (rule 14).
+
+    start {tenant_id, identifier}  → 202 {flow_id}        the same answer whether or not the person exists
+    send-code {flow_id, channel?}  → 202                  an 8-character case-sensitive code, valid 10 minutes
+    verify {flow_id, code}         → {reset_token}        5 tries per flow, then the flow is dead
+    complete {reset_token, new_password}                  also takes the token of an admin-sent reset link
+
+A flow is a single-use token (kind staff_reset_flow) stored by its hash. A flow for an unknown identifier is
+stored too, with no person behind it, and behaves the same way everywhere: its codes are never sent and never
+match. The code's hash is keyed with the flow id, which is itself stored only hashed, so a leaked table does
+not let anyone recover a code offline. Every endpoint is rate-limited per client IP, and start per identifier.
+"""
+import hashlib
+import hmac
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
+from pynamodb.exceptions import DoesNotExist, UpdateError
+
+from chalicelib import audit, lockout, people, single_use, staff_signin
+from chalicelib.api import ApiError
+from chalicelib.directory import Strict
+from chalicelib.models import Person, Token, now
+from chalicelib.security import passwords
+from chalicelib.security.tokens import new_code
+
+FLOW_KIND = "staff_reset_flow"
+RESET_KIND = "staff_reset"  # also the kind of admin-sent reset links (staff_accounts)
+FLOW_SECONDS = 30 * 60
+CODE_SECONDS = 10 * 60  # ASVS 2.7.2
+CODE_LENGTH = 8
+MAX_ATTEMPTS = 5
+MAX_SENDS = 3  # codes per flow; a new code does not give new attempts
+RESET_TOKEN_SECONDS = 15 * 60
+NOBODY = "-"  # the subject of a flow whose identifier names no eligible person
+
+# (requests, window seconds) per key; unknown identifiers count like known ones.
+LIMITS = {
+    "start_identifier": (5, 15 * 60),
+    "start_ip": (30, 15 * 60),
+    "send_ip": (30, 15 * 60),
+    "verify_ip": (60, 15 * 60),
+    "complete_ip": (30, 15 * 60),
+}
+
+Id = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class ResetStart(Strict):
+    tenant_id: Annotated[str, Field(min_length=1, max_length=64)]
+    identifier: Annotated[str, Field(min_length=1, max_length=256, description="Username, email or mobile")]
+
+
+class ResetStarted(BaseModel):
+    flow_id: str
+    expires_in: int
+
+
+class SendCode(Strict):
+    flow_id: Id
+    channel: Literal["email", "sms"] | None = Field(None, description="Default: email when the profile has one")
+
+
+class CodeSent(BaseModel):
+    status: str
+    expires_in: int
+
+
+class VerifyCode(Strict):
+    flow_id: Id
+    code: Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class ResetToken(BaseModel):
+    reset_token: str
+    expires_in: int
+
+
+class CompleteReset(Strict):
+    reset_token: Id
+    new_password: Annotated[str, Field(min_length=1, max_length=1024)]
+
+
+class ResetDone(BaseModel):
+    status: str
+
+
+def _throttle(name: str, key: str | None) -> None:
+    if key:
+        lockout.throttle(f"staff-reset-{name}", key, *LIMITS[name])
+
+
+def _code_hash(flow_id: str, code: str) -> str:
+    return hmac.new(flow_id.encode(), code.encode(), hashlib.sha256).hexdigest()
+
+
+def _eligible(person: Person | None) -> bool:
+    """Only a verified (activated) account that is not disabled, and that we can reach, gets a code."""
+    return (person is not None and person.account_status == "active" and bool(person.username)
+            and people.channel_for(person) is not None and staff_signin._tenant_active(person.tenant_id))
+
+
+def _person(flow: Token) -> Person | None:
+    if flow.subject_id == NOBODY:
+        return None
+    try:
+        return Person.get(flow.tenant_id, flow.subject_id, consistent_read=True)
+    except DoesNotExist:
+        return None
+
+
+def _flow(flow_id: str) -> Token:
+    flow = single_use.look_up(flow_id, FLOW_KIND, expired_code="flow_expired")
+    if flow.attempts >= MAX_ATTEMPTS:
+        raise _dead()
+    return flow
+
+
+def _dead() -> ApiError:
+    return ApiError(410, "flow_dead", "Too many wrong codes; start again from \"Forgot password?\".")
+
+
+# --- the four steps -----------------------------------------------------------------------------------------
+
+def start(body: ResetStart, ip: str | None) -> dict:
+    _throttle("start_ip", ip)
+    _throttle("start_identifier", f"{body.tenant_id}#{body.identifier}")
+    person = people.find_by_identifier(body.tenant_id, body.identifier)
+    subject = person.person_id if _eligible(person) else NOBODY
+    flow_id = single_use.issue(FLOW_KIND, body.tenant_id, subject, FLOW_SECONDS)
+    if subject != NOBODY:
+        audit.record(body.tenant_id, "staff.password_reset_started", target=subject, ip=ip)
+    return {"flow_id": flow_id, "expires_in": FLOW_SECONDS}
+
+
+def send_code(body: SendCode, ip: str | None) -> dict:
+    """A new code replaces the previous one; the attempts already used stay used."""
+    _throttle("send_ip", ip)
+    flow = _flow(body.flow_id)
+    code = new_code(CODE_LENGTH)
+    try:
+        flow.update(actions=[Token.code_hash.set(_code_hash(body.flow_id, code)),
+                             Token.code_expires_at.set(now() + CODE_SECONDS), Token.sends.add(1)],
+                    condition=(Token.sends < MAX_SENDS) & (Token.attempts < MAX_ATTEMPTS)
+                    & Token.used_at.does_not_exist())
+    except UpdateError:
+        flow.refresh(consistent_read=True)
+        if flow.used_at:
+            raise ApiError(410, "token_used", "This reset was already verified.") from None
+        if flow.attempts >= MAX_ATTEMPTS:
+            raise _dead() from None
+        raise ApiError(429, "too_many_codes", "That is enough codes for this reset; start again.") from None
+    person = _person(flow)
+    if _eligible(person):
+        channel = people.send(person, "staff-reset-code", [], body.channel, code=code,
+                              minutes=str(CODE_SECONDS // 60))
+        audit.record(flow.tenant_id, "staff.reset_code_sent", target=person.person_id, ip=ip, channel=channel)
+    return {"status": "sent", "expires_in": CODE_SECONDS}
+
+
+def verify(body: VerifyCode, ip: str | None) -> dict:
+    """Every try counts (one conditional increment) before the code is compared, so concurrent guesses cannot
+    exceed five; of concurrent right answers exactly one marks the flow used and gets the reset token."""
+    _throttle("verify_ip", ip)
+    flow = _flow(body.flow_id)
+    try:
+        flow.update(actions=[Token.attempts.add(1)],
+                    condition=(Token.attempts < MAX_ATTEMPTS) & Token.used_at.does_not_exist())
+    except UpdateError:
+        flow.refresh(consistent_read=True)
+        if flow.used_at:
+            raise ApiError(410, "token_used", "This reset was already verified.") from None
+        raise _dead() from None
+    given = _code_hash(body.flow_id, body.code.strip())
+    if not flow.code_hash or not hmac.compare_digest(given, flow.code_hash):
+        left = MAX_ATTEMPTS - flow.attempts
+        if flow.subject_id != NOBODY:
+            audit.record(flow.tenant_id, "staff.reset_code_failed", target=flow.subject_id, ip=ip, attempts_left=left)
+        if left <= 0:
+            raise _dead()
+        raise ApiError(400, "code_invalid", "That code is not right.", field="code", attempts_left=left)
+    if flow.code_expires_at < now():
+        raise ApiError(410, "code_expired", "This code has expired; ask for a new one.")
+    try:
+        flow.update(actions=[Token.used_at.set(now())],
+                    condition=Token.used_at.does_not_exist() & (Token.code_hash == given))
+    except UpdateError:
+        raise ApiError(410, "token_used", "This reset was already verified.") from None
+    token = single_use.issue(RESET_KIND, flow.tenant_id, flow.subject_id, RESET_TOKEN_SECONDS, via="code")
+    audit.record(flow.tenant_id, "staff.reset_code_verified", target=flow.subject_id, ip=ip)
+    return {"reset_token": token, "expires_in": RESET_TOKEN_SECONDS}
+
+
+def complete(body: CompleteReset, ip: str | None) -> dict:
+    """Sets the new password and consumes the reset token in one transaction; checks come first so a refused
+    password leaves the token usable."""
+    _throttle("complete_ip", ip)
+    record = single_use.look_up(body.reset_token, RESET_KIND)
+    try:
+        person = Person.get(record.tenant_id, record.subject_id, consistent_read=True)
+    except DoesNotExist:
+        raise ApiError(400, "token_invalid", "This link is not valid.") from None
+    if person.account_status != "active":
+        raise ApiError(403, "account_not_active", "This account is not active; ask your administrator.")
+    try:
+        passwords.check_policy(body.new_password)
+    except passwords.PolicyViolation as exc:
+        raise ApiError(400, exc.code, exc.message, field="new_password") from None
+    if person.password_hash and passwords.verify_password(person.password_hash, body.new_password):
+        raise ApiError(400, "password_reused", "Choose a password different from the current one.",
+                       field="new_password")
+    staff_signin.set_password(person, body.new_password, token=record)
+    data = record.data.as_dict() if hasattr(record.data, "as_dict") else dict(record.data or {})
+    via = data.get("via", "code")
+    audit.record(person.tenant_id, "staff.password_reset", actor=person.person_id, ip=ip, via=via)
+    staff_signin.notify_password_changed(person, "reset_link" if via == "link" else "reset")
+    return {"status": "password_reset"}
