@@ -90,9 +90,50 @@ def render(message: dict) -> dict | None:
     return getattr(importlib.import_module(module), function)(message)
 
 
+THROTTLE_CODES = {"Throttling", "ThrottlingException", "MaxSendRateExceeded", "TooManyRequestsException"}
+THROTTLE_TRIES = 4
+
+
+class RateLimiter:
+    """Spaces sends to at most `rate` per second in this process. The send function's reserved concurrency
+    (.chalice/config.json) bounds the processes, so their product stays under the account's SES rate."""
+
+    def __init__(self):
+        self._next = 0.0
+
+    def wait(self) -> None:
+        rate = float(os.environ.get("PORTAL_SEND_RATE_PER_SECOND", "14"))
+        now_ = time.monotonic()
+        if self._next > now_:
+            time.sleep(self._next - now_)
+        self._next = max(now_, self._next) + 1.0 / rate
+
+
+_limiter = RateLimiter()
+
+
 def deliver(message: dict) -> dict:
-    """Hands one message to SES or SNS. Raises on failure so the queue redelivers it (and, after the
-    queue's maxReceiveCount, dead-letters it with its reason in the logs)."""
+    """Hands one message to SES or SNS at the configured rate, retrying throttling with exponential back-off
+    and full jitter. Anything else (or throttling that lasts) raises: the queue redelivers the message and,
+    after its maxReceiveCount, dead-letters it; the log line says why."""
+    import random
+    from botocore.exceptions import ClientError
+    for attempt in range(THROTTLE_TRIES):
+        _limiter.wait()
+        try:
+            provider_id = _send(message)
+            break
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] not in THROTTLE_CODES or attempt == THROTTLE_TRIES - 1:
+                raise
+            time.sleep(random.uniform(0, 0.2 * 2 ** attempt))
+    _write_outbox(message)
+    logger.info("message delivered", extra={"channel": message["channel"], "message_id": message["message_id"],
+                                            "tenant_id": message["tenant_id"]})
+    return {"provider_id": provider_id}
+
+
+def _send(message: dict) -> str:
     if message["channel"] == "email":
         result = config.client("ses").send_email(
             Source=config.sender_email(), Destination={"ToAddresses": [message["to"]]},
@@ -101,13 +142,8 @@ def deliver(message: dict) -> dict:
                               **({"Html": {"Data": message["html"]}} if message.get("html") else {})}},
             ConfigurationSetName=config.ses_configuration_set(),
             Tags=[{"Name": "tenant", "Value": message["tenant_id"]}])
-        provider_id = result["MessageId"]
-    else:
-        provider_id = config.client("sns").publish(PhoneNumber=message["to"], Message=message["body"])["MessageId"]
-    _write_outbox(message)
-    logger.info("message delivered", extra={"channel": message["channel"], "message_id": message["message_id"],
-                                            "tenant_id": message["tenant_id"]})
-    return {"provider_id": provider_id}
+        return result["MessageId"]
+    return config.client("sns").publish(PhoneNumber=message["to"], Message=message["body"])["MessageId"]
 
 
 @lru_cache(maxsize=1)

@@ -170,6 +170,8 @@ def drain(app):
                             "awsRegion": "us-east-1"})
             sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
     event = {"Records": records}
+    if not records:  # Lambda never invokes with an empty batch
+        return event, {"batchItemFailures": []}
     return event, app.on_send_message(event, LambdaContext())
 
 

@@ -240,6 +240,8 @@ def create_all(stage: str = "local", uploads_bucket: str | None = None,
     b = _Builder(stage, bucket, endpoint_url)
     b._account()  # resolves AWS::AccountId once, up front
     resources = load_template()["Resources"]
+    # Resources without a Type extend what `chalice package` generates (merged into its functions): not local.
+    resources = {lid: r for lid, r in resources.items() if "Type" in r}
     unknown = {r["Type"] for r in resources.values()} - {t for t, _ in _ORDER} - _NOT_LOCAL
     if unknown:
         raise NotImplementedError(f"create_all cannot create {sorted(unknown)} yet")
