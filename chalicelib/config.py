@@ -8,7 +8,8 @@ PROJECT = "portal-access"
 
 # Short names of the resources infra/template.json defines; the local stack creates them from that file.
 TABLES = ("tenants", "people", "claims", "customers", "locations", "contacts", "record-emails",
-          "portal-users", "tokens", "jobs", "audit", "counters", "idempotency")
+          "portal-users", "tokens", "jobs", "audit", "counters", "idempotency", "sessions",
+          "partner-portals", "partner-clients", "partner-enablements", "partner-users")
 QUEUES = ("bulk-invites", "send")
 
 
