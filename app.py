@@ -5,8 +5,10 @@ from typing import Annotated
 from chalice import Chalice, Rate
 from pydantic import BaseModel, ConfigDict, Field
 
-from chalicelib import bulk_invites, config, directory, invitations, observability, openapi, staff_signin
-from chalicelib.api import Admin, Api, PasswordChange, Public, Staff, chalice_error_to_envelope
+from chalicelib import (bulk_invites, config, directory, invitations, observability, openapi, portal_access,
+                        portal_sessions, staff_signin)
+from chalicelib.api import Admin, Api, PasswordChange, Public, Reply, Staff, chalice_error_to_envelope
+from chalicelib.api import PortalUser as PortalSignedIn
 from chalicelib.directory import (ContactCreate, ContactOut, ContactPage, ContactPatch, CustomerCreate,
                                   CustomerOut, CustomerPage, CustomerPatch, LocationCreate, LocationOut,
                                   LocationPage, LocationPatch)
@@ -224,6 +226,79 @@ def list_bulk_invites(call):
 def get_bulk_invite(call, job_id):
     """One bulk invitation run: status, counts, report location."""
     return bulk_invites.get_job(call.tenant_id, job_id)
+
+
+# --- customer portal: the portal user's own routes -----------------------------------------------------------
+
+@api.route("/v1/portal/register", "POST", Public(), body=portal_access.RegisterRequest, response=portal_access.Session)
+def portal_register(call):
+    """Register from an invitation link: choose a password (the link works once)."""
+    return portal_access.register(call.body, call.ip, call.user_agent)
+
+
+@api.route("/v1/portal/sign-up", "POST", Public(), body=portal_access.SignUpRequest,
+           response=portal_access.Accepted, status=202)
+def portal_sign_up(call):
+    """Self sign-up: the same answer whether or not a registration email was sent."""
+    return portal_access.sign_up(call.body, call.ip)
+
+
+@api.route("/v1/portal/sign-in", "POST", Public(), body=portal_access.SignInRequest, response=portal_access.Session)
+def portal_sign_in(call):
+    """Portal sign-in with email and password."""
+    return portal_access.sign_in(call.body, call.ip, call.user_agent)
+
+
+@api.route("/v1/portal/token/refresh", "POST", Public(), body=portal_access.RefreshRequest,
+           response=portal_access.Session)
+def portal_refresh(call):
+    """Swap a refresh token for a new access token and refresh token (rotation)."""
+    return portal_sessions.refresh(call.body.refresh_token, call.ip)
+
+
+@api.route("/v1/portal/sign-out", "POST", PortalSignedIn(), status=204)
+def portal_sign_out(call):
+    """End this session (its refresh tokens stop working at once)."""
+    portal_sessions.sign_out(call.principal, call.ip)
+    return Reply(None, 204)
+
+
+@api.route("/v1/portal/password-reset", "POST", Public(), body=portal_access.ResetRequest,
+           response=portal_access.Accepted, status=202)
+def portal_password_reset(call):
+    """Email a reset link (the same answer whether or not the account exists)."""
+    return portal_access.request_reset(call.body, call.ip)
+
+
+@api.route("/v1/portal/password-reset/complete", "POST", Public(), body=portal_access.ResetComplete,
+           response=portal_access.Accepted)
+def portal_password_reset_complete(call):
+    """Choose a new password with the emailed link; every session of the user ends."""
+    return portal_access.complete_reset(call.body, call.ip, call.user_agent)
+
+
+@api.route("/v1/portal/me", "GET", PortalSignedIn(), response=portal_access.Me)
+def portal_me(call):
+    """The signed-in portal user and every grant."""
+    return portal_access.me(call.principal)
+
+
+@api.route("/v1/portal/settings", "GET", PORTAL_ADMIN, response=portal_access.Settings)
+def get_portal_settings(call):
+    """Self sign-up and third-party sign-in (invitation-only when both are off)."""
+    return portal_access.get_settings(call.tenant_id)
+
+
+@api.route("/v1/portal/settings", "PUT", PORTAL_ADMIN, body=portal_access.Settings, response=portal_access.Settings)
+def put_portal_settings(call):
+    """Change self sign-up and third-party sign-in."""
+    return portal_access.put_settings(call.tenant_id, call.body, call.actor, call.ip)
+
+
+@api.route("/v1/portal/users/{user_id}/audit", "GET", PORTAL_ADMIN, response=portal_access.AuditPage)
+def portal_user_audit(call, user_id):
+    """What a portal user did and what was done to them, newest first."""
+    return portal_access.user_audit(call.tenant_id, user_id)
 
 
 # --- staff accounts: people, invitations, admin-set and temporary passwords, recovery -----------------------

@@ -17,6 +17,10 @@ def now() -> int:
     return int(time.time())
 
 
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
 def _meta(short: str):
     return type("Meta", (), {"table_name": config.table_name(short), "region": config.region()})
 
@@ -81,6 +85,7 @@ class Customer(Model):
     emails = ListAttribute(of=UnicodeAttribute, default=list)
     phones = ListAttribute(of=UnicodeAttribute, default=list)
     billing_address = UnicodeAttribute(null=True)
+    access_link_hash = UnicodeAttribute(null=True)  # rule 6: the customer's secure access link (hashed)
     created_at = NumberAttribute(default=now)
     updated_at = NumberAttribute(default=now)
     version = VersionAttribute()
@@ -176,9 +181,27 @@ class PortalUser(Model):
     invite_job = UnicodeAttribute(null=True)  # the run (bulk job or single invitation) that last invited
     last_sent_at = NumberAttribute(null=True)
     delivery_problem = UnicodeAttribute(null=True)  # bouncing | complained
+    sessions_valid_after = NumberAttribute(null=True)  # ms; a reset or "sign out everywhere" ends older sessions
+    linked_identities = UnicodeSetAttribute(null=True)  # "google:<sub>", "microsoft:<sub>"
     created_at = NumberAttribute(default=now)
     updated_at = NumberAttribute(default=now)
     version = VersionAttribute()
+
+
+class PortalSession(Model):
+    """Refresh-token families of portal users. `fam#<id>` is the family (one sign-in); `rt#<sha256>` is one
+    refresh token in it. Refresh tokens rotate; presenting a used one means it leaked, and revokes the family."""
+    Meta = _meta("sessions")
+    pk = UnicodeAttribute(hash_key=True)
+    tenant_id = UnicodeAttribute()
+    user_id = UnicodeAttribute()
+    family_id = UnicodeAttribute()
+    created_ms = NumberAttribute(default=now_ms)  # ms: a session started right after a reset must survive it
+    expires_at = NumberAttribute()
+    ttl = NumberAttribute()
+    used_at = NumberAttribute(null=True)
+    revoked_at = NumberAttribute(null=True)
+    kind = UnicodeAttribute(default="password")  # password | google | microsoft | access_link
 
 
 class Token(Model):

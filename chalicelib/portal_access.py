@@ -1,0 +1,289 @@
+"""Customer portal access (DESIGN rules 1, 2, 4-7): register from an invitation, self sign-up, sign-in, the
+emailed reset link, the signed-in user's view of themselves, and the tenant's portal settings.
+
+Anti-enumeration: sign-up and reset answer the same 202 whether or not the email has an account or is on a
+record, and sign-in gives one answer for an unknown email and a wrong password (both pay one argon2 hash)."""
+import uuid
+from datetime import datetime, timezone
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pynamodb.exceptions import DoesNotExist, UpdateError
+
+from chalicelib import audit, config, directory, invitations, lockout, messaging, portal_sessions, single_use
+from chalicelib.api import ApiError, Principal
+from chalicelib.identity import Email
+from chalicelib.models import AuditEvent, Customer, PortalUser, Tenant, now
+from chalicelib.security import passwords
+
+RESET_SECONDS = 30 * 60
+TenantId = Annotated[str, Field(min_length=1, max_length=64)]
+Password = Annotated[str, Field(min_length=1, max_length=1024)]
+Token = Annotated[str, Field(min_length=1, max_length=200)]
+WRONG_CREDENTIALS = ApiError(401, "invalid_credentials", "The email or password is not right.")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class RegisterRequest(Strict):
+    token: Token
+    password: Password
+    password_confirm: Password | None = None
+
+
+class SignUpRequest(Strict):
+    tenant_id: TenantId
+    email: Email
+
+
+class SignInRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tenant_id: TenantId
+    email: Annotated[str, Field(min_length=1, max_length=320)]
+    password: Password
+
+
+class RefreshRequest(Strict):
+    refresh_token: Token
+
+
+class ResetRequest(Strict):
+    tenant_id: TenantId
+    email: Email
+
+
+class ResetComplete(Strict):
+    token: Token
+    new_password: Password
+    new_password_confirm: Password
+
+
+class Settings(Strict):
+    self_signup: bool
+    third_party_signin: list[Literal["google", "microsoft"]] = Field(default_factory=list, max_length=2)
+
+
+class Session(BaseModel):
+    access_token: str
+    token_type: str
+    expires_in: int
+    refresh_token: str
+    refresh_expires_in: int
+
+
+class Accepted(BaseModel):
+    status: str
+    message: str
+
+
+class MeGrant(BaseModel):
+    customer_id: str
+    customer_name: str | None = None
+    access: str
+    contact_id: str | None = None
+    admin: bool = False
+
+
+class Me(BaseModel):
+    user_id: str
+    tenant_id: str
+    tenant_name: str
+    email: str
+    status: str
+    grants: list[MeGrant]
+    signed_in_with: str
+
+
+# --- register (from the invitation link) -------------------------------------------------------------------------
+
+def _check_new_password(password: str, confirm: str | None, field: str = "password") -> None:
+    if confirm is not None and confirm != password:
+        raise ApiError(400, "passwords_differ", "The two passwords are not the same.", field=f"{field}_confirm")
+    try:
+        passwords.check_policy(password)
+    except passwords.PolicyViolation as exc:
+        raise ApiError(400, exc.code, exc.message, field=field) from None
+
+
+def register(body: RegisterRequest, ip: str | None, user_agent: str | None) -> dict:
+    """Consumes the invitation exactly once, sets the password, signs the user in."""
+    _check_new_password(body.password, body.password_confirm)  # a policy failure does not spend the link
+    record = single_use.look_up(body.token, "portal_invitation", expired_code="invitation_expired")
+    try:
+        user = PortalUser.get(record.tenant_id, record.subject_id, consistent_read=True)
+    except DoesNotExist:
+        raise ApiError(410, "invitation_revoked", "This invitation was withdrawn.") from None
+    if user.status != "invited" or user.invitation_token_hash != record.token_hash:
+        raise ApiError(410, "invitation_replaced" if user.status == "invited" else "token_used",
+                       "This link no longer works; use the latest invitation email.")
+    backed = invitations.grants_from_refs(directory.records_for_email(user.tenant_id, user.email))
+    grants = [g for g in user.grants or [] if g.customer_id in backed]
+    if not grants:  # the email was taken off every record since the invitation was sent
+        raise ApiError(410, "invitation_revoked", "This invitation was withdrawn; ask the business for a new one.")
+    single_use.consume(body.token, "portal_invitation", expired_code="invitation_expired")
+    password_hash = passwords.hash_password(body.password)
+    try:
+        user.update(actions=[PortalUser.password_hash.set(password_hash), PortalUser.password_set_at.set(now()),
+                             PortalUser.status.set("active"),
+                             PortalUser.status_key.set(invitations.status_key(user.tenant_id, "active")),
+                             PortalUser.grants.set(grants), PortalUser.invitation_token_hash.remove(),
+                             PortalUser.updated_at.set(now())],
+                    condition=PortalUser.status == "invited", add_version_condition=False)
+    except UpdateError:
+        raise ApiError(410, "token_used", "This link was already used.") from None
+    audit.record(user.tenant_id, "portal.registered", actor=user.user_id, ip=ip, user_agent=user_agent)
+    return portal_sessions.start(user)
+
+
+# --- self sign-up ---------------------------------------------------------------------------------------------------
+
+SAME_ANSWER = {"status": "accepted", "message": "If this email can have an account here, we have sent it a link."}
+
+
+def sign_up(body: SignUpRequest, ip: str | None) -> dict:
+    lockout.throttle("portal-signup-ip", ip or "unknown", limit=20, window_seconds=3600)
+    lockout.throttle("portal-signup-email", f"{body.tenant_id}#{body.email}", limit=3, window_seconds=3600)
+    tenant = _tenant(body.tenant_id)
+    if tenant is None or not tenant.self_signup or tenant.status != "active":
+        return SAME_ANSWER
+    refs = directory.records_for_email(tenant.tenant_id, body.email)
+    allowed = invitations.grants_from_refs(refs)
+    if not allowed:
+        return SAME_ANSWER
+    user = invitations.find_user(tenant.tenant_id, body.email)
+    if user is not None and user.status != "invited":
+        return SAME_ANSWER  # active: they can sign in or reset; disabled: the business decided
+    for customer_id, (access, contact_id) in allowed.items():
+        user = invitations.upsert_invited(tenant.tenant_id, body.email, customer_id, access, contact_id, False,
+                                          "self_signup")
+    messaging.enqueue([invitations.invite_message(tenant.tenant_id, user.user_id, uuid.uuid4().hex)])
+    audit.record(tenant.tenant_id, "portal.signed_up", target=user.user_id, ip=ip)
+    return SAME_ANSWER
+
+
+def _tenant(tenant_id: str) -> Tenant | None:
+    try:
+        return Tenant.get(tenant_id)
+    except DoesNotExist:
+        return None
+
+
+# --- sign-in --------------------------------------------------------------------------------------------------------
+
+def sign_in(body: SignInRequest, ip: str | None, user_agent: str | None) -> dict:
+    email = body.email.strip().lower()
+    lockout.ensure_not_locked("portal", body.tenant_id, email)
+    tenant = _tenant(body.tenant_id)
+    user = invitations.find_user(body.tenant_id, email) if tenant is not None and tenant.status == "active" \
+        else None
+    ok = passwords.verify_password(user.password_hash if user else None, body.password)
+    if not ok or user.status != "active":
+        locked_for = lockout.record_failure("portal", body.tenant_id, email)
+        if user is not None:
+            audit.record(body.tenant_id, "portal.sign_in_failed", actor=user.user_id, ip=ip, user_agent=user_agent)
+            if locked_for:
+                audit.record(body.tenant_id, "portal.locked", actor=user.user_id, ip=ip, seconds=locked_for)
+        raise WRONG_CREDENTIALS
+    lockout.clear("portal", body.tenant_id, email)
+    audit.record(body.tenant_id, "portal.signed_in", actor=user.user_id, ip=ip, user_agent=user_agent)
+    return portal_sessions.start(user)
+
+
+# --- forgotten password (emailed link) -----------------------------------------------------------------------------
+
+def request_reset(body: ResetRequest, ip: str | None) -> dict:
+    lockout.throttle("portal-reset-ip", ip or "unknown", limit=20, window_seconds=3600)
+    lockout.throttle("portal-reset-email", f"{body.tenant_id}#{body.email}", limit=3, window_seconds=3600)
+    tenant = _tenant(body.tenant_id)
+    user = invitations.find_user(body.tenant_id, body.email) if tenant is not None else None
+    if user is None or user.status != "active":
+        return SAME_ANSWER
+    token = single_use.issue("portal_reset", user.tenant_id, user.user_id, RESET_SECONDS)
+    link = f"{config.public_base_url()}/reset-password?token={token}"
+    messaging.enqueue([messaging.render_email(user.tenant_id, user.email, "portal-reset", [link],
+                                              tenant_name=tenant.name, link=link,
+                                              minutes=str(RESET_SECONDS // 60))])
+    audit.record(user.tenant_id, "portal.reset_requested", target=user.user_id, ip=ip)
+    return SAME_ANSWER
+
+
+def complete_reset(body: ResetComplete, ip: str | None, user_agent: str | None) -> dict:
+    _check_new_password(body.new_password, body.new_password_confirm, field="new_password")
+    record = single_use.consume(body.token, "portal_reset")
+    try:
+        user = PortalUser.get(record.tenant_id, record.subject_id, consistent_read=True)
+    except DoesNotExist:
+        raise ApiError(410, "token_used", "This link no longer works.") from None
+    if user.status != "active":
+        raise ApiError(403, "account_disabled", "This account is disabled; contact the business.")
+    user.update(actions=[PortalUser.password_hash.set(passwords.hash_password(body.new_password)),
+                         PortalUser.password_set_at.set(now()), PortalUser.updated_at.set(now())],
+                add_version_condition=False)
+    portal_sessions.end_all_sessions(user)  # whoever knew the old password is signed out everywhere
+    lockout.clear("portal", user.tenant_id, user.email)
+    tenant = _tenant(user.tenant_id)
+    when = datetime.now(timezone.utc).strftime("%d %b %Y %H:%M UTC")
+    messaging.enqueue([messaging.render_email(user.tenant_id, user.email, "portal-password-changed", [],
+                                              tenant_name=tenant.name if tenant else "", when=when)])
+    audit.record(user.tenant_id, "portal.password_reset", actor=user.user_id, ip=ip, user_agent=user_agent)
+    return {"status": "password_changed", "message": "Your password was changed; sign in with the new one."}
+
+
+# --- the signed-in user ----------------------------------------------------------------------------------------------
+
+def me(principal: Principal) -> Me:
+    user = portal_sessions.current_user(principal)
+    tenant = _tenant(user.tenant_id)
+    grants = [g for g in user.grants or [] if g.access != "none"]
+    names = {c.customer_id: c.name for c in Customer.batch_get([(user.tenant_id, g.customer_id) for g in grants])} \
+        if grants else {}
+    return Me(user_id=user.user_id, tenant_id=user.tenant_id, tenant_name=tenant.name if tenant else "",
+              email=user.email, status=user.status, signed_in_with=principal.claims.get("amr", "password"),
+              grants=[MeGrant(customer_id=g.customer_id, customer_name=names.get(g.customer_id), access=g.access,
+                              contact_id=g.contact_id, admin=bool(g.admin)) for g in grants])
+
+
+# --- the tenant's settings (admin) -------------------------------------------------------------------------------------
+
+def get_settings(tenant_id: str) -> Settings:
+    tenant = _tenant(tenant_id)
+    return Settings(self_signup=bool(tenant.self_signup), third_party_signin=list(tenant.third_party_signin or []))
+
+
+def put_settings(tenant_id: str, body: Settings, actor: str, ip: str | None) -> Settings:
+    Tenant(tenant_id).update(actions=[Tenant.self_signup.set(body.self_signup),
+                                      Tenant.third_party_signin.set(sorted(set(body.third_party_signin)))],
+                             condition=Tenant.tenant_id.exists())
+    audit.record(tenant_id, "portal.settings_changed", actor=actor, ip=ip, self_signup=body.self_signup,
+                 third_party_signin=sorted(set(body.third_party_signin)))
+    return get_settings(tenant_id)
+
+
+# --- a portal user's audit trail (admin) --------------------------------------------------------------------------------
+
+class AuditEntry(BaseModel):
+    at: str
+    action: str
+    actor: str | None = None
+    target: str | None = None
+    ip: str | None = None
+    details: dict = {}
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntry]
+
+
+def user_audit(tenant_id: str, user_id: str) -> dict:
+    invitations.get_user(tenant_id, user_id)
+    items = []
+    for event in AuditEvent.query(tenant_id, scan_index_forward=False,
+                                  filter_condition=(AuditEvent.actor == user_id) | (AuditEvent.target == user_id)):
+        items.append(AuditEntry(at=directory.iso(event.at), action=event.action, actor=event.actor,
+                                target=event.target, ip=event.ip,
+                                details=event.details.as_dict() if event.details else {}))
+        if len(items) >= 200:
+            break
+    return {"items": items}
