@@ -5,8 +5,8 @@ from typing import Annotated
 from chalice import Chalice, Rate
 from pydantic import BaseModel, ConfigDict, Field
 
-from chalicelib import (bulk_invites, config, directory, invitations, observability, openapi, portal_access,
-                        portal_sessions, staff_signin)
+from chalicelib import (access_links, bulk_invites, config, directory, invitations, observability, oidc, openapi,
+                        portal_access, portal_sessions, staff_signin)
 from chalicelib.api import Admin, Api, PasswordChange, Public, Reply, Staff, chalice_error_to_envelope
 from chalicelib.api import PortalUser as PortalSignedIn
 from chalicelib.directory import (ContactCreate, ContactOut, ContactPage, ContactPatch, CustomerCreate,
@@ -283,6 +283,33 @@ def portal_me(call):
     return portal_access.me(call.principal)
 
 
+@api.route("/v1/portal/access/{token}", "GET", Public(), response=access_links.LinkSession)
+def portal_access_link(call, token):
+    """Open a customer's portal with its secure access link (only while it has no portal users)."""
+    return access_links.open_link(token, call.ip)
+
+
+@api.route("/v1/customers/{customer_id}/access-link", "POST", PORTAL_ADMIN, response=access_links.AccessLink,
+           status=201)
+def rotate_access_link(call, customer_id):
+    """Create or replace a customer's secure access link (shown once)."""
+    return access_links.rotate(call.tenant_id, customer_id, call.actor, call.ip)
+
+
+@api.route("/v1/portal/oidc/{provider}/start", "GET", Public(), status=302,
+           query={"tenant_id": "the business to sign in to"})
+def portal_oidc_start(call, provider):
+    """Start sign-in with Google or Microsoft (redirects to the provider)."""
+    return oidc.start(provider, call.query.get("tenant_id"))
+
+
+@api.route("/v1/portal/oidc/{provider}/callback", "GET", Public(), response=portal_access.Session,
+           query={"code": "from the provider", "state": "from the provider"})
+def portal_oidc_callback(call, provider):
+    """Where the provider sends the browser back: verifies the ID token and signs in."""
+    return oidc.callback(provider, call.query, call.ip)
+
+
 @api.route("/v1/portal/settings", "GET", PORTAL_ADMIN, response=portal_access.Settings)
 def get_portal_settings(call):
     """Self sign-up and third-party sign-in (invitation-only when both are off)."""
@@ -417,6 +444,92 @@ def staff_reset_verify(call):
 def staff_reset_complete(call):
     """Choose the new password, with the reset token from verify or from an admin-sent reset link."""
     return staff_recovery.complete(call.body, call.ip)
+
+
+# --- partner portals ---
+# Tenant admins see and enable portals; partners call /v1/partner/* with a partner token. Partner(permission)
+# re-checks the enablement and the permission on every call (partners.check_access), so handlers stay one line.
+
+from chalicelib import partners  # noqa: E402  (kept in this section: one owner per section)
+from chalicelib.api import Partner  # noqa: E402
+
+PARTNERS_ADMIN = Admin("partners:manage")
+
+
+@api.route("/v1/partner-portals", "GET", PARTNERS_ADMIN, response=partners.PartnerPortalList)
+def list_partner_portals(call):
+    """Every partner portal with its permissions and whether this business enabled it."""
+    return partners.list_for_tenant(call.tenant_id)
+
+
+@api.route("/v1/partner-portals/{portal_id}", "GET", PARTNERS_ADMIN, response=partners.PartnerPortalOut)
+def get_partner_portal(call, portal_id):
+    """One partner portal: permissions (enabled or not) and the acceptance on record."""
+    return partners.get_for_tenant(call.tenant_id, portal_id)
+
+
+@api.route("/v1/partner-portals/{portal_id}/agreement", "GET", PARTNERS_ADMIN, response=partners.PartnerAgreement)
+def get_partner_agreement(call, portal_id):
+    """The current legal agreement of a portal: version and text."""
+    return partners.agreement(portal_id)
+
+
+@api.route("/v1/partner-portals/{portal_id}/enable", "POST", PARTNERS_ADMIN, body=partners.EnableBody,
+           response=partners.PartnerPortalOut)
+def enable_partner_portal(call, portal_id):
+    """Enable a portal by accepting the current version of its agreement (who, when, IP are recorded)."""
+    return partners.enable(call.tenant_id, portal_id, call.body, call.actor, call.ip, call.user_agent)
+
+
+@api.route("/v1/partner-portals/{portal_id}/disable", "POST", PARTNERS_ADMIN, response=partners.PartnerPortalOut)
+def disable_partner_portal(call, portal_id):
+    """Disable a portal: the partner's next call for this business fails."""
+    return partners.disable(call.tenant_id, portal_id, call.actor, call.ip)
+
+
+@api.route("/v1/partner-portals/{portal_id}/users", "GET", PARTNERS_ADMIN, response=partners.PartnerUserPage,
+           query={**PAGING, "include_inactive": "true to list inactive users too"})
+def list_partner_users(call, portal_id):
+    """The portal's users, active only unless include_inactive=true."""
+    return partners.list_users(portal_id, call.query)
+
+
+@api.route("/v1/partner-portals/{portal_id}/audit", "GET", PARTNERS_ADMIN, response=partners.PartnerAuditPage,
+           query=PAGING)
+def partner_portal_audit(call, portal_id):
+    """Enables, disables, tokens and every partner call for this business, newest first."""
+    return partners.portal_audit(call.tenant_id, portal_id, call.query)
+
+
+@api.route("/v1/partner/token", "POST", Public(), body=partners.PartnerTokenRequest, response=partners.PartnerToken)
+def partner_token(call):
+    """Partner credentials + a business that enabled the portal → a 10-minute partner token."""
+    return partners.issue_token(call.body, call.ip)
+
+
+@api.route("/v1/partner/permissions", "GET", Partner(), response=partners.PartnerScope)
+def partner_permissions(call):
+    """What this partner token may do for its business."""
+    return partners.scope(call.principal)
+
+
+@api.route("/v1/partner/customers", "GET", Partner("view_customer"), response=CustomerPage, query=PAGING)
+def partner_customers(call):
+    """The business's customers (permission View Customer)."""
+    return directory.list_customers(call.tenant_id, call.query)
+
+
+@api.route("/v1/partner/customers/{customer_id}", "GET", Partner("view_customer"), response=CustomerOut)
+def partner_customer(call, customer_id):
+    """One customer of the business (permission View Customer)."""
+    return directory.customer_out(directory.get_customer(call.tenant_id, customer_id))
+
+
+@api.route("/v1/partner/locations", "GET", Partner("view_location"), response=partners.PartnerLocationPage,
+           query={**PAGING, "customer_id": "only this customer's locations"})
+def partner_locations(call):
+    """The business's service locations (permission View Location)."""
+    return partners.list_locations(call.tenant_id, call.query)
 
 
 api.add_method_not_allowed()

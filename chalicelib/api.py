@@ -53,6 +53,9 @@ class Policy:
     def describe(self) -> str:
         return self.name
 
+    def check(self, principal: Principal, route: str, params: dict, ip: str | None) -> None:
+        """Checks that need the database, run once the token itself is accepted (none by default)."""
+
 
 class Public(Policy):
     name = "public"
@@ -82,8 +85,19 @@ class PortalUser(Policy):
 
 
 class Partner(Policy):
+    """A partner's token. Its claims are not trusted alone: on every call partners.check_access reads whether
+    the portal is still enabled for the token's tenant and still grants `permission` (when one is named)."""
     name = "partner"
     token_kinds = ("partner",)
+
+    def __init__(self, permission: str | None = None):
+        self.permission = permission
+        if permission:
+            self.name = f"partner:{permission}"
+
+    def check(self, principal: Principal, route: str, params: dict, ip: str | None) -> None:
+        from chalicelib import partners  # imported here: partners imports this module
+        partners.check_access(principal, self.permission, route, params, ip)
 
 
 class PasswordChange(Policy):
@@ -202,6 +216,7 @@ class Api:
         request = self.app.current_request
         context = request.context or {}
         request_id = context.get("requestId") or uuid.uuid4().hex
+        ip = (context.get("identity") or {}).get("sourceIp")
         logger.set_correlation_id(request_id)
         try:
             principal = None
@@ -209,9 +224,9 @@ class Api:
                 principal = authenticate(request.headers.get("authorization"))
                 if not spec.policy.allows(principal):
                     raise ApiError(403, "forbidden", f"This call needs the {spec.policy.describe()} policy.")
+                spec.policy.check(principal, f"{spec.method} {spec.path}", path_params, ip)
             body = self._parse_body(spec, request) if spec.body else None
-            call = Call(principal, body, dict(request.query_params or {}),
-                        (context.get("identity") or {}).get("sourceIp"),
+            call = Call(principal, body, dict(request.query_params or {}), ip,
                         request.headers.get("user-agent"), request_id)
             result = fn(call, **path_params)
         except ApiError as err:

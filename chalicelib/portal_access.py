@@ -234,6 +234,13 @@ def complete_reset(body: ResetComplete, ip: str | None, user_agent: str | None) 
 # --- the signed-in user ----------------------------------------------------------------------------------------------
 
 def me(principal: Principal) -> Me:
+    if principal.claims.get("amr") == "access_link":
+        from chalicelib import access_links
+        customer = access_links.check_session(principal)
+        tenant = _tenant(principal.tenant_id)
+        return Me(user_id=principal.subject, tenant_id=principal.tenant_id, tenant_name=tenant.name if tenant else "",
+                  email="", status="access_link", signed_in_with="access_link",
+                  grants=[MeGrant(customer_id=customer.customer_id, customer_name=customer.name, access="billing")])
     user = portal_sessions.current_user(principal)
     tenant = _tenant(user.tenant_id)
     grants = [g for g in user.grants or [] if g.access != "none"]

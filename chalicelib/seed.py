@@ -36,3 +36,47 @@ def seed_demo(admin_password: str) -> dict:
                                   directory.LocationCreate(address=address, emails=location_emails))
         customers.append({"customer_id": customer.customer_id, "name": name, "emails": emails})
     return {"tenant_id": DEMO_TENANT, "admin_username": DEMO_ADMIN, "customers": customers, "created": True}
+
+
+# --- partner portals (issue 6): what a tenant admin can enable, and a partner to call the API with ---------------
+
+DEMO_PARTNER_CLIENT = "demo-partner"
+DEMO_PORTALS = [  # portal id, name, client id, permissions
+    ("blue-collar-coach", "Blue Collar Coach", DEMO_PARTNER_CLIENT,
+     ["view_alerts", "view_customer", "view_customer_statement", "view_location", "view_estimate", "access_settings"]),
+    ("allhours-call-centre", "AllHours Call Centre", "demo-call-centre",
+     ["view_customer", "view_location", "view_job", "book_job"]),
+]
+DEMO_AGREEMENT = """Partner Access Agreement (demo, version 2024-01)
+
+1. The partner sees the business's data only as far as the portal's permissions allow, and only while the
+   business keeps the portal enabled.
+2. The partner keeps that data confidential and uses it only to serve the business.
+3. The business may disable the portal at any time; access ends at once.
+"""
+
+
+def seed_partner_portals(secret: str | None) -> dict:
+    """Blue Collar Coach (client `demo-partner`, with `secret`, else a generated one that is returned so the stack
+    can print it) and a call centre with other permissions. Idempotent; local stage only, like seed_demo."""
+    from chalicelib import partners
+    from chalicelib.models import PartnerPortal
+    if not config.is_local():
+        raise SystemExit(f"refusing to seed partner credentials in stage {config.stage()!r}: only 'local' is allowed")
+    out = {"portal_id": DEMO_PORTALS[0][0], "client_id": DEMO_PARTNER_CLIENT, "secret": None, "created": False}
+    for portal_id, name, client_id, permissions in DEMO_PORTALS:
+        try:
+            PartnerPortal.get(portal_id)
+            continue
+        except DoesNotExist:
+            pass
+        demo_partner = client_id == DEMO_PARTNER_CLIENT
+        try:  # the call centre's secret is thrown away: `portal-access partner-portal rotate-secret` makes one
+            _, made = partners.create_portal(name, permissions, "2024-01", DEMO_AGREEMENT, portal_id=portal_id,
+                                             client_id=client_id, secret=secret if demo_partner else None)
+        except partners.OperatorError as exc:
+            raise SystemExit(f"PORTAL_DEMO_PARTNER_SECRET: {exc}") from None
+        if demo_partner:
+            out.update(created=True, secret=None if secret else made)
+    return out
+

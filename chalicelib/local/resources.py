@@ -200,7 +200,9 @@ class _Builder:
                 Name=name, SecretString=props.get("SecretString", "{}"),
                 **({"Description": props["Description"]} if "Description" in props else {}))["ARN"]
         self.ctx.refs[lid] = arn
-        self.out["secret"] = name
+        self.out.setdefault("secrets", {})[lid] = name
+        if lid == "SigningKeysSecret":
+            self.out["secret"] = name
 
     def sender_identity(self) -> None:
         # moto refuses SendEmail from an unverified source; in AWS identities are verified out of band.

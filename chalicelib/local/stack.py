@@ -5,7 +5,8 @@ key, seeds the demo tenant, then starts the API (`chalice local`) and the dispat
 real handlers). Ctrl-C or SIGTERM stops all of it; if any part dies, everything stops and the exit code is 1.
 
 Environment: PORTAL_AWS_PORT (4566), PORTAL_API_PORT (8000), PORTAL_UPLOADS_BUCKET, PORTAL_DEMO_ADMIN_PASSWORD
-(else one is generated and printed), PORTAL_SCHEDULE_SECONDS (60, read by the dispatcher).
+(else one is generated and printed), PORTAL_DEMO_PARTNER_SECRET (the demo partner's client secret, else generated
+and printed), PORTAL_SCHEDULE_SECONDS (60, read by the dispatcher).
 """
 import ctypes
 import os
@@ -115,7 +116,9 @@ def prepare(bucket: str, password: str) -> dict:
     from chalicelib.security import keys
     resources.create_all(stage="local", uploads_bucket=bucket)
     keys.ensure_signing_key()
-    return seed.seed_demo(password)
+    demo = seed.seed_demo(password)
+    demo["partner"] = seed.seed_partner_portals(os.environ.get("PORTAL_DEMO_PARTNER_SECRET") or None)
+    return demo
 
 
 def banner(api_url: str, demo: dict, password: str, generated: bool, took_s: float) -> str:
@@ -126,6 +129,9 @@ def banner(api_url: str, demo: dict, password: str, generated: bool, took_s: flo
         export = f"  export PORTAL_DEMO_ADMIN_PASSWORD='{password}'\n"
     else:
         pw_line, export = "  admin password from $PORTAL_DEMO_ADMIN_PASSWORD", ""
+    partner = demo.get("partner") or {}  # a secret from the environment is never printed: only a generated one
+    partner_secret = (f"{partner['secret']}   (generated; set PORTAL_DEMO_PARTNER_SECRET to choose one)"
+                      if partner.get("secret") else "from $PORTAL_DEMO_PARTNER_SECRET")
     sign_in = (f'{{"tenant_id": "{tenant}", "username": "{user}", '
                f'"password": "\'"$PORTAL_DEMO_ADMIN_PASSWORD"\'"}}')
     return f"""
@@ -136,6 +142,7 @@ portal-access local stack is ready (started in {took_s:.1f} s)
   demo tenant    {tenant}
   admin          {user}
 {pw_line}
+  partner        client id {partner.get("client_id")}, secret {partner_secret}   (POST /v1/partner/token)
 Sign in and create a customer:
 {export}  TOKEN=$(curl -s -X POST {api_url}/v1/staff/sign-in -H 'Content-Type: application/json' \\
       -d '{sign_in}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
