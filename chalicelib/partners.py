@@ -167,9 +167,9 @@ def portal_out(portal: PartnerPortal, e: PartnerEnablement | None) -> PartnerPor
             accepted_by=e.accepted_by, accepted_by_email=e.accepted_by_email, accepted_at=iso(e.accepted_at),
             agreement_version=e.agreement_version, ip=e.ip, user_agent=e.user_agent, disabled_by=e.disabled_by,
             disabled_at=iso(e.disabled_at))
-    return PartnerPortalOut(portal_id=portal.portal_id, name=portal.name, permissions=permissions_out(portal.permissions),
-                            agreement_version=portal.agreement_version, enabled=bool(e and e.enabled),
-                            enablement=enablement)
+    return PartnerPortalOut(portal_id=portal.portal_id, name=portal.name,
+                            permissions=permissions_out(portal.permissions), agreement_version=portal.agreement_version,
+                            enabled=bool(e and e.enabled), enablement=enablement)
 
 
 def _take(results, limit: int, range_attr: str) -> tuple[list, str | None]:

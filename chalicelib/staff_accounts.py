@@ -490,8 +490,8 @@ def set_temporary_password(caller: Principal, person_id: str, body: TemporaryPas
     audit.record(caller.tenant_id, "staff.temporary_password_set", actor=caller.subject, target=person_id, ip=ip,
                  generated=given is None)
     staff_signin.notify_password_changed(person, "temporary")
-    return {"person_id": person_id, "expires_at": iso(person.temporary_password_expires_at),
-            "temporary_password": None if given else password}
+    return TemporaryPasswordOut(person_id=person_id, expires_at=iso(person.temporary_password_expires_at),
+                                temporary_password=None if given else password)
 
 
 # --- bulk invitations and resets (rule 15) ------------------------------------------------------------------

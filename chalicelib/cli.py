@@ -1,0 +1,186 @@
+"""`portal-access` (also `python -m chalicelib.cli`): the operator console. It talks to one stage's AWS resources
+with the usual AWS environment: credentials, AWS_REGION, PORTAL_STAGE (default `local`) and, for the local stack,
+AWS_ENDPOINT_URL=http://127.0.0.1:4566.
+
+Each command group is an `add_<group>(commands)` function that adds its argparse subcommands and gives each a
+`run` function; the other groups of issue 10 (tenant, keys, dlq, audit) plug in the same way. Exit codes: 0 done,
+1 the command failed, 2 bad usage; every error is one line on stderr."""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+class Failure(Exception):
+    """A command that cannot be done as asked; printed as one line."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line usage error instead of the usage block."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _stage() -> str:
+    from chalicelib import config
+    return config.stage()
+
+
+# --- partner-portal ---------------------------------------------------------------------------------------------
+
+def _permissions(value: str) -> list[str]:
+    return [p.strip() for p in value.split(",") if p.strip()]
+
+
+def _agreement(args) -> tuple[str | None, str | None]:
+    if (args.agreement_file is None) != (args.agreement_version is None):
+        raise Failure("--agreement-file and --agreement-version go together")
+    if args.agreement_file is None:
+        return None, None
+    try:
+        return args.agreement_version, Path(args.agreement_file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise Failure(f"cannot read {args.agreement_file}: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def _show_secret(portal, secret: str) -> None:
+    print(f"client_id      {portal.client_id}")
+    print(f"client_secret  {secret}")
+    print("The secret is shown only now and stored only as a hash: hand it to the partner over a safe channel.")
+
+
+def _portal_line(p) -> dict:
+    return {"portal_id": p.portal_id, "name": p.name, "client_id": p.client_id, "permissions": list(p.permissions),
+            "agreement_version": p.agreement_version}
+
+
+def portal_create(args) -> None:
+    from chalicelib import partners
+    version, text = _agreement(args)
+    if text is None:
+        raise Failure("a new portal needs --agreement-file and --agreement-version")
+    portal, secret = partners.create_portal(args.name, args.permissions, version, text, portal_id=args.portal_id,
+                                            client_id=args.client_id)
+    print(f"created partner portal {portal.portal_id} ({portal.name}) in stage {_stage()}")
+    _show_secret(portal, secret)
+
+
+def portal_update(args) -> None:
+    from chalicelib import partners
+    version, text = _agreement(args)
+    if args.name is None and args.permissions is None and version is None:
+        raise Failure("nothing to change: give --name, --permissions or a new agreement")
+    portal = partners.update_portal(args.portal_id, name=args.name, permissions=args.permissions,
+                                    agreement_version=version, agreement_text=text)
+    print(f"updated partner portal {portal.portal_id} in stage {_stage()}: {json.dumps(_portal_line(portal))}")
+
+
+def portal_list(args) -> None:
+    from chalicelib import partners
+    portals = partners.list_portals()
+    if args.json:
+        for p in portals:
+            print(json.dumps(_portal_line(p)))
+        return
+    rows = [("PORTAL", "NAME", "CLIENT", "AGREEMENT", "PERMISSIONS")]
+    rows += [(p.portal_id, p.name, p.client_id, p.agreement_version, ",".join(p.permissions)) for p in portals]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[4])
+
+
+def portal_rotate_secret(args) -> None:
+    from chalicelib import partners
+    secret = partners.rotate_secret(args.portal_id)
+    portal = partners.operator_portal(args.portal_id)
+    print(f"new secret for partner portal {portal.portal_id} in stage {_stage()}; the old one no longer works")
+    _show_secret(portal, secret)
+
+
+def portal_add_user(args) -> None:
+    from chalicelib import partners
+    user = partners.add_user(args.portal_id, args.name, args.email, "inactive" if args.inactive else "active")
+    print(f"added {user.email} ({user.status}) to partner portal {args.portal_id} as user {user.user_id}")
+
+
+def add_partner_portal(commands) -> None:
+    from chalicelib.partners import PERMISSIONS
+    catalogue = "permissions: " + ", ".join(PERMISSIONS)
+    group = commands.add_parser("partner-portal", help="define partner portals and their credentials",
+                                description="Partner portals: what a partner may see once a business enables it.")
+    sub = group.add_subparsers(dest="command", required=True, metavar="command")
+
+    def agreement_args(p, required: bool):
+        p.add_argument("--agreement-file", required=required, help="the legal agreement text (UTF-8 file)")
+        p.add_argument("--agreement-version", required=required,
+                       help="its version; businesses must accept a new version before enabling again")
+
+    p = sub.add_parser("create", help="create a portal and print its client secret once", epilog=catalogue)
+    p.add_argument("--name", required=True)
+    p.add_argument("--permissions", required=True, type=_permissions, help="comma-separated, from the catalogue")
+    agreement_args(p, required=True)
+    p.add_argument("--portal-id", help="default: the name in lower case with dashes")
+    p.add_argument("--client-id", help="the partner's client id (default: the portal id)")
+    p.set_defaults(run=portal_create)
+
+    p = sub.add_parser("update", help="change a portal's name, permissions or agreement", epilog=catalogue)
+    p.add_argument("portal_id")
+    p.add_argument("--name")
+    p.add_argument("--permissions", type=_permissions, help="the full new list, comma-separated")
+    agreement_args(p, required=False)
+    p.set_defaults(run=portal_update)
+
+    p = sub.add_parser("list", help="list portals")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(run=portal_list)
+
+    p = sub.add_parser("rotate-secret", help="replace the client secret (printed once; the old one stops working)")
+    p.add_argument("portal_id")
+    p.set_defaults(run=portal_rotate_secret)
+
+    p = sub.add_parser("add-user", help="add a partner user to a portal")
+    p.add_argument("portal_id")
+    p.add_argument("--name", required=True)
+    p.add_argument("--email", required=True)
+    p.add_argument("--inactive", action="store_true", help="add the user as inactive")
+    p.set_defaults(run=portal_add_user)
+
+
+# --- the console --------------------------------------------------------------------------------------------------
+
+GROUPS = (add_partner_portal,)  # issue 10 adds tenant, keys, dlq, audit here
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="portal-access", description=__doc__.split("\n\n")[0],
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="group", required=True, metavar="command")
+    for add in GROUPS:
+        add(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # --help (0) or a usage error (2); argparse has printed it
+        return int(done.code or 0)
+    from botocore.exceptions import BotoCoreError, ClientError
+    from pynamodb.exceptions import PynamoDBException
+    from chalicelib.partners import OperatorError
+    try:
+        args.run(args)
+    except (Failure, OperatorError) as exc:
+        print(f"portal-access: error: {exc}", file=sys.stderr)
+        return 1
+    except (BotoCoreError, ClientError, PynamoDBException) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"portal-access: error: AWS call failed in stage {_stage()}: {first}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
