@@ -18,7 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
 
-from chalicelib import audit, config, email_scan, messaging
+from chalicelib import audit, config, dead_letters, email_scan, messaging
 from chalicelib.api import ApiError
 from chalicelib.directory import iso, make_cursor, page_args
 from chalicelib.invitations import (ACCESS_RANK, grants_from_refs, invite_message, merge_grant, portal_user_id,
@@ -113,8 +113,9 @@ def handle_batch(raw_event: dict, context) -> dict:
         for upload in uploads_in(record.body):
             try:
                 handle(upload, receive_count)
-            except Exception:  # the queue retries; the log says why (keys and codes only, no file content)
+            except Exception as exc:  # the queue retries; the log says why (keys and codes only, no content)
                 logger.exception("bulk upload failed", extra={"key": upload.key, "receive_count": receive_count})
+                dead_letters.record_failure("bulk-invites", record.message_id, exc, receive_count)
                 raise
 
     return process_partial_response(event=raw_event, record_handler=process, context=context,

@@ -260,6 +260,7 @@ class Counter(Model):
     window_start = NumberAttribute(default=now)
     locked_until = NumberAttribute(default=0)
     lockouts = NumberAttribute(default=0)
+    reason = UnicodeAttribute(null=True)  # failure#… items: why a queued message failed (see dead_letters)
     ttl = NumberAttribute()
 
 

@@ -2,7 +2,7 @@
 (ReportBatchItemFailures) so only it is retried; after the queue's maxReceiveCount it lands in the DLQ."""
 import json
 
-from chalicelib import messaging
+from chalicelib import dead_letters, messaging
 from chalicelib.observability import logger
 
 
@@ -18,6 +18,8 @@ def handle_batch(raw_event: dict, context) -> dict:
             # beyond the link it exists to deliver, and the link is never logged.
             logger.warning("delivery failed", extra={"message_id": message.get("message_id"),
                                                      "reason": type(exc).__name__})
+            dead_letters.record_failure("send", record.message_id, exc,
+                                        int(record.attributes.approximate_receive_count or 1))
             raise
 
     return process_partial_response(event=raw_event, record_handler=deliver,

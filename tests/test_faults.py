@@ -1,0 +1,168 @@
+"""Faults injected under a 5,000-row bulk run: DynamoDB and SES throttling at the HTTP layer (the SDK retries
+them), an S3 read that breaks mid-stream, SES rejecting some recipients for good. Every invitation is still sent
+exactly once; what cannot be sent ends in the send DLQ with its reason, and redrive moves it back."""
+import json
+import os
+import random
+import uuid
+
+import botocore.endpoint
+import botocore.response
+import pytest
+from botocore.awsrequest import AWSResponse
+
+from chalicelib import config, dead_letters
+from chalicelib.invitations import portal_user_id
+from chalicelib.models import Customer, RecordEmail
+from conftest import LambdaContext, make_tenant
+
+ROWS = int(os.environ.get("FAULT_ROWS", 5000))  # the file's rows: 1,000 distinct emails on record (each twice), 3,000 rows of strangers
+INVITABLE = int(os.environ.get("FAULT_INVITABLE", 1000))
+REJECTED = 3
+FAULT_BUDGET = 300  # injected throttles; the SDK's retries back off, so an unbounded rate would only measure sleep
+
+
+class Raw:
+    def __init__(self, body: bytes):
+        self.body = body
+
+    def stream(self, **_):
+        yield self.body
+
+    def read(self, *_):
+        return self.body
+
+
+def throttled(request):
+    target = request.headers.get("X-Amz-Target", b"")
+    target = target.decode() if isinstance(target, bytes) else target
+    if target.startswith("DynamoDB_"):
+        body = json.dumps({"__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException",
+                           "message": "Rate of requests exceeds the allowed throughput."}).encode()
+        return AWSResponse(request.url, 400, {"Content-Type": "application/x-amz-json-1.0"}, Raw(body))
+    body = (b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>"
+            b"<Message>Maximum sending rate exceeded.</Message></Error><RequestId>x</RequestId></ErrorResponse>")
+    return AWSResponse(request.url, 400, {"Content-Type": "text/xml"}, Raw(body))
+
+
+@pytest.fixture
+def faults(monkeypatch):
+    rng = random.Random(7)
+    stats = {"throttled": 0, "s3_breaks": 0}
+    real_send = botocore.endpoint.Endpoint._send
+
+    def send(self, request):
+        body = request.body if isinstance(request.body, bytes) else (request.body or b"")
+        target = str(request.headers.get("X-Amz-Target", b""))
+        is_ses = b"Action=SendEmail" in body if isinstance(body, bytes) else False
+        if stats["throttled"] < FAULT_BUDGET and (("DynamoDB" in target and rng.random() < 0.03)
+                                                  or (is_ses and rng.random() < 0.10)):
+            stats["throttled"] += 1
+            return throttled(request)
+        return real_send(self, request)
+    monkeypatch.setattr(botocore.endpoint.Endpoint, "_send", send)
+
+    real_read = botocore.response.StreamingBody.read
+    reads = {"n": 0}
+
+    def read(self, amt=None):
+        reads["n"] += 1
+        if reads["n"] == 1:  # the first run gets a first piece of the file…
+            return real_read(self, 4096)
+        if reads["n"] == 2:  # …then the connection breaks mid-stream
+            stats["s3_breaks"] += 1
+            raise botocore.exceptions.ResponseStreamingError(error="connection reset by peer")
+        return real_read(self, amt)
+    monkeypatch.setattr(botocore.response.StreamingBody, "read", read)
+    monkeypatch.setenv("PORTAL_SEND_RATE_PER_SECOND", "100000")
+    # The SDK really backs off and retries; its clock runs 50x faster here so the test measures behaviour, not sleep.
+    real_sleep = botocore.endpoint.time.sleep
+    monkeypatch.setattr(botocore.endpoint.time, "sleep", lambda seconds: real_sleep(seconds / 50))
+    return stats
+
+
+def delivered_per_address():
+    from collections import Counter as Tally
+    from pathlib import Path
+    return Tally(json.loads(p.read_text())["to"] for p in Path(os.environ["PORTAL_OUTBOX_DIR"]).glob("*.json"))
+
+
+def queue_url(short):
+    return config.client("sqs").get_queue_url(QueueName=config.resource_name(short))["QueueUrl"]
+
+
+def sqs_event(messages, queue):
+    return {"Records": [{"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+                         "attributes": m.get("Attributes", {}), "messageAttributes": {}, "md5OfBody": m["MD5OfBody"],
+                         "eventSource": "aws:sqs", "eventSourceARN": f"arn:aws:sqs:us-east-1:123456789012:{queue}",
+                         "awsRegion": "us-east-1"} for m in messages]}
+
+
+def run_queue(handler, short, max_rounds=400):
+    """Lambda's SQS event source in miniature: batches to the handler, successes deleted, failures visible again
+    at once (instead of after the visibility timeout); the queue's redrive policy moves repeat failures to the DLQ."""
+    sqs, url = config.client("sqs"), queue_url(short)
+    for _ in range(max_rounds):
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"]).get("Messages", [])
+        got = [m for m in got if "s3:TestEvent" not in m["Body"]]
+        if not got:
+            return
+        result = handler(sqs_event(got, short), LambdaContext())
+        failed = {f["itemIdentifier"] for f in result["batchItemFailures"]}
+        for m in got:
+            if m["MessageId"] in failed:
+                sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0)
+            else:
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    raise AssertionError(f"{short} queue did not drain")
+
+
+def test_every_invitation_sent_exactly_once_under_faults(app, http, faults, monkeypatch):
+    from chalicelib import messaging
+    tenant = make_tenant(http)
+    emails = [f"row{i}@{tenant.id}.example" for i in range(INVITABLE)]
+    strangers = [f"stranger{i}@{tenant.id}.example" for i in range(ROWS - 2 * INVITABLE)]
+    rejected = set(emails[:REJECTED])
+    with Customer.batch_write() as customers, RecordEmail.batch_write() as index:
+        for start in range(0, INVITABLE, 50):
+            cid = uuid.uuid4().hex
+            customers.save(Customer(tenant.id, cid, name=f"C{start}", emails=emails[start:start + 50]))
+            for e in emails[start:start + 50]:
+                index.save(RecordEmail(tenant.id, e, refs={f"customer:{cid}"}))
+    real_send = messaging._send
+
+    def ses_rejects_some(message):
+        if message["to"] in rejected:
+            from botocore.exceptions import ClientError
+            raise ClientError({"Error": {"Code": "MessageRejected", "Message": "Email address is on the account's "
+                                         "suppression list."}}, "SendEmail")
+        return real_send(message)
+    monkeypatch.setattr(messaging, "_send", ses_rejects_some)
+
+    csv = "\n".join(emails + strangers + emails) + "\n"
+    assert csv.count("\n") == ROWS
+    config.client("s3").put_object(Bucket="portal-access-test-uploads", Key=f"bulk-invites/{tenant.id}/faults.csv",
+                                   Body=csv.encode())
+    run_queue(app.on_bulk_invite_upload, "bulk-invites")
+    run_queue(app.on_send_message, "send")
+
+    assert faults["throttled"] >= 20 and faults["s3_breaks"] == 1
+    report = json.loads(config.client("s3").get_object(
+        Bucket="portal-access-test-uploads", Key=f"bulk-invite-reports/{tenant.id}/faults.csv.json")["Body"].read())
+    counts = report["counts"]
+    assert (counts["rows"], counts["invited"], counts["duplicate"], counts["skipped_not_on_record"]) == \
+        (ROWS, INVITABLE, INVITABLE, ROWS - 2 * INVITABLE)
+    sent = delivered_per_address()
+    assert {e for e in emails if sent[e] != 1} == rejected  # everyone else exactly once
+    assert all(sent[e] == 0 for e in rejected) and not any(sent[e] for e in strangers)
+    dead = dead_letters.list_dead("send")
+    assert len(dead) == REJECTED
+    assert all("MessageRejected" in d["reason"] and "suppression" in d["reason"] for d in dead)
+    # once the cause is fixed (the addresses are off the suppression list), redrive sends them, once
+    monkeypatch.setattr(messaging, "_send", real_send)
+    assert dead_letters.redrive("send") == REJECTED
+    run_queue(app.on_send_message, "send")
+    sent = delivered_per_address()
+    assert all(sent[e] == 1 for e in emails)
+    assert dead_letters.list_dead("send") == []
+    assert portal_user_id(emails[0])

@@ -1,0 +1,74 @@
+"""Replay: every event handler gets each of its events three times in a row and interleaved with others
+(S3, SQS and SNS all deliver at least once): no duplicate invitation, message or audit entry."""
+import json
+from collections import Counter as Tally
+
+from chalicelib import config
+from chalicelib.models import AuditEvent, Person, now
+from conftest import SCHEDULED_EVENT, LambdaContext, drain, outbox_for
+from test_bulk_invites import BUCKET, bulk_events
+
+
+def audit_actions(tenant_id):
+    return Tally(e.action for e in AuditEvent.query(tenant_id))
+
+
+def send_events():
+    sqs = config.client("sqs")
+    url = sqs.get_queue_url(QueueName=config.queue_name("send"))["QueueUrl"]
+    out = []
+    while got := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        for m in got:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+            out.append({"Records": [{"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+                                     "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+                                     "md5OfBody": m["MD5OfBody"], "eventSource": "aws:sqs",
+                                     "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:send", "awsRegion": "us-east-1"}]})
+    return out
+
+
+def test_bulk_and_send_events_replayed(app, http, tenant):
+    drain(app)
+    t, d = tenant.admin_token, tenant.id
+    emails = [f"r{i}@{d}.example" for i in range(30)]
+    http.post("/v1/customers", {"name": "Replay", "emails": emails[:20]}, token=t)
+    http.post("/v1/customers", {"name": "Replay 2", "emails": emails[20:]}, token=t)
+    s3 = config.client("s3")
+    s3.put_object(Bucket=BUCKET, Key=f"bulk-invites/{d}/one.csv", Body="\n".join(emails[:15]).encode())
+    s3.put_object(Bucket=BUCKET, Key=f"bulk-invites/{d}/two.csv", Body="\n".join(emails[10:]).encode())
+    one, two = [e for e in bulk_events() if "TestEvent" not in e["Records"][0]["body"]]
+    for event in [one, one, one, two, one, two, two]:  # three in a row, then interleaved
+        assert app.on_bulk_invite_upload(event, LambdaContext()) == {"batchItemFailures": []}
+    sends = send_events()
+    assert len(sends) == 30  # one invitation per distinct email across both files
+    for event in sends + sends[::-1] + sends:  # every send event three times, interleaved
+        assert app.on_send_message(event, LambdaContext()) == {"batchItemFailures": []}
+    assert all(len(outbox_for(e)) == 1 for e in emails)
+    actions = audit_actions(d)
+    assert actions["portal.bulk_invite_started"] == 2 and actions["portal.bulk_invite_done"] == 2
+
+
+def test_schedule_replayed(app, http, tenant):
+    person = next(p for p in Person.query(tenant.id))
+    person.update(actions=[Person.temporary_password_expires_at.set(now() - 1)])
+    for _ in range(3):
+        app.run_schedule(SCHEDULED_EVENT, LambdaContext())
+    assert audit_actions(tenant.id)["staff.temporary_password_expired"] == 1
+
+
+def test_ses_notifications_replayed(app, http, tenant):
+    t = tenant.admin_token
+    email = f"bounce@{tenant.id}.example"
+    c = http.post("/v1/customers", {"name": "B", "emails": [email]}, token=t)[1]
+    user = http.post("/v1/portal/invitations", {"customer_id": c["customer_id"], "email": email}, token=t)[1]
+    note = {"eventType": "Bounce", "mail": {"tags": {"tenant": [tenant.id]}},
+            "bounce": {"bounceType": "Permanent", "bouncedRecipients": [{"emailAddress": email}]}}
+    event = {"Records": [{"EventSource": "aws:sns", "EventVersion": "1.0", "EventSubscriptionArn": "arn:x",
+                          "Sns": {"Type": "Notification", "MessageId": "n1", "TopicArn": "arn:x", "Subject": None,
+                                  "Message": json.dumps(note), "Timestamp": "2026-01-01T00:00:00Z",
+                                  "MessageAttributes": {}}}]}
+    before = audit_actions(tenant.id)
+    for _ in range(3):
+        app.on_ses_event(event, LambdaContext())
+    assert http.get(f"/v1/portal/users/{user['user_id']}", token=t)[1]["delivery_problem"] == "bouncing"
+    assert audit_actions(tenant.id) == before
