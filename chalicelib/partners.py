@@ -5,10 +5,10 @@ portal on every partner call, so a disable (or a withdrawn permission) stops the
 import hashlib
 import re
 import secrets
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
-from typing import Annotated
 
 from chalicelib import audit, lockout
 from chalicelib.api import ApiError, Principal
@@ -54,7 +54,8 @@ class EnableBody(Strict):
     agreement_version: Annotated[str, Field(max_length=64)] | None = None
 
 
-class PartnerTokenRequest(Strict):
+class PartnerTokenRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # not stripped: a secret is compared exactly as sent
     client_id: Id
     client_secret: Annotated[str, Field(min_length=1, max_length=256)]
     tenant_id: Annotated[str, Field(min_length=1, max_length=64)]
@@ -150,7 +151,8 @@ def _get(model, *key):
 
 
 def get_portal(portal_id: str) -> PartnerPortal:
-    portal = _get(PartnerPortal, portal_id)
+    # An id that could never exist is not sent to DynamoDB (an over-long key would be its error, our 500).
+    portal = _get(PartnerPortal, portal_id) if PORTAL_ID.match(portal_id) else None
     if portal is None:
         raise ApiError(404, "partner_portal_not_found", "No such partner portal.")
     return portal
@@ -242,9 +244,10 @@ def enable(tenant_id: str, portal_id: str, body: EnableBody, actor: str, ip: str
                                condition=PartnerPortal.agreement_version == portal.agreement_version)
             tx.save(e)
     except TransactWriteError:
-        if get_portal(portal_id).agreement_version != portal.agreement_version:
+        current = get_portal(portal_id).agreement_version
+        if current != portal.agreement_version:
             raise ApiError(400, "agreement_not_accepted", "A new version of the agreement was just published; "
-                           "read and accept it.", agreement_version=get_portal(portal_id).agreement_version) from None
+                           "read and accept it.", agreement_version=current) from None
         raise EDIT_CONFLICT from None
     audit.record(tenant_id, "partner.enabled", actor=actor, target=portal_id, ip=ip,
                  agreement_version=portal.agreement_version, revision=e.version)

@@ -22,9 +22,9 @@ def make_portal(perms=("view_customer", "view_location"), version="v1"):
     return portal, secret
 
 
-def enable(http, tenant, portal_id, version="v1", token=None, **extra):
-    body = {"accept": True, "agreement_version": version, **extra}
-    return http.post(f"/v1/partner-portals/{portal_id}/enable", body, token=token or tenant.admin_token)
+def enable(http, tenant, portal_id, version="v1"):
+    body = {"accept": True, "agreement_version": version}
+    return http.post(f"/v1/partner-portals/{portal_id}/enable", body, token=tenant.admin_token)
 
 
 def partner_token(http, portal, secret, tenant_id):
@@ -46,7 +46,7 @@ def test_permissions_are_visible_whether_enabled_or_not(http, tenant):
     status, listing = http.get("/v1/partner-portals", token=admin)
     assert status == 200
     mine = next(p for p in listing["items"] if p["portal_id"] == portal.portal_id)
-    assert mine["enabled"] is False and mine["enablement"] is None
+    assert mine["enabled"] is False and "enablement" not in mine  # None fields are left out
     assert mine["permissions"] == [{"key": "view_alerts", "label": "View Alerts"},
                                    {"key": "view_customer_statement", "label": "View Customer Statement"},
                                    {"key": "access_settings", "label": "Access Settings"}]
@@ -54,8 +54,9 @@ def test_permissions_are_visible_whether_enabled_or_not(http, tenant):
     assert status == 200 and one == mine
     status, agreement = http.get(f"/v1/partner-portals/{portal.portal_id}/agreement", token=admin)
     assert status == 200 and agreement == {"portal_id": portal.portal_id, "version": "v1", "text": AGREEMENT}
-    status, body = http.get("/v1/partner-portals/nope", token=admin)
-    assert status == 404 and body["error"]["code"] == "partner_portal_not_found"
+    for bad in ("nope", "x" * 3000, "Caf%C3%A9"):
+        status, body = http.get(f"/v1/partner-portals/{bad}", token=admin)
+        assert status == 404 and body["error"]["code"] == "partner_portal_not_found"
 
 
 @pytest.mark.parametrize("body", [{}, {"accept": False, "agreement_version": "v1"}, {"accept": True},
@@ -80,9 +81,9 @@ def test_acceptance_is_stored(http, tenant):
     portal, _ = make_portal()
     admin = tenant.admin_token
     me = http.get("/v1/staff/me", token=admin)[1]
-    status, body = enable(http, tenant, portal.portal_id, headers={"User-Agent": "Browser/1.0"}) if False else \
-        http.call("POST", f"/v1/partner-portals/{portal.portal_id}/enable",
-                  {"accept": True, "agreement_version": "v1"}, token=admin, headers={"User-Agent": "Browser/1.0"})
+    status, body = http.call("POST", f"/v1/partner-portals/{portal.portal_id}/enable",
+                             {"accept": True, "agreement_version": "v1"}, token=admin,
+                             headers={"User-Agent": "Browser/1.0"})
     assert status == 200 and body["enabled"] is True
     e = body["enablement"]
     assert e["accepted_by"] == me["person_id"] and e["accepted_by_email"] == tenant.admin_username
@@ -285,23 +286,25 @@ def test_secrets_never_reach_logs_or_the_audit_trail(http, tenant, capsys, caplo
 
 
 def test_concurrent_enables_and_disables_lose_no_update(http, tenant):
-    """20 admins toggling at once: every write that succeeded is one step of the item's history (the audit
+    """20 admins toggling at once, 3 times each: every write that succeeded is one step of the item's history (the audit
     revisions are exactly 1..version), and the item is the state of the last step."""
     portal, _ = make_portal()
     person = http.get("/v1/staff/me", token=tenant.admin_token)[1]["person_id"]
+    assert enable(http, tenant, portal.portal_id)[0] == 200  # so that disables write too
     results, barrier = [], threading.Barrier(20)
+    accept = partners.EnableBody(accept=True, agreement_version="v1")
 
     def toggle(i):
         barrier.wait()
-        try:
-            if i % 2:
-                partners.disable(tenant.id, portal.portal_id, person, "10.0.0.1")
-            else:
-                partners.enable(tenant.id, portal.portal_id, partners.EnableBody(accept=True, agreement_version="v1"),
-                                person, "10.0.0.1", f"agent-{i}")
-            results.append("ok")
-        except ApiError as err:
-            results.append(err.code)
+        for _ in range(3):
+            try:
+                if i % 2:
+                    partners.disable(tenant.id, portal.portal_id, person, "10.0.0.1")
+                else:
+                    partners.enable(tenant.id, portal.portal_id, accept, person, "10.0.0.1", f"agent-{i}")
+                results.append("ok")
+            except ApiError as err:
+                results.append(err.code)
 
     # The moto server runs in this process: a long switch interval keeps each of its requests from being
     # interleaved with another's (DynamoDB applies a conditional write atomically; moto relies on the GIL).
@@ -315,7 +318,7 @@ def test_concurrent_enables_and_disables_lose_no_update(http, tenant):
             t.join(60)
     finally:
         sys.setswitchinterval(interval)
-    assert len(results) == 20 and set(results) <= {"ok", "edit_conflict"} and "ok" in results
+    assert len(results) == 60 and set(results) <= {"ok", "edit_conflict"} and "ok" in results
 
     final = PartnerEnablement.get(tenant.id, portal.portal_id, consistent_read=True)
     events = [e for e in AuditEvent.query(tenant.id, consistent_read=True)
@@ -328,3 +331,53 @@ def test_concurrent_enables_and_disables_lose_no_update(http, tenant):
         assert final.disabled_by is None and final.accepted_by == person and final.user_agent.startswith("agent-")
     else:
         assert final.disabled_by == person and final.disabled_at
+
+
+@pytest.fixture
+def seed_portals(monkeypatch):
+    """The demo portals under ids of this test, so the test can see them created."""
+    from chalicelib import seed
+    suffix = uuid.uuid4().hex[:8]
+    client = f"demo-partner-{suffix}"
+    monkeypatch.setattr(seed, "DEMO_PARTNER_CLIENT", client)
+    monkeypatch.setattr(seed, "DEMO_PORTALS", [(f"coach-{suffix}", "Blue Collar Coach", client, ["view_customer"]),
+                                               (f"calls-{suffix}", "Call Centre", f"cc-{suffix}", ["view_job"])])
+    return seed
+
+
+def test_seed_generates_a_secret_that_works_and_is_idempotent(http, tenant, seed_portals):
+    first = seed_portals.seed_partner_portals(None)
+    assert first["created"] and len(first["secret"]) >= 40 and first["client_id"].startswith("demo-partner-")
+    again = seed_portals.seed_partner_portals(None)
+    assert again["created"] is False and again["secret"] is None
+    assert enable(http, tenant, first["portal_id"], "2024-01")[0] == 200
+    status, _ = http.post("/v1/partner/token", {"client_id": first["client_id"], "client_secret": first["secret"],
+                                                "tenant_id": tenant.id})
+    assert status == 200
+    listing = http.get("/v1/partner-portals", token=tenant.admin_token)[1]["items"]
+    perms = {p["portal_id"]: [x["key"] for x in p["permissions"]] for p in listing}
+    assert perms[first["portal_id"]] != perms[seed_portals.DEMO_PORTALS[1][0]]
+
+
+def test_seed_takes_the_secret_from_the_environment_and_never_returns_it(http, tenant, seed_portals):
+    given = "Given-Partner-Secret-0123456789"
+    seeded = seed_portals.seed_partner_portals(given)
+    assert seeded["created"] and seeded["secret"] is None
+    assert enable(http, tenant, seeded["portal_id"], "2024-01")[0] == 200
+    assert http.post("/v1/partner/token", {"client_id": seeded["client_id"], "client_secret": given,
+                                           "tenant_id": tenant.id})[0] == 200
+    from chalicelib.local import stack
+    text = stack.banner("http://127.0.0.1:8000", {"admin_username": "a", "tenant_id": "demo", "partner": seeded},
+                        "Pw-123456789", False, 1.0)
+    assert given not in text and "from $PORTAL_DEMO_PARTNER_SECRET" in text
+    generated = dict(seeded, secret="Generated-Secret-42")
+    text = stack.banner("http://127.0.0.1:8000", {"admin_username": "a", "tenant_id": "demo", "partner": generated},
+                        "Pw-123456789", False, 1.0)
+    assert "Generated-Secret-42" in text and seeded["client_id"] in text
+
+
+def test_seed_refuses_any_stage_but_local(monkeypatch):
+    from chalicelib import seed
+    monkeypatch.setenv("PORTAL_STAGE", "prod")
+    with pytest.raises(SystemExit, match="refusing"):
+        seed.seed_partner_portals(None)
