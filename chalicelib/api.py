@@ -224,6 +224,9 @@ class Api:
                 principal = authenticate(request.headers.get("authorization"))
                 if not spec.policy.allows(principal):
                     raise ApiError(403, "forbidden", f"This call needs the {spec.policy.describe()} policy.")
+                from chalicelib import tenants
+                if not tenants.is_active(principal.tenant_id):  # a disabled tenant is cut off on every call
+                    raise ApiError(403, "tenant_disabled", "This business's access is disabled.")
                 spec.policy.check(principal, f"{spec.method} {spec.path}", path_params, ip)
             body = self._parse_body(spec, request) if spec.body else None
             call = Call(principal, body, dict(request.query_params or {}), ip,

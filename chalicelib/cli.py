@@ -3,7 +3,7 @@ with the usual AWS environment: credentials, AWS_REGION, PORTAL_STAGE (default `
 AWS_ENDPOINT_URL=http://127.0.0.1:4566.
 
 Each command group is an `add_<group>(commands)` function that adds its argparse subcommands and gives each a
-`run` function; the other groups of issue 10 (tenant, keys, dlq, audit) plug in the same way. Exit codes: 0 done,
+`run` function: tenant, partner-portal, keys, dlq, audit. Exit codes: 0 done,
 1 the command failed, 2 bad usage; every error is one line on stderr."""
 import argparse
 import json
@@ -147,9 +147,190 @@ def add_partner_portal(commands) -> None:
     p.set_defaults(run=portal_add_user)
 
 
+# --- tenant -----------------------------------------------------------------------------------------------------
+
+def _print_rows(rows: list[dict], as_json: bool, columns: list[str]) -> None:
+    if as_json:
+        for row in rows:
+            print(json.dumps(row))
+        return
+    widths = {c: max([len(c)] + [len(str(r.get(c, ""))) for r in rows]) for c in columns}
+    print("  ".join(c.ljust(widths[c]) for c in columns))
+    for row in rows:
+        print("  ".join(str(row.get(c, "")).ljust(widths[c]) for c in columns))
+
+
+def tenant_create(args) -> None:
+    from chalicelib import tenants
+    made = tenants.create(args.tenant_id, args.name, args.admin_email, args.admin_name)
+    print(f"created tenant {made['tenant_id']} ({made['name']}); invitation emailed to {made['admin_email']} "
+          f"(valid until {made['invitation_expires_at']})")
+
+
+def tenant_list(args) -> None:
+    from chalicelib import tenants
+    rows = [{"tenant_id": t.tenant_id, "name": t.name, "status": t.status} for t in tenants.list_all()]
+    _print_rows(rows, args.json, ["tenant_id", "name", "status"])
+
+
+def tenant_show(args) -> None:
+    from chalicelib import tenants
+    print(json.dumps(tenants.describe(tenants.get(args.tenant_id)), indent=2))
+
+
+def tenant_status(status: str):
+    def run(args) -> None:
+        from chalicelib import tenants
+        tenants.set_status(args.tenant_id, status)
+        print(f"tenant {args.tenant_id} is {'disabled: its users and partners are refused' if status == 'disabled' else 'enabled'}")
+    return run
+
+
+def add_tenant(commands) -> None:
+    group = commands.add_parser("tenant", help="onboard and run businesses (tenants)",
+                                description="Tenants: create one with its first admin, list, show, disable, enable.")
+    sub = group.add_subparsers(dest="command", required=True, metavar="command")
+    p = sub.add_parser("create", help="create a tenant and email its first admin an invitation")
+    p.add_argument("tenant_id")
+    p.add_argument("--name", required=True, help="the business's name, shown on every page and email")
+    p.add_argument("--admin-email", required=True)
+    p.add_argument("--admin-name", default="Administrator")
+    p.set_defaults(run=tenant_create)
+    p = sub.add_parser("list", help="list tenants")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(run=tenant_list)
+    for name, run, text in (("show", tenant_show, "a tenant's settings and admins"),
+                            ("disable", tenant_status("disabled"), "refuse the tenant's users and partners"),
+                            ("enable", tenant_status("active"), "let them in again")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("tenant_id")
+        p.set_defaults(run=run)
+
+
+# --- keys ---------------------------------------------------------------------------------------------------------
+
+def keys_rotate(args) -> None:
+    from chalicelib.security import keys
+    print(f"new active signing key {keys.rotate()}; older keys keep verifying until retired")
+
+
+def keys_list(args) -> None:
+    from chalicelib.security import keys
+    from chalicelib.directory import iso
+    rows = [{"kid": k["kid"], "created_at": iso(k["created_at"]), "active": k["active"]} for k in keys.list_keys()]
+    _print_rows(rows, args.json, ["kid", "created_at", "active"])
+
+
+def keys_retire(args) -> None:
+    from chalicelib.security import keys
+    if args.kid not in {k["kid"] for k in keys.list_keys()}:
+        raise Failure(f"no key {args.kid!r}")
+    try:
+        keys.retire(args.kid)
+    except ValueError as exc:
+        raise Failure(str(exc)) from None
+    print(f"retired {args.kid}: tokens it signed no longer verify")
+
+
+def add_keys(commands) -> None:
+    group = commands.add_parser("keys", help="the access-token signing keys",
+                                description="Signing keys (ES256) in Secrets Manager; JWKS lists every key not retired.")
+    sub = group.add_subparsers(dest="command", required=True, metavar="command")
+    sub.add_parser("rotate", help="make a new key the active one").set_defaults(run=keys_rotate)
+    p = sub.add_parser("list", help="list keys")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=keys_list)
+    p = sub.add_parser("retire", help="remove a key that is no longer active")
+    p.add_argument("kid")
+    p.set_defaults(run=keys_retire)
+
+
+# --- dlq ----------------------------------------------------------------------------------------------------------
+
+def dlq_list(args) -> None:
+    from chalicelib import dead_letters
+    rows = []
+    for queue in args.queue or list(dead_letters.QUEUES):
+        rows += [{"queue": queue, **d} for d in dead_letters.list_dead(queue)]
+    _print_rows(rows, args.json, ["queue", "message_id", "receive_count", "summary", "reason"])
+
+
+def dlq_redrive(args) -> None:
+    from chalicelib import dead_letters
+    for queue in args.queue or list(dead_letters.QUEUES):
+        bar = Progress(f"redriving {queue}")
+        moved = dead_letters.redrive(queue, progress=bar.advance)
+        bar.done()
+        print(f"{queue}: moved {moved} message(s) back to the queue")
+
+
+class Progress:
+    """A one-line progress counter on stderr (only when it is a terminal: logs stay clean)."""
+
+    def __init__(self, label: str):
+        self.label, self.count = label, 0
+
+    def advance(self, n: int) -> None:
+        self.count += n
+        if sys.stderr.isatty():
+            print(f"\r{self.label}: {self.count}", end="", file=sys.stderr, flush=True)
+
+    def done(self) -> None:
+        if sys.stderr.isatty():
+            print(file=sys.stderr)
+
+
+def add_dlq(commands) -> None:
+    group = commands.add_parser("dlq", help="dead-lettered messages: list with reasons, move back",
+                                description="Dead-letter queues of the bulk-invites and send queues.")
+    sub = group.add_subparsers(dest="command", required=True, metavar="command")
+    for name, run, text in (("list", dlq_list, "show dead-lettered messages and why they failed"),
+                            ("redrive", dlq_redrive, "move them back to their queue once the cause is fixed")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--queue", action="append", choices=["bulk-invites", "send"],
+                       help="only this queue (repeatable; default both)")
+        if name == "list":
+            p.add_argument("--json", action="store_true")
+        p.set_defaults(run=run)
+
+
+# --- audit --------------------------------------------------------------------------------------------------------
+
+def audit_show(args) -> None:
+    from datetime import datetime, timezone
+    from chalicelib.directory import iso
+    from chalicelib.models import AuditEvent
+    from chalicelib import tenants
+    tenants.get(args.tenant_id)
+    condition = None
+    if args.since:
+        try:
+            since = datetime.fromisoformat(args.since.replace("Z", "+00:00"))
+        except ValueError:
+            raise Failure("--since: use an ISO date or time, e.g. 2026-11-01 or 2026-11-01T08:00:00Z") from None
+        since = since if since.tzinfo else since.replace(tzinfo=timezone.utc)
+        condition = AuditEvent.event_id >= f"{int(since.timestamp() * 1000):013d}"
+    rows = []
+    for e in AuditEvent.query(args.tenant_id, range_key_condition=condition):
+        if args.actor and e.actor != args.actor:
+            continue
+        rows.append({"at": iso(e.at), "action": e.action, "actor": e.actor or "", "target": e.target or "",
+                     "ip": e.ip or "", "details": e.details.as_dict() if e.details else {}})
+    _print_rows(rows, args.json, ["at", "action", "actor", "target", "ip"])
+
+
+def add_audit(commands) -> None:
+    p = commands.add_parser("audit", help="a tenant's audit trail", description="Print a tenant's audit trail, oldest first.")
+    p.add_argument("tenant_id")
+    p.add_argument("--since", help="ISO date or time (UTC unless it says otherwise)")
+    p.add_argument("--actor", help="only events by this actor id")
+    p.add_argument("--json", action="store_true", help="JSON lines (with details) instead of a table")
+    p.set_defaults(run=audit_show)
+
+
 # --- the console --------------------------------------------------------------------------------------------------
 
-GROUPS = (add_partner_portal,)  # issue 10 adds tenant, keys, dlq, audit here
+GROUPS = (add_tenant, add_partner_portal, add_keys, add_dlq, add_audit)
 
 
 def build_parser() -> Parser:
@@ -170,9 +351,10 @@ def main(argv: list[str] | None = None) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
     from pynamodb.exceptions import PynamoDBException
     from chalicelib.partners import OperatorError
+    from chalicelib.tenants import TenantError
     try:
         args.run(args)
-    except (Failure, OperatorError) as exc:
+    except (Failure, OperatorError, TenantError) as exc:
         print(f"portal-access: error: {exc}", file=sys.stderr)
         return 1
     except (BotoCoreError, ClientError, PynamoDBException) as exc:

@@ -169,3 +169,83 @@ def test_an_unreachable_endpoint_is_a_one_line_error():
     out = subprocess.run([sys.executable, "-m", "chalicelib.cli", "partner-portal", "list"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 1 and out.stderr.count("\n") == 1 and "stage local" in out.stderr, out.stderr
+
+
+# --- issue 10: tenant, keys, dlq, audit ----------------------------------------------------------------------------
+
+def test_tenant_create_invites_the_first_admin_and_refuses_an_existing_id(app, http, capsys):
+    import uuid
+    from chalicelib import cli
+    from conftest import drain, links_to
+    tid = "acme-" + uuid.uuid4().hex[:6]
+    assert cli.main(["tenant", "create", tid, "--name", "Acme Heating", "--admin-email", f"Boss@{tid}.example"]) == 0
+    out = capsys.readouterr().out
+    assert "invitation emailed" in out and "password" not in out.lower()
+    drain(app)
+    [link] = links_to(f"boss@{tid}.example", "/staff/accept-invite")
+    assert cli.main(["tenant", "create", tid, "--name", "Again", "--admin-email", "x@y.example"]) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert cli.main(["tenant", "list", "--json"]) == 0
+    assert any(json.loads(line)["tenant_id"] == tid for line in capsys.readouterr().out.splitlines())
+    assert cli.main(["tenant", "show", tid]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["admins"] == [{"email": f"boss@{tid}.example", "status": "invited"}]
+    assert link
+
+
+def test_a_disabled_tenant_is_refused_at_sign_in_and_on_every_call(http, tenant, capsys):
+    from chalicelib import cli
+    token = tenant.admin_token
+    assert cli.main(["tenant", "disable", tenant.id]) == 0
+    status, body = http.get("/v1/customers", token=token)
+    assert status == 403 and body["error"]["code"] == "tenant_disabled"
+    assert tenant.sign_in()[0] == 401
+    assert cli.main(["tenant", "enable", tenant.id]) == 0
+    assert http.get("/v1/customers", token=token)[0] == 200
+    assert cli.main(["tenant", "disable", "no-such-tenant"]) == 1
+
+
+def test_keys_rotate_list_retire(http, tenant, capsys):
+    from chalicelib import cli
+    from chalicelib.security import keys
+    old = tenant.admin_token
+    assert cli.main(["keys", "rotate"]) == 0
+    listed = [json.loads(line) for line in (cli.main(["keys", "list", "--json"]) == 0 and capsys.readouterr().out).splitlines()
+              if line.startswith("{")]
+    active = [k for k in listed if k["active"]]
+    assert len(active) == 1 and len(listed) >= 2
+    assert http.get("/v1/customers", token=old)[0] == 200  # the previous key still verifies
+    assert cli.main(["keys", "retire", active[0]["kid"]]) == 1  # the active one cannot go
+    old_kid = __import__("jwt").get_unverified_header(old)["kid"]
+    assert cli.main(["keys", "retire", old_kid]) == 0
+    assert http.get("/v1/customers", token=old)[0] == 401
+    keys.ensure_signing_key()
+
+
+def test_dlq_list_and_redrive(app, capsys):
+    from chalicelib import cli, config, dead_letters
+    sqs = config.client("sqs")
+    dlq = sqs.get_queue_url(QueueName=config.resource_name("send-dlq"))["QueueUrl"]
+    sent = sqs.send_message(QueueUrl=dlq, MessageBody=json.dumps({"channel": "email", "to": "dead@x.example",
+                                                                  "message_id": "m1", "tenant_id": "t"}))
+    dead_letters.record_failure("send", sent["MessageId"], RuntimeError("SES said no"), 5)
+    assert cli.main(["dlq", "list", "--queue", "send", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    row = next(r for r in rows if r["message_id"] == sent["MessageId"])
+    assert row["reason"] == "RuntimeError: SES said no" and "dead@x.example" in row["summary"]
+    assert cli.main(["dlq", "redrive", "--queue", "send"]) == 0
+    assert "moved" in capsys.readouterr().out
+    assert dead_letters.list_dead("send") == []
+    from conftest import drain
+    drain(app)
+
+
+def test_audit_prints_the_trail(http, tenant, capsys):
+    from chalicelib import cli
+    tenant.sign_in()
+    assert cli.main(["audit", tenant.id, "--json"]) == 0
+    actions = [json.loads(line)["action"] for line in capsys.readouterr().out.splitlines()]
+    assert "staff.signed_in" in actions
+    assert cli.main(["audit", tenant.id, "--since", "2999-01-01"]) == 0
+    assert "staff.signed_in" not in capsys.readouterr().out
+    assert cli.main(["audit", tenant.id, "--since", "yesterday"]) == 1
