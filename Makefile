@@ -5,8 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # chalice package needs a region even though it calls no AWS API
 export AWS_DEFAULT_REGION ?= us-east-1
+# pip install playwright never fetches a browser; this keeps any other path from trying either
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: run test package install clean
+.PHONY: run test bench package install clean
 
 $(STAMP): pyproject.toml requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +22,16 @@ run: $(STAMP)
 	exec $(BIN)/python -m chalicelib.local.stack
 
 test: $(STAMP)
+	# the browser tests drive Debian's Chromium (Playwright never downloads a browser here)
+	test -x /usr/bin/chromium || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+# Benchmarks (not part of `make test`): writes BENCHMARKS.md and docs/bench-bulk.png; takes about an hour.
+# BULK_SIZES=10000,100000 (rows; the default) sets the bulk files; ONLY=<section> measures one section again and
+# merges it into the last report: `make bench ONLY=bulk BULK_SIZES=500000` adds 500,000 rows (over an hour here).
+bench: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev,bench]'
+	$(BIN)/python -m bench $(if $(BULK_SIZES),--bulk-sizes $(BULK_SIZES)) $(if $(ONLY),--only $(ONLY))
 
 package: $(STAMP)
 	rm -rf build/package

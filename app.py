@@ -532,6 +532,19 @@ def partner_locations(call):
     return partners.list_locations(call.tenant_id, call.query)
 
 
+# --- hosted pages (what email and SMS links open) ---
+
+from chalicelib import pages  # noqa: E402  (kept in this section: one owner per section)
+
+pages.page(app, "/register", pages.register)
+pages.page(app, "/reset-password", pages.reset_password)
+pages.page(app, "/sign-in", pages.sign_in)
+pages.page(app, "/staff/accept-invite", pages.accept_invite)
+pages.page(app, "/staff/reset-password", pages.staff_reset_password)
+pages.page(app, "/staff/change-password", pages.staff_change_password)
+pages.css(app)
+
+
 api.add_method_not_allowed()
 
 

@@ -264,6 +264,19 @@ def _may_grant(caller: Principal, role: str, permissions: list[str]) -> None:
                        field="permissions")
 
 
+def _managed(caller: Principal, person_id: str) -> Person:
+    """The person, if the caller may manage them: no one resets, invites or edits someone who holds more than
+    they do (else a holder of accounts:manage alone could reset an admin's password and become them)."""
+    person = people.get(caller.tenant_id, person_id)
+    if not _may_manage(caller, person):
+        raise ApiError(403, "cannot_manage", "This person holds permissions you do not; ask an admin.")
+    return person
+
+
+def _may_manage(caller: Principal, person: Person) -> bool:
+    return set(people.effective_permissions(person)) <= set(caller.permissions)
+
+
 def create_person(caller: Principal, body: PersonCreate, ip: str | None) -> PersonOut:
     _need_contact(body.kind, body.email, body.mobile)
     role = body.role or ("technician" if body.kind == "technician" else "staff")
@@ -278,7 +291,7 @@ def create_person(caller: Principal, body: PersonCreate, ip: str | None) -> Pers
 
 
 def patch_person(caller: Principal, person_id: str, body: PersonPatch, ip: str | None) -> PersonOut:
-    person = people.get(caller.tenant_id, person_id)
+    person = _managed(caller, person_id)
     changes = body.model_dump(exclude_unset=True)
     for required in ("kind", "name", "role", "permissions", "mobile_access"):
         if required in changes and changes[required] is None:
@@ -371,7 +384,7 @@ def _invite(person: Person, channel: str, actor: str, ip: str | None, outbox: li
 
 
 def invite(caller: Principal, person_id: str, body: SendOptions | None, ip: str | None) -> dict:
-    person = people.get(caller.tenant_id, person_id)
+    person = _managed(caller, person_id)
     reason = _invitable(person)
     if reason == "disabled":
         raise ApiError(409, "account_disabled", "This person's account is disabled; enable it first.")
@@ -381,8 +394,9 @@ def invite(caller: Principal, person_id: str, body: SendOptions | None, ip: str 
 
 
 def accept_invite(body: AcceptInvite, ip: str | None) -> dict:
-    """The invitation link's page: choose a username (default: the email) and a password. The token is consumed
-    in the same transaction that sets the password, so of concurrent accepts exactly one wins."""
+    """The invitation link's page: choose a username (default: the email) and a password. Every check comes
+    before the link is consumed, so a refused username or password leaves it usable; of concurrent accepts
+    exactly one wins (set_password_with_link)."""
     record = single_use.look_up(body.token, "staff_invite")
     try:
         person = Person.get(record.tenant_id, record.subject_id, consistent_read=True)
@@ -397,7 +411,8 @@ def accept_invite(body: AcceptInvite, ip: str | None) -> dict:
         raise ApiError(400, "username_required", "Choose a username.", field="username")
     people.check_username(person, username)
     _check_policy(body.password, "password")
-    staff_signin.set_password(person, body.password, new_username=username, token=record, username_field="username")
+    staff_signin.set_password_with_link(person, body.password, record, new_username=username,
+                                        username_field="username")
     audit.record(person.tenant_id, "staff.invitation_accepted", actor=person.person_id, ip=ip)
     return staff_signin.access_token(person)
 
@@ -411,8 +426,8 @@ def _check_policy(password: str, field: str) -> None:
         raise ApiError(400, exc.code, exc.message, field=field) from None
 
 
-def _with_account(tenant_id: str, person_id: str) -> Person:
-    person = people.get(tenant_id, person_id)
+def _with_account(caller: Principal, person_id: str) -> Person:
+    person = _managed(caller, person_id)
     if person.account_status == "disabled":
         raise ApiError(409, "account_disabled", "This person's account is disabled; enable it first.")
     if not person.username:
@@ -422,7 +437,7 @@ def _with_account(tenant_id: str, person_id: str) -> Person:
 
 def create_account(caller: Principal, person_id: str, body: AccountCreate, ip: str | None) -> PersonOut:
     """Rule 10: the admin chooses a username and password; the first sign-in demands a new one of each."""
-    person = people.get(caller.tenant_id, person_id)
+    person = _managed(caller, person_id)
     if person.account_status == "disabled":
         raise ApiError(409, "account_disabled", "This person's account is disabled; enable it first.")
     if person.username or person.account_status == "active":
@@ -462,7 +477,7 @@ def _send_reset_link(person: Person, channel: str, actor: str, ip: str | None, o
 
 
 def send_reset_link(caller: Principal, person_id: str, body: SendOptions | None, ip: str | None) -> dict:
-    person = _with_account(caller.tenant_id, person_id)
+    person = _with_account(caller, person_id)
     return _send_reset_link(person, _pick_channel(person, body.channel if body else None), caller.subject, ip)
 
 
@@ -481,7 +496,7 @@ def set_temporary_password(caller: Principal, person_id: str, body: TemporaryPas
                            ip: str | None) -> dict:
     """Rule 14: valid 60 minutes, then sign-in answers temporary_password_expired; calling this again issues a
     new one (and ends a lockout)."""
-    person = _with_account(caller.tenant_id, person_id)
+    person = _with_account(caller, person_id)
     given = body.password if body else None
     if given is not None:
         _check_policy(given, "password")
@@ -532,7 +547,7 @@ def bulk(caller: Principal, kind: str, body: BulkRequest, ip: str | None) -> dic
         Job(caller.tenant_id, job_id, kind=f"staff_bulk_{kind}", status="running").save()
     outcomes, outbox = [], []
     for person in persons:
-        reason = skip_reason(person)
+        reason = skip_reason(person) or (None if _may_manage(caller, person) else "not_permitted")
         row = {"person_id": person.person_id, "name": person.name}
         if reason:
             outcomes.append({**row, "outcome": "skipped", "reason": reason})

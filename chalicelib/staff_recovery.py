@@ -192,7 +192,7 @@ def verify(body: VerifyCode, ip: str | None) -> dict:
 
 
 def complete(body: CompleteReset, ip: str | None) -> dict:
-    """Sets the new password and consumes the reset token in one transaction; checks come first so a refused
+    """Sets the new password and consumes the reset token (exactly once); checks come first so a refused
     password leaves the token usable."""
     _throttle("complete_ip", ip)
     record = single_use.look_up(body.reset_token, RESET_KIND)
@@ -209,7 +209,7 @@ def complete(body: CompleteReset, ip: str | None) -> dict:
     if person.password_hash and passwords.verify_password(person.password_hash, body.new_password):
         raise ApiError(400, "password_reused", "Choose a password different from the current one.",
                        field="new_password")
-    staff_signin.set_password(person, body.new_password, token=record)
+    staff_signin.set_password_with_link(person, body.new_password, record)
     data = record.data.as_dict() if hasattr(record.data, "as_dict") else dict(record.data or {})
     via = data.get("via", "code")
     audit.record(person.tenant_id, "staff.password_reset", actor=person.person_id, ip=ip, via=via)

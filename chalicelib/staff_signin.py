@@ -113,16 +113,13 @@ def change_password(principal: Principal, current_password: str | None, new_pass
 
 
 def set_password(person: Person, new_password: str, *, new_username: str | None = None,
-                 must_change: bool = False, temporary_for: int | None = None, token=None,
+                 must_change: bool = False, temporary_for: int | None = None,
                  username_field: str = "new_username") -> None:
-    """Stores a new hash (and optionally a new username, claimed uniquely and the old one released).
-
-    With `token` (the Token of an invitation or reset link), the same transaction consumes it: of concurrent
-    uses of one link exactly one sets a password. A new password also ends any pending invitation, reset link,
-    retired temporary password and sign-in lockout."""
+    """Stores a new hash (and optionally a new username, claimed uniquely and the old one released). A new
+    password also ends any pending invitation, reset link, retired temporary password and sign-in lockout."""
     from pynamodb.exceptions import TransactWriteError
     from chalicelib import identity, lockout, single_use
-    from chalicelib.models import Claim, Token, transaction
+    from chalicelib.models import Claim, transaction
     hash_, at = passwords.hash_password(new_password), now()
     stale_links = [h for h in (person.invitation_token_hash, person.reset_link_token_hash) if h]
     actions = [Person.password_hash.set(hash_), Person.password_set_at.set(at),
@@ -138,11 +135,6 @@ def set_password(person: Person, new_password: str, *, new_username: str | None 
     items = []  # what each transaction item is, in order, to explain a cancellation
     try:
         with transaction() as tx:
-            if token is not None:
-                tx.update(token, actions=[Token.used_at.set(at)],
-                          condition=Token.used_at.does_not_exist() & Token.revoked.does_not_exist()
-                          & (Token.expires_at >= at))
-                items.append(("update", "token"))
             if rename:
                 identity.claim_put(tx, person.tenant_id, "username", new_username, person.person_id)
                 items.append(("save", "username"))
@@ -153,8 +145,6 @@ def set_password(person: Person, new_password: str, *, new_username: str | None 
             items.append(("update", "person"))
     except TransactWriteError as exc:
         reasons = identity.cancellation_codes(exc, items)
-        if reasons.get("token") == "ConditionalCheckFailed":
-            raise ApiError(410, "token_used", "This link was already used.") from None
         if reasons.get("username") == "ConditionalCheckFailed":
             raise ApiError(409, "username_taken", "This username is taken; choose another.",
                            field=username_field) from None
@@ -166,6 +156,31 @@ def set_password(person: Person, new_password: str, *, new_username: str | None 
         single_use.revoke(hashed)
     for name in {old_username, person.username} - {None}:
         lockout.clear("staff", person.tenant_id, name)
+
+
+def set_password_with_link(person: Person, new_password: str, link, **options) -> None:
+    """set_password for the holder of an invitation or reset link (`link`: its Token, already looked up).
+
+    The link is consumed first by one conditional write, so of concurrent uses exactly one gets past it (a
+    single-item condition is atomic everywhere; moto's transactions are not under concurrency). If setting the
+    password then fails (the username was taken meanwhile, a concurrent edit), the link is given back."""
+    from pynamodb.exceptions import UpdateError
+    from chalicelib.models import Token
+    at = now()
+    try:
+        link.update(actions=[Token.used_at.set(at)],
+                    condition=Token.used_at.does_not_exist() & Token.revoked.does_not_exist()
+                    & (Token.expires_at >= at))
+    except UpdateError:
+        raise ApiError(410, "token_used", "This link was already used.") from None
+    try:
+        set_password(person, new_password, **options)
+    except Exception:
+        try:
+            link.update(actions=[Token.used_at.remove()], condition=Token.used_at == at)
+        except UpdateError:
+            pass  # someone revoked it meanwhile: it stays dead
+        raise
 
 
 # How the password-changed notice describes what happened.

@@ -150,7 +150,17 @@ def test_an_admin_cannot_grant_what_they_do_not_hold(http, tenant):
     assert status == 403 and body["error"]["code"] == "cannot_grant"
     status, body = http.patch(f"/v1/people/{ok['person_id']}", {"permissions": ["partners:manage"]}, token=manager)
     assert status == 403 and body["error"]["code"] == "cannot_grant"
-
+    # nor take over someone who holds more: the admin's contact, password and reset links are out of reach
+    admin_id = http.get("/v1/staff/me", token=tenant.admin_token)[1]["person_id"]
+    for method, path, body in [("PATCH", f"/v1/people/{admin_id}", {"email": unique_email()}),
+                               ("POST", f"/v1/people/{admin_id}/temporary-password", {}),
+                               ("POST", f"/v1/people/{admin_id}/password-reset-link", {})]:
+        status, got = http.call(method, path, body=body, token=manager)
+        assert status == 403 and got["error"]["code"] == "cannot_manage", (method, path, got)
+    status, run = http.post("/v1/people/bulk-password-reset", {"all": True, "type": "dry_run"}, token=manager)
+    assert {"person_id": admin_id, "name": "Admin", "outcome": "skipped", "reason": "not_permitted"} \
+        in run["outcomes"]
+    assert tenant.sign_in()[0] == 200
 
 # --- invitations (rule 9) -----------------------------------------------------------------------------------
 

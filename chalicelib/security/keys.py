@@ -81,6 +81,25 @@ def jwks() -> dict:
     return {"keys": out}
 
 
+def derived_secrets(purpose: str) -> list[bytes]:
+    """Symmetric 32-byte keys for one purpose (e.g. "pages-csrf"), one per key of the ring, the active key's
+    first. Each is HKDF-SHA256 of that key's private scalar with the purpose as `info`, so no purpose ever uses
+    the ECDSA key itself, purposes never share a key, and rotating the ring rotates them too (whatever was made
+    with the previous key keeps verifying until that key is retired)."""
+    ring = _ring()
+    ordered = sorted(ring["keys"], key=lambda k: k["kid"] != ring["active_kid"])
+    return [_derive(k["private_pem"], purpose) for k in ordered]
+
+
+@lru_cache(maxsize=64)
+def _derive(pem: str, purpose: str) -> bytes:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+    scalar = _private_key(pem).private_numbers().private_value.to_bytes(32, "big")
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"portal-access derived secret",
+                info=purpose.encode()).derive(scalar)
+
+
 # --- operator side: rotation (CLI and local stack) ---
 
 def _new_key() -> dict:

@@ -1,0 +1,159 @@
+"""Bulk invitations: a generated CSV of N rows goes S3 -> SQS (moto's notification) -> the real handler
+(app.on_bulk_invite_upload), run in a child process per size so its peak RSS is that run's alone.
+
+The file: a header, then rows `name,email,phone`; every 20th row repeats an email ten rows up (5 % duplicates),
+every 50th is an email on no record (2 %), the rest are customers' emails, each on its own customer record.
+The directory is written with BatchWriteItem (PynamoDB Model.batch_write), 25 items per call."""
+import json
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from bench.common import BUCKET, ROOT, CallCounter, LambdaContext, purge, receive_all, sqs_event
+
+
+def row_email(tenant_id: str, i: int) -> tuple[str, bool]:
+    """(email of row i, is it on a record?)"""
+    if i % 20 == 19:
+        return row_email(tenant_id, i - 10)
+    if i % 50 == 7:
+        return f"stranger{i}@elsewhere.example", False
+    return f"c{i:07d}@{tenant_id}.example", True
+
+
+def make_tenant(rows: int, label: str) -> str:
+    """A tenant whose directory holds every on-record email of the file: one Customer and one RecordEmail each."""
+    from chalicelib.models import Customer, RecordEmail, Tenant
+    tenant_id = f"bench-{label}-{uuid.uuid4().hex[:6]}"
+    Tenant(tenant_id, name=f"Bench {label}").save()
+    with Customer.batch_write() as customers, RecordEmail.batch_write() as index:
+        for i in range(rows):
+            email, on_record = row_email(tenant_id, i)
+            if not on_record or i % 20 == 19:
+                continue
+            customer_id = f"cust{i:07d}"
+            customers.save(Customer(tenant_id, customer_id, name=f"Customer {i}", emails=[email]))
+            index.save(RecordEmail(tenant_id, email, refs={f"customer:{customer_id}"}))
+    return tenant_id
+
+
+def upload(tenant_id: str, rows: int) -> tuple[dict, int, int]:
+    """Puts the CSV at bulk-invites/<tenant>/… and returns (the SQS event S3's notification became, bytes,
+    distinct emails)."""
+    from chalicelib import config
+    lines, distinct = ["name,email,phone"], set()
+    for i in range(rows):
+        email, _ = row_email(tenant_id, i)
+        distinct.add(email)
+        lines.append(f"Customer {i},{email},+1555{i:07d}")
+    body = ("\n".join(lines) + "\n").encode()
+    config.client("s3").put_object(Bucket=BUCKET, Key=f"bulk-invites/{tenant_id}/bench-{rows}.csv", Body=body)
+    events = [m for m in receive_all("bulk-invites", wait=2) if "s3:TestEvent" not in m["Body"]]
+    assert len(events) == 1, events
+    return sqs_event(events, config.queue_name("bulk-invites")), len(body), len(distinct)
+
+
+def naive(event: dict) -> None:
+    """The baseline: the same stream and scanner, then one call per row for each step
+    (GetItem on the email index, GetItem on the portal user, PutItem, SendMessage). No report is written."""
+    from pynamodb.exceptions import DoesNotExist
+    from chalicelib import bulk_invites, config, email_scan
+    from chalicelib.invitations import invite_message, portal_user_id, status_key
+    from chalicelib.models import PortalUser, RecordEmail
+    upload, = bulk_invites.uploads_in(event["Records"][0]["body"])
+    tenant_id = upload.key.split("/")[1]
+    s3, sqs = config.client("s3"), config.client("sqs")
+    queue = sqs.get_queue_url(QueueName=config.queue_name("send"))["QueueUrl"]
+    body = s3.get_object(Bucket=upload.bucket, Key=upload.key)["Body"]
+    for found in email_scan.scan(body.iter_chunks(bulk_invites.READ_BYTES)):
+        for email in found.emails:
+            try:
+                RecordEmail.get(tenant_id, email)
+            except DoesNotExist:
+                continue
+            try:
+                PortalUser.get(tenant_id, portal_user_id(email))
+                continue
+            except DoesNotExist:
+                pass
+            user = PortalUser(tenant_id, portal_user_id(email), email=email, status="invited",
+                              status_key=status_key(tenant_id, "invited"), invite_job="naive")
+            user.save()
+            sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(
+                invite_message(tenant_id, user.user_id, uuid.uuid4().hex)))
+
+
+def _measure(fn, event: dict) -> dict:
+    with CallCounter() as counter:
+        started = time.perf_counter()
+        result = fn(event)
+        seconds = time.perf_counter() - started
+    return {"seconds": seconds, "result": result, "dynamodb": counter.service("dynamodb"),
+            "sqs": counter.service("sqs"), "s3": counter.service("s3"),
+            "calls": {f"{s}:{op}": n for (s, op), n in sorted(counter.calls.items())}}
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS. Not ru_maxrss: Linux carries the parent's RSS at fork over into the child's
+    ru_maxrss (kept across exec), so a child of a large parent would report the parent. VmHWM is the peak of
+    this process image alone."""
+    status = Path("/proc/self/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM"))) / 1024
+
+
+def child() -> None:
+    """`python -m bench.bulk child`: stdin {"event", "naive_event"?}; stdout one JSON line."""
+    job = json.loads(sys.stdin.read())
+    import app  # what a Lambda cold start loads before the first event
+    out = {"rss_after_import_mb": peak_rss_mb()}
+    out["handler"] = _measure(lambda e: app.on_bulk_invite_upload(e, LambdaContext()), job["event"])
+    out["peak_rss_mb"] = peak_rss_mb()  # before the baseline runs
+    if job.get("naive_event"):
+        out["naive"] = _measure(naive, job["naive_event"])
+    print(json.dumps(out))
+
+
+def run(rows: int, with_naive: bool, log) -> dict:
+    """One size: directory, file, notification, then the handler (and the baseline) in a child process."""
+    from chalicelib.models import Job
+    started = time.perf_counter()
+    tenant_id = make_tenant(rows, f"{rows}")
+    event, size, distinct = upload(tenant_id, rows)
+    job = {"event": event}
+    if with_naive:
+        job["naive_event"] = upload(make_tenant(rows, f"naive{rows}"), rows)[0]
+    log(f"bulk {rows:,} rows: directory and file ready in {time.perf_counter() - started:.0f} s; running the handler")
+    proc = subprocess.run([sys.executable, "-m", "bench.bulk", "child"], cwd=ROOT, input=json.dumps(job),
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"bulk child failed:\n{proc.stderr[-3000:]}")
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    handler = out["handler"]
+    assert handler["result"] == {"batchItemFailures": []}, handler["result"]
+    job_record = next(Job.query(tenant_id))
+    counts = {k: int(v) for k, v in job_record.summary.as_dict()["counts"].items()}
+    assert job_record.status == "done" and counts["rows"] == rows + 1, (job_record.status, counts)
+    purge("send")  # the invitations the run queued: the send section measures the sender separately
+    out.update(rows=rows, bytes=size, distinct=distinct, counts=counts, tenant_id=tenant_id,
+               bucket=BUCKET, setup_seconds=time.perf_counter() - started - handler["seconds"]
+               - out.get("naive", {}).get("seconds", 0))
+    return out
+
+
+def transaction_connection_ms(n: int = 5) -> float:
+    """What chalicelib.models.transaction() pays on every call: it builds a new PynamoDB Connection, so the
+    first request of each transaction creates a botocore client (median of n, ms)."""
+    import statistics
+    from pynamodb.connection import Connection
+    samples = []
+    for _ in range(n):
+        started = time.perf_counter()
+        Connection(region="us-east-1").client  # noqa: B018 - the property creates the client
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples) * 1000
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["child"]:
+    child()

@@ -1,0 +1,295 @@
+"""Hosted pages without a browser (the browser tests are test_pages_browser.py): every page route is a Public
+HTML page with the security headers, CSRF refuses forged posts, the link token leaves the URL, link problems
+explain themselves in HTML, policy errors sit next to their field, and the sign-in page offers only the
+providers the business allows."""
+import re
+import urllib.parse
+
+import pytest
+
+from conftest import STRONG_PASSWORD, drain, links_to
+
+PAGES = ["/register", "/reset-password", "/sign-in", "/staff/accept-invite", "/staff/reset-password",
+         "/staff/change-password"]
+PASSWORD = "Garden-Gate-2031"
+
+
+class Browserless:
+    """A cookie jar and form posts over chalice.test.Client (which has no cookies of its own)."""
+
+    def __init__(self, client):
+        self.client, self.cookies = client, {}
+
+    def _headers(self, extra=None):
+        h = dict(extra or {})
+        if self.cookies:
+            h["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        return h
+
+    def _keep(self, response):
+        set_cookie = response.headers.get("Set-Cookie") or []
+        for line in [set_cookie] if isinstance(set_cookie, str) else set_cookie:
+            name, _, rest = line.partition("=")
+            value = rest.split(";")[0]
+            if "Max-Age=0" in line:
+                self.cookies.pop(name, None)
+            else:
+                self.cookies[name] = value
+        return response
+
+    def get(self, path, headers=None):
+        return self._keep(self.client.http.get(path, headers=self._headers(headers)))
+
+    def post(self, path, data, headers=None, csrf=True, page=None):
+        data = dict(data)
+        if csrf:
+            data.setdefault("csrf_token", csrf_of(page if page is not None else self.get(path)))
+        h = self._headers({"Content-Type": "application/x-www-form-urlencoded", **(headers or {})})
+        return self._keep(self.client.http.post(path, headers=h, body=urllib.parse.urlencode(data)))
+
+
+def csrf_of(response):
+    return re.search(r'name="csrf_token" value="([^"]+)"', response.body.decode()).group(1)
+
+
+def text(response):
+    return response.body.decode()
+
+
+@pytest.fixture
+def browser(client):
+    return Browserless(client)
+
+
+@pytest.fixture
+def invited(app, http, tenant):
+    email = f"home@{tenant.id}.example"
+    c = http.post("/v1/customers", {"name": "Harper Household", "emails": [email]}, token=tenant.admin_token)[1]
+    status, _ = http.post("/v1/portal/invitations", {"customer_id": c["customer_id"], "email": email},
+                          token=tenant.admin_token)
+    assert status == 202
+    drain(app)
+    [link] = links_to(email, "/register?token=")
+    return email, link
+
+
+def path_of(link):
+    parsed = urllib.parse.urlparse(link)
+    return parsed.path + ("?" + parsed.query if parsed.query else "")
+
+
+def test_every_page_is_a_public_html_route(app):
+    from chalicelib.api import Public
+    for path in PAGES:
+        for method in ("GET", "POST"):
+            view = app.app.routes[path][method].view_function
+            assert isinstance(view.policy, Public) and view.page is True
+    assert "application/x-www-form-urlencoded" in app.app.routes["/register"]["POST"].content_types
+    assert not any(spec.path in PAGES for spec in app.api.routes)  # not JSON API routes: not in OpenAPI
+
+
+def test_security_headers_on_every_page_and_answer(browser, tenant):
+    answers = [browser.get(p) for p in PAGES]
+    answers.append(browser.get(f"/sign-in?tenant_id={tenant.id}"))
+    answers.append(browser.get("/register?token=" + "x" * 43))
+    for r in answers:
+        assert r.headers["Content-Type"].startswith("text/html")
+        csp = r.headers["Content-Security-Policy"]
+        assert "unsafe-inline" not in csp and "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
+        assert "style-src 'self'" in csp and "form-action 'self'" in csp
+        assert r.headers["X-Frame-Options"] == "DENY"
+        assert r.headers["Referrer-Policy"] == "no-referrer"
+        assert r.headers["Cache-Control"] == "no-store"
+        assert "<script" not in text(r) and "style=" not in text(r)
+    css = browser.get("/assets/pages.css")
+    assert css.status_code == 200 and css.headers["Content-Type"].startswith("text/css")
+
+
+def test_link_token_leaves_the_url_for_a_cookie(browser, invited):
+    email, link = invited
+    first = browser.get(path_of(link))
+    assert first.status_code == 303 and first.headers["Location"] == "/register"
+    [cookie] = [c for c in first.headers["Set-Cookie"] if c.startswith("pa_register=")]
+    assert "HttpOnly" in cookie and "Path=/register" in cookie and "SameSite=Lax" in cookie
+    assert "Secure" not in cookie  # http here; https adds Secure and the __Secure- prefix
+    page = browser.get("/register")
+    assert page.status_code == 200 and email in text(page) and "Test Plumbing" in text(page)
+    assert "token" not in text(page).split("<form")[1].split("</form>")[0].replace("csrf_token", "")
+    for rule in ("At least 10 characters", "A digit", "Not a common password"):
+        assert rule in text(page)
+
+
+def test_a_form_without_a_valid_csrf_token_is_not_acted_on(app, browser, client, invited):
+    from chalicelib.models import PortalUser
+    email, link = invited
+    browser.get(path_of(link))
+    page = browser.get("/register")
+    good = csrf_of(page)
+    forged = [("no token", {}, {}), ("wrong token", {"csrf_token": "A" * 43}, {}),
+              ("cross-site", {"csrf_token": good}, {"Sec-Fetch-Site": "cross-site"}),
+              ("other origin", {"csrf_token": good}, {"Origin": "https://evil.example"})]
+    for what, extra, headers in forged:
+        r = browser.post("/register", {"password": PASSWORD, "password_confirm": PASSWORD, **extra},
+                         headers=headers, csrf=False)
+        assert r.status_code == 400, what
+        assert "was not sent" in text(r), what
+    # a token made for another browser's cookie does not verify with this one
+    other = Browserless(client)
+    other.cookies = {"pa_register": browser.cookies["pa_register"]}
+    r = other.post("/register", {"password": PASSWORD, "password_confirm": PASSWORD, "csrf_token": good},
+                   csrf=False)
+    assert r.status_code == 400 and "was not sent" in text(r)
+    users = [u for u in PortalUser.query(invited_tenant(link)) if u.email == email]
+    assert users[0].status == "invited"
+    ok = browser.post("/register", {"password": PASSWORD, "password_confirm": PASSWORD}, page=page)
+    assert ok.status_code == 200 and "Your account is ready" in text(ok)
+
+
+def invited_tenant(link):
+    from chalicelib.models import Token
+    from chalicelib.security.tokens import token_hash
+    token = urllib.parse.parse_qs(urllib.parse.urlparse(link).query)["token"][0]
+    return Token.get(token_hash(token)).tenant_id
+
+
+def test_policy_errors_sit_next_to_the_field_and_typed_values_stay(browser, invited, tenant):
+    email, link = invited
+    browser.get(path_of(link))
+    r = browser.post("/register", {"password": "alllowercase", "password_confirm": "alllowercase"})
+    body = text(r)
+    assert r.status_code == 400
+    assert 'id="password-error"' in body and "The password needs an upper case letter." in body
+    assert "The password needs a digit." in body  # every rule it breaks, in plain words
+    assert 'aria-describedby="password-rules password-error"' in body and 'aria-invalid="true"' in body
+    assert 'role="alert"' in body and 'aria-live="assertive"' in body
+    assert 'value="alllowercase"' not in body  # passwords are never sent back
+    r = browser.post("/register", {"password": PASSWORD, "password_confirm": PASSWORD + "x"})
+    assert 'id="password_confirm-error"' in text(r) and "not the same" in text(r)
+    r = browser.post(f"/sign-in?tenant_id={tenant.id}", {"email": email, "password": "Wrong-Password-1"})
+    assert r.status_code == 400 and f'value="{email}"' in text(r) and "not right" in text(r)
+
+
+def test_used_expired_and_unknown_links_explain_the_next_step(app, browser, http, invited, tenant):
+    email, link = invited
+    token = urllib.parse.parse_qs(urllib.parse.urlparse(link).query)["token"][0]
+    status, _ = http.post("/v1/portal/register", {"token": token, "password": PASSWORD})
+    assert status == 200
+    used = browser.get(path_of(link))
+    assert used.status_code == 410 and "already used" in text(used)
+    assert f"/sign-in?tenant_id={tenant.id}" in text(used) and "Test Plumbing" in text(used)
+    assert "error" not in used.headers.get("Content-Type", "") and not text(used).startswith("{")
+    unknown = browser.get("/register?token=" + "Q" * 43)
+    assert unknown.status_code == 400 and "This link does not work" in text(unknown)
+    missing = browser.get("/staff/accept-invite")
+    assert missing.status_code == 400 and "Open the link from your message" in text(missing)
+    # a replaced staff invitation says a newer one was sent
+    from chalicelib.models import Token
+    from chalicelib import single_use
+    from chalicelib.security.tokens import token_hash
+    old = single_use.issue("staff_invite", tenant.id, "nobody", 3600)
+    single_use.revoke(token_hash(old), "invitation_replaced")
+    replaced = browser.get(f"/staff/accept-invite?token={old}")
+    assert replaced.status_code == 410 and "A newer link was sent" in text(replaced)
+    expired = single_use.issue("portal_reset", tenant.id, "nobody", 3600)
+    Token(token_hash(expired)).update(actions=[Token.expires_at.set(1)])
+    r = browser.get(f"/reset-password?token={expired}")
+    assert r.status_code == 410 and "expired" in text(r) and f"/reset-password?tenant_id={tenant.id}" in text(r)
+
+
+def test_sign_in_offers_only_the_providers_the_business_allows(browser, http, tenant):
+    body = text(browser.get(f"/sign-in?tenant_id={tenant.id}"))
+    assert "Continue with" not in body and f"/reset-password?tenant_id={tenant.id}" in body
+    status, _ = http.call("PUT", "/v1/portal/settings", {"self_signup": True, "third_party_signin": ["google"]},
+                          token=tenant.admin_token)
+    assert status == 200
+    body = text(browser.get(f"/sign-in?tenant_id={tenant.id}"))
+    assert f'href="/v1/portal/oidc/google/start?tenant_id={tenant.id}"' in body
+    assert "Continue with Google" in body and "Microsoft" not in body
+    assert f"/register?tenant_id={tenant.id}" in body  # self sign-up is on too
+    assert "Use the sign-in link" in text(browser.get("/sign-in?tenant_id=no-such-business"))
+
+
+def test_self_sign_up_page_gives_the_same_answer(browser, http, tenant):
+    assert browser.get(f"/register?tenant_id={tenant.id}").status_code == 400  # invitation-only: explained
+    http.call("PUT", "/v1/portal/settings", {"self_signup": True}, token=tenant.admin_token)
+    form = browser.get(f"/register?tenant_id={tenant.id}")
+    assert form.status_code == 200 and "Send me a link" in text(form)
+    a = browser.post(f"/register?tenant_id={tenant.id}", {"email": "nobody@nowhere.example"}, page=form)
+    assert a.status_code == 202 and "Check your email" in text(a)
+    bad = browser.post(f"/register?tenant_id={tenant.id}", {"email": "not-an-email"})
+    assert bad.status_code == 400 and 'id="email-error"' in text(bad) and 'value="not-an-email"' in text(bad)
+
+
+def test_staff_invitation_prefills_the_email_as_username(app, browser, http, tenant):
+    token = tenant.admin_token
+    status, person = http.post("/v1/people", {"kind": "employee", "name": "Robin Office",
+                                              "email": f"robin@{tenant.id}.example"}, token=token)
+    assert status == 201
+    assert http.post(f"/v1/people/{person['person_id']}/invite", {}, token=token)[0] == 202
+    drain(app)
+    [link] = links_to(f"robin@{tenant.id}.example", "/staff/accept-invite?token=")
+    assert browser.get(path_of(link)).status_code == 303
+    page = text(browser.get("/staff/accept-invite"))
+    assert f'name="username" type="text" value="robin@{tenant.id}.example"' in page and "Robin Office" in page
+    r = browser.post("/staff/accept-invite", {"username": "robin.o", "password": PASSWORD,
+                                              "password_confirm": PASSWORD})
+    assert r.status_code == 200 and "Your username is robin.o" in text(r)
+    assert tenant.sign_in("robin.o", PASSWORD)[0] == 200
+
+
+def test_expired_password_sends_the_person_through_the_change_page(browser, http, tenant):
+    from chalicelib import people
+    from chalicelib.models import Person
+    from chalicelib.security import passwords
+    person = people.create(tenant.id, kind="employee", name="Old Timer", email=f"old@{tenant.id}.example",
+                           username="old.timer", password_hash=passwords.hash_password(PASSWORD))
+    Person.get(tenant.id, person.person_id).update(actions=[Person.password_set_at.set(1)])
+    r = browser.post(f"/staff/change-password?tenant_id={tenant.id}",
+                     {"step": "sign_in", "username": "old.timer", "password": PASSWORD})
+    assert r.status_code == 303 and r.headers["Location"] == "/staff/change-password"
+    form = browser.get("/staff/change-password")
+    assert "over a year old" in text(form) and "new_username" not in text(form)
+    r = browser.post("/staff/change-password", {"step": "change", "new_password": PASSWORD,
+                                                "new_password_confirm": PASSWORD}, page=form)
+    assert r.status_code == 400 and "different from the current one" in text(r)
+    r = browser.post("/staff/change-password", {"step": "change", "new_password": STRONG_PASSWORD,
+                                                "new_password_confirm": STRONG_PASSWORD})
+    assert r.status_code == 200 and "Your password was changed" in text(r)
+    assert tenant.sign_in("old.timer", STRONG_PASSWORD)[0] == 200
+    again = browser.get("/staff/change-password")  # the cookie is gone: nothing to change here
+    assert again.status_code == 400
+
+
+def test_a_failure_inside_a_flow_shows_an_apology_page(browser, monkeypatch, tenant):
+    from chalicelib import portal_access
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("database on fire")
+    monkeypatch.setattr(portal_access, "sign_in", broken)
+    r = browser.post(f"/sign-in?tenant_id={tenant.id}", {"email": "a@b.example", "password": "x"})
+    assert r.status_code == 500 and "Something went wrong on our side" in text(r)
+    assert "database on fire" not in text(r) and "Traceback" not in text(r)
+    assert r.headers["Content-Security-Policy"]
+
+
+def test_csrf_key_comes_from_the_key_ring_and_survives_a_rotation(app, browser, tenant):
+    from chalicelib.security import keys
+    first = keys.derived_secrets("pages-csrf")
+    assert len(first[0]) == 32 and first[0] != keys.derived_secrets("another-purpose")[0]
+    page = browser.get(f"/sign-in?tenant_id={tenant.id}")
+    old_kid = keys.list_keys()[-1]["kid"]
+    assert [k for k in keys.list_keys() if k["active"]][0]["kid"] == old_kid
+    keys.rotate()
+    try:
+        assert keys.derived_secrets("pages-csrf")[0] != first[0] and first[0] in keys.derived_secrets("pages-csrf")
+        # a form opened before the rotation still posts
+        r = browser.post(f"/sign-in?tenant_id={tenant.id}", {"email": "x@y.example", "password": "Wrong-Pass-123"},
+                         page=page)
+        assert r.status_code == 400 and "not right" in text(r)
+        keys.retire(old_kid)
+        # once that key is retired, the old form is shown again instead of being acted on
+        r = browser.post(f"/sign-in?tenant_id={tenant.id}", {"email": "x@y.example", "password": "Wrong-Pass-123"},
+                         page=page)
+        assert r.status_code == 400 and "was not sent" in text(r)
+    finally:
+        keys.ensure_signing_key()

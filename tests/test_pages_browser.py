@@ -1,0 +1,352 @@
+"""The hosted pages in a real browser: Debian's Chromium (/usr/bin/chromium, never a downloaded build) driven by
+Playwright, against the app served over HTTP in this test process (chalice's local server in a thread, talking
+to this process's moto server). Links are read from the outbox exactly as a person would click them.
+
+Every page is also saved as a screenshot under docs/screens/ (1280 px wide; the register page at 320 px too).
+Only this module writes there, so parallel workers (pytest -n 2 --dist loadfile) never race on the files."""
+import os
+import re
+import threading
+
+import pytest
+from playwright.sync_api import expect
+
+from conftest import ROOT, drain, links_to, make_tenant, outbox_for
+
+os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+SCREENS = ROOT / "docs" / "screens"
+BUSINESS = "Brightwater Plumbing & Heating"
+PASSWORD = "Maple-Street-2040"
+NEW_PASSWORD = "Harbour-Lights-77"
+SECURITY = {"x-frame-options": "DENY", "referrer-policy": "no-referrer", "cache-control": "no-store"}
+
+
+# --- the server, the browser, a page --------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def server(app):
+    """The app over HTTP on a free port; links in messages point at it while this module runs."""
+    from chalice.cli.factory import CLIFactory
+    from chalice.local import create_local_server
+    config = CLIFactory(str(ROOT)).create_config_obj(chalice_stage_name="local")
+    local = create_local_server(app.app, config, "127.0.0.1", 0)
+    base = f"http://127.0.0.1:{local.server.server_address[1]}"
+    previous = os.environ.get("PORTAL_PUBLIC_BASE_URL")
+    os.environ["PORTAL_PUBLIC_BASE_URL"] = base
+    thread = threading.Thread(target=local.server.serve_forever, daemon=True)
+    thread.start()
+    yield base
+    local.server.shutdown()
+    local.server.server_close()
+    thread.join(timeout=10)
+    if previous is None:
+        os.environ.pop("PORTAL_PUBLIC_BASE_URL", None)
+    else:
+        os.environ["PORTAL_PUBLIC_BASE_URL"] = previous
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs it (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=server)
+    tab = context.new_page()
+    tab.set_default_timeout(15_000)
+    tab.csp_violations = []
+    tab.on("console", lambda msg: tab.csp_violations.append(msg.text)
+           if "Content Security Policy" in msg.text else None)
+    yield tab
+    context.close()
+    assert tab.csp_violations == []  # the stylesheet loads, nothing inline is attempted
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_limits():
+    """Every request here (and in other modules of this worker) comes from 127.0.0.1: start with no throttles."""
+    from chalicelib.models import Counter
+    for counter in Counter.scan(Counter.counter_key.startswith("throttle#")):
+        counter.delete()
+
+
+@pytest.fixture
+def business(http):
+    return make_tenant(http, name=BUSINESS)
+
+
+def shot(page, name):
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENS / f"{name}.png"), full_page=True)
+
+
+def assert_secure(response):
+    headers = response.headers
+    for name, value in SECURITY.items():
+        assert headers[name] == value, name
+    csp = headers["content-security-policy"]
+    assert "unsafe-inline" not in csp and "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
+
+
+def open_link(page, link, path):
+    """Opens a link from a message: the first answer is a 303 that takes the token out of the URL."""
+    response = page.goto(link)
+    assert page.url.endswith(path) and "token" not in page.url, page.url
+    first = response.request.redirected_from
+    assert first is not None and "token=" in first.url and first.response().status == 303
+    assert_secure(first.response())
+    assert_secure(response)
+    return response
+
+
+def field_error(page, name):
+    return page.locator(f"#{name}-error")
+
+
+# --- customer portal ---------------------------------------------------------------------------------------------
+
+def invite(app, http, business, email, name="Lee Household"):
+    token = business.admin_token
+    status, customer = http.post("/v1/customers", {"name": name, "emails": [email]}, token=token)
+    assert status == 201, customer
+    status, body = http.post("/v1/portal/invitations", {"customer_id": customer["customer_id"], "email": email},
+                             token=token)
+    assert status == 202, body
+    drain(app)
+    return links_to(email, "/register?token=")[-1]
+
+
+def test_register_from_the_invitation_fail_the_policy_then_sign_in(app, http, business, page, server):
+    email = "jordan.lee@example.com"
+    link = invite(app, http, business, email)
+    assert link.startswith(server + "/register?token=")
+
+    open_link(page, link, "/register")
+    expect(page.get_by_role("heading", name="Create your account")).to_be_visible()
+    assert page.locator(".tenant").inner_text() == BUSINESS and email in page.inner_text("main")
+    assert "At least 10 characters" in page.locator("#password-rules").inner_text()  # before typing
+    button_bg = page.eval_on_selector("button[type=submit]", "b => getComputedStyle(b).backgroundColor")
+    assert button_bg == "rgb(11, 92, 173)"  # the stylesheet applied under the CSP
+    shot(page, "register")
+
+    page.set_viewport_size({"width": 320, "height": 800})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 320  # no sideways scrolling
+    shot(page, "register-320")
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+    # keyboard only: skip link, then the fields, each with a visible focus ring
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.className") == "skip"
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "password"
+    assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") == "solid"
+    page.keyboard.type("lowercase-only-1")
+    page.keyboard.press("Tab")
+    page.keyboard.type("lowercase-only-1")
+    page.keyboard.press("Enter")
+
+    page.wait_for_selector("#password-error")
+    assert field_error(page, "password").inner_text() == "The password needs an upper case letter."
+    password = page.locator("#password")
+    assert password.get_attribute("aria-invalid") == "true"
+    assert "password-error" in password.get_attribute("aria-describedby")
+    assert password.input_value() == "" and page.locator("#password_confirm").input_value() == ""
+    summary = page.locator("#error-summary")
+    assert summary.get_attribute("aria-live") == "assertive" and "upper case" in summary.inner_text()
+    assert page.evaluate("document.activeElement.id") == "password"  # focus lands on the field to fix
+    shot(page, "register-error")
+
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_label("Type the password again").fill(PASSWORD)
+    page.get_by_role("button", name="Create account").click()
+    expect(page.get_by_role("heading", name="Your account is ready")).to_be_visible()
+    shot(page, "register-done")
+
+    page.get_by_role("link", name="Sign in").click()
+    expect(page).to_have_url(f"{server}/sign-in?tenant_id={business.id}")
+    expect(page.get_by_role("link", name="Can't sign in?")).to_be_visible()
+    assert page.get_by_text("Continue with").count() == 0  # the business allows no third-party sign-in
+    shot(page, "sign-in")
+    page.get_by_label("Email address").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="You are signed in")).to_be_visible()
+
+    # the same link again: an explanation and the next step, not an error dump
+    response = page.goto(link)
+    assert response.status == 410
+    expect(page.get_by_role("heading", name="This link was already used")).to_be_visible()
+    assert page.get_by_role("link", name="Sign in").get_attribute("href") == f"/sign-in?tenant_id={business.id}"
+    assert_secure(response)
+    shot(page, "link-used")
+
+
+def test_portal_reset_by_link(app, http, business, page, server):
+    email = "sam.rivera@example.com"
+    link = invite(app, http, business, email, name="Rivera Residence")
+    token = link.split("token=")[1]
+    assert http.post("/v1/portal/register", {"token": token, "password": PASSWORD})[0] == 200
+
+    page.goto(f"/sign-in?tenant_id={business.id}")
+    page.get_by_role("link", name="Can't sign in?").click()
+    expect(page.get_by_role("heading", name="Can't sign in?")).to_be_visible()
+    shot(page, "reset-request")
+    page.get_by_label("Email address").fill(email)
+    page.get_by_role("button", name="Email me a link").click()
+    expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
+    shot(page, "reset-sent")
+
+    drain(app)
+    reset_link = links_to(email, "/reset-password?token=")[-1]
+    # clicked in a webmail page: a navigation another site starts (Chromium then withholds SameSite=Strict
+    # cookies from every request of it, the 303 included; the token's cookie is Lax so the page still works)
+    page.route("http://webmail.test/**", lambda route: route.fulfill(
+        content_type="text/html", body=f'<a id="reset" href="{reset_link}">Choose a new password</a>'))
+    page.goto("http://webmail.test/inbox")
+    with page.expect_navigation(url=f"{server}/reset-password"):
+        page.click("#reset")
+    assert "token" not in page.url
+    assert email in page.inner_text("main") and "A digit" in page.inner_text("#password-rules")
+    shot(page, "reset-password")
+    page.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
+    page.get_by_label("Type the new password again").fill(NEW_PASSWORD)
+    page.get_by_role("button", name="Change password").click()
+    expect(page.get_by_role("heading", name="Your password was changed")).to_be_visible()
+    shot(page, "reset-done")
+
+    page.get_by_role("link", name="Sign in").click()
+    page.get_by_label("Email address").fill(email)
+    page.get_by_label("Password").fill(NEW_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="You are signed in")).to_be_visible()
+
+
+# --- staff ------------------------------------------------------------------------------------------------------
+
+def test_staff_accept_invite_from_an_sms_link(app, http, business, page, server):
+    token = business.admin_token
+    mobile = "+15550100123"
+    status, person = http.post("/v1/people", {"kind": "technician", "name": "Casey Tran", "mobile": mobile},
+                               token=token)
+    assert status == 201, person
+    assert http.post(f"/v1/people/{person['person_id']}/invite", {}, token=token)[0] == 202
+    drain(app)
+    assert outbox_for(mobile)[-1]["channel"] == "sms"
+    link = links_to(mobile, "/staff/accept-invite?token=")[-1]
+
+    open_link(page, link, "/staff/accept-invite")
+    assert "Welcome, Casey Tran" in page.inner_text("main")
+    assert page.get_by_label("Username").input_value() == ""  # no email to suggest: only a mobile
+    shot(page, "staff-accept-invite")
+
+    page.get_by_label("Username").fill("casey.tran")
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_label("Type the password again").fill(PASSWORD + "!")
+    page.get_by_role("button", name="Create account").click()
+    assert field_error(page, "password_confirm").inner_text() == "The two passwords are not the same."
+    assert page.get_by_label("Username").input_value() == "casey.tran"  # what was typed stays, but passwords
+
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_label("Type the password again").fill(PASSWORD)
+    page.get_by_role("button", name="Create account").click()
+    expect(page.get_by_role("heading", name="Your account is ready")).to_be_visible()
+    assert "Your username is casey.tran" in page.inner_text("main")
+    shot(page, "staff-accept-invite-done")
+    assert business.sign_in("casey.tran", PASSWORD)[0] == 200
+
+
+def test_staff_code_reset_with_the_code_from_the_outbox(app, http, business, page, server):
+    from chalicelib import people
+    from chalicelib.security import passwords
+    mobile = "+15550100456"
+    people.create(business.id, kind="technician", name="Alex Moreno", email="alex.moreno@example.com",
+                  mobile=mobile, role="technician", username="alex.moreno",
+                  password_hash=passwords.hash_password(PASSWORD))
+
+    page.goto(f"/staff/reset-password?tenant_id={business.id}")
+    expect(page.get_by_role("heading", name="Forgot your password?")).to_be_visible()
+    shot(page, "staff-reset-identifier")
+    page.get_by_label("Username, email address or mobile number").fill("alex.moreno")
+    page.get_by_role("button", name="Continue").click()
+
+    expect(page.get_by_role("heading", name="Verify your account")).to_be_visible()
+    assert "tenant_id" not in page.url and "flow" not in page.url
+    shot(page, "staff-reset-channel")
+    page.get_by_label("Text message (SMS)").check()
+    page.get_by_role("button", name="Send the code").click()
+    expect(page.get_by_role("heading", name="Enter the code")).to_be_visible()
+    shot(page, "staff-reset-code")
+
+    drain(app)
+    code = re.search(r"code: (\S+) \(case-sensitive", outbox_for(mobile)[-1]["body"]).group(1)
+    page.get_by_label("Code").fill(code.swapcase())  # case matters
+    page.get_by_role("button", name="Check the code").click()
+    assert field_error(page, "code").inner_text() == "That code is not right. You have 4 tries left."
+    page.get_by_label("Code").fill(code)
+    page.get_by_role("button", name="Check the code").click()
+
+    expect(page.get_by_role("heading", name="Choose a new password")).to_be_visible()
+    shot(page, "staff-reset-new")
+    page.get_by_label("New password", exact=True).fill("password")
+    page.get_by_label("Type the new password again").fill("password")
+    page.get_by_role("button", name="Change password").click()
+    assert "at least 10 characters" in field_error(page, "new_password").inner_text()
+    page.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
+    page.get_by_label("Type the new password again").fill(NEW_PASSWORD)
+    page.get_by_role("button", name="Change password").click()
+    expect(page.get_by_role("heading", name="Your password was changed")).to_be_visible()
+    assert business.sign_in("alex.moreno", NEW_PASSWORD)[0] == 200
+
+
+def test_staff_forced_change_at_first_sign_in(app, http, business, page, server):
+    token = business.admin_token
+    status, person = http.post("/v1/people", {"kind": "employee", "name": "Morgan Blake",
+                                              "email": "morgan.blake@example.com"}, token=token)
+    assert status == 201
+    status, body = http.post(f"/v1/people/{person['person_id']}/account",
+                             {"username": "mblake-temp", "password": PASSWORD}, token=token)
+    assert status == 201, body
+
+    page.goto(f"/staff/change-password?tenant_id={business.id}")
+    shot(page, "staff-change-sign-in")
+    page.get_by_label("Username").fill("mblake-temp")
+    page.get_by_label("Current password").fill(PASSWORD)
+    page.get_by_role("button", name="Continue").click()
+
+    expect(page).to_have_url(f"{server}/staff/change-password")
+    assert "Your administrator chose your username and password" in page.inner_text("main")
+    shot(page, "staff-change-password")
+    page.get_by_label("Your username").fill("mblake-temp")
+    page.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
+    page.get_by_label("Type the new password again").fill(NEW_PASSWORD)
+    page.get_by_role("button", name="Change password").click()
+    assert "other than the one you were given" in field_error(page, "new_username").inner_text()
+
+    page.get_by_label("Your username").fill("morgan.blake")
+    page.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
+    page.get_by_label("Type the new password again").fill(NEW_PASSWORD)
+    page.get_by_role("button", name="Change password").click()
+    expect(page.get_by_role("heading", name="Your password was changed")).to_be_visible()
+    assert "Your username is now morgan.blake" in page.inner_text("main")
+    assert business.sign_in("morgan.blake", NEW_PASSWORD)[0] == 200
+
+
+def test_screenshots_exist():
+    """The README links these: keep the set complete (this module is the only writer)."""
+    expected = {"register", "register-320", "register-error", "register-done", "sign-in", "link-used",
+                "reset-request", "reset-sent", "reset-password", "reset-done", "staff-accept-invite",
+                "staff-accept-invite-done", "staff-reset-identifier", "staff-reset-channel", "staff-reset-code",
+                "staff-reset-new", "staff-change-sign-in", "staff-change-password"}
+    missing = sorted(name for name in expected if not (SCREENS / f"{name}.png").exists())
+    assert not missing
