@@ -45,12 +45,14 @@ def call(base, method, path, body=None, token=None):
 
 
 def wait_for(pred, timeout, step=0.5):
+    """The predicate's first truthy value, or None after the timeout."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if pred():
-            return True
+        value = pred()
+        if value:
+            return value
         time.sleep(step)
-    return False
+    return None
 
 
 def stack_env(**extra) -> dict:
@@ -102,18 +104,31 @@ def test_stack_serves_delivers_events_and_stops_cleanly(tmp_path):
         import boto3
         aws = dict(endpoint_url=f"http://127.0.0.1:{aws_port}", region_name="us-east-1",
                    aws_access_key_id="testing", aws_secret_access_key="testing")
-        boto3.client("s3", **aws).put_object(Bucket="portal-access-local-uploads", Key="bulk-invites/demo/x.csv",
-                                             Body=b"email\nnobody.on.record@example.com\n")
-        if "def on_bulk_invite_upload" in (ROOT / "app.py").read_text():
-            sqs = boto3.client("sqs", **aws)
-            url = sqs.get_queue_url(QueueName="portal-access-local-bulk-invites")["QueueUrl"]
+        s3 = boto3.client("s3", **aws)
+        key = f"bulk-invites/demo/e2e-{api_port}.csv"
+        s3.put_object(Bucket="portal-access-local-uploads", Key=key,
+                      Body=b"name;email\nJamie;JAMIE.HARPER@example.com\nNobody;nobody.on.record@example.com\n")
 
-            def consumed():
-                attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-                handled = "bulk-invites: on_bulk_invite_upload handled" in log_path.read_text()
-                return handled and attrs["ApproximateNumberOfMessages"] == "0" \
-                    and attrs["ApproximateNumberOfMessagesNotVisible"] == "0"
-            assert wait_for(consumed, 60), "upload not consumed:\n" + log_path.read_text()[-3000:]
+        def report():
+            try:
+                body = s3.get_object(Bucket="portal-access-local-uploads",
+                                     Key=key.replace("bulk-invites/", "bulk-invite-reports/") + ".json")["Body"]
+                return json.loads(body.read())
+            except s3.exceptions.NoSuchKey:
+                return None
+        got = wait_for(report, 60)
+        assert got, "no bulk report within 60 s:\n" + log_path.read_text()[-3000:]
+        assert got["counts"]["invited"] == 1 and got["counts"]["skipped_not_on_record"] == 1
+
+        def invitation_in_outbox():
+            for path in (ROOT / ".local" / "outbox").glob("*.json"):
+                message = json.loads(path.read_text())
+                if message["to"] == "jamie.harper@example.com" and any("/register?token=" in link
+                                                                       for link in message["links"]):
+                    return message
+            return None
+        message = wait_for(invitation_in_outbox, 60)
+        assert message and message["links"][0].startswith(base + "/register?token="), log_path.read_text()[-3000:]
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
