@@ -64,7 +64,7 @@ def browser():
 def page(browser, server):
     context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=server)
     tab = context.new_page()
-    tab.set_default_timeout(15_000)
+    tab.set_default_timeout(60_000)  # generous: CI shares 2 cores with the other test worker
     tab.csp_violations = []
     tab.on("console", lambda msg: tab.csp_violations.append(msg.text)
            if "Content Security Policy" in msg.text else None)
