@@ -8,7 +8,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 # pip install playwright never fetches a browser; this keeps any other path from trying either
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: run test bench package install clean
+.PHONY: run test check bench package install clean
 
 $(STAMP): pyproject.toml requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[dev,bench]'
 	$(BIN)/python -m bench $(if $(BULK_SIZES),--bulk-sizes $(BULK_SIZES)) $(if $(ONLY),--only $(ONLY))
+
+# Static checks (issue 8): lint and the security linter. mypy and pip-audit are not in yet (see README).
+check: $(STAMP)
+	$(BIN)/ruff check chalicelib app.py tests bench
+	$(BIN)/bandit -q -r chalicelib app.py --severity-level high
 
 package: $(STAMP)
 	rm -rf build/package

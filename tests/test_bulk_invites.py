@@ -1,7 +1,6 @@
 """Bulk invitations from a CSV dropped into the uploads bucket: S3 -> SQS (moto delivers the notification) ->
 the real handler; one outcome per distinct email, a report, exactly-once sending across replays and resumes."""
 import json
-import os
 import urllib.request
 
 import botocore.client

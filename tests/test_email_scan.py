@@ -47,7 +47,7 @@ local = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789._+-", min_size=1,
     lambda s: s[0].isalnum() and s[-1].isalnum() and ".." not in s)
 domain = st.lists(st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=8), min_size=1,
                   max_size=3).map(lambda parts: ".".join(parts) + ".example")
-address = st.builds(lambda l, d: f"{l}@{d}", local, domain)
+address = st.builds(lambda user, host: f"{user}@{host}", local, domain)
 noise = st.text(alphabet=st.characters(blacklist_characters="@", blacklist_categories=("Cs", "Cc")), max_size=20)
 cell = st.one_of(noise, address, address.map(lambda a: f'"{a}"'), st.builds(lambda n, a: f"{n} <{a}>",
                                                                              noise.filter(lambda s: "<" not in s and ">" not in s), address))

@@ -11,7 +11,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_requirements_match_pyproject_runtime_dependencies():
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     reqs = [line.split("#")[0].strip() for line in (ROOT / "requirements.txt").read_text().splitlines()]
-    norm = lambda items: sorted(re.sub(r"\s+", "", i).lower() for i in items if i)
+    def norm(items):
+        return sorted(re.sub(r"\s+", "", i).lower() for i in items if i)
     assert norm(deps) == norm(reqs)
 
 

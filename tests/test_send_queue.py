@@ -1,10 +1,8 @@
 """The send queue: flows enqueue, the handler delivers through SES/SNS (moto) exactly once, the outbox gets
 one JSON file per message, and a failed message is reported for retry instead of lost."""
 import json
-import os
-from pathlib import Path
 
-from chalicelib import config, messaging
+from chalicelib import messaging
 from conftest import LambdaContext, drain, outbox_for
 
 

@@ -81,7 +81,7 @@ def sqs_record(msg: dict, queue_arn: str) -> dict:
             attrs[name]["binaryValue"] = a["BinaryValue"]
     return {"messageId": msg["MessageId"], "receiptHandle": msg["ReceiptHandle"], "body": msg["Body"],
             "attributes": msg.get("Attributes", {}), "messageAttributes": attrs,
-            "md5OfBody": msg.get("MD5OfBody") or hashlib.md5(msg["Body"].encode()).hexdigest(),
+            "md5OfBody": msg.get("MD5OfBody") or hashlib.md5(msg["Body"].encode(), usedforsecurity=False).hexdigest(),
             "eventSource": "aws:sqs", "eventSourceARN": queue_arn, "awsRegion": region()}
 
 
