@@ -4,6 +4,7 @@ hash key, so a query can only ever read one tenant's data: the tenant always com
 Times are epoch seconds (numbers); expiry is always checked in code (`expires_at < now`) because DynamoDB TTL
 deletes late (and moto never does)."""
 import time
+from functools import lru_cache
 
 from pynamodb.attributes import (BooleanAttribute, ListAttribute, MapAttribute, NumberAttribute,
                                  UnicodeAttribute, UnicodeSetAttribute, VersionAttribute)
@@ -270,9 +271,15 @@ ALL_MODELS = (Tenant, Person, Claim, Customer, Location, Contact, RecordEmail, P
 
 def transaction():
     """A DynamoDB transaction (all its writes happen or none); uniqueness claims ride in these."""
-    from pynamodb.connection import Connection
     from pynamodb.transactions import TransactWrite
-    return TransactWrite(connection=Connection(region=config.region()))
+    return TransactWrite(connection=_transaction_connection())
+
+
+@lru_cache(maxsize=1)
+def _transaction_connection():
+    """One connection per process: building its botocore client costs ~35 ms, once per bulk chunk otherwise."""
+    from pynamodb.connection import Connection
+    return Connection(region=config.region())
 
 
 # --- partner portals (DESIGN rules 18-21) ---------------------------------------------------------------------
