@@ -5,8 +5,8 @@ from typing import Annotated
 from chalice import Chalice, Rate
 from pydantic import BaseModel, ConfigDict, Field
 
-from chalicelib import (access_links, bulk_invites, config, directory, invitations, observability, oidc, openapi,
-                        portal_access, portal_sessions, staff_signin)
+from chalicelib import (access_links, audit, bulk_invites, config, directory, invitations, observability, oidc,
+                        openapi, portal_access, portal_sessions, staff_signin)
 from chalicelib.api import Admin, Api, PasswordChange, Public, Reply, Staff, chalice_error_to_envelope
 from chalicelib.api import PortalUser as PortalSignedIn
 from chalicelib.directory import (ContactCreate, ContactOut, ContactPage, ContactPatch, CustomerCreate,
@@ -322,16 +322,16 @@ def put_portal_settings(call):
     return portal_access.put_settings(call.tenant_id, call.body, call.actor, call.ip)
 
 
-@api.route("/v1/portal/users/{user_id}/audit", "GET", PORTAL_ADMIN, response=portal_access.AuditPage)
+@api.route("/v1/portal/users/{user_id}/audit", "GET", PORTAL_ADMIN, response=audit.AuditPage, query=PAGING)
 def portal_user_audit(call, user_id):
     """What a portal user did and what was done to them, newest first."""
-    return portal_access.user_audit(call.tenant_id, user_id)
+    return portal_access.user_audit(call.tenant_id, user_id, call.query)
 
 
 # --- staff accounts: people, invitations, admin-set and temporary passwords, recovery -----------------------
 
 from chalicelib import staff_accounts, staff_recovery  # noqa: E402  (kept in this section: one owner per section)
-from chalicelib.staff_accounts import (AcceptInvite, AccountCreate, AuditPage, BulkOut, BulkRequest,  # noqa: E402
+from chalicelib.staff_accounts import (AcceptInvite, AccountCreate, BulkOut, BulkRequest,  # noqa: E402
                                        InviteOut, PersonCreate, PersonOut, PersonPage, PersonPatch, ResetLinkOut,
                                        SendOptions, TemporaryPasswordBody, TemporaryPasswordOut)
 from chalicelib.staff_recovery import (CodeSent, CompleteReset, ResetDone, ResetStart, ResetStarted,  # noqa: E402
@@ -410,7 +410,7 @@ def get_people_bulk_job(call, job_id):
     return staff_accounts.get_bulk_job(call.tenant_id, job_id)
 
 
-@api.route("/v1/people/{person_id}/audit", "GET", ACCOUNTS, response=AuditPage, query=PAGING)
+@api.route("/v1/people/{person_id}/audit", "GET", ACCOUNTS, response=audit.AuditPage, query=PAGING)
 def person_audit(call, person_id):
     """What was done by or to this person, newest first."""
     return staff_accounts.person_audit(call.tenant_id, person_id, call.query)
@@ -494,7 +494,7 @@ def list_partner_users(call, portal_id):
     return partners.list_users(portal_id, call.query)
 
 
-@api.route("/v1/partner-portals/{portal_id}/audit", "GET", PARTNERS_ADMIN, response=partners.PartnerAuditPage,
+@api.route("/v1/partner-portals/{portal_id}/audit", "GET", PARTNERS_ADMIN, response=audit.AuditPage,
            query=PAGING)
 def partner_portal_audit(call, portal_id):
     """Enables, disables, tokens and every partner call for this business, newest first."""

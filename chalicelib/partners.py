@@ -13,7 +13,7 @@ from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
 from chalicelib import audit, lockout
 from chalicelib.api import ApiError, Principal
 from chalicelib.directory import LocationOut, iso, location_out, make_cursor, page_args
-from chalicelib.models import (AuditEvent, Location, PartnerClient, PartnerEnablement, PartnerPortal, PartnerUser,
+from chalicelib.models import (Location, PartnerClient, PartnerEnablement, PartnerPortal, PartnerUser,
                                Person, Tenant, now, transaction)
 
 # The fixed catalogue a portal's permissions come from (rule 18), in the order a tenant sees them.
@@ -113,19 +113,6 @@ class PartnerUserOut(BaseModel):
 
 class PartnerUserPage(BaseModel):
     items: list[PartnerUserOut]
-    next_cursor: str | None = None
-
-
-class PartnerAuditEntry(BaseModel):
-    at: str
-    action: str
-    actor: str | None = None
-    ip: str | None = None
-    details: dict
-
-
-class PartnerAuditPage(BaseModel):
-    items: list[PartnerAuditEntry]
     next_cursor: str | None = None
 
 
@@ -284,14 +271,7 @@ def list_users(portal_id: str, query: dict) -> dict:
 def portal_audit(tenant_id: str, portal_id: str, query: dict) -> dict:
     """This tenant's events about the portal (enable, disable, tokens, every partner call), newest first."""
     get_portal(portal_id)
-    limit, start = page_args(query)
-    start_key = {"tenant_id": {"S": tenant_id}, "event_id": {"S": start}} if start else None
-    results = AuditEvent.query(tenant_id, scan_index_forward=False, last_evaluated_key=start_key, page_size=200,
-                               filter_condition=AuditEvent.target == portal_id)
-    items, cursor = _take(results, limit, "event_id")
-    details = lambda e: e.details.as_dict() if hasattr(e.details, "as_dict") else dict(e.details or {})  # noqa: E731
-    return {"items": [PartnerAuditEntry(at=iso(e.at), action=e.action, actor=e.actor, ip=e.ip, details=details(e))
-                      for e in items], "next_cursor": cursor}
+    return audit.trail(tenant_id, portal_id, query, as_actor=False)
 
 
 # --- partners -----------------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from pynamodb.exceptions import DoesNotExist, UpdateError
 from chalicelib import audit, config, directory, invitations, lockout, messaging, portal_sessions, single_use
 from chalicelib.api import ApiError, Principal
 from chalicelib.identity import Email
-from chalicelib.models import AuditEvent, Customer, PortalUser, Tenant, now
+from chalicelib.models import Customer, PortalUser, Tenant, now
 from chalicelib.security import passwords
 
 RESET_SECONDS = 30 * 60
@@ -270,27 +270,6 @@ def put_settings(tenant_id: str, body: Settings, actor: str, ip: str | None) -> 
 
 # --- a portal user's audit trail (admin) --------------------------------------------------------------------------------
 
-class AuditEntry(BaseModel):
-    at: str
-    action: str
-    actor: str | None = None
-    target: str | None = None
-    ip: str | None = None
-    details: dict = {}
-
-
-class AuditPage(BaseModel):
-    items: list[AuditEntry]
-
-
-def user_audit(tenant_id: str, user_id: str) -> dict:
-    invitations.get_user(tenant_id, user_id)
-    items = []
-    for event in AuditEvent.query(tenant_id, scan_index_forward=False,
-                                  filter_condition=(AuditEvent.actor == user_id) | (AuditEvent.target == user_id)):
-        items.append(AuditEntry(at=directory.iso(event.at), action=event.action, actor=event.actor,
-                                target=event.target, ip=event.ip,
-                                details=event.details.as_dict() if event.details else {}))
-        if len(items) >= 200:
-            break
-    return {"items": items}
+def user_audit(tenant_id: str, user_id: str, query: dict) -> dict:
+    invitations.get_user(tenant_id, user_id)  # 404 for another tenant's user
+    return audit.trail(tenant_id, user_id, query)

@@ -13,7 +13,7 @@ from chalicelib import audit, config, lockout, people, single_use, staff_signin
 from chalicelib.api import ApiError, Principal
 from chalicelib.directory import Strict, iso, make_cursor, page_args
 from chalicelib.identity import Email, Mobile
-from chalicelib.models import AuditEvent, Job, Person, now
+from chalicelib.models import Job, Person, now
 from chalicelib.security import passwords
 from chalicelib.security.tokens import token_hash
 
@@ -152,20 +152,6 @@ class AcceptInvite(Strict):
     token: Annotated[str, Field(min_length=1, max_length=200)]
     username: Username | None = Field(None, description="Default: the email address the person was invited at")
     password: Password
-
-
-class AuditEntry(BaseModel):
-    at: str
-    action: str
-    actor: str | None = None
-    target: str | None = None
-    ip: str | None = None
-    details: dict
-
-
-class AuditPage(BaseModel):
-    items: list[AuditEntry]
-    next_cursor: str | None = None
 
 
 # --- reading people -----------------------------------------------------------------------------------------
@@ -596,20 +582,6 @@ def get_bulk_job(tenant_id: str, job_id: str) -> dict:
 # --- one person's audit trail -------------------------------------------------------------------------------
 
 def person_audit(tenant_id: str, person_id: str, query: dict) -> dict:
-    """Everything done by or to the person, newest first. The audit table is keyed by tenant and time, so this
-    reads the tenant's events with a filter and pages until this page is full."""
+    """Everything done by or to the person, newest first."""
     people.get(tenant_id, person_id)  # 404 for another tenant's person
-    limit, start = page_args(query)
-    start_key = {"tenant_id": {"S": tenant_id}, "event_id": {"S": start}} if start else None
-    results = AuditEvent.query(tenant_id, scan_index_forward=False, last_evaluated_key=start_key, page_size=200,
-                               filter_condition=(AuditEvent.target == person_id) | (AuditEvent.actor == person_id))
-    items, more = [], False
-    for event in results:
-        if len(items) >= limit:
-            more = True
-            break
-        items.append(event)
-    details = lambda e: e.details.as_dict() if hasattr(e.details, "as_dict") else dict(e.details or {})  # noqa: E731
-    return {"items": [AuditEntry(at=iso(e.at), action=e.action, actor=e.actor, target=e.target, ip=e.ip,
-                                 details=details(e)) for e in items],
-            "next_cursor": make_cursor({"event_id": {"S": items[-1].event_id}}, "event_id") if more else None}
+    return audit.trail(tenant_id, person_id, query)
