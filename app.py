@@ -6,12 +6,18 @@ from chalice import Chalice, Rate
 from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib import (access_links, audit, bulk_invites, config, directory, invitations, observability, oidc,
-                        openapi, portal_access, portal_sessions, staff_signin)
-from chalicelib.api import Admin, Api, PasswordChange, Public, Reply, Staff, chalice_error_to_envelope
+                        openapi, pages, partners, portal_access, portal_sessions, staff_accounts, staff_recovery,
+                        staff_signin)
+from chalicelib.api import Admin, Api, Partner, PasswordChange, Public, Reply, Staff, chalice_error_to_envelope
 from chalicelib.api import PortalUser as PortalSignedIn
 from chalicelib.directory import (ContactCreate, ContactOut, ContactPage, ContactPatch, CustomerCreate,
                                   CustomerOut, CustomerPage, CustomerPatch, LocationCreate, LocationOut,
                                   LocationPage, LocationPatch)
+from chalicelib.staff_accounts import (AcceptInvite, AccountCreate, BulkOut, BulkRequest, InviteOut, PersonCreate,
+                                       PersonOut, PersonPage, PersonPatch, ResetLinkOut, SendOptions,
+                                       TemporaryPasswordBody, TemporaryPasswordOut)
+from chalicelib.staff_recovery import (CodeSent, CompleteReset, ResetDone, ResetStart, ResetStarted, ResetToken,
+                                       SendCode, VerifyCode)
 
 app = Chalice(app_name="portal-access")
 app.register_middleware(chalice_error_to_envelope, "http")
@@ -330,12 +336,6 @@ def portal_user_audit(call, user_id):
 
 # --- staff accounts: people, invitations, admin-set and temporary passwords, recovery -----------------------
 
-from chalicelib import staff_accounts, staff_recovery  # noqa: E402  (kept in this section: one owner per section)
-from chalicelib.staff_accounts import (AcceptInvite, AccountCreate, BulkOut, BulkRequest,  # noqa: E402
-                                       InviteOut, PersonCreate, PersonOut, PersonPage, PersonPatch, ResetLinkOut,
-                                       SendOptions, TemporaryPasswordBody, TemporaryPasswordOut)
-from chalicelib.staff_recovery import (CodeSent, CompleteReset, ResetDone, ResetStart, ResetStarted,  # noqa: E402
-                                       ResetToken, SendCode, VerifyCode)
 
 ACCOUNTS = Admin("accounts:manage")
 
@@ -450,8 +450,6 @@ def staff_reset_complete(call):
 # Tenant admins see and enable portals; partners call /v1/partner/* with a partner token. Partner(permission)
 # re-checks the enablement and the permission on every call (partners.check_access), so handlers stay one line.
 
-from chalicelib import partners  # noqa: E402  (kept in this section: one owner per section)
-from chalicelib.api import Partner  # noqa: E402
 
 PARTNERS_ADMIN = Admin("partners:manage")
 
@@ -534,7 +532,6 @@ def partner_locations(call):
 
 # --- hosted pages (what email and SMS links open) ---
 
-from chalicelib import pages  # noqa: E402  (kept in this section: one owner per section)
 
 pages.page(app, "/register", pages.register)
 pages.page(app, "/reset-password", pages.reset_password)
