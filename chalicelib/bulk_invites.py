@@ -73,10 +73,28 @@ class Run:
     include_invited: bool
     access_cap: str
     report: "Report"
-    seen: set = field(default_factory=set)
+    seen: "SeenEmails" = field(default_factory=lambda: SeenEmails())
     pending: list = field(default_factory=list)  # (line, email) of distinct emails not yet decided
     messages: list = field(default_factory=list)
     calls: dict = field(default_factory=lambda: {"batch_get": 0, "transact_write": 0, "put": 0})
+
+
+class SeenEmails:
+    """The distinct emails of one file, on disk (SQLite in a temporary file, with a small page cache): a set in
+    memory would grow by ~190 bytes per email, this keeps the handler's memory flat whatever the file size."""
+
+    def __init__(self):
+        import sqlite3
+        self._file = tempfile.NamedTemporaryFile(suffix=".sqlite")
+        self._db = sqlite3.connect(self._file.name, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=OFF")
+        self._db.execute("PRAGMA synchronous=OFF")
+        self._db.execute("PRAGMA cache_size=-4096")  # 4 MB of pages at most
+        self._db.execute("CREATE TABLE seen (email TEXT PRIMARY KEY) WITHOUT ROWID")
+
+    def add(self, email: str) -> bool:
+        """True when the email is new to this file."""
+        return self._db.execute("INSERT OR IGNORE INTO seen VALUES (?)", (email,)).rowcount == 1
 
 
 class Report:
@@ -216,11 +234,10 @@ def _take_row(run: Run, found: email_scan.Found) -> None:
         run.report.counts["invalid"] += 1
         run.report.row(line=found.line, text=text, outcome="invalid")
     for email in found.emails:
-        if email in run.seen:
+        if not run.seen.add(email):
             run.report.counts["duplicate"] += 1
             run.report.row(line=found.line, email=email, outcome="duplicate")
             continue
-        run.seen.add(email)
         run.pending.append((found.line, email))
         if len(run.pending) >= CHUNK:
             _decide(run)
