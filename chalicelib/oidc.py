@@ -72,7 +72,7 @@ def _callback_url(provider: str) -> str:
 def _tenant_allows(tenant_id: str, provider: str) -> Tenant:
     try:
         tenant = Tenant.get(tenant_id)
-    except Exception:
+    except Tenant.DoesNotExist:
         tenant = None
     if tenant is None or tenant.status != "active" or provider not in (tenant.third_party_signin or []):
         raise ApiError(403, "provider_not_allowed", f"This business does not offer sign-in with {provider}.")

@@ -211,13 +211,15 @@ def request_reset(body: ResetRequest, ip: str | None) -> dict:
 
 def complete_reset(body: ResetComplete, ip: str | None, user_agent: str | None) -> dict:
     _check_new_password(body.new_password, body.new_password_confirm, field="new_password")
-    record = single_use.consume(body.token, "portal_reset")
+    # Checks first, then spend the link: a refused attempt leaves it usable (as staff_recovery.complete does).
+    record = single_use.look_up(body.token, "portal_reset")
     try:
         user = PortalUser.get(record.tenant_id, record.subject_id, consistent_read=True)
     except DoesNotExist:
         raise ApiError(410, "token_used", "This link no longer works.") from None
     if user.status != "active":
         raise ApiError(403, "account_disabled", "This account is disabled; contact the business.")
+    single_use.consume(body.token, "portal_reset")  # exactly one of two racing resets gets past here
     user.update(actions=[PortalUser.password_hash.set(passwords.hash_password(body.new_password)),
                          PortalUser.password_set_at.set(now()), PortalUser.updated_at.set(now())],
                 add_version_condition=False)

@@ -141,6 +141,20 @@ def test_reset_link_expires_after_30_minutes(app, http, tenant, invited, monkeyp
     assert status == 410 and body["error"]["code"] == "token_expired"
 
 
+def test_a_disabled_users_reset_link_is_refused_without_being_spent(app, http, tenant, invited):
+    register(http, invited)
+    http.post("/v1/portal/password-reset", {"tenant_id": tenant.id, "email": invited["email"]})
+    drain(app)
+    [link] = links_to(invited["email"], "/reset-password")
+    user_id = http.get("/v1/portal/users", token=invited["admin"])[1]["items"][0]["user_id"]
+    reset = {"token": token_of(link), "new_password": "Brand-New-2027", "new_password_confirm": "Brand-New-2027"}
+    http.patch(f"/v1/portal/users/{user_id}", {"status": "disabled"}, token=invited["admin"])
+    status, body = http.post("/v1/portal/password-reset/complete", reset)
+    assert status == 403 and body["error"]["code"] == "account_disabled"
+    http.patch(f"/v1/portal/users/{user_id}", {"status": "active"}, token=invited["admin"])
+    assert http.post("/v1/portal/password-reset/complete", reset)[0] == 200  # the refusal did not use the link up
+
+
 def test_sign_up_only_for_emails_on_a_record_and_only_when_allowed(app, http, tenant):
     t = tenant.admin_token
     email = f"selfie@{tenant.id}.example"
