@@ -106,6 +106,14 @@ class PasswordChange(Policy):
     token_kinds = ("staff", "password_change")
 
 
+def mark_view(view: Callable, policy: Policy, *, page: bool = False) -> None:
+    """Sets the attributes a Chalice view carries: `policy`, who may call it (tests/test_guard.py checks every
+    route has one), and `page` on an HTML page."""
+    view.__dict__["policy"] = policy
+    if page:
+        view.__dict__["page"] = True
+
+
 def authenticate(auth_header: str | None) -> Principal:
     from chalicelib.security import keys
     if not auth_header:
@@ -137,6 +145,8 @@ class Call:
 
     @property
     def tenant_id(self) -> str:
+        if self.principal is None:  # only a Public route has no principal, and it never asks for the tenant
+            raise AttributeError("tenant_id: this call has no principal")
         return self.principal.tenant_id
 
     @property
@@ -204,7 +214,7 @@ class Api:
 
             view.__name__ = fn.__name__
             view.__doc__ = fn.__doc__
-            view.policy = policy
+            mark_view(view, policy)
             # Every content type reaches the view so a wrong one gets our envelope, not Chalice's 415.
             self.app.route(path, methods=[method], content_types=content_types or ["*/*"],
                            name=fn.__name__)(view)
@@ -228,7 +238,7 @@ class Api:
                 if not tenants.is_active(principal.tenant_id):  # a disabled tenant is cut off on every call
                     raise ApiError(403, "tenant_disabled", "This business's access is disabled.")
                 spec.policy.check(principal, f"{spec.method} {spec.path}", path_params, ip)
-            body = self._parse_body(spec, request) if spec.body else None
+            body = self._parse_body(spec.body, request) if spec.body else None
             call = Call(principal, body, dict(request.query_params or {}), ip,
                         request.headers.get("user-agent"), request_id)
             result = fn(call, **path_params)
@@ -246,7 +256,7 @@ class Api:
                         headers={"Content-Type": "application/json", "Cache-Control": "no-store", **reply.headers})
 
     @staticmethod
-    def _parse_body(spec: RouteSpec, request) -> BaseModel:
+    def _parse_body(model: type[BaseModel], request) -> BaseModel:
         raw = request.raw_body or b""
         if len(raw) > MAX_BODY_BYTES:
             raise ApiError(413, "payload_too_large", f"The body is over {MAX_BODY_BYTES} bytes.")
@@ -260,7 +270,7 @@ class Api:
         if not isinstance(data, dict):
             raise ApiError(400, "invalid_request", "The body must be a JSON object.")
         try:
-            return spec.body.model_validate(data)
+            return model.model_validate(data)
         except ValidationError as exc:
             message, problems = _validation_message(exc)
             raise ApiError(400, "invalid_request", message, fields=problems) from None
@@ -277,7 +287,7 @@ class Api:
             def not_allowed(allowed=allowed, **_):
                 return error_response(ApiError(405, "method_not_allowed", f"Use {allowed} on this path."),
                                       {"Allow": allowed})
-            not_allowed.policy = Public()
+            mark_view(not_allowed, Public())
             name = "method_not_allowed_" + path.strip("/").replace("/", "_").replace("{", "").replace("}", "")
             self.app.route(path, methods=others, content_types=["*/*"], name=name)(not_allowed)
 

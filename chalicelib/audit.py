@@ -36,18 +36,19 @@ class AuditPage(BaseModel):
 def trail(tenant_id: str, subject_id: str, query: dict, *, as_actor: bool = True) -> dict:
     """Events by (when as_actor) or about one subject, newest first, a page at a time. The table is keyed by
     tenant and time, so this reads the tenant's events with a filter until the page is full."""
-    from chalicelib.directory import iso, make_cursor, page_args
+    from chalicelib.directory import iso_at, make_cursor, page_args
     limit, start = page_args(query)
     start_key = {"tenant_id": {"S": tenant_id}, "event_id": {"S": start}} if start else None
     about = AuditEvent.target == subject_id
     results = AuditEvent.query(tenant_id, scan_index_forward=False, last_evaluated_key=start_key, page_size=200,
                                filter_condition=(about | (AuditEvent.actor == subject_id)) if as_actor else about)
-    items, more = [], False
+    items: list[AuditEvent] = []
+    more = False
     for event in results:
         if len(items) >= limit:
             more = True
             break
         items.append(event)
-    return {"items": [AuditEntry(at=iso(e.at), action=e.action, actor=e.actor, target=e.target, ip=e.ip,
+    return {"items": [AuditEntry(at=iso_at(e.at), action=e.action, actor=e.actor, target=e.target, ip=e.ip,
                                  details=e.details.as_dict() if e.details else {}) for e in items],
             "next_cursor": make_cursor({"event_id": {"S": items[-1].event_id}}, "event_id") if more else None}

@@ -18,7 +18,7 @@ QUEUES = {"bulk-invites": "bulk-invites-dlq", "send": "send-dlq"}
 def record_failure(queue: str, message_id: str, exc: BaseException, receive_count: int) -> None:
     reason = f"{type(exc).__name__}: {str(exc)[:200]}"
     expires = int(time.time()) + REASON_DAYS * 86400
-    Counter(f"failure#{queue}#{message_id}", count=receive_count, window_start=int(time.time()), ttl=expires,
+    Counter(f"failure#{queue}#{message_id}", hits=receive_count, window_start=int(time.time()), ttl=expires,
             reason=reason).save()
 
 
@@ -41,7 +41,8 @@ def _check(queue: str) -> None:
 def list_dead(queue: str, limit: int = 100) -> list[dict]:
     """Dead-lettered messages with their reason. They stay in the DLQ (briefly invisible while read)."""
     _check(queue)
-    sqs, url, out = config.client("sqs"), _url(QUEUES[queue]), []
+    sqs, url = config.client("sqs"), _url(QUEUES[queue])
+    out: list[dict] = []
     seen = set()
     while len(out) < limit:
         got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=5,

@@ -110,7 +110,12 @@ class ContactPage(BaseModel):
 
 
 def iso(ts: int | float | None) -> str | None:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z") if ts else None
+    return iso_at(ts) if ts else None
+
+
+def iso_at(ts: int | float) -> str:
+    """A time every record has (created_at, updated_at, an audit event's at)."""
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def _dedupe(emails: list[str]) -> list[str]:

@@ -34,17 +34,17 @@ def record_failure(scope: str, tenant_id: str, identifier: str) -> int | None:
     key, now = _key(scope, tenant_id, identifier), int(time.time())
     counter = Counter(key)
     try:  # a failure inside the window adds to it
-        counter.update(actions=[Counter.count.add(1), Counter.ttl.set(now + MEMORY_SECONDS)],
+        counter.update(actions=[Counter.hits.add(1), Counter.ttl.set(now + MEMORY_SECONDS)],
                        condition=Counter.window_start >= now - WINDOW_SECONDS)
     except UpdateError:  # no counter yet, or the window is over: this failure opens a new window
-        counter.update(actions=[Counter.count.set(1), Counter.window_start.set(now),
+        counter.update(actions=[Counter.hits.set(1), Counter.window_start.set(now),
                                 Counter.ttl.set(now + MEMORY_SECONDS)])
-    if counter.count < MAX_FAILURES:
+    if counter.hits < MAX_FAILURES:
         return None
     lockouts = int(counter.lockouts or 0) + 1
     duration = min(FIRST_LOCK_SECONDS * 2 ** (lockouts - 1), MAX_LOCK_SECONDS)
     counter.update(actions=[Counter.lockouts.set(lockouts), Counter.locked_until.set(now + duration),
-                            Counter.count.set(0), Counter.window_start.set(now)])
+                            Counter.hits.set(0), Counter.window_start.set(now)])
     return duration
 
 
@@ -76,10 +76,10 @@ def throttle(scope: str, key: str, limit: int, window_seconds: int) -> None:
     Unknown identifiers count like known ones, so the limit reveals nothing."""
     counter, current = Counter(_throttle_key(scope, key)), int(time.time())
     try:
-        counter.update(actions=[Counter.count.add(1)], condition=Counter.window_start > current - window_seconds)
+        counter.update(actions=[Counter.hits.add(1)], condition=Counter.window_start > current - window_seconds)
     except UpdateError:  # no counter yet, or its window is over: open a new one
-        counter.update(actions=[Counter.count.set(1), Counter.window_start.set(current),
+        counter.update(actions=[Counter.hits.set(1), Counter.window_start.set(current),
                                 Counter.ttl.set(current + window_seconds)])
-    if counter.count > limit:
+    if counter.hits > limit:
         raise ApiError(429, "too_many_requests", "Too many requests; wait a little and try again.",
                        retry_after=max(1, int(counter.window_start) + window_seconds - current))

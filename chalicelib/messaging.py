@@ -33,12 +33,19 @@ def _template(filename: str) -> Template | None:
     return Template(path.read_text()) if path.exists() else None
 
 
+def _required_template(filename: str) -> Template:
+    found = _template(filename)
+    if found is None:
+        raise FileNotFoundError(TEMPLATES / filename)
+    return found
+
+
 def render_email(tenant_id: str, to: str, template: str, links: list[str], message_id: str | None = None,
                  **values: str) -> dict:
     """templates/<template>.txt: first line `Subject: …`, a blank line, then the text body;
     templates/<template>.html (optional) gets the same values, HTML-escaped. No tracking pixels, no remote
     images: the HTML is self-contained."""
-    text = _template(f"{template}.txt").substitute(values)
+    text = _required_template(f"{template}.txt").substitute(values)
     subject_line, _, body = text.partition("\n\n")
     html_template = _template(f"{template}.html")
     html_body = html_template.substitute({k: html.escape(str(v)) for k, v in values.items()}) \
@@ -49,7 +56,7 @@ def render_email(tenant_id: str, to: str, template: str, links: list[str], messa
 
 def render_sms(tenant_id: str, to: str, template: str, links: list[str], message_id: str | None = None,
                **values: str) -> dict:
-    return sms(tenant_id, to, _template(f"{template}.sms.txt").substitute(values).strip(), links, message_id)
+    return sms(tenant_id, to, _required_template(f"{template}.sms.txt").substitute(values).strip(), links, message_id)
 
 
 def sms(tenant_id: str, to: str, body: str, links: list[str] | None = None, message_id: str | None = None) -> dict:

@@ -5,6 +5,7 @@ Times are epoch seconds (numbers); expiry is always checked in code (`expires_at
 deletes late (and moto never does)."""
 import time
 from functools import lru_cache
+from typing import Any, cast
 
 from pynamodb.attributes import (BooleanAttribute, ListAttribute, MapAttribute, NumberAttribute,
                                  UnicodeAttribute, UnicodeSetAttribute, VersionAttribute)
@@ -26,13 +27,19 @@ def _meta(short: str):
     return type("Meta", (), {"table_name": config.table_name(short), "region": config.region()})
 
 
+def string_list(**kwargs: Any) -> "ListAttribute[str]":
+    """ListAttribute(of=UnicodeAttribute): a list of strings. PynamoDB types its items as the attribute class
+    given in `of`, not as the str values they are; the cast says what they are."""
+    return cast("ListAttribute[str]", ListAttribute(of=UnicodeAttribute, **kwargs))
+
+
 class Tenant(Model):
     Meta = _meta("tenants")
     tenant_id = UnicodeAttribute(hash_key=True)
     name = UnicodeAttribute()
     status = UnicodeAttribute(default="active")  # active | disabled
     self_signup = BooleanAttribute(default=False)
-    third_party_signin = ListAttribute(of=UnicodeAttribute, default=list)
+    third_party_signin = string_list(default=list)
     created_at = NumberAttribute(default=now)
 
 
@@ -46,7 +53,7 @@ class Person(Model):
     email = UnicodeAttribute(null=True)
     mobile = UnicodeAttribute(null=True)
     role = UnicodeAttribute(default="staff")  # admin | office | technician | staff
-    permissions = ListAttribute(of=UnicodeAttribute, default=list)
+    permissions = string_list(default=list)
     mobile_access = BooleanAttribute(default=False)
     username = UnicodeAttribute(null=True)
     password_hash = UnicodeAttribute(null=True)
@@ -83,8 +90,8 @@ class Customer(Model):
     tenant_id = UnicodeAttribute(hash_key=True)
     customer_id = UnicodeAttribute(range_key=True)
     name = UnicodeAttribute()
-    emails = ListAttribute(of=UnicodeAttribute, default=list)
-    phones = ListAttribute(of=UnicodeAttribute, default=list)
+    emails = string_list(default=list)
+    phones = string_list(default=list)
     billing_address = UnicodeAttribute(null=True)
     access_link_hash = UnicodeAttribute(null=True)  # rule 6: the customer's secure access link (hashed)
     created_at = NumberAttribute(default=now)
@@ -116,7 +123,7 @@ class Location(Model):
     by_customer = LocationsByCustomer()
     name = UnicodeAttribute(null=True)
     address = UnicodeAttribute()
-    emails = ListAttribute(of=UnicodeAttribute, default=list)
+    emails = string_list(default=list)
     created_at = NumberAttribute(default=now)
     updated_at = NumberAttribute(default=now)
     version = VersionAttribute()
@@ -222,7 +229,7 @@ class Token(Model):
     sends = NumberAttribute(default=0)
     attempts = NumberAttribute(default=0)
     revoked = UnicodeAttribute(null=True)  # the error code a revoked link answers with, e.g. invitation_replaced
-    data = MapAttribute(default=dict)
+    data: MapAttribute[str, Any] = MapAttribute(default=dict)
     created_at = NumberAttribute(default=now)
 
 
@@ -232,7 +239,7 @@ class Job(Model):
     job_id = UnicodeAttribute(range_key=True)
     kind = UnicodeAttribute()
     status = UnicodeAttribute(default="running")  # queued | running | done | failed
-    summary = MapAttribute(default=dict)
+    summary: MapAttribute[str, Any] = MapAttribute(default=dict)
     source = UnicodeAttribute(null=True)  # e.g. the S3 key a bulk run reads
     error = UnicodeAttribute(null=True)
     attempts = NumberAttribute(default=0)
@@ -250,14 +257,15 @@ class AuditEvent(Model):
     actor = UnicodeAttribute(null=True)
     target = UnicodeAttribute(null=True)
     ip = UnicodeAttribute(null=True)
-    details = MapAttribute(default=dict)
+    details: MapAttribute[str, Any] = MapAttribute(default=dict)
 
 
 class Counter(Model):
     """Failure counters and rate limits (sign-in lockout, throttles), expiring with TTL."""
     Meta = _meta("counters")
     counter_key = UnicodeAttribute(hash_key=True)
-    count = NumberAttribute(default=0)
+    # stored as "count"; named otherwise in Python, where `count` would hide Model.count (the item count query)
+    hits = NumberAttribute(default=0, attr_name="count")
     window_start = NumberAttribute(default=now)
     locked_until = NumberAttribute(default=0)
     lockouts = NumberAttribute(default=0)
@@ -290,7 +298,7 @@ class PartnerPortal(Model):
     Meta = _meta("partner-portals")
     portal_id = UnicodeAttribute(hash_key=True)
     name = UnicodeAttribute()
-    permissions = ListAttribute(of=UnicodeAttribute, default=list)  # keys of partners.PERMISSIONS
+    permissions = string_list(default=list)  # keys of partners.PERMISSIONS
     client_id = UnicodeAttribute()
     agreement_version = UnicodeAttribute()
     agreement_text = UnicodeAttribute()

@@ -31,14 +31,14 @@ import urllib.parse
 from functools import lru_cache
 from pathlib import Path
 from string import Template
-from typing import Callable
+from typing import Callable, Sequence
 
 from chalice import Response
 from pydantic import ValidationError
 from pynamodb.exceptions import DoesNotExist
 
 from chalicelib import config
-from chalicelib.api import ApiError, Public
+from chalicelib.api import ApiError, Public, mark_view
 from chalicelib.security.passwords import POLICY_TEXT, RULE_MESSAGES
 
 TEMPLATES = Path(__file__).resolve().parent / "templates" / "pages"
@@ -374,7 +374,7 @@ class Page:
                          tenant_name, section)
 
     def message(self, status: int, *, tenant_name: str | None, section: str, heading: str, paragraphs: list,
-                actions: list[tuple[str, str]] = (), tone: str = "ok") -> Response:
+                actions: Sequence[tuple[str, str]] = (), tone: str = "ok") -> Response:
         body = join(Html(f"<p>{esc(p)}</p>") for p in paragraphs)
         action_html = Html("")
         if actions:
@@ -385,7 +385,7 @@ class Page:
         return self.html(status, heading, content, tenant_name, section)
 
     def link_problem(self, code: str, *, tenant_name: str | None, section: str, next_steps: list,
-                     actions: list[tuple[str, str]] = ()) -> Response:
+                     actions: Sequence[tuple[str, str]] = ()) -> Response:
         heading, why = LINK_PROBLEMS.get(code, LINK_PROBLEMS["token_invalid"])
         return self.message(LINK_STATUS.get(code, 410), tenant_name=tenant_name, section=section, heading=heading,
                             paragraphs=[why, *next_steps], actions=actions, tone="problem")
@@ -885,7 +885,8 @@ def _staff_reset_channel(p: Page, flow, flow_id: str) -> Response:
             errors.add("channel", "Choose where to send the code.")
         else:
             try:
-                staff_recovery.send_code(staff_recovery.SendCode(flow_id=flow_id, channel=channel), p.ip)
+                staff_recovery.send_code(
+                    staff_recovery.SendCode.model_validate({"flow_id": flow_id, "channel": channel}), p.ip)
             except (ApiError, ValidationError) as exc:
                 code = _explain(exc, errors, {"channel": "channel"})
                 if code:
@@ -919,7 +920,8 @@ def _staff_reset_code(p: Page, flow, flow_id: str, channel: str) -> Response:
             p.csrf_failed(errors)
         elif step == "resend":
             try:
-                staff_recovery.send_code(staff_recovery.SendCode(flow_id=flow_id, channel=channel or None), p.ip)
+                staff_recovery.send_code(
+                    staff_recovery.SendCode.model_validate({"flow_id": flow_id, "channel": channel or None}), p.ip)
                 notice = "We sent a new code. The previous code no longer works."
             except (ApiError, ValidationError) as exc:
                 code = _explain(exc, errors, {})
@@ -1184,15 +1186,13 @@ def page(app, path: str, handler: Callable[[Page], Response]) -> None:
         return serve(app, path, handler)
     view.__name__ = name
     view.__doc__ = (handler.__doc__ or "").strip()
-    view.policy = Public()
-    view.page = True
+    mark_view(view, Public(), page=True)
     app.route(path, methods=["GET"], name=name)(view)
 
     def form_view():
         return serve(app, path, handler)
     form_view.__name__ = name + "_form"
-    form_view.policy = Public()
-    form_view.page = True
+    mark_view(form_view, Public(), page=True)
     app.route(path, methods=["POST"], content_types=["application/x-www-form-urlencoded"],
               name=name + "_form")(form_view)
 
@@ -1204,6 +1204,5 @@ def css(app) -> None:
                         headers={"Content-Type": "text/css; charset=utf-8", "Cache-Control": "public, max-age=3600",
                                  "X-Content-Type-Options": "nosniff", "Cross-Origin-Resource-Policy": "same-origin"})
     view.__name__ = "page_stylesheet"
-    view.policy = Public()
-    view.page = True
+    mark_view(view, Public(), page=True)
     app.route(CSS_PATH, methods=["GET"], name="page_stylesheet")(view)

@@ -1,12 +1,16 @@
 """The send-queue handler: delivers each queued email or SMS once. A failed record is reported back
 (ReportBatchItemFailures) so only it is retried; after the queue's maxReceiveCount it lands in the DLQ."""
 import json
+from typing import TYPE_CHECKING
 
 from chalicelib import dead_letters, messaging
 from chalicelib.observability import logger
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 
-def handle_batch(raw_event: dict, context) -> dict:
+
+def handle_batch(raw_event: dict, context) -> "PartialItemFailureResponse":
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
     def deliver(record) -> None:
