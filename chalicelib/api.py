@@ -197,7 +197,7 @@ def _jsonable(value: Any) -> Any:
 
 
 class Api:
-    def __init__(self, app):
+    def __init__(self, app) -> None:
         self.app = app
         self.routes: list[RouteSpec] = []
 

@@ -13,18 +13,22 @@ import tempfile
 import time
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
+from pynamodb.expressions.update import Action
 
 from chalicelib import audit, config, dead_letters, email_scan, messaging
 from chalicelib.api import ApiError
-from chalicelib.directory import iso, make_cursor, page_args
+from chalicelib.directory import iso_at, make_cursor, page_args
 from chalicelib.invitations import (ACCESS_RANK, grants_from_refs, invite_message, merge_grant, portal_user_id,
                                     status_key)
 from chalicelib.models import Job, PortalUser, RecordEmail, Tenant, now, transaction
 from chalicelib.observability import logger
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 
 PREFIX = "bulk-invites/"
 REPORT_PREFIX = "bulk-invite-reports/"
@@ -122,7 +126,7 @@ class Report:
         self.rows.close()
 
 
-def handle_batch(raw_event: dict, context) -> dict:
+def handle_batch(raw_event: dict, context) -> "PartialItemFailureResponse":
     """The bulk queue's handler: each SQS record is one S3 notification (or S3's test event, skipped)."""
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
@@ -193,8 +197,8 @@ def _finish(job: Job, status: str, *, error: str | None = None, message: str | N
         summary["counts"] = counts
     if message:
         summary["message"] = message
-    job.update(actions=[Job.status.set(status), Job.summary.set(summary), Job.updated_at.set(now())]
-               + ([Job.error.set(error)] if error else []))
+    actions: list[Action] = [Job.status.set(status), Job.summary.set(summary), Job.updated_at.set(now())]
+    job.update(actions=actions + ([Job.error.set(error)] if error else []))
     audit.record(job.tenant_id, f"portal.bulk_invite_{status}", target=job.job_id, error=error)
 
 
@@ -203,9 +207,9 @@ def _run(upload: Upload, tenant_id: str, job: Job, report_key: str, header: dict
     version = {"VersionId": upload.version} if upload.version else {}
     head = s3.head_object(Bucket=upload.bucket, Key=upload.key, **version)
     metadata = {k.lower(): v.strip().lower() for k, v in (head.get("Metadata") or {}).items()}
+    access = metadata.get("access")
     run = Run(tenant_id, job.job_id, metadata.get("include-invited") == "true",
-              metadata.get("access") if metadata.get("access") in ("billing", "non_billing") else "billing",
-              Report())
+              access if access in ("billing", "non_billing") else "billing", Report())
     try:
         if head["ContentLength"] > MAX_BYTES:
             raise email_scan.BadFile("file_too_large", "The file is over 100 MB: split it into smaller files.")
@@ -296,7 +300,7 @@ def _outcome(run: Run, email: str, refs: set | None, user: PortalUser | None) ->
                           status_key=status_key(run.tenant_id, "invited"), grants=[], customer_ids=set())
     grants = list(user.grants or [])
     for customer_id, (access, contact_id) in allowed.items():
-        capped = min(access, run.access_cap, key=ACCESS_RANK.get)
+        capped = min(access, run.access_cap, key=ACCESS_RANK.__getitem__)
         grants = merge_grant(grants, customer_id, capped, contact_id)
     user.grants, user.customer_ids = grants, {g.customer_id for g in grants}
     user.invite_job, user.updated_at = run.job_id, now()
@@ -380,8 +384,8 @@ def job_out(job: Job) -> BulkJob:
     summary = job.summary.as_dict() if job.summary else {}
     return BulkJob(job_id=job.job_id, status=job.status, source=job.source, report_key=summary.get("report_key"),
                    counts={k: int(v) for k, v in (summary.get("counts") or {}).items()}, error=job.error,
-                   message=summary.get("message"), attempts=int(job.attempts or 0), created_at=iso(job.created_at),
-                   updated_at=iso(job.updated_at))
+                   message=summary.get("message"), attempts=int(job.attempts or 0), created_at=iso_at(job.created_at),
+                   updated_at=iso_at(job.updated_at))
 
 
 def list_jobs(tenant_id: str, query: dict) -> dict:

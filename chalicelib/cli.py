@@ -58,7 +58,7 @@ def _portal_line(p) -> dict:
 def portal_create(args) -> None:
     from chalicelib import partners
     version, text = _agreement(args)
-    if text is None:
+    if version is None or text is None:  # (_agreement gives both or neither)
         raise Failure("a new portal needs --agreement-file and --agreement-version")
     portal, secret = partners.create_portal(args.name, args.permissions, version, text, portal_id=args.portal_id,
                                             client_id=args.client_id)

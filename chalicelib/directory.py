@@ -188,7 +188,7 @@ def _write(record, tenant_id: str, ref: str, old_emails: list[str], new_emails: 
 def customer_out(c: Customer) -> CustomerOut:
     return CustomerOut(customer_id=c.customer_id, name=c.name, emails=list(c.emails or []),
                        phones=list(c.phones or []), billing_address=c.billing_address,
-                       created_at=iso(c.created_at), updated_at=iso(c.updated_at))
+                       created_at=iso_at(c.created_at), updated_at=iso_at(c.updated_at))
 
 
 def get_customer(tenant_id: str, customer_id: str) -> Customer:
@@ -224,8 +224,8 @@ def patch_customer(tenant_id: str, customer_id: str, body: CustomerPatch) -> Cus
 
 def location_out(loc: Location) -> LocationOut:
     return LocationOut(location_id=loc.location_id, customer_id=loc.customer_id, name=loc.name,
-                       address=loc.address, emails=list(loc.emails or []), created_at=iso(loc.created_at),
-                       updated_at=iso(loc.updated_at))
+                       address=loc.address, emails=list(loc.emails or []), created_at=iso_at(loc.created_at),
+                       updated_at=iso_at(loc.updated_at))
 
 
 def _location_ref(loc: Location) -> str:
@@ -266,7 +266,7 @@ def patch_location(tenant_id: str, location_id: str, body: LocationPatch) -> Loc
 
 def contact_out(c: Contact) -> ContactOut:
     return ContactOut(contact_id=c.contact_id, customer_id=c.customer_id, name=c.name, email=c.email,
-                      phone=c.phone, created_at=iso(c.created_at), updated_at=iso(c.updated_at))
+                      phone=c.phone, created_at=iso_at(c.created_at), updated_at=iso_at(c.updated_at))
 
 
 def _contact_ref(c: Contact) -> str:

@@ -14,7 +14,7 @@ from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
 from chalicelib import audit, config, directory, messaging, single_use
 from chalicelib.api import ApiError
-from chalicelib.directory import iso, page_args, make_cursor
+from chalicelib.directory import iso, iso_at, page_args, make_cursor
 from chalicelib.identity import Email
 from chalicelib.models import Grant, PortalUser, Tenant, now
 
@@ -57,7 +57,7 @@ def grants_from_refs(refs: set[str], customer_id: str | None = None, location_id
             contact_id, _, cid = rest.partition(":")
             offer(cid, "non_billing", contact_id)
     if location_id is not None:
-        allowed = {cid: (min(a, "non_billing", key=ACCESS_RANK.get), c) for cid, (a, c) in allowed.items()
+        allowed = {cid: (min(a, "non_billing", key=ACCESS_RANK.__getitem__), c) for cid, (a, c) in allowed.items()
                    if any(r.startswith(f"location:{location_id}:") for r in refs)}
     if customer_id is not None:
         allowed = {cid: v for cid, v in allowed.items() if cid == customer_id}
@@ -124,8 +124,8 @@ def user_out(u: PortalUser) -> PortalUserOut:
                          grants=[GrantOut(customer_id=g.customer_id, access=g.access, contact_id=g.contact_id,
                                           admin=bool(g.admin)) for g in u.grants or []],
                          last_sent_at=iso(u.last_sent_at), invitation_expires_at=iso(u.invitation_expires_at),
-                         delivery_problem=u.delivery_problem, created_at=iso(u.created_at),
-                         updated_at=iso(u.updated_at))
+                         delivery_problem=u.delivery_problem, created_at=iso_at(u.created_at),
+                         updated_at=iso_at(u.updated_at))
 
 
 # --- the portal user record -------------------------------------------------------------------------------------
@@ -199,7 +199,7 @@ def invite(tenant_id: str, body: InvitationCreate, actor: str, ip: str | None = 
     refs = directory.records_for_email(tenant_id, body.email)
     if body.customer_id:
         directory.get_customer(tenant_id, body.customer_id)
-    else:
+    elif body.location_id is not None:  # one of the two, always (InvitationCreate.one_record)
         directory.get_location(tenant_id, body.location_id)
     allowed = grants_from_refs(refs, body.customer_id, body.location_id)
     if not allowed:
@@ -387,7 +387,7 @@ def create_contact(tenant_id: str, customer_id: str, body: directory.ContactCrea
                            user_id=existing.user_id)
     contact = directory.create_contact(tenant_id, customer_id, body)
     out = ContactWithInvite(**directory.contact_out(contact).model_dump())
-    if not body.send_portal_invite:
+    if not body.send_portal_invite or not body.email:  # (an invite without an email was refused above)
         return out
     (access, contact_id), = grants_from_refs(directory.records_for_email(tenant_id, body.email),
                                               customer_id=customer_id).values()

@@ -16,6 +16,7 @@ import urllib.request
 from functools import lru_cache
 
 from chalice import Response
+from pynamodb.expressions.update import Action
 
 from chalicelib import audit, config, directory, invitations, portal_sessions, single_use
 from chalicelib.api import ApiError
@@ -170,10 +171,10 @@ def _link_or_create(tenant_id: str, email: str, allowed: dict, identity: str) ->
     user = invitations.find_user(tenant_id, email)
     if user is not None and user.status == "disabled":
         raise ApiError(403, "account_disabled", "This account is disabled; contact the business.")
-    if user is None:
-        for customer_id, (access, contact_id) in allowed.items():
-            user = invitations.upsert_invited(tenant_id, email, customer_id, access, contact_id, False, identity)
-    actions = [PortalUser.linked_identities.add({identity}), PortalUser.updated_at.set(now())]
+    if user is None:  # `allowed` is never empty here
+        user = [invitations.upsert_invited(tenant_id, email, customer_id, access, contact_id, False, identity)
+                for customer_id, (access, contact_id) in allowed.items()][-1]
+    actions: list[Action] = [PortalUser.linked_identities.add({identity}), PortalUser.updated_at.set(now())]
     if user.status == "invited":  # signing in with a verified email completes the invitation
         backed = [g for g in user.grants or [] if g.customer_id in allowed]
         actions += [PortalUser.status.set("active"),

@@ -202,7 +202,7 @@ class Errors:
     """What went wrong with a form: messages per field (shown next to it) and for the form as a whole; all are
     listed in the aria-live summary at the top, each linked to its field."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.fields: dict[str, str] = {}
         self.general: list[str] = []
 

@@ -12,7 +12,7 @@ from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
 
 from chalicelib import audit, lockout
 from chalicelib.api import ApiError, Principal
-from chalicelib.directory import LocationOut, iso, location_out, make_cursor, page_args
+from chalicelib.directory import LocationOut, iso, iso_at, location_out, make_cursor, page_args
 from chalicelib.models import (Location, PartnerClient, PartnerEnablement, PartnerPortal, PartnerUser,
                                Person, Tenant, now, transaction)
 
@@ -164,7 +164,7 @@ def portal_out(portal: PartnerPortal, e: PartnerEnablement | None) -> PartnerPor
 def _take(results, limit: int, range_attr: str) -> tuple[list, str | None]:
     """The first `limit` items of a (filtered) query and the cursor after them: DynamoDB's Limit counts items
     before the filter, so we read on until the page is full."""
-    items = []
+    items: list = []
     for item in results:
         if len(items) == limit:
             return items, make_cursor({range_attr: {"S": getattr(items[-1], range_attr)}}, range_attr)
@@ -265,7 +265,7 @@ def list_users(portal_id: str, query: dict) -> dict:
                                 filter_condition=None if include_inactive else PartnerUser.status == "active")
     items, cursor = _take(results, limit, "user_id")
     return {"items": [PartnerUserOut(user_id=u.user_id, name=u.name, email=u.email, status=u.status,
-                                     created_at=iso(u.created_at)) for u in items], "next_cursor": cursor}
+                                     created_at=iso_at(u.created_at)) for u in items], "next_cursor": cursor}
 
 
 def portal_audit(tenant_id: str, portal_id: str, query: dict) -> dict:
@@ -319,7 +319,7 @@ def check_access(principal: Principal, permission: str | None, route: str, param
                  **({"params": dict(params)} if params else {}))
     if outcome == "partner_access_disabled":
         raise ApiError(403, outcome, "This business has disabled your partner portal.")
-    if outcome == "permission_not_granted":
+    if outcome == "permission_not_granted" and permission:  # (only ever set with a permission)
         raise ApiError(403, outcome, f"Your portal does not have the {PERMISSIONS.get(permission, permission)} "
                                      "permission for this call.", permission=permission)
 
@@ -428,7 +428,7 @@ def update_portal(portal_id: str, *, name: str | None = None, permissions: list[
         portal.permissions = check_permissions(permissions)
     if (agreement_version is None) != (agreement_text is None):
         raise OperatorError("a new agreement needs both its text and its version")
-    if agreement_version is not None:
+    if agreement_version is not None and agreement_text is not None:  # both or neither, checked above
         _check_agreement(agreement_version, agreement_text)
         # Tenants accepted a version: its text must never change under them.
         if agreement_version.strip() == portal.agreement_version and agreement_text != portal.agreement_text:

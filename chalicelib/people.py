@@ -2,6 +2,7 @@
 finding them by any identifier, and sending them a message on the channel they have."""
 import re
 import uuid
+from typing import Literal, get_args
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
@@ -11,7 +12,8 @@ from chalicelib.api import ApiError
 from chalicelib.models import Claim, Person, Tenant, now, transaction
 
 # What an admin can be allowed to do; the admin role holds every permission.
-PERMISSIONS = ("accounts:manage", "directory:manage", "portal:manage", "partners:manage", "audit:read")
+Permission = Literal["accounts:manage", "directory:manage", "portal:manage", "partners:manage", "audit:read"]
+PERMISSIONS: tuple[str, ...] = get_args(Permission)
 ROLE_PERMISSIONS = {"admin": set(PERMISSIONS), "office": {"directory:manage"}, "technician": set(), "staff": set()}
 
 

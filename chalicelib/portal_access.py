@@ -155,9 +155,8 @@ def sign_up(body: SignUpRequest, ip: str | None) -> dict:
     user = invitations.find_user(tenant.tenant_id, body.email)
     if user is not None and user.status != "invited":
         return SAME_ANSWER  # active: they can sign in or reset; disabled: the business decided
-    for customer_id, (access, contact_id) in allowed.items():
-        user = invitations.upsert_invited(tenant.tenant_id, body.email, customer_id, access, contact_id, False,
-                                          "self_signup")
+    user = [invitations.upsert_invited(tenant.tenant_id, body.email, customer_id, access, contact_id, False,
+                                       "self_signup") for customer_id, (access, contact_id) in allowed.items()][-1]
     messaging.enqueue([invitations.invite_message(tenant.tenant_id, user.user_id, uuid.uuid4().hex)])
     audit.record(tenant.tenant_id, "portal.signed_up", target=user.user_id, ip=ip)
     return SAME_ANSWER
@@ -179,7 +178,7 @@ def sign_in(body: SignInRequest, ip: str | None, user_agent: str | None) -> dict
     user = invitations.find_user(body.tenant_id, email) if tenant is not None and tenant.status == "active" \
         else None
     ok = passwords.verify_password(user.password_hash if user else None, body.password)
-    if not ok or user.status != "active":
+    if not ok or user is None or user.status != "active":
         locked_for = lockout.record_failure("portal", body.tenant_id, email)
         if user is not None:
             audit.record(body.tenant_id, "portal.sign_in_failed", actor=user.user_id, ip=ip, user_agent=user_agent)
@@ -198,7 +197,7 @@ def request_reset(body: ResetRequest, ip: str | None) -> dict:
     lockout.throttle("portal-reset-email", f"{body.tenant_id}#{body.email}", limit=3, window_seconds=3600)
     tenant = _tenant(body.tenant_id)
     user = invitations.find_user(body.tenant_id, body.email) if tenant is not None else None
-    if user is None or user.status != "active":
+    if tenant is None or user is None or user.status != "active":
         return SAME_ANSWER
     token = single_use.issue("portal_reset", user.tenant_id, user.user_id, RESET_SECONDS)
     link = f"{config.public_base_url()}/reset-password?token={token}"
@@ -257,8 +256,9 @@ def me(principal: Principal) -> Me:
 # --- the tenant's settings (admin) -------------------------------------------------------------------------------------
 
 def get_settings(tenant_id: str) -> Settings:
-    tenant = _tenant(tenant_id)
-    return Settings(self_signup=bool(tenant.self_signup), third_party_signin=list(tenant.third_party_signin or []))
+    tenant = Tenant.get(tenant_id)  # the guard already found the caller's tenant active
+    return Settings.model_validate({"self_signup": bool(tenant.self_signup),
+                                    "third_party_signin": list(tenant.third_party_signin or [])})
 
 
 def put_settings(tenant_id: str, body: Settings, actor: str, ip: str | None) -> Settings:

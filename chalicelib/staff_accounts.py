@@ -4,14 +4,14 @@ trail of one person. Passwords are stored by staff_signin.set_password only; lin
 import secrets
 import string
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated, Iterable, Literal
 
 from pydantic import BaseModel, Field, model_validator
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from chalicelib import audit, config, lockout, people, single_use, staff_signin
 from chalicelib.api import ApiError, Principal
-from chalicelib.directory import Strict, iso, make_cursor, page_args
+from chalicelib.directory import Strict, iso, iso_at, make_cursor, page_args
 from chalicelib.identity import Email, Mobile
 from chalicelib.models import Job, Person, now
 from chalicelib.security import passwords
@@ -30,7 +30,7 @@ Name = Annotated[str, Field(min_length=1, max_length=200)]
 Username = Annotated[str, Field(min_length=1, max_length=254)]
 Password = Annotated[str, Field(min_length=1, max_length=1024)]
 Channel = Literal["email", "sms"]
-Permission = Literal[people.PERMISSIONS]
+Permission = people.Permission
 Role = Literal["admin", "office", "technician", "staff"]
 Kind = Literal["employee", "technician"]
 
@@ -183,7 +183,7 @@ def person_out(person: Person, locked_until: int | None = None) -> PersonOut:
         invitation_expires_at=iso(person.invitation_expires_at) if person.account_status == "invited" else None,
         password_set_at=iso(person.password_set_at), password_expires_at=iso(expires),
         temporary_password_expires_at=iso(person.temporary_password_expires_at),
-        locked_until=iso(locked_until), created_at=iso(person.created_at), updated_at=iso(person.updated_at))
+        locked_until=iso(locked_until), created_at=iso_at(person.created_at), updated_at=iso_at(person.updated_at))
 
 
 def get_person(tenant_id: str, person_id: str) -> PersonOut:
@@ -241,7 +241,7 @@ def _need_contact(kind: str, email: str | None, mobile: str | None) -> None:
                        field="mobile")
 
 
-def _may_grant(caller: Principal, role: str, permissions: list[str]) -> None:
+def _may_grant(caller: Principal, role: str, permissions: Iterable[str]) -> None:
     """No one hands out more than they hold: an admin with only accounts:manage cannot make an admin."""
     granted = people.ROLE_PERMISSIONS.get(role, set()) | set(permissions)
     missing = granted - set(caller.permissions)
@@ -325,8 +325,11 @@ def _pick_channel(person: Person, preferred: str | None) -> str:
                        f" to send to.", field="channel")
     chosen = people.channel_for(person, preferred)
     if chosen is None:
-        raise ApiError(409, "no_contact", "This person has neither an email nor a mobile number.")
+        raise NO_CONTACT
     return chosen
+
+
+NO_CONTACT = ApiError(409, "no_contact", "This person has neither an email nor a mobile number.")
 
 
 def _invitable(person: Person) -> str | None:
@@ -358,6 +361,8 @@ def _invite(person: Person, channel: str, actor: str, ip: str | None, outbox: li
     single_use.revoke(previous, "invitation_replaced")
     link = f"{config.public_base_url()}/staff/accept-invite?token={token}"
     msg = people.message(person, "staff-invite", [link], channel, link=link, days=str(INVITE_SECONDS // 86400))
+    if msg is None:  # never: the channel is one the person has
+        raise NO_CONTACT
     if outbox is None:
         from chalicelib import messaging
         messaging.enqueue([msg])
@@ -452,6 +457,8 @@ def _send_reset_link(person: Person, channel: str, actor: str, ip: str | None, o
     link = f"{config.public_base_url()}/staff/reset-password?token={token}"
     msg = people.message(person, "staff-reset-link", [link], channel, link=link,
                          hours=str(RESET_LINK_SECONDS // 3600))
+    if msg is None:  # never: the channel is one the person has
+        raise NO_CONTACT
     if outbox is None:
         from chalicelib import messaging
         messaging.enqueue([msg])
@@ -479,7 +486,7 @@ def generate_temporary_password(length: int = 16) -> str:
 
 
 def set_temporary_password(caller: Principal, person_id: str, body: TemporaryPasswordBody | None,
-                           ip: str | None) -> dict:
+                           ip: str | None) -> TemporaryPasswordOut:
     """Rule 14: valid 60 minutes, then sign-in answers temporary_password_expired; calling this again issues a
     new one (and ends a lockout)."""
     person = _with_account(caller, person_id)
@@ -491,7 +498,7 @@ def set_temporary_password(caller: Principal, person_id: str, body: TemporaryPas
     audit.record(caller.tenant_id, "staff.temporary_password_set", actor=caller.subject, target=person_id, ip=ip,
                  generated=given is None)
     staff_signin.notify_password_changed(person, "temporary")
-    return TemporaryPasswordOut(person_id=person_id, expires_at=iso(person.temporary_password_expires_at),
+    return TemporaryPasswordOut(person_id=person_id, expires_at=iso_at(person.temporary_password_expires_at),
                                 temporary_password=None if given else password)
 
 
@@ -516,7 +523,7 @@ BULK = {  # kind → (who is skipped and why, how one person is contacted, audit
 def _selected(tenant_id: str, body: BulkRequest) -> tuple[list[Person], list[str]]:
     if body.all:
         return list(Person.query(tenant_id)), []
-    wanted = list(dict.fromkeys(body.person_ids))
+    wanted = list(dict.fromkeys(body.person_ids or []))  # (given whenever `all` is not)
     found = {p.person_id: p for p in Person.batch_get([(tenant_id, pid) for pid in wanted])}
     return [found[pid] for pid in wanted if pid in found], [pid for pid in wanted if pid not in found]
 
@@ -531,14 +538,15 @@ def bulk(caller: Principal, kind: str, body: BulkRequest, ip: str | None) -> dic
     job_id = None if dry else uuid.uuid4().hex
     if job_id:
         Job(caller.tenant_id, job_id, kind=f"staff_bulk_{kind}", status="running").save()
-    outcomes, outbox = [], []
+    outcomes: list[dict] = []
+    outbox: list[dict] = []
     for person in persons:
         reason = skip_reason(person) or (None if _may_manage(caller, person) else "not_permitted")
-        row = {"person_id": person.person_id, "name": person.name}
-        if reason:
-            outcomes.append({**row, "outcome": "skipped", "reason": reason})
-            continue
         channel = people.channel_for(person, body.channel)
+        row = {"person_id": person.person_id, "name": person.name}
+        if reason or channel is None:  # (skip_reason already skips a person with no channel)
+            outcomes.append({**row, "outcome": "skipped", "reason": reason or "no_contact"})
+            continue
         if dry:
             outcomes.append({**row, "outcome": "would_send", "channel": channel})
             continue

@@ -12,7 +12,7 @@ not let anyone recover a code offline. Every endpoint is rate-limited per client
 """
 import hashlib
 import hmac
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeGuard
 
 from pydantic import BaseModel, Field
 from pynamodb.exceptions import DoesNotExist, UpdateError
@@ -94,7 +94,7 @@ def _code_hash(flow_id: str, code: str) -> str:
     return hmac.new(flow_id.encode(), code.encode(), hashlib.sha256).hexdigest()
 
 
-def _eligible(person: Person | None) -> bool:
+def _eligible(person: Person | None) -> TypeGuard[Person]:
     """Only a verified (activated) account that is not disabled, and that we can reach, gets a code."""
     return (person is not None and person.account_status == "active" and bool(person.username)
             and people.channel_for(person) is not None and staff_signin._tenant_active(person.tenant_id))

@@ -55,7 +55,7 @@ def sign_in(tenant_id: str, username: str, password: str, ip: str | None) -> dic
         # The schedule already retired this temporary password: say so, not "wrong password", so the person
         # knows to ask for a new one (only someone who knows the temporary password learns this).
         raise TEMPORARY_EXPIRED
-    if not ok or person.account_status not in ("active", "invited"):
+    if not ok or person is None or person.account_status not in ("active", "invited"):
         locked_for = lockout.record_failure("staff", tenant_id, username)
         if person is not None:
             audit.record(tenant_id, "staff.sign_in_failed", actor=person.person_id, ip=ip)
@@ -129,14 +129,15 @@ def set_password(person: Person, new_password: str, *, new_username: str | None 
                Person.expired_temporary_hash.remove()]
     actions.append(Person.temporary_password_expires_at.set(at + temporary_for) if temporary_for
                    else Person.temporary_password_expires_at.remove())
-    rename = new_username and new_username.strip().lower() != (person.username or "").lower()
-    if rename:
-        actions.append(Person.username.set(new_username.strip()))
+    new_name = new_username.strip() if new_username else None
+    rename = new_name if new_name is not None and new_name.lower() != (person.username or "").lower() else None
+    if rename is not None:
+        actions.append(Person.username.set(rename))
     items = []  # what each transaction item is, in order, to explain a cancellation
     try:
         with transaction() as tx:
-            if rename:
-                identity.claim_put(tx, person.tenant_id, "username", new_username, person.person_id)
+            if rename is not None:  # claim_key strips the name, so the claim is the same as for new_username
+                identity.claim_put(tx, person.tenant_id, "username", rename, person.person_id)
                 items.append(("save", "username"))
                 if person.username:
                     tx.delete(Claim(person.tenant_id, identity.claim_key("username", person.username)))
