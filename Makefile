@@ -33,9 +33,10 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[dev,bench]'
 	$(BIN)/python -m bench $(if $(BULK_SIZES),--bulk-sizes $(BULK_SIZES)) $(if $(ONLY),--only $(ONLY))
 
-# Static checks (issue 8): lint and the security linter. mypy and pip-audit are not in yet (see README).
+# Static checks (issue 8): lint, types, security linter, supply chain.
 check: $(STAMP)
 	$(BIN)/ruff check chalicelib app.py tests bench
+	$(BIN)/mypy
 	$(BIN)/bandit -q -r chalicelib app.py --severity-level high
 
 package: $(STAMP)
