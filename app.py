@@ -3,12 +3,13 @@
 from typing import Annotated
 
 from chalice import Chalice, Rate
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 from chalicelib import (access_links, audit, bulk_invites, config, directory, invitations, observability, oidc,
                         openapi, pages, partners, portal_access, portal_sessions, staff_accounts, staff_recovery,
                         staff_signin)
-from chalicelib.api import Admin, Api, Partner, PasswordChange, Public, Reply, Staff, chalice_error_to_envelope
+from chalicelib.api import (Admin, Api, Partner, Password, PasswordChange, Public, Reply, Staff, Strict,
+                           chalice_error_to_envelope)
 from chalicelib.api import PortalUser as PortalSignedIn
 from chalicelib.directory import (ContactCreate, ContactOut, ContactPage, ContactPatch, CustomerCreate,
                                   CustomerOut, CustomerPage, CustomerPatch, LocationCreate, LocationOut,
@@ -30,17 +31,15 @@ PAGING = {"limit": "Page size, 1-100 (default 50)", "cursor": "next_cursor of th
 Short = Annotated[str, Field(min_length=1, max_length=256)]
 
 
-class StaffSignIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class StaffSignIn(Strict):
     tenant_id: Annotated[str, Field(min_length=1, max_length=64)]
     username: Short
-    password: Annotated[str, Field(min_length=1, max_length=1024)]
+    password: Password
 
 
-class ChangePassword(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    current_password: Annotated[str, Field(max_length=1024)] | None = None
-    new_password: Annotated[str, Field(min_length=1, max_length=1024)]
+class ChangePassword(Strict):
+    current_password: Annotated[str, StringConstraints(strip_whitespace=False, max_length=1024)] | None = None
+    new_password: Password
     new_username: Short | None = None
 
 

@@ -9,12 +9,22 @@ JSON-able value or raises ApiError. The tenant is always the one in the caller's
 import json
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Annotated, Any, Callable
 
 from chalice import Response
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
 MAX_BODY_BYTES = 64 * 1024
+
+
+class Strict(BaseModel):
+    """A request body: unknown fields are refused, text is trimmed (a pasted email's trailing space)."""
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+# A password is kept exactly as typed, spaces included, in every body that carries one: trimming it in one place
+# and not another would lock the person out of the password they chose.
+Password = Annotated[str, StringConstraints(strip_whitespace=False, min_length=1, max_length=1024)]
 
 
 class ApiError(Exception):
@@ -252,6 +262,8 @@ class Api:
         reply = result if isinstance(result, Reply) else Reply(result, spec.status)
         logger.info("request served", extra={"route": f"{spec.method} {spec.path}", "status": reply.status,
                                              "tenant_id": principal.tenant_id if principal else None})
+        if reply.status == 204:  # no body at all: Chalice would send `null`, which a keep-alive client reads as
+            return Response(body="", status_code=204, headers={"Cache-Control": "no-store", **reply.headers})
         return Response(body=_jsonable(reply.body), status_code=reply.status,
                         headers={"Content-Type": "application/json", "Cache-Control": "no-store", **reply.headers})
 

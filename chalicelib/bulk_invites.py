@@ -101,6 +101,13 @@ class SeenEmails:
         return self._db.execute("INSERT OR IGNORE INTO seen VALUES (?)", (email,)).rowcount == 1
 
 
+def _report_transfer():
+    from boto3.s3.transfer import TransferConfig
+    # From a file name, boto3 reads each 8 MB part from disk as it sends it (from a file object it would hold up
+    # to 10 parts in memory); two parts in flight keep a 500k-row report's upload to ~16 MB.
+    return TransferConfig(max_concurrency=2, multipart_chunksize=8 * 1024 * 1024)
+
+
 class Report:
     """Row outcomes streamed to a temporary file (memory stays flat), counts kept aside; uploaded at the end."""
 
@@ -114,15 +121,16 @@ class Report:
         self._first = False
 
     def upload(self, bucket: str, key: str, header: dict) -> None:
-        with tempfile.TemporaryFile("w+b") as out:
+        with tempfile.NamedTemporaryFile("w+b", suffix=".json") as out:
             head = json.dumps({**header, "counts": self.counts})[:-1]
             out.write((head + ', "rows": [\n').encode())
             self.rows.seek(0)
             while block := self.rows.read(1 << 20):
                 out.write(block.encode())
             out.write(b"\n]}\n")
-            out.seek(0)
-            config.client("s3").upload_fileobj(out, bucket, key, ExtraArgs={"ContentType": "application/json"})
+            out.flush()
+            config.client("s3").upload_file(out.name, bucket, key, ExtraArgs={"ContentType": "application/json"},
+                                            Config=_report_transfer())
         self.rows.close()
 
 

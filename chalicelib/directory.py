@@ -6,11 +6,11 @@ import uuid
 from datetime import datetime, timezone
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
 
-from chalicelib.api import ApiError
+from chalicelib.api import ApiError, Strict
 from chalicelib.identity import Email
 from chalicelib.models import Contact, Customer, Location, RecordEmail, now, transaction
 
@@ -19,10 +19,6 @@ Text = Annotated[str, Field(min_length=1, max_length=500)]
 Phone = Annotated[str, Field(min_length=3, max_length=32)]
 EmailList = Annotated[list[Email], Field(max_length=20)]
 MAX_PAGE = 100
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class CustomerCreate(Strict):

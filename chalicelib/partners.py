@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
 
 from chalicelib import audit, lockout
-from chalicelib.api import ApiError, Principal
+from chalicelib.api import ApiError, Principal, Strict
 from chalicelib.directory import LocationOut, iso, iso_at, location_out, make_cursor, page_args
 from chalicelib.models import (Location, PartnerClient, PartnerEnablement, PartnerPortal, PartnerUser,
                                Person, Tenant, now, transaction)
@@ -43,10 +43,6 @@ Id = Annotated[str, Field(min_length=1, max_length=128)]
 
 
 # --- shapes of the API ----------------------------------------------------------------------------------------
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
 
 class EnableBody(Strict):
     # Both optional on purpose: a missing acceptance answers agreement_not_accepted, not a validation error.

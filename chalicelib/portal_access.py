@@ -7,24 +7,19 @@ import uuid
 from datetime import datetime, timezone
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from chalicelib import audit, config, directory, invitations, lockout, messaging, portal_sessions, single_use
-from chalicelib.api import ApiError, Principal
+from chalicelib.api import ApiError, Password, Principal, Strict
 from chalicelib.identity import Email
 from chalicelib.models import Customer, PortalUser, Tenant, now
 from chalicelib.security import passwords
 
 RESET_SECONDS = 30 * 60
 TenantId = Annotated[str, Field(min_length=1, max_length=64)]
-Password = Annotated[str, Field(min_length=1, max_length=1024)]
 Token = Annotated[str, Field(min_length=1, max_length=200)]
 WRONG_CREDENTIALS = ApiError(401, "invalid_credentials", "The email or password is not right.")
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class RegisterRequest(Strict):
@@ -38,8 +33,7 @@ class SignUpRequest(Strict):
     email: Email
 
 
-class SignInRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SignInRequest(Strict):
     tenant_id: TenantId
     email: Annotated[str, Field(min_length=1, max_length=320)]
     password: Password

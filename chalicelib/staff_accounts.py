@@ -10,8 +10,8 @@ from pydantic import BaseModel, Field, model_validator
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from chalicelib import audit, config, lockout, people, single_use, staff_signin
-from chalicelib.api import ApiError, Principal
-from chalicelib.directory import Strict, iso, iso_at, make_cursor, page_args
+from chalicelib.api import ApiError, Password, Principal, Strict
+from chalicelib.directory import iso, iso_at, make_cursor, page_args
 from chalicelib.identity import Email, Mobile
 from chalicelib.models import Job, Person, now
 from chalicelib.security import passwords
@@ -28,7 +28,6 @@ STATUSES = ("no_account", "invited", "active", "locked", "disabled", "password_e
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Username = Annotated[str, Field(min_length=1, max_length=254)]
-Password = Annotated[str, Field(min_length=1, max_length=1024)]
 Channel = Literal["email", "sms"]
 Permission = people.Permission
 Role = Literal["admin", "office", "technician", "staff"]

@@ -18,8 +18,7 @@ from pydantic import BaseModel, Field
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from chalicelib import audit, lockout, people, single_use, staff_signin
-from chalicelib.api import ApiError
-from chalicelib.directory import Strict
+from chalicelib.api import ApiError, Password, Strict
 from chalicelib.models import Person, Token, now
 from chalicelib.security import passwords
 from chalicelib.security.tokens import new_code
@@ -78,7 +77,7 @@ class ResetToken(BaseModel):
 
 class CompleteReset(Strict):
     reset_token: Id
-    new_password: Annotated[str, Field(min_length=1, max_length=1024)]
+    new_password: Password
 
 
 class ResetDone(BaseModel):

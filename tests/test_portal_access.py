@@ -213,3 +213,11 @@ def test_access_link_works_only_until_the_customer_has_a_portal_user(app, http, 
     assert status == 403 and body["error"]["code"] == "password_required"
     assert http.get("/v1/portal/me", token=session["access_token"])[0] == 401  # the open session ends too
     assert http.get("/v1/portal/access/" + "x" * 43)[0] == 400
+
+
+def test_a_password_is_kept_exactly_as_typed_spaces_included(http, tenant, invited):
+    spaced = "  Two Words and 2027  "
+    assert register(http, invited, password=spaced)[0] == 200
+    sign_in = {"tenant_id": tenant.id, "email": f"  {invited['email']} ", "password": spaced}
+    assert http.post("/v1/portal/sign-in", sign_in)[0] == 200  # the email is trimmed, the password is not
+    assert http.post("/v1/portal/sign-in", {**sign_in, "password": spaced.strip()})[0] == 401
