@@ -211,6 +211,8 @@ def patch_customer(tenant_id: str, customer_id: str, body: CustomerPatch) -> Cus
     if "name" in changes and changes["name"] is None:
         raise ApiError(400, "invalid_request", "name cannot be empty.", field="name")
     for key, value in changes.items():
+        if key in ("emails", "phones") and value is None:  # null clears a list (DynamoDB holds no null list)
+            value = []
         setattr(c, key, _dedupe(value) if key == "emails" else value)
     c.updated_at = now()
     return customer_out(_write(c, tenant_id, f"customer:{customer_id}", old, list(c.emails or [])))
@@ -253,7 +255,9 @@ def patch_location(tenant_id: str, location_id: str, body: LocationPatch) -> Loc
     for key, value in body.model_dump(exclude_unset=True).items():
         if value is None and key == "address":
             raise ApiError(400, "invalid_request", "address cannot be empty.", field="address")
-        setattr(loc, key, _dedupe(value) if key == "emails" else value)
+        if key == "emails":  # null clears the list (DynamoDB holds no null list)
+            value = _dedupe(value or [])
+        setattr(loc, key, value)
     loc.updated_at = now()
     return location_out(_write(loc, tenant_id, _location_ref(loc), old, list(loc.emails or [])))
 

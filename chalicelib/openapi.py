@@ -11,8 +11,8 @@ ERROR_SCHEMA = {
                              "additionalProperties": True}},
 }
 COMMON_ERRORS = {"400": "Invalid request", "401": "Not signed in", "403": "Not allowed", "404": "Not found",
-                 "409": "Conflict", "413": "Body too large", "415": "Not JSON", "423": "Locked",
-                 "429": "Too many requests"}
+                 "409": "Conflict", "410": "Link or code used, expired or replaced", "413": "Body too large",
+                 "415": "Not JSON", "423": "Locked", "429": "Too many requests"}
 
 
 def _schema(model, components: dict) -> dict:

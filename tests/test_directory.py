@@ -59,6 +59,21 @@ def test_patch_cannot_blank_required_fields(http, tenant):
     assert status == 400
 
 
+def test_patch_with_null_lists_clears_them(http, tenant):
+    """Found by `make fuzz`: null for a list (schema: list | null) was a 500 (PynamoDB refuses a null list)."""
+    t = tenant.admin_token
+    c = http.post("/v1/customers", {"name": "Null lists", "emails": ["nulls@example.com"], "phones": ["555-0102"]},
+                  token=t)[1]
+    status, patched = http.patch(f"/v1/customers/{c['customer_id']}", {"emails": None, "phones": None}, token=t)
+    assert status == 200 and patched["emails"] == [] and patched["phones"] == []
+    assert directory.records_for_email(tenant.id, "nulls@example.com") == set()
+    loc = http.post(f"/v1/customers/{c['customer_id']}/locations", {"address": "1 Null St",
+                                                                     "emails": ["loc.nulls@example.com"]}, token=t)[1]
+    status, patched = http.patch(f"/v1/locations/{loc['location_id']}", {"emails": None, "name": "Shed"}, token=t)
+    assert status == 200 and patched["emails"] == [] and patched["name"] == "Shed"
+    assert directory.records_for_email(tenant.id, "loc.nulls@example.com") == set()
+
+
 def test_office_role_manages_the_directory_but_technicians_cannot(http, tenant):
     from chalicelib import people
     from chalicelib.security import passwords

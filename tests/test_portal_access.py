@@ -103,6 +103,13 @@ def test_sign_out_ends_the_session_at_once(http, tenant, invited):
     assert http.get("/v1/portal/me", token=other["access_token"])[0] == 200  # other devices stay signed in
 
 
+def test_sign_out_answers_204_with_no_body(http, tenant, invited):
+    """Found by `make fuzz`: the 204 carried `null`, which a keep-alive client read as the next response's start."""
+    session = register(http, invited)[1]
+    r = http.client.http.post("/v1/portal/sign-out", headers={"Authorization": f"Bearer {session['access_token']}"})
+    assert r.status_code == 204 and r.body == b""
+
+
 def test_reset_by_link_ends_every_session_and_tells_the_user(app, http, tenant, invited):
     session = register(http, invited)[1]
     same = http.post("/v1/portal/password-reset", {"tenant_id": tenant.id, "email": invited["email"]})

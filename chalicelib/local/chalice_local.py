@@ -1,6 +1,7 @@
-"""`chalice local`, unchanged except for one thing: a request for a route the app does not define.
+"""`chalice local`, unchanged except for two things: a request for a route the app does not define, and the
+methods chalice does not handle (TRACE, QUERY, …), which http.server answers itself: see _method_not_served.
 
-Chalice's LocalGateway answers it 403 {"message": "Missing Authentication Token"}, which is what a bare API
+For an unknown route Chalice's LocalGateway answers 403 {"message": "Missing Authentication Token"}, which is what a bare API
 Gateway says. Our API Gateway (infra/template.json) maps MISSING_AUTHENTICATION_TOKEN to a 404 with the
 product's error envelope, so clients of the local stack must see that same 404. The patch only wraps
 LocalGateway.handle_request: when the path matches no route it raises a 404 before Chalice's own 403 path
@@ -35,6 +36,32 @@ def _handle_request(self, method, path, headers, body):
 
 # the one deliberate patch of chalice's class (the docstring says why); mypy forbids assigning to a method
 chalice_local_mod.LocalGateway.handle_request = _handle_request  # type: ignore[method-assign]
+
+
+def _method_not_served(self):
+    """Any method chalice local has no do_<METHOD> for (TRACE, QUERY, …): http.server would answer 501 with an
+    HTML page. It gets the product's 405 envelope with Allow, as every other unserved method does (404 on an
+    unknown path)."""
+    self._parse_payload()  # read any body so the connection stays usable
+    try:
+        route = self.local_gateway.event_converter._route_matcher.match_route(self.path).route
+    except ValueError:
+        return self._send_error_response(RouteNotFound({"Content-Type": "application/json"}, NOT_FOUND_BODY))
+    entries = self.local_gateway._app_object.routes[route]
+    allowed = ", ".join(sorted(m for m, e in entries.items() if not e.view_name.startswith("method_not_allowed_")))
+    body = json.dumps({"error": {"code": "method_not_allowed", "message": f"Use {allowed} on this path."}}).encode()
+    self._send_http_response(405, {"Content-Type": "application/json", "Allow": allowed}, body)
+
+
+def _other_methods(self, name):
+    """http.server looks the handler up as do_<METHOD>; only a method chalice lacks ends up here."""
+    if name.startswith("do_"):
+        return _method_not_served.__get__(self)
+    raise AttributeError(name)
+
+
+# found by `make fuzz`: Schemathesis sends a method the API does not know (TRACE, QUERY) to every path
+chalice_local_mod.ChaliceRequestHandler.__getattr__ = _other_methods  # type: ignore[attr-defined]
 
 if __name__ == "__main__":
     sys.exit(main())

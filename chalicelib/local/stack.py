@@ -6,7 +6,7 @@ real handlers). Ctrl-C or SIGTERM stops all of it; if any part dies, everything 
 
 Environment: PORTAL_AWS_PORT (4566), PORTAL_API_PORT (8000), PORTAL_UPLOADS_BUCKET, PORTAL_DEMO_ADMIN_PASSWORD
 (else one is generated and printed), PORTAL_DEMO_PARTNER_SECRET (the demo partner's client secret, else generated
-and printed), PORTAL_SCHEDULE_SECONDS (60, read by the dispatcher).
+and printed), PORTAL_SCHEDULE_SECONDS (60, read by the dispatcher), PORTAL_LOCAL_DIR (.local: moto.log, outbox/).
 """
 import ctypes
 import os
@@ -79,6 +79,11 @@ def wait_http(url: str, proc: subprocess.Popen, what: str, timeout_s: float = 60
     raise StartupError(f"{what} did not answer {url} within {timeout_s:.0f} s")
 
 
+def state_dir() -> Path:
+    """moto.log and the outbox: .local/ unless PORTAL_LOCAL_DIR names another place (`make fuzz` uses its own)."""
+    return Path(os.environ.get("PORTAL_LOCAL_DIR") or PROJECT_ROOT / ".local").resolve()
+
+
 def admin_password() -> tuple[str, bool]:
     """(password, generated?) The generated one meets the password policy: 10+ chars, upper, lower, digit."""
     if os.environ.get("PORTAL_DEMO_ADMIN_PASSWORD"):
@@ -137,7 +142,7 @@ def banner(api_url: str, demo: dict, password: str, generated: bool, took_s: flo
     return f"""
 portal-access local stack is ready (started in {took_s:.1f} s)
   API            {api_url}   (OpenAPI at {api_url}/v1/openapi.json)
-  AWS endpoint   {aws}   (moto; its log: .local/moto.log)
+  AWS endpoint   {aws}   (moto; its log: {state_dir() / "moto.log"})
   outbox         {outbox}   (every email and SMS, one JSON file each)
   demo tenant    {tenant}
   admin          {user}
@@ -192,7 +197,7 @@ def main() -> int:
         if port_in_use(port):  # else we could mistake someone else's server for ours
             print(f"port {port} is already in use: stop what listens there or set {var}", file=sys.stderr)
             return 1
-    local_dir = PROJECT_ROOT / ".local"
+    local_dir = state_dir()
     (local_dir / "outbox").mkdir(parents=True, exist_ok=True)
     bucket = os.environ.get("PORTAL_UPLOADS_BUCKET") or DEFAULT_BUCKET
     set_environment(aws_port, api_port, bucket, local_dir / "outbox")
@@ -226,7 +231,7 @@ def main() -> int:
     except Stop as stop:
         print(f"\nlocal stack: {stop}: stopping", flush=True)
     except StartupError as exc:
-        print(f"local stack: {exc}; see .local/moto.log and the output above", file=sys.stderr)
+        print(f"local stack: {exc}; see {local_dir / 'moto.log'} and the output above", file=sys.stderr)
         rc = 1
     finally:
         for sig in STOP_SIGNALS:  # a second signal must not cut the clean-up short

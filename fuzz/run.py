@@ -1,0 +1,192 @@
+"""`make fuzz`: Schemathesis over every operation of /v1/openapi.json, against the real local stack.
+
+1. starts `python -m chalicelib.local.stack` on free ports, its state (moto.log, outbox) in .local/fuzz/, so a
+   `make run` next to it is not disturbed; the demo tenant, admin and partner get generated credentials;
+2. prepares the identities the routes need: the demo partner portal enabled by the admin (its agreement
+   accepted) and a portal user registered from the invitation link the outbox receives;
+3. runs `st run` (fuzz/hooks.py signs each operation in with the right token) with the checks
+   not_a_server_error, status_code_conformance and response_schema_conformance, every phase (examples,
+   coverage, fuzzing, stateful), at most --max-examples cases per operation, inside a hard wall-clock bound;
+4. stops the stack (SIGTERM to its process group, SIGKILL after 15 s).
+
+Exit code: Schemathesis's (0: no failure), 1 when the stack does not start or the bound is hit.
+"""
+import argparse
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHECKS = "not_a_server_error,status_code_conformance,response_schema_conformance"
+TENANT, ADMIN = "demo", "admin@demo.example"  # chalicelib/seed.py
+PARTNER_PORTAL, PARTNER_CLIENT = "blue-collar-coach", "demo-partner"
+PORTAL_EMAIL = "linh.nguyen@example.com"  # on the Nguyen Family record of the demo tenant
+_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class FuzzError(Exception):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def password() -> str:
+    """Meets the password policy: long, upper, lower, digit, not common."""
+    return "Fz" + secrets.token_urlsafe(15) + "a7"
+
+
+def call(api: str, method: str, path: str, body=None, token: str | None = None) -> tuple[int, dict]:
+    request = urllib.request.Request(api + path, method=method,
+                                     data=None if body is None else json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    if token:
+        request.add_header("Authorization", "Bearer " + token)
+    try:
+        with _opener.open(request, timeout=30) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+def expect(answer: tuple[int, dict], status: int, what: str) -> dict:
+    if answer[0] != status:
+        raise FuzzError(f"{what}: expected {status}, got {answer[0]} {answer[1]}")
+    return answer[1]
+
+
+def wait_for(predicate, timeout_s: float, what: str):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise FuzzError(f"{what} within {timeout_s:.0f} s")
+
+
+def start_stack(state: Path, env: dict) -> subprocess.Popen:
+    log = open(state / "stack.log", "w")
+    return subprocess.Popen([sys.executable, "-m", "chalicelib.local.stack"], cwd=ROOT, env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """The whole process group: the stack stops its children on SIGTERM; SIGKILL what outlives 15 s."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        except ProcessLookupError:
+            pass
+
+
+def prepare(api: str, outbox: Path, admin_password: str, stack: subprocess.Popen) -> dict:
+    """Signs the admin in, enables the demo partner portal, registers a portal user; returns what hooks need."""
+    def healthy():
+        if stack.poll() is not None:
+            raise FuzzError(f"the local stack exited with code {stack.returncode}")
+        try:
+            return call(api, "GET", "/v1/health")[0] == 200
+        except OSError:
+            return False
+    wait_for(healthy, 120, "the local stack did not answer GET /v1/health")
+    admin = expect(call(api, "POST", "/v1/staff/sign-in", {"tenant_id": TENANT, "username": ADMIN,
+                                                           "password": admin_password}), 200, "admin sign-in")
+    token = admin["access_token"]
+    admin_id = expect(call(api, "GET", "/v1/staff/me", token=token), 200, "GET /v1/staff/me")["person_id"]
+
+    agreement = expect(call(api, "GET", f"/v1/partner-portals/{PARTNER_PORTAL}/agreement", token=token), 200,
+                       "the partner agreement")
+    expect(call(api, "POST", f"/v1/partner-portals/{PARTNER_PORTAL}/enable",
+                {"accept": True, "agreement_version": agreement["version"]}, token=token), 200,
+           "enabling the demo partner portal")
+
+    customers = expect(call(api, "GET", "/v1/customers", token=token), 200, "GET /v1/customers")["items"]
+    customer_id = next(c["customer_id"] for c in customers if PORTAL_EMAIL in c["emails"])
+    user = expect(call(api, "POST", "/v1/portal/invitations", {"customer_id": customer_id, "email": PORTAL_EMAIL,
+                                                               "access": "billing"}, token=token), 202,
+                  "inviting the portal user")
+
+    def register_link():  # minted when the dispatcher delivers the invitation (README: Invitations)
+        for path in outbox.glob("*.json"):
+            message = json.loads(path.read_text())
+            if message["to"] == PORTAL_EMAIL:
+                return next((link for link in message["links"] if "/register?token=" in link), None)
+        return None
+    link = wait_for(register_link, 60, "no invitation email in the outbox")
+    portal_password = password()
+    expect(call(api, "POST", "/v1/portal/register", {"token": link.split("token=", 1)[1],
+                                                     "password": portal_password}), 200, "registering")
+    return {"FUZZ_ADMIN_PASSWORD": admin_password, "FUZZ_PORTAL_PASSWORD": portal_password,
+            "FUZZ_PROTECTED_IDS": ",".join([admin_id, user["user_id"], PARTNER_PORTAL])}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fuzz", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--max-examples", type=int, default=25, help="cases per operation and phase (25)")
+    parser.add_argument("--timeout", type=float, default=600, help="hard wall-clock bound in seconds (600)")
+    parser.add_argument("--workers", default="2", help="concurrent Schemathesis workers (2)")
+    parser.add_argument("--seed", help="Schemathesis seed, to replay a run")
+    args = parser.parse_args(argv)
+
+    started = time.monotonic()
+    state = ROOT / ".local" / "fuzz"
+    shutil.rmtree(state, ignore_errors=True)
+    (state / "outbox").mkdir(parents=True)
+    api_port, aws_port = free_port(), free_port()
+    api = f"http://127.0.0.1:{api_port}"
+    admin_password, partner_secret = password(), secrets.token_urlsafe(32)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PORTAL_"))}
+    env.update(PYTHONUNBUFFERED="1", PORTAL_API_PORT=str(api_port), PORTAL_AWS_PORT=str(aws_port),
+               PORTAL_LOCAL_DIR=str(state), PORTAL_DEMO_ADMIN_PASSWORD=admin_password,
+               PORTAL_DEMO_PARTNER_SECRET=partner_secret)
+    stack = start_stack(state, env)
+    try:
+        try:
+            prepared = prepare(api, state / "outbox", admin_password, stack)
+        except FuzzError as exc:
+            print(f"fuzz: {exc}; the stack's log:\n" + (state / "stack.log").read_text()[-4000:], file=sys.stderr)
+            return 1
+        print(f"fuzz: local stack ready at {api} in {time.monotonic() - started:.1f} s; running Schemathesis",
+              flush=True)
+        hooks_env = dict(env, SCHEMATHESIS_HOOKS="fuzz.hooks", PYTHONPATH=str(ROOT), FUZZ_API=api,
+                         FUZZ_TENANT=TENANT, FUZZ_ADMIN_USERNAME=ADMIN, FUZZ_PORTAL_EMAIL=PORTAL_EMAIL,
+                         FUZZ_PARTNER_CLIENT=PARTNER_CLIENT, FUZZ_PARTNER_SECRET=partner_secret, **prepared)
+        command = [str(Path(sys.executable).with_name("st")), "run", f"{api}/v1/openapi.json", "--checks", CHECKS,
+                   "--max-examples", str(args.max_examples), "--workers", str(args.workers),
+                   "--generation-database", "none", "--request-timeout", "30",
+                   "--report", "junit", "--report-dir", str(state / "report")]
+        if args.seed:
+            command += ["--seed", args.seed]
+        remaining = args.timeout - (time.monotonic() - started)
+        st = subprocess.Popen(command, cwd=state, env=hooks_env, start_new_session=True)  # its .schemathesis/ there
+        try:
+            rc = st.wait(max(1.0, remaining))
+        except subprocess.TimeoutExpired:
+            os.killpg(st.pid, signal.SIGKILL)
+            st.wait()
+            print(f"fuzz: FAILED: the run exceeded its bound of {args.timeout:.0f} s (--timeout / FUZZ_TIMEOUT)",
+                  file=sys.stderr)
+            return 1
+        took = time.monotonic() - started
+        print(f"fuzz: {'passed' if rc == 0 else 'FAILED'} in {took:.0f} s (stack, preparation and Schemathesis); "
+              f"the stack's log: {state / 'stack.log'}", flush=True)
+        return rc
+    finally:
+        stop(stack)
