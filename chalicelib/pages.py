@@ -455,6 +455,36 @@ def _explain(exc: Exception, errors: Errors, fields: dict[str, str], password: s
     return None
 
 
+NEW_PASSWORD_REQUIRED = {"new_password": "Enter a new password.",
+                         "new_password_confirm": "Type the new password again."}
+
+
+def _submit(p: Page, errors: Errors, *, required: dict[str, str], flow: Callable[[], object],
+            fields: dict[str, str], cookie: str, problem: Callable[[str], Response], done: Callable[[], Response],
+            password: str = "", confirm: tuple[str, str] | None = None) -> Response | None:
+    """The POST half every link page shares: CSRF, required fields, (the two passwords alike), then the flow.
+    A refusal about the link itself ends on `problem(code)`; one the person can fix goes into `errors` (None:
+    show the form again); success ends the link's cookie and shows `done()`."""
+    if not p.csrf_ok():
+        p.csrf_failed(errors)
+        return None
+    require(p.form, errors, required)
+    if not errors and confirm and p.form.get(confirm[0], "") != p.form.get(confirm[1], ""):
+        errors.add(confirm[1], "The two passwords are not the same.")
+    if errors:
+        return None
+    try:
+        flow()
+    except (ApiError, ValidationError) as exc:
+        code = _explain(exc, errors, fields, password)
+        if not code:
+            return None
+        p.clear_cookie(cookie)
+        return problem(code)
+    p.clear_cookie(cookie)
+    return done()
+
+
 # --- customer portal: /register --------------------------------------------------------------------------------
 
 PORTAL = "Customer portal"
@@ -502,28 +532,20 @@ def register(p: Page) -> Response:
     tenant_name = _tenant_name(record.tenant_id)
     errors = Errors()
     if p.method == "POST":
-        if not p.csrf_ok():
-            p.csrf_failed(errors)
-        else:
-            password, confirm = p.form.get("password", ""), p.form.get("password_confirm", "")
-            require(p.form, errors, {"password": "Enter a password.",
-                                     "password_confirm": "Type the password again."})
-            if not errors:
-                try:
-                    portal_access.register(portal_access.RegisterRequest(
-                        token=token, password=password, password_confirm=confirm), p.ip, p.user_agent)
-                except (ApiError, ValidationError) as exc:
-                    code = _explain(exc, errors, {"password": "password", "password_confirm": "password_confirm"},
-                                    password)
-                    if code:
-                        p.clear_cookie("pa_register")
-                        return _register_problem(p, code, record.tenant_id)
-                else:
-                    p.clear_cookie("pa_register")
-                    return p.message(200, tenant_name=tenant_name, section=PORTAL, heading="Your account is ready",
-                                     paragraphs=[f"You can now sign in to the {tenant_name} customer portal with "
-                                                 f"{user.email} and the password you chose."],
-                                     actions=[("Sign in", url("/sign-in", tenant_id=record.tenant_id))])
+        password = p.form.get("password", "")
+        answer = _submit(
+            p, errors, required={"password": "Enter a password.", "password_confirm": "Type the password again."},
+            flow=lambda: portal_access.register(portal_access.RegisterRequest(
+                token=token, password=password, password_confirm=p.form.get("password_confirm", "")),
+                p.ip, p.user_agent),
+            fields={"password": "password", "password_confirm": "password_confirm"}, password=password,
+            cookie="pa_register", problem=lambda code: _register_problem(p, code, record.tenant_id),
+            done=lambda: p.message(200, tenant_name=tenant_name, section=PORTAL, heading="Your account is ready",
+                                   paragraphs=[f"You can now sign in to the {tenant_name} customer portal with "
+                                               f"{user.email} and the password you chose."],
+                                   actions=[("Sign in", url("/sign-in", tenant_id=record.tenant_id))]))
+        if answer:
+            return answer
     intro = Html(f"<p>{esc(tenant_name)} invited <strong>{esc(user.email)}</strong> to its customer portal. "
                  "Choose a password to finish creating your account.</p>")
     return p.form_page(200, tenant_name=tenant_name, section=PORTAL, title="Create your account", intro=intro,
@@ -598,29 +620,20 @@ def reset_password(p: Page) -> Response:
     tenant_name = _tenant_name(record.tenant_id)
     errors = Errors()
     if p.method == "POST":
-        if not p.csrf_ok():
-            p.csrf_failed(errors)
-        else:
-            password, confirm = p.form.get("new_password", ""), p.form.get("new_password_confirm", "")
-            require(p.form, errors, {"new_password": "Enter a new password.",
-                                     "new_password_confirm": "Type the new password again."})
-            if not errors:
-                try:
-                    portal_access.complete_reset(portal_access.ResetComplete(
-                        token=token, new_password=password, new_password_confirm=confirm), p.ip, p.user_agent)
-                except (ApiError, ValidationError) as exc:
-                    code = _explain(exc, errors, {"new_password": "new_password",
-                                                  "new_password_confirm": "new_password_confirm"}, password)
-                    if code:
-                        p.clear_cookie("pa_reset")
-                        return _reset_problem(p, code, record.tenant_id)
-                else:
-                    p.clear_cookie("pa_reset")
-                    return p.message(200, tenant_name=tenant_name, section=PORTAL,
-                                     heading="Your password was changed",
-                                     paragraphs=["Sign in with your new password. For your safety, every device "
-                                                 "that was signed in to your account has been signed out."],
-                                     actions=[("Sign in", url("/sign-in", tenant_id=record.tenant_id))])
+        password = p.form.get("new_password", "")
+        answer = _submit(
+            p, errors, required=NEW_PASSWORD_REQUIRED,
+            flow=lambda: portal_access.complete_reset(portal_access.ResetComplete(
+                token=token, new_password=password, new_password_confirm=p.form.get("new_password_confirm", "")),
+                p.ip, p.user_agent),
+            fields={"new_password": "new_password", "new_password_confirm": "new_password_confirm"},
+            password=password, cookie="pa_reset", problem=lambda code: _reset_problem(p, code, record.tenant_id),
+            done=lambda: p.message(200, tenant_name=tenant_name, section=PORTAL, heading="Your password was changed",
+                                   paragraphs=["Sign in with your new password. For your safety, every device "
+                                               "that was signed in to your account has been signed out."],
+                                   actions=[("Sign in", url("/sign-in", tenant_id=record.tenant_id))]))
+        if answer:
+            return answer
     intro = Html(f"<p>Choose a new password for <strong>{esc(user.email)}</strong>.</p>")
     return p.form_page(200, tenant_name=tenant_name, section=PORTAL, title="Choose a new password", intro=intro,
                        fields=password_fields(errors, "new_password"), button="Change password", errors=errors)
@@ -745,28 +758,20 @@ def accept_invite(p: Page) -> Response:
     errors = Errors()
     username = p.form.get("username", person.email or "").strip() if p.method == "POST" else (person.email or "")
     if p.method == "POST":
-        if not p.csrf_ok():
-            p.csrf_failed(errors)
-        else:
-            password, confirm = p.form.get("password", ""), p.form.get("password_confirm", "")
-            require(p.form, errors, {"username": "Choose a username.", "password": "Enter a password.",
-                                     "password_confirm": "Type the password again."})
-            if not errors and password != confirm:
-                errors.add("password_confirm", "The two passwords are not the same.")
-            if not errors:
-                try:
-                    staff_accounts.accept_invite(staff_accounts.AcceptInvite(
-                        token=token, username=username, password=password), p.ip)
-                except (ApiError, ValidationError) as exc:
-                    code = _explain(exc, errors, {"username": "username", "password": "password"}, password)
-                    if code:
-                        p.clear_cookie("pa_invite")
-                        return _invite_problem(p, code, record.tenant_id)
-                else:
-                    p.clear_cookie("pa_invite")
-                    return p.message(200, tenant_name=tenant_name, section=STAFF, heading="Your account is ready",
-                                     paragraphs=[f"Your username is {username}.",
-                                                 f"Sign in to {tenant_name} with it and the password you chose."])
+        password = p.form.get("password", "")
+        answer = _submit(
+            p, errors, required={"username": "Choose a username.", "password": "Enter a password.",
+                                 "password_confirm": "Type the password again."},
+            confirm=("password", "password_confirm"),
+            flow=lambda: staff_accounts.accept_invite(staff_accounts.AcceptInvite(
+                token=token, username=username, password=password), p.ip),
+            fields={"username": "username", "password": "password"}, password=password, cookie="pa_invite",
+            problem=lambda code: _invite_problem(p, code, record.tenant_id),
+            done=lambda: p.message(200, tenant_name=tenant_name, section=STAFF, heading="Your account is ready",
+                                   paragraphs=[f"Your username is {username}.",
+                                               f"Sign in to {tenant_name} with it and the password you chose."]))
+        if answer:
+            return answer
     intro = Html(f"<p>Welcome, {esc(person.name)}. {esc(tenant_name)} invited you to create your staff account: "
                  "choose a username and a password.</p>")
     fields = join([
@@ -973,30 +978,19 @@ def _staff_reset_new(p: Page, reset_token: str) -> Response:
     tenant_name = _tenant_name(record.tenant_id)
     errors = Errors()
     if p.method == "POST" and p.form.get("step") == "complete":
-        if not p.csrf_ok():
-            p.csrf_failed(errors)
-        else:
-            password, confirm = p.form.get("new_password", ""), p.form.get("new_password_confirm", "")
-            require(p.form, errors, {"new_password": "Enter a new password.",
-                                     "new_password_confirm": "Type the new password again."})
-            if not errors and password != confirm:
-                errors.add("new_password_confirm", "The two passwords are not the same.")
-            if not errors:
-                try:
-                    staff_recovery.complete(staff_recovery.CompleteReset(reset_token=reset_token,
-                                                                         new_password=password), p.ip)
-                except (ApiError, ValidationError) as exc:
-                    code = _explain(exc, errors, {"new_password": "new_password"}, password)
-                    if code:
-                        p.clear_cookie(STATE)
-                        return _staff_reset_problem(p, code, record.tenant_id)
-                else:
-                    p.clear_cookie(STATE)
-                    return p.message(200, tenant_name=tenant_name, section=STAFF,
-                                     heading="Your password was changed",
-                                     paragraphs=["Sign in with your username and your new password.",
-                                                 "We let you know by email or text message, so that a change you "
-                                                 "did not make does not go unnoticed."])
+        password = p.form.get("new_password", "")
+        answer = _submit(
+            p, errors, required=NEW_PASSWORD_REQUIRED, confirm=("new_password", "new_password_confirm"),
+            flow=lambda: staff_recovery.complete(staff_recovery.CompleteReset(reset_token=reset_token,
+                                                                              new_password=password), p.ip),
+            fields={"new_password": "new_password"}, password=password, cookie=STATE,
+            problem=lambda code: _staff_reset_problem(p, code, record.tenant_id),
+            done=lambda: p.message(200, tenant_name=tenant_name, section=STAFF, heading="Your password was changed",
+                                   paragraphs=["Sign in with your username and your new password.",
+                                               "We let you know by email or text message, so that a change you "
+                                               "did not make does not go unnoticed."]))
+        if answer:
+            return answer
     return p.form_page(200, tenant_name=tenant_name, section=STAFF, title="Choose a new password",
                        intro="Almost done: choose the password you will sign in with.",
                        fields=password_fields(errors, "new_password"), button="Change password", errors=errors,
