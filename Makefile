@@ -8,7 +8,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 # pip install playwright never fetches a browser; this keeps any other path from trying either
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: run test check bench package install clean
+.PHONY: run test check fuzz bench package install clean
 
 $(STAMP): pyproject.toml requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,9 +35,19 @@ bench: $(STAMP)
 
 # Static checks (issue 8): lint, types, security linter, supply chain.
 check: $(STAMP)
-	$(BIN)/ruff check chalicelib app.py tests bench
+	$(BIN)/ruff check chalicelib app.py tests bench fuzz tools
 	$(BIN)/mypy
 	$(BIN)/bandit -q -r chalicelib app.py --severity-level high
+	$(BIN)/python tools/audit.py  # pip-audit of requirements.txt against PyPI (needs the network; fails without)
+
+# Schemathesis over every operation of /v1/openapi.json against a local stack of its own (free ports, .local/fuzz/):
+# no 5xx, every status and body as the spec says. FUZZ_EXAMPLES cases per operation and phase; FUZZ_TIMEOUT
+# seconds bound the whole run (a run past it fails). Not part of `make test`; CI runs it after `make check`.
+FUZZ_EXAMPLES ?= 25
+FUZZ_TIMEOUT ?= 600
+fuzz: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev,fuzz]'
+	$(BIN)/python -m fuzz --max-examples $(FUZZ_EXAMPLES) --timeout $(FUZZ_TIMEOUT) $(if $(FUZZ_SEED),--seed $(FUZZ_SEED))
 
 package: $(STAMP)
 	rm -rf build/package

@@ -14,16 +14,19 @@ Exit code: Schemathesis's (0: no failure), 1 when the stack does not start or th
 import argparse
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from xml.etree import ElementTree  # our own Schemathesis report, not untrusted input
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKS = "not_a_server_error,status_code_conformance,response_schema_conformance"
@@ -137,6 +140,17 @@ def prepare(api: str, outbox: Path, admin_password: str, stack: subprocess.Popen
             "FUZZ_PROTECTED_IDS": ",".join([admin_id, user["user_id"], PARTNER_PORTAL])}
 
 
+def junit_line(report_dir: Path) -> str:
+    """The closing line CI reads: one test per operation (and one for the stateful phase)."""
+    reports = sorted(report_dir.glob("junit-*.xml"))
+    if not reports:
+        return "fuzz: no JUnit report"
+    suites = ElementTree.parse(reports[-1]).getroot()
+    tests = int(suites.get("tests", 0))
+    failed = int(suites.get("failures", 0)) + int(suites.get("errors", 0))
+    return f"fuzz: {tests - failed} passed, {failed} failed"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fuzz", description=__doc__.split("\n\n")[0])
     parser.add_argument("--max-examples", type=int, default=25, help="cases per operation and phase (25)")
@@ -175,7 +189,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.seed:
             command += ["--seed", args.seed]
         remaining = args.timeout - (time.monotonic() - started)
-        st = subprocess.Popen(command, cwd=state, env=hooks_env, start_new_session=True)  # its .schemathesis/ there
+        st = subprocess.Popen(command, cwd=state, env=hooks_env, start_new_session=True,  # .schemathesis/ there
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+        output: list[str] = []
+
+        def relay():  # Schemathesis's own report, as it comes; kept to read the number of cases at the end
+            for line in st.stdout:
+                output.append(line)
+                print(line, end="", flush=True)
+        echo = threading.Thread(target=relay, daemon=True)
+        echo.start()
         try:
             rc = st.wait(max(1.0, remaining))
         except subprocess.TimeoutExpired:
@@ -184,9 +207,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"fuzz: FAILED: the run exceeded its bound of {args.timeout:.0f} s (--timeout / FUZZ_TIMEOUT)",
                   file=sys.stderr)
             return 1
+        echo.join(10)
         took = time.monotonic() - started
-        print(f"fuzz: {'passed' if rc == 0 else 'FAILED'} in {took:.0f} s (stack, preparation and Schemathesis); "
-              f"the stack's log: {state / 'stack.log'}", flush=True)
+        cases = next((m[1] for line in reversed(output) if (m := re.search(r"(\d+) generated", line))), "?")
+        print(f"fuzz: {'passed' if rc == 0 else 'FAILED'}: {cases} generated cases in {took:.0f} s (stack, "
+              f"preparation and Schemathesis); stack log {state / 'stack.log'}, JUnit in {state / 'report'}")
+        print(junit_line(state / "report"), flush=True)
         return rc
     finally:
         stop(stack)
