@@ -86,7 +86,12 @@ def enqueue(messages: list[dict]) -> None:
 
 
 # Messages whose content is made at delivery time (e.g. an invitation mints its link then), by module:function.
-RENDERERS = {"portal_invitation": "chalicelib.invitations:render_invitation"}
+# Flows that must answer alike whatever the identity (sign-up, reset) queue a message for every request and let
+# the renderer decide, at delivery, what if anything to send (None: nothing).
+RENDERERS = {"portal_invitation": "chalicelib.invitations:render_invitation",
+             "portal_sign_up": "chalicelib.portal_access:render_sign_up",
+             "portal_reset": "chalicelib.portal_access:render_reset",
+             "staff_reset_code": "chalicelib.staff_recovery:render_code"}
 
 
 def render(message: dict) -> dict | None:

@@ -15,6 +15,7 @@ from chalicelib.models import Claim, Person, Tenant, now, transaction
 Permission = Literal["accounts:manage", "directory:manage", "portal:manage", "partners:manage", "audit:read"]
 PERMISSIONS: tuple[str, ...] = get_args(Permission)
 ROLE_PERMISSIONS = {"admin": set(PERMISSIONS), "office": {"directory:manage"}, "technician": set(), "staff": set()}
+NOBODY = "-"  # a person id no one has: read in place of a missing person, so both cost the same
 
 
 def effective_permissions(person: Person) -> list[str]:
@@ -29,13 +30,14 @@ def get(tenant_id: str, person_id: str) -> Person:
 
 
 def find_by_username(tenant_id: str, username: str) -> Person | None:
+    """Two reads whether or not the username exists (an unknown one reads a person id no one has), so sign-in
+    costs the same for both."""
     person_id = identity.owner_of(tenant_id, "username", username)
-    if person_id is None:
-        return None
     try:
-        return Person.get(tenant_id, person_id, consistent_read=True)
+        person = Person.get(tenant_id, person_id or NOBODY, consistent_read=True)
     except DoesNotExist:
         return None
+    return person if person_id else None
 
 
 def create(tenant_id: str, *, kind: str, name: str, email: str | None = None, mobile: str | None = None,
@@ -111,10 +113,11 @@ def check_username(person: Person, username: str, *, field: str = "username") ->
                        "(starting with a letter or digit).", field=field)
 
 
-def find_by_identifier(tenant_id: str, identifier: str) -> Person | None:
-    """The person an identifier names: an email address is looked up as an email first (so a username that
-    happens to look like a colleague's email never captures the colleague's recovery), then as a username;
-    anything else as a username, then as a mobile number."""
+def person_id_for(tenant_id: str, identifier: str) -> str | None:
+    """The id of the person an identifier names: an email address is looked up as an email first (so a username
+    that happens to look like a colleague's email never captures the colleague's recovery), then as a username;
+    anything else as a username, then as a mobile number. Every candidate is read in one call, so an identifier
+    that names no one costs what one that names someone does."""
     value = identifier.strip()
     lookups = [("username", value)]
     try:
@@ -124,14 +127,7 @@ def find_by_identifier(tenant_id: str, identifier: str) -> Person | None:
             lookups.append(("mobile", identity.normalise_mobile(value)))
     except ValueError:
         pass
-    for kind, key in lookups:
-        person_id = identity.owner_of(tenant_id, kind, key)
-        if person_id:
-            try:
-                return Person.get(tenant_id, person_id, consistent_read=True)
-            except DoesNotExist:
-                return None
-    return None
+    return next((owner for owner in identity.owners_of(tenant_id, lookups) if owner), None)
 
 
 # --- messages to a person -----------------------------------------------------------------------------------

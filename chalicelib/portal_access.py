@@ -2,10 +2,13 @@
 emailed reset link, the signed-in user's view of themselves, and the tenant's portal settings.
 
 Anti-enumeration: sign-up and reset answer the same 202 whether or not the email has an account or is on a
-record, and sign-in gives one answer for an unknown email and a wrong password (both pay one argon2 hash)."""
+record, after the same work (they queue one message in every case and the sender decides what to send), and
+sign-in gives one answer for an unknown email and a wrong password after the same reads, one argon2
+verification and the same writes. tests/test_enumeration_timing.py measures it."""
 import uuid
 from datetime import datetime, timezone
 from typing import Annotated, Literal
+from urllib.parse import urlencode
 
 from pydantic import BaseModel, Field
 from pynamodb.exceptions import DoesNotExist, UpdateError
@@ -137,23 +140,51 @@ SAME_ANSWER = {"status": "accepted", "message": "If this email can have an accou
 
 
 def sign_up(body: SignUpRequest, ip: str | None) -> dict:
+    """Every request the rate limits let through queues one message, whoever the email belongs to, and the
+    sender decides at delivery what to send (render_sign_up): the answer and the work behind it are the same
+    for an email with an account, one on a record and a stranger's (no lookup here whose cost could tell)."""
     lockout.throttle("portal-signup-ip", ip or "unknown", limit=20, window_seconds=3600)
     lockout.throttle("portal-signup-email", f"{body.tenant_id}#{body.email}", limit=3, window_seconds=3600)
     tenant = _tenant(body.tenant_id)
     if tenant is None or not tenant.self_signup or tenant.status != "active":
-        return SAME_ANSWER
-    refs = directory.records_for_email(tenant.tenant_id, body.email)
-    allowed = invitations.grants_from_refs(refs)
-    if not allowed:
-        return SAME_ANSWER
-    user = invitations.find_user(tenant.tenant_id, body.email)
-    if user is not None and user.status != "invited":
-        return SAME_ANSWER  # active: they can sign in or reset; disabled: the business decided
-    user = [invitations.upsert_invited(tenant.tenant_id, body.email, customer_id, access, contact_id, False,
-                                       "self_signup") for customer_id, (access, contact_id) in allowed.items()][-1]
-    messaging.enqueue([invitations.invite_message(tenant.tenant_id, user.user_id, uuid.uuid4().hex)])
-    audit.record(tenant.tenant_id, "portal.signed_up", target=user.user_id, ip=ip)
+        return SAME_ANSWER  # the business's setting: the same for every email
+    messaging.enqueue([_decided_at_delivery("portal_sign_up", tenant.tenant_id, body.email, ip)])
     return SAME_ANSWER
+
+
+def _decided_at_delivery(render: str, tenant_id: str, email: str, ip: str | None) -> dict:
+    return {"message_id": uuid.uuid4().hex, "tenant_id": tenant_id, "channel": "email", "render": render,
+            "email": email, "ip": ip}
+
+
+def render_sign_up(message: dict) -> dict | None:
+    """The sender's half of sign-up, once per message: an email on a record without an account becomes an
+    invited user and gets the invitation; one with an active account is told so, with the sign-in and reset
+    links; anything else (on no record, disabled, sign-up switched off since) gets nothing."""
+    tenant_id, email = message["tenant_id"], message["email"]
+    tenant = _tenant(tenant_id)
+    if tenant is None or not tenant.self_signup or tenant.status != "active":
+        return None
+    allowed = invitations.grants_from_refs(directory.records_for_email(tenant_id, email))
+    if not allowed:
+        return None
+    user = invitations.find_user(tenant_id, email)
+    if user is not None and user.status == "active":
+        base = config.public_base_url()
+        sign_in_link = f"{base}/sign-in?{urlencode({'tenant_id': tenant_id})}"
+        reset_link = f"{base}/reset-password?{urlencode({'tenant_id': tenant_id})}"
+        return messaging.render_email(tenant_id, email, "portal-account-exists", [sign_in_link, reset_link],
+                                      message["message_id"], tenant_name=tenant.name, sign_in_link=sign_in_link,
+                                      reset_link=reset_link)
+    if user is not None and user.status != "invited":
+        return None  # disabled: the business decided
+    try:
+        user = [invitations.upsert_invited(tenant_id, email, customer_id, access, contact_id, False, "self_signup")
+                for customer_id, (access, contact_id) in allowed.items()][-1]
+    except ApiError:  # activated or disabled meanwhile
+        return None
+    audit.record(tenant_id, "portal.signed_up", target=user.user_id, ip=message.get("ip"))
+    return invitations.render_invitation(invitations.invite_message(tenant_id, user.user_id, message["message_id"]))
 
 
 def _tenant(tenant_id: str) -> Tenant | None:
@@ -169,15 +200,17 @@ def sign_in(body: SignInRequest, ip: str | None, user_agent: str | None) -> dict
     email = body.email.strip().lower()
     lockout.ensure_not_locked("portal", body.tenant_id, email)
     tenant = _tenant(body.tenant_id)
-    user = invitations.find_user(body.tenant_id, email) if tenant is not None and tenant.status == "active" \
-        else None
+    user = invitations.find_user(body.tenant_id, email)  # read whatever the tenant's state: the same work
+    if tenant is None or tenant.status != "active":
+        user = None
     ok = passwords.verify_password(user.password_hash if user else None, body.password)
     if not ok or user is None or user.status != "active":
         locked_for = lockout.record_failure("portal", body.tenant_id, email)
-        if user is not None:
-            audit.record(body.tenant_id, "portal.sign_in_failed", actor=user.user_id, ip=ip, user_agent=user_agent)
+        if tenant is not None:  # recorded for unknown emails too (no actor): the same writes either way
+            actor = user.user_id if user else None
+            audit.record(body.tenant_id, "portal.sign_in_failed", actor=actor, ip=ip, user_agent=user_agent)
             if locked_for:
-                audit.record(body.tenant_id, "portal.locked", actor=user.user_id, ip=ip, seconds=locked_for)
+                audit.record(body.tenant_id, "portal.locked", actor=actor, ip=ip, seconds=locked_for)
         raise WRONG_CREDENTIALS
     lockout.clear("portal", body.tenant_id, email)
     audit.record(body.tenant_id, "portal.signed_in", actor=user.user_id, ip=ip, user_agent=user_agent)
@@ -187,19 +220,27 @@ def sign_in(body: SignInRequest, ip: str | None, user_agent: str | None) -> dict
 # --- forgotten password (emailed link) -----------------------------------------------------------------------------
 
 def request_reset(body: ResetRequest, ip: str | None) -> dict:
+    """Like sign-up: one queued message per request whoever the email is; the sender mints the link for an
+    active account at delivery (render_reset) and sends nothing otherwise."""
     lockout.throttle("portal-reset-ip", ip or "unknown", limit=20, window_seconds=3600)
     lockout.throttle("portal-reset-email", f"{body.tenant_id}#{body.email}", limit=3, window_seconds=3600)
-    tenant = _tenant(body.tenant_id)
-    user = invitations.find_user(body.tenant_id, body.email) if tenant is not None else None
+    if _tenant(body.tenant_id) is not None:
+        messaging.enqueue([_decided_at_delivery("portal_reset", body.tenant_id, body.email, ip)])
+    return SAME_ANSWER
+
+
+def render_reset(message: dict) -> dict | None:
+    """The sender's half of a reset request: the link is minted when it is delivered, so it lives its 30
+    minutes from the email's arrival; None (nothing sent) unless the email has an active account."""
+    tenant_id = message["tenant_id"]
+    tenant, user = _tenant(tenant_id), invitations.find_user(tenant_id, message["email"])
     if tenant is None or user is None or user.status != "active":
-        return SAME_ANSWER
+        return None
     token = single_use.issue("portal_reset", user.tenant_id, user.user_id, RESET_SECONDS)
     link = f"{config.public_base_url()}/reset-password?token={token}"
-    messaging.enqueue([messaging.render_email(user.tenant_id, user.email, "portal-reset", [link],
-                                              tenant_name=tenant.name, link=link,
-                                              minutes=str(RESET_SECONDS // 60))])
-    audit.record(user.tenant_id, "portal.reset_requested", target=user.user_id, ip=ip)
-    return SAME_ANSWER
+    audit.record(user.tenant_id, "portal.reset_requested", target=user.user_id, ip=message.get("ip"))
+    return messaging.render_email(user.tenant_id, user.email, "portal-reset", [link], message["message_id"],
+                                  tenant_name=tenant.name, link=link, minutes=str(RESET_SECONDS // 60))
 
 
 def complete_reset(body: ResetComplete, ip: str | None, user_agent: str | None) -> dict:

@@ -5,18 +5,21 @@ same family. A refresh token presented twice has leaked (or been replayed), so t
 OAuth 2.0 Security BCP 4.14 recommends. Portal routes check on every call that the family is alive, so sign-out
 and "a reset ends every session" take effect at once, not when the access token expires."""
 import uuid
+from functools import lru_cache
 
-from pynamodb.exceptions import DoesNotExist, UpdateError
+from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
 from chalicelib import audit
 from chalicelib.api import ApiError, Principal
-from chalicelib.models import PortalSession, PortalUser, now, now_ms
+from chalicelib.models import AuditEvent, PortalSession, PortalUser, now, now_ms
 from chalicelib.security import keys
 from chalicelib.security.tokens import new_token, token_hash
 
 ACCESS_TOKEN_SECONDS = 15 * 60
 REFRESH_TOKEN_SECONDS = 30 * 24 * 3600
 SESSION_ENDED = ApiError(401, "session_ended", "This session has ended; sign in again.")
+INVALID_REFRESH = ApiError(401, "invalid_refresh_token", "This refresh token is not valid; sign in again.")
+NOBODY = "-"  # a key no session or user has: read in place of a missing one, so both cost the same
 
 
 def grants_claim(user: PortalUser) -> list[dict]:
@@ -54,30 +57,86 @@ def _family(family_id: str) -> PortalSession | None:
 
 
 def _revoke_family(family: PortalSession) -> None:
-    try:
-        family.update(actions=[PortalSession.revoked_at.set(now())], condition=PortalSession.revoked_at.does_not_exist())
+    try:  # conditional on the item: revoking a family that does not exist writes nothing
+        family.update(actions=[PortalSession.revoked_at.set(now())],
+                      condition=PortalSession.pk.exists() & PortalSession.revoked_at.does_not_exist())
     except UpdateError:
         pass
 
 
-def refresh(refresh_token: str, ip: str | None) -> dict:
+DECOY_EVENT = "0000000000000#decoy"
+
+
+@lru_cache(maxsize=1)
+def _decoys() -> None:
+    """An ended family, a disabled user and an audit event under keys no real one has (tenant "-"): a refresh
+    token that was never issued reads and writes against these, so its refusal costs what a known token's
+    does, as password checks verify an unknown account against a dummy hash. Written once per process if
+    missing."""
+    at = now()
+    for item, key in ((PortalSession(f"fam#{NOBODY}", tenant_id=NOBODY, user_id=NOBODY, family_id=NOBODY,
+                                     expires_at=at, ttl=at + 10 * 365 * 24 * 3600, revoked_at=at), PortalSession.pk),
+                      (PortalUser(NOBODY, NOBODY, email=NOBODY, status="disabled",
+                                  status_key=f"{NOBODY}#disabled"), PortalUser.user_id),
+                      (AuditEvent(NOBODY, DECOY_EVENT, at=at, action="decoy"), AuditEvent.event_id)):
+        try:
+            item.save(condition=key.does_not_exist())
+        except PutError:
+            pass
+
+
+def _refused(record: PortalSession | None, family: PortalSession | None, spent: bool, ip: str | None) -> None:
+    """After a refused refresh, the same two writes whatever the token was. The family is revoked (a used token
+    presented again has leaked or been replayed, so its whole family ends; any other dead token's family is
+    ended already). The refusal goes into the audit trail; for a token never issued, whose tenant is unknown,
+    the decoy event is written again under a condition DynamoDB refuses, so nothing is stored."""
+    _revoke_family(family or PortalSession(f"fam#{NOBODY}"))
+    if record is None:
+        try:
+            AuditEvent(NOBODY, DECOY_EVENT, at=now(), action="decoy").save(
+                condition=AuditEvent.event_id.does_not_exist())
+        except PutError:
+            pass
+        return
+    action = "portal.refresh_token_reused" if not spent else "portal.refresh_refused"
+    audit.record(record.tenant_id, action, actor=record.user_id, ip=ip, session=record.family_id)
+
+
+def _session(key: str) -> PortalSession | None:
     try:
-        record = PortalSession.get(f"rt#{token_hash(refresh_token)}", consistent_read=True)
+        return PortalSession.get(key, consistent_read=True)
     except DoesNotExist:
-        raise ApiError(401, "invalid_refresh_token", "This refresh token is not valid; sign in again.") from None
-    family = _family(record.family_id)
+        return None
+
+
+def _user(tenant_id: str, user_id: str) -> PortalUser | None:
+    try:
+        return PortalUser.get(tenant_id, user_id, consistent_read=True)
+    except DoesNotExist:
+        return None
+
+
+def refresh(refresh_token: str, ip: str | None) -> dict:
+    """One answer for every refresh token that does not work, as OAuth's `invalid_grant`: never issued, already
+    used, expired, or its session ended. And the same work behind it: the token, its family and its user are
+    read (the decoys when the token is unknown), spending the token is tried with one conditional write, and a
+    refusal makes the same two writes (_refused)."""
+    key = f"rt#{token_hash(refresh_token)}"
+    record = _session(key)
+    if record is None:
+        _decoys()
+    family = _family(record.family_id if record else NOBODY)
+    user = _user(record.tenant_id, record.user_id) if record else _user(NOBODY, NOBODY)
     try:  # spend it: of two concurrent refreshes with one token, one wins and the other counts as reuse
-        record.update(actions=[PortalSession.used_at.set(now())], condition=PortalSession.used_at.does_not_exist())
+        PortalSession(key).update(actions=[PortalSession.used_at.set(now())],
+                                  condition=PortalSession.pk.exists() & PortalSession.used_at.does_not_exist())
+        spent = True
     except UpdateError:
-        if family is not None:
-            _revoke_family(family)
-        audit.record(record.tenant_id, "portal.refresh_token_reused", actor=record.user_id, ip=ip,
-                     session=record.family_id)
-        raise ApiError(401, "refresh_token_reused", "This refresh token was already used; every session it "
-                       "belonged to has been ended. Sign in again.") from None
-    user = _live_user(record.tenant_id, record.user_id)
-    if record.expires_at < now() or family is None or not _family_alive(family, user):
-        raise SESSION_ENDED
+        spent = False
+    if record is None or not spent or record.expires_at < now() or family is None or user is None \
+            or user.status != "active" or not _family_alive(family, user):
+        _refused(record, family, spent, ip)
+        raise INVALID_REFRESH
     return {"access_token": _access_token(user, family.family_id, family.kind), "token_type": "Bearer",
             "expires_in": ACCESS_TOKEN_SECONDS, "refresh_token": _new_refresh(user, family.family_id, family.kind),
             "refresh_expires_in": REFRESH_TOKEN_SECONDS}

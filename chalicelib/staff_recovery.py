@@ -7,17 +7,21 @@
 
 A flow is a single-use token (kind staff_reset_flow) stored by its hash. A flow for an unknown identifier is
 stored too, with no person behind it, and behaves the same way everywhere: its codes are never sent and never
-match. The code's hash is keyed with the flow id, which is itself stored only hashed, so a leaked table does
+match. Every step does the same reads and writes whoever the flow names; the code's message is queued for
+every flow and the sender decides at delivery whether the person may get it (activated, reachable, business
+active), so neither answers nor their timing tell a known identifier from an unknown one. The code's hash
+is keyed with the flow id, which is itself stored only hashed, so a leaked table does
 not let anyone recover a code offline. Every endpoint is rate-limited per client IP, and start per identifier.
 """
 import hashlib
 import hmac
+import uuid
 from typing import Annotated, Literal, TypeGuard
 
 from pydantic import BaseModel, Field
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
-from chalicelib import audit, lockout, people, single_use, staff_signin
+from chalicelib import audit, lockout, messaging, people, single_use, staff_signin
 from chalicelib.api import ApiError, Password, Strict
 from chalicelib.models import Person, Token, now
 from chalicelib.security import passwords
@@ -124,11 +128,11 @@ def _dead() -> ApiError:
 def start(body: ResetStart, ip: str | None) -> dict:
     _throttle("start_ip", ip)
     _throttle("start_identifier", f"{body.tenant_id}#{body.identifier}")
-    person = people.find_by_identifier(body.tenant_id, body.identifier)
-    subject = person.person_id if _eligible(person) else NOBODY
-    flow_id = single_use.issue(FLOW_KIND, body.tenant_id, subject, FLOW_SECONDS)
-    if subject != NOBODY:
-        audit.record(body.tenant_id, "staff.password_reset_started", target=subject, ip=ip)
+    # The same reads and writes whoever the identifier names, or if it names no one: one batch read of its
+    # claims, the flow, the audit event. Whether the person may reset is decided when the code is delivered.
+    person_id = people.person_id_for(body.tenant_id, body.identifier)
+    flow_id = single_use.issue(FLOW_KIND, body.tenant_id, person_id or NOBODY, FLOW_SECONDS)
+    audit.record(body.tenant_id, "staff.password_reset_started", target=person_id, ip=ip)
     return {"flow_id": flow_id, "expires_in": FLOW_SECONDS}
 
 
@@ -149,12 +153,32 @@ def send_code(body: SendCode, ip: str | None) -> dict:
         if flow.attempts >= MAX_ATTEMPTS:
             raise _dead() from None
         raise ApiError(429, "too_many_codes", "That is enough codes for this reset; start again.") from None
-    person = _person(flow)
-    if _eligible(person):
-        channel = people.send(person, "staff-reset-code", [], body.channel, code=code,
-                              minutes=str(CODE_SECONDS // 60))
-        audit.record(flow.tenant_id, "staff.reset_code_sent", target=person.person_id, ip=ip, channel=channel)
+    # Queued for every flow; the sender sends it only to an eligible person (render_code). The queued message
+    # carries the code, as the email or SMS it becomes does.
+    messaging.enqueue([{"message_id": uuid.uuid4().hex, "tenant_id": flow.tenant_id, "channel": "email",
+                        "render": "staff_reset_code", "flow": flow.token_hash, "code": code,
+                        "preferred": body.channel, "ip": ip}])
     return {"status": "sent", "expires_in": CODE_SECONDS}
+
+
+def render_code(message: dict) -> dict | None:
+    """The sender's half of send-code: the code goes to the flow's person if they may reset (activated, not
+    disabled, reachable, their business active); nothing is sent otherwise."""
+    try:
+        flow = Token.get(message["flow"], consistent_read=True)
+    except DoesNotExist:
+        return None
+    person = _person(flow)
+    if not _eligible(person):
+        return None
+    concrete = people.message(person, "staff-reset-code", [], message.get("preferred"), code=message["code"],
+                              minutes=str(CODE_SECONDS // 60))
+    if concrete is None:
+        return None
+    concrete["message_id"] = message["message_id"]
+    audit.record(flow.tenant_id, "staff.reset_code_sent", target=person.person_id, ip=message.get("ip"),
+                 channel=concrete["channel"])
+    return concrete
 
 
 def verify(body: VerifyCode, ip: str | None) -> dict:
@@ -173,8 +197,8 @@ def verify(body: VerifyCode, ip: str | None) -> dict:
     given = _code_hash(body.flow_id, body.code.strip())
     if not flow.code_hash or not hmac.compare_digest(given, flow.code_hash):
         left = MAX_ATTEMPTS - flow.attempts
-        if flow.subject_id != NOBODY:
-            audit.record(flow.tenant_id, "staff.reset_code_failed", target=flow.subject_id, ip=ip, attempts_left=left)
+        audit.record(flow.tenant_id, "staff.reset_code_failed", target=None if flow.subject_id == NOBODY
+                     else flow.subject_id, ip=ip, attempts_left=left)  # for every flow: the same write
         if left <= 0:
             raise _dead()
         raise ApiError(400, "code_invalid", "That code is not right.", field="code", attempts_left=left)

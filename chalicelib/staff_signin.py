@@ -47,20 +47,29 @@ def password_expired(person: Person) -> bool:
 
 def sign_in(tenant_id: str, username: str, password: str, ip: str | None) -> dict:
     lockout.ensure_not_locked("staff", tenant_id, username)
-    person = people.find_by_username(tenant_id, username) if _tenant_active(tenant_id) else None
-    # verify_password hashes even when there is no account, so both answers take the same time.
-    ok = passwords.verify_password(person.password_hash if person else None, password)
-    if not ok and person is not None and person.expired_temporary_hash \
-            and passwords.verify_password(person.expired_temporary_hash, password):
-        # The schedule already retired this temporary password: say so, not "wrong password", so the person
-        # knows to ask for a new one (only someone who knows the temporary password learns this).
+    # The same work for a known and an unknown username: the same reads (find_by_username reads a person either
+    # way), one argon2 verification (against a dummy hash when there is no account), the same writes on failure.
+    tenant_active = _tenant_active(tenant_id)
+    person = people.find_by_username(tenant_id, username)
+    if not tenant_active:
+        person = None
+    # A temporary password the schedule retired replaced the password hash (expiry.py): verify against it
+    # instead, still one verification, so that it can be told apart without a second hash.
+    retired = person is not None and not person.password_hash and bool(person.expired_temporary_hash)
+    stored = (person.expired_temporary_hash if retired else person.password_hash) if person else None
+    matched = passwords.verify_password(stored, password)
+    if retired and matched:
+        # Say so, not "wrong password", so the person knows to ask for a new one (only someone who knows the
+        # temporary password learns this).
         raise TEMPORARY_EXPIRED
+    ok = matched and not retired
     if not ok or person is None or person.account_status not in ("active", "invited"):
         locked_for = lockout.record_failure("staff", tenant_id, username)
-        if person is not None:
-            audit.record(tenant_id, "staff.sign_in_failed", actor=person.person_id, ip=ip)
+        if tenant_active:  # recorded for unknown usernames too (no actor): the same writes either way
+            actor = person.person_id if person else None
+            audit.record(tenant_id, "staff.sign_in_failed", actor=actor, ip=ip)
             if locked_for:
-                audit.record(tenant_id, "staff.locked", actor=person.person_id, ip=ip, seconds=locked_for)
+                audit.record(tenant_id, "staff.locked", actor=actor, ip=ip, seconds=locked_for)
         raise WRONG_CREDENTIALS
     lockout.clear("staff", tenant_id, username)
     if person.temporary_password_expires_at and person.temporary_password_expires_at < now():

@@ -85,12 +85,15 @@ def test_refresh_rotates_and_reuse_revokes_the_family(http, tenant, invited):
     assert status == 200 and second["refresh_token"] != session["refresh_token"]
     assert http.get("/v1/portal/me", token=second["access_token"])[0] == 200
     status, body = http.post("/v1/portal/token/refresh", {"refresh_token": session["refresh_token"]})
-    assert status == 401 and body["error"]["code"] == "refresh_token_reused"
+    # the same answer as for a token never issued (no oracle for which tokens existed); the reuse is audited
+    assert status == 401 and body["error"]["code"] == "invalid_refresh_token"
     # the whole family is dead: the newer refresh token and its access token too
     assert http.post("/v1/portal/token/refresh", {"refresh_token": second["refresh_token"]})[0] == 401
     assert http.get("/v1/portal/me", token=second["access_token"])[1]["error"]["code"] == "session_ended"
     assert http.post("/v1/portal/token/refresh", {"refresh_token": "x" * 43})[1]["error"]["code"] == \
         "invalid_refresh_token"
+    from chalicelib.models import AuditEvent
+    assert "portal.refresh_token_reused" in {e.action for e in AuditEvent.query(tenant.id)}
 
 
 def test_sign_out_ends_the_session_at_once(http, tenant, invited):
@@ -183,6 +186,21 @@ def test_sign_up_only_for_emails_on_a_record_and_only_when_allowed(app, http, te
         http.post("/v1/portal/sign-up", {"tenant_id": tenant.id, "email": email})
     status, body = http.post("/v1/portal/sign-up", {"tenant_id": tenant.id, "email": email})
     assert status == 429 and body["error"]["code"] == "too_many_requests"
+
+
+def test_sign_up_with_an_account_is_told_so_by_email(app, http, tenant, invited):
+    """The answer does not say the account exists; the mailbox's owner is told, with the way to sign in."""
+    register(http, invited)
+    http.call("PUT", "/v1/portal/settings", {"self_signup": True, "third_party_signin": []}, token=invited["admin"])
+    known = http.post("/v1/portal/sign-up", {"tenant_id": tenant.id, "email": invited["email"]})
+    unknown = http.post("/v1/portal/sign-up", {"tenant_id": tenant.id, "email": "nobody@x.example"})
+    assert known == unknown and known[0] == 202
+    drain(app)
+    [notice] = [m for m in outbox_for(invited["email"]) if "already have" in m["subject"]]
+    assert notice["links"] == [f"http://portal.test/sign-in?tenant_id={tenant.id}",
+                               f"http://portal.test/reset-password?tenant_id={tenant.id}"]
+    assert "token" not in " ".join(notice["links"]) and outbox_for("nobody@x.example") == []
+    assert http.get("/v1/portal/users?status=active", token=invited["admin"])[1]["items"][0]["status"] == "active"
 
 
 def test_portal_tokens_open_nothing_of_staff_or_other_tenants(http, tenant, other_tenant, invited):
