@@ -27,7 +27,10 @@ def _tracing_enabled() -> bool:
 def register(app) -> None:
     """Wire Powertools into Chalice as middleware (DESIGN: not as decorators on routes)."""
     from chalice import ConvertToMiddleware
-    app.register_middleware(ConvertToMiddleware(logger.inject_lambda_context(clear_state=True)), "all")
+    # log_event=False, not left to POWERTOOLS_LOGGER_LOG_EVENT: an event carries request bodies (passwords) and
+    # headers (access tokens), and a debugging switch must not put them in the logs.
+    app.register_middleware(ConvertToMiddleware(logger.inject_lambda_context(clear_state=True, log_event=False)),
+                            "all")
     app.register_middleware(ConvertToMiddleware(metrics.log_metrics), "all")
 
     def trace(event, get_response):
