@@ -3,6 +3,7 @@ validate with, so it cannot drift from what the API accepts."""
 from functools import lru_cache
 
 from chalicelib.api import Api, Public
+from chalicelib.directory import MAX_PAGE
 
 ERROR_SCHEMA = {
     "type": "object", "required": ["error"],
@@ -13,6 +14,10 @@ ERROR_SCHEMA = {
 COMMON_ERRORS = {"400": "Invalid request", "401": "Not signed in", "403": "Not allowed", "404": "Not found",
                  "409": "Conflict", "410": "Link or code used, expired or replaced", "413": "Body too large",
                  "415": "Not JSON", "423": "Locked", "429": "Too many requests"}
+
+
+# Query parameters are strings unless said here (what the handlers accept: directory.page_args for limit).
+QUERY_SCHEMAS = {"limit": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}}
 
 
 def _schema(model, components: dict) -> dict:
@@ -30,7 +35,7 @@ def build(api: Api) -> dict:
                     "x-policy": spec.policy.describe(), "responses": {}}
         params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
                   for name in _path_params(spec.path)]
-        params += [{"name": name, "in": "query", "required": False, "schema": {"type": "string"},
+        params += [{"name": name, "in": "query", "required": False, "schema": QUERY_SCHEMAS.get(name, {"type": "string"}),
                     "description": text} for name, text in spec.query.items()]
         if params:
             op["parameters"] = params

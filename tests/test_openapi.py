@@ -33,3 +33,11 @@ def test_every_operation_states_its_policy(app, http):
         for op in ops.values():
             assert op["x-policy"]
             assert ("security" in op) == (op["x-policy"] != Public().describe())
+
+
+def test_paging_limit_is_declared_as_the_handlers_accept_it(http, tenant):
+    spec = http.get("/v1/openapi.json")[1]
+    limit = next(p for p in spec["paths"]["/v1/customers"]["get"]["parameters"] if p["name"] == "limit")
+    assert limit["schema"] == {"type": "integer", "minimum": 1, "maximum": 100}
+    assert http.get("/v1/customers?limit=100", token=tenant.admin_token)[0] == 200
+    assert http.get("/v1/customers?limit=101", token=tenant.admin_token)[0] == 400
