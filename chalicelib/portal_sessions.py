@@ -57,9 +57,11 @@ def _family(family_id: str) -> PortalSession | None:
 
 
 def _revoke_family(family: PortalSession) -> None:
-    try:  # conditional on the item: revoking a family that does not exist writes nothing
-        family.update(actions=[PortalSession.revoked_at.set(now())],
-                      condition=PortalSession.pk.exists() & PortalSession.revoked_at.does_not_exist())
+    """Ends a family (an ended one keeps the time it ended): one write that succeeds whenever the family exists,
+    so revoking a live, an ended and the decoy family cost the same."""
+    try:
+        family.update(actions=[PortalSession.revoked_at.set(PortalSession.revoked_at | now())],
+                      condition=PortalSession.pk.exists())
     except UpdateError:
         pass
 
@@ -69,16 +71,14 @@ DECOY_EVENT = "0000000000000#decoy"
 
 @lru_cache(maxsize=1)
 def _decoys() -> None:
-    """An ended family, a disabled user and an audit event under keys no real one has (tenant "-"): a refresh
-    token that was never issued reads and writes against these, so its refusal costs what a known token's
-    does, as password checks verify an unknown account against a dummy hash. Written once per process if
-    missing."""
+    """An ended family and a disabled user under keys no real one has (tenant "-"): a refresh token that was
+    never issued reads and writes these, so its refusal costs what a known token's does, as password checks
+    verify an unknown account against a dummy hash. Written once per process if missing."""
     at = now()
     for item, key in ((PortalSession(f"fam#{NOBODY}", tenant_id=NOBODY, user_id=NOBODY, family_id=NOBODY,
                                      expires_at=at, ttl=at + 10 * 365 * 24 * 3600, revoked_at=at), PortalSession.pk),
                       (PortalUser(NOBODY, NOBODY, email=NOBODY, status="disabled",
-                                  status_key=f"{NOBODY}#disabled"), PortalUser.user_id),
-                      (AuditEvent(NOBODY, DECOY_EVENT, at=at, action="decoy"), AuditEvent.event_id)):
+                                  status_key=f"{NOBODY}#disabled"), PortalUser.user_id)):
         try:
             item.save(condition=key.does_not_exist())
         except PutError:
@@ -89,14 +89,10 @@ def _refused(record: PortalSession | None, family: PortalSession | None, spent: 
     """After a refused refresh, the same two writes whatever the token was. The family is revoked (a used token
     presented again has leaked or been replayed, so its whole family ends; any other dead token's family is
     ended already). The refusal goes into the audit trail; for a token never issued, whose tenant is unknown,
-    the decoy event is written again under a condition DynamoDB refuses, so nothing is stored."""
+    the decoy event is written over instead, so nothing accumulates."""
     _revoke_family(family or PortalSession(f"fam#{NOBODY}"))
     if record is None:
-        try:
-            AuditEvent(NOBODY, DECOY_EVENT, at=now(), action="decoy").save(
-                condition=AuditEvent.event_id.does_not_exist())
-        except PutError:
-            pass
+        AuditEvent(NOBODY, DECOY_EVENT, at=now(), action="decoy").save()  # one item, overwritten each time
         return
     action = "portal.refresh_token_reused" if not spent else "portal.refresh_refused"
     audit.record(record.tenant_id, action, actor=record.user_id, ip=ip, session=record.family_id)

@@ -302,3 +302,18 @@ def test_partner_token(http, tenant, own_ip):
                                                        "tenant_id": tenant.id})
     compare("partner token (known client, wrong secret / unknown client)", lambda _: token(portal.client_id),
             lambda _: token("c-" + uuid.uuid4().hex[:12]), own_ip)
+
+
+def table(saved: dict) -> str:
+    """The README's table from .local/enumeration-timing.json: `python tests/test_enumeration_timing.py`."""
+    rows = ["| endpoint (known / unknown) | answer | known median | unknown median | ratio | calls each |",
+            "|---|---|---|---|---|---|"]
+    for name, f in sorted(saved.items()):
+        endpoint, _, cases = name.partition(" (")
+        rows.append(f"| {endpoint} ({cases} | {f['answer']} | {f['known_ms']:.1f} ms | {f['unknown_ms']:.1f} ms | "
+                    f"{f['ratio']:.2f} | {f['calls']} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(table(json.loads(RESULTS.read_text())))
