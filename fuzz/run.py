@@ -3,7 +3,8 @@
 1. starts `python -m chalicelib.local.stack` on free ports, its state (moto.log, outbox) in .local/fuzz/, so a
    `make run` next to it is not disturbed; the demo tenant, admin and partner get generated credentials;
 2. prepares the identities the routes need: the demo partner portal enabled by the admin (its agreement
-   accepted) and a portal user registered from the invitation link the outbox receives;
+   accepted) and a portal user registered from the invitation link the outbox receives; and records whose ids
+   half of the generated path parameters take (known_ids: people, an invited user, an access link, a bulk job);
 3. runs `st run` (fuzz/hooks.py signs each operation in with the right token) with the checks
    not_a_server_error, status_code_conformance and response_schema_conformance, every phase (examples,
    coverage, fuzzing, stateful), at most --max-examples cases per operation, inside a hard wall-clock bound;
@@ -136,8 +137,37 @@ def prepare(api: str, outbox: Path, admin_password: str, stack: subprocess.Popen
     portal_password = password()
     expect(call(api, "POST", "/v1/portal/register", {"token": link.split("token=", 1)[1],
                                                      "password": portal_password}), 200, "registering")
+    known = known_ids(api, token, customers)
     return {"FUZZ_ADMIN_PASSWORD": admin_password, "FUZZ_PORTAL_PASSWORD": portal_password,
-            "FUZZ_PROTECTED_IDS": ",".join([admin_id, user["user_id"], PARTNER_PORTAL])}
+            "FUZZ_PROTECTED_IDS": ",".join([admin_id, user["user_id"], PARTNER_PORTAL]), "known": known}
+
+
+def known_ids(api: str, token: str, customers: list[dict]) -> dict[str, list[str]]:
+    """Records the fuzzer cannot make itself (its random emails and mobiles rarely pass validation, and nothing
+    in the spec links to them): an employee, a technician, an invited portal user, a customer's access link.
+    Half of the generated ids of those parameters are these (config.toml), so the routes behind them are reached."""
+    people = [expect(call(api, "POST", "/v1/people", body, token=token), 201, "creating a person")["person_id"]
+              for body in ({"kind": "employee", "name": "Fuzz Employee", "email": "fuzz.employee@example.com"},
+                           {"kind": "technician", "name": "Fuzz Tech", "mobile": "+15555550123"})]
+    oakridge = next(c for c in customers if "pm@oakridge.example" in c["emails"])
+    invited = expect(call(api, "POST", "/v1/portal/invitations", {"customer_id": oakridge["customer_id"],
+                                                                  "email": "pm@oakridge.example"}, token=token),
+                     202, "inviting a second portal user")["user_id"]
+    harper = next(c for c in customers if "jamie.harper@example.com" in c["emails"])  # no portal user: link opens
+    link = expect(call(api, "POST", f"/v1/customers/{harper['customer_id']}/access-link", token=token), 201,
+                  "creating an access link")["link"]
+    job = expect(call(api, "POST", "/v1/people/bulk-invite", {"person_ids": people[:1], "type": "send"},
+                      token=token), 200, "a bulk invitation")["job_id"]
+    return {"person_id": people, "user_id": [invited], "token": [link.rsplit("/", 1)[1]], "job_id": [job]}
+
+
+def write_config(path: Path, known: dict[str, list[str]]) -> None:
+    """Schemathesis config: a dictionary of known ids per path parameter, used for half of the generated values."""
+    lines = ["[dictionaries]"]
+    lines += [f"{name.replace('_', '-')} = {{ values = {json.dumps(values)} }}" for name, values in known.items()]
+    lines += ["", "[parameters]"]
+    lines += [f'"path.{name}" = {{ dictionary = "{name.replace("_", "-")}", probability = 0.5 }}' for name in known]
+    path.write_text("\n".join(lines) + "\n")
 
 
 def junit_line(report_dir: Path) -> str:
@@ -179,10 +209,12 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"fuzz: local stack ready at {api} in {time.monotonic() - started:.1f} s; running Schemathesis",
               flush=True)
+        write_config(state / "config.toml", prepared.pop("known"))
         hooks_env = dict(env, SCHEMATHESIS_HOOKS="fuzz.hooks", PYTHONPATH=str(ROOT), FUZZ_API=api,
                          FUZZ_TENANT=TENANT, FUZZ_ADMIN_USERNAME=ADMIN, FUZZ_PORTAL_EMAIL=PORTAL_EMAIL,
                          FUZZ_PARTNER_CLIENT=PARTNER_CLIENT, FUZZ_PARTNER_SECRET=partner_secret, **prepared)
-        command = [str(Path(sys.executable).with_name("st")), "run", f"{api}/v1/openapi.json", "--checks", CHECKS,
+        command = [str(Path(sys.executable).with_name("st")), "--config-file", str(state / "config.toml"), "run",
+                   f"{api}/v1/openapi.json", "--checks", CHECKS,
                    "--max-examples", str(args.max_examples), "--workers", str(args.workers),
                    "--generation-database", "none", "--request-timeout", "30",
                    "--report", "junit", "--report-dir", str(state / "report")]
