@@ -239,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"fuzz: FAILED: the run exceeded its bound of {args.timeout:.0f} s (--timeout / FUZZ_TIMEOUT)",
                   file=sys.stderr)
             return 1
+        except BaseException:  # Ctrl-C: Schemathesis runs in its own session, so it goes too
+            os.killpg(st.pid, signal.SIGKILL)
+            raise
         echo.join(10)
         took = time.monotonic() - started
         cases = next((m[1] for line in reversed(output) if (m := re.search(r"(\d+) generated", line))), "?")
