@@ -10,8 +10,9 @@ pip-audit then reports "not found on PyPI", skips the package and passes. Two ch
 1. When the per-release address answers 404 and the release is the project's latest, the project answer is used:
    its `vulnerabilities` are exactly the latest release's (PyPI's JSON API), the same list the per-release
    answer holds. On a network where the per-release address works, this never runs.
-2. A package that still cannot be audited fails the run with its name and why (as pip-audit --strict does),
-   unless it is listed in NOT_AUDITABLE_HERE with the reason; those are printed on every run.
+2. A package PyPI does not answer for fails the run. One whose pin is behind PyPI's latest release (or listed in
+   NOT_AUDITABLE_HERE with the reason) cannot be audited from the project answer: it is printed as NOT AUDITED on
+   every run, a warning rather than a failure, so that an upstream release alone never turns CI red.
 
 No network, or PyPI not answering: pip-audit's own connection error, exit 1.
 """
@@ -49,12 +50,15 @@ class LatestReleaseFallback:
         latest = project.json()["info"]["version"] if project.status_code == 200 else None
         if latest is not None and Version(latest) == Version(version):
             return project
-        why = (f"{name} {version} cannot be audited here: PyPI answers 404 for that release and its latest is "
-               f"{latest}, so the project answer does not describe it")
         if name in NOT_AUDITABLE_HERE:
             not_audited.append(f"{name} {version} ({NOT_AUDITABLE_HERE[name]})")
             return response  # pip-audit lists it as skipped
-        raise ServiceConnectionError(why + "; upgrade it, or list it in tools/audit.py with the reason")
+        if latest is not None:
+            # A pin fallen behind PyPI's latest: a warning, not a failure, or every upstream release would turn a
+            # passing CI red with no change here. Upgrading the pin makes it auditable again.
+            not_audited.append(f"{name} {version} (PyPI's latest is {latest}: upgrade the pin to audit it)")
+            return response
+        raise ServiceConnectionError(f"{name} {version} cannot be audited here: PyPI does not answer for it")
 
 
 def main() -> int:
@@ -74,7 +78,7 @@ def main() -> int:
     else:
         code = 0
     for entry in not_audited:
-        print(f"pip-audit: NOT AUDITED (listed in tools/audit.py): {entry}", file=sys.stderr)
+        print(f"pip-audit: NOT AUDITED: {entry}", file=sys.stderr)
     if code:
         print(f"pip-audit: FAILED (exit {code}): a vulnerability listed above, or a package that could not be "
               "resolved or audited (pip-audit needs PyPI: no network, no audit)", file=sys.stderr)
