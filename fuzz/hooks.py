@@ -9,55 +9,39 @@ Protection: the fuzzer may call anything on this throwaway stack, except mutate 
 with (the admin, the portal user, the demo partner portal): a non-GET call naming one of them is sent to a
 non-existent id instead, so a random PATCH cannot disable the account every later call depends on.
 """
-import json
 import os
-import urllib.error
-import urllib.request
 
 import schemathesis
 
+from fuzz.run import call
+
 API = os.environ.get("FUZZ_API", "")
 PROTECTED = {value for value in os.environ.get("FUZZ_PROTECTED_IDS", "").split(",") if value}
-_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # 127.0.0.1 never goes via a proxy
 
 
-def post(path: str, body: dict, token: str | None = None) -> tuple[int, dict]:
-    request = urllib.request.Request(API + path, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
-    if token:
-        request.add_header("Authorization", "Bearer " + token)
-    try:
-        with _opener.open(request, timeout=30) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
+def _token(who: str, path: str, body: dict) -> str:
+    status, answer = call(API, "POST", path, body)
+    if status != 200:
+        raise RuntimeError(f"the fuzz {who} cannot get a token: {status} {answer}")
+    return answer["access_token"]
 
 
 def staff_token() -> str:
-    status, body = post("/v1/staff/sign-in", {"tenant_id": os.environ["FUZZ_TENANT"],
-                                               "username": os.environ["FUZZ_ADMIN_USERNAME"],
-                                               "password": os.environ["FUZZ_ADMIN_PASSWORD"]})
-    if status != 200:
-        raise RuntimeError(f"the fuzz admin cannot sign in: {status} {body}")
-    return body["access_token"]
+    return _token("admin", "/v1/staff/sign-in", {"tenant_id": os.environ["FUZZ_TENANT"],
+                                                 "username": os.environ["FUZZ_ADMIN_USERNAME"],
+                                                 "password": os.environ["FUZZ_ADMIN_PASSWORD"]})
 
 
 def portal_token() -> str:
-    status, body = post("/v1/portal/sign-in", {"tenant_id": os.environ["FUZZ_TENANT"],
-                                                "email": os.environ["FUZZ_PORTAL_EMAIL"],
-                                                "password": os.environ["FUZZ_PORTAL_PASSWORD"]})
-    if status != 200:
-        raise RuntimeError(f"the fuzz portal user cannot sign in: {status} {body}")
-    return body["access_token"]
+    return _token("portal user", "/v1/portal/sign-in", {"tenant_id": os.environ["FUZZ_TENANT"],
+                                                        "email": os.environ["FUZZ_PORTAL_EMAIL"],
+                                                        "password": os.environ["FUZZ_PORTAL_PASSWORD"]})
 
 
 def partner_token() -> str:
-    status, body = post("/v1/partner/token", {"client_id": os.environ["FUZZ_PARTNER_CLIENT"],
-                                               "client_secret": os.environ["FUZZ_PARTNER_SECRET"],
-                                               "tenant_id": os.environ["FUZZ_TENANT"]})
-    if status != 200:
-        raise RuntimeError(f"the fuzz partner cannot get a token: {status} {body}")
-    return body["access_token"]
+    return _token("partner", "/v1/partner/token", {"client_id": os.environ["FUZZ_PARTNER_CLIENT"],
+                                                   "client_secret": os.environ["FUZZ_PARTNER_SECRET"],
+                                                   "tenant_id": os.environ["FUZZ_TENANT"]})
 
 
 def token_kind(operation) -> str | None:
