@@ -311,7 +311,10 @@ def portal_oidc_start(call, provider):
 @api.route("/v1/portal/oidc/{provider}/callback", "GET", Public(), response=portal_access.Session,
            query={"code": "from the provider", "state": "from the provider"})
 def portal_oidc_callback(call, provider):
-    """Where the provider sends the browser back: verifies the ID token and signs in."""
+    """Where the provider sends the browser back: verifies the ID token and signs in. A browser gets a page that
+    says how it went (as the hosted /sign-in does); a client that asks for JSON gets the session."""
+    if pages.wants_html(app.current_request):
+        return pages.oidc_result(app.current_request, provider, lambda: oidc.sign_in(provider, call.query, call.ip))
     return oidc.callback(provider, call.query, call.ip)
 
 

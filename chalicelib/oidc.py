@@ -100,6 +100,13 @@ def start(provider: str, tenant_id: str | None) -> Response:
 
 
 def callback(provider: str, query: dict, ip: str | None) -> dict:
+    """The session, for a client that asked for JSON."""
+    return portal_sessions.start(sign_in(provider, query, ip), kind=provider)
+
+
+def sign_in(provider: str, query: dict, ip: str | None) -> PortalUser:
+    """The provider's answer checked end to end (state, code, ID token, email on a record): the portal user it
+    signs in, linked or created."""
     if query.get("error"):
         raise ApiError(401, "provider_refused", f"{provider} did not sign you in ({query['error'][:60]}).")
     if not query.get("code") or not query.get("state"):
@@ -118,7 +125,7 @@ def callback(provider: str, query: dict, ip: str | None) -> dict:
         raise ApiError(403, "email_not_on_record", "This email is not on any customer record of this business.")
     user = _link_or_create(tenant.tenant_id, email, allowed, f"{provider}:{claims['sub']}")
     audit.record(tenant.tenant_id, "portal.signed_in", actor=user.user_id, ip=ip, provider=provider)
-    return portal_sessions.start(user, kind=provider)
+    return user
 
 
 def _exchange_code(conf: dict, provider: str, code: str, verifier: str) -> str:

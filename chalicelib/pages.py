@@ -31,7 +31,7 @@ import urllib.parse
 from functools import lru_cache
 from pathlib import Path
 from string import Template
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from chalice import Response
 from pydantic import ValidationError
@@ -40,6 +40,9 @@ from pynamodb.exceptions import DoesNotExist
 from chalicelib import config
 from chalicelib.api import ApiError, Public, mark_view
 from chalicelib.security.passwords import POLICY_TEXT, RULE_MESSAGES
+
+if TYPE_CHECKING:  # models load lazily here: a page that needs none never pays for PynamoDB
+    from chalicelib.models import PortalUser
 
 TEMPLATES = Path(__file__).resolve().parent / "templates" / "pages"
 CSS_PATH = "/assets/pages.css"
@@ -733,6 +736,36 @@ def sign_in(p: Page) -> Response:
                            field("password", "Password", type="password", autocomplete="current-password",
                                  error=errors.get("password"), focus=errors.first == "password")]),
                        button="Sign in", errors=errors, after=join(after))
+
+
+# --- customer portal: back from Google / Microsoft -----------------------------------------------------------------
+
+def wants_html(request) -> bool:
+    """A browser (its Accept names text/html before any JSON), not an API client."""
+    accept = (request.headers.get("accept") or "").lower()
+    return "text/html" in accept and not accept.lstrip().startswith("application/json")
+
+
+def oidc_result(request, provider: str, finish: Callable[[], "PortalUser"]) -> Response:
+    """The end of "Continue with Google / Microsoft" in a browser: the same page as a password sign-in's, or
+    what went wrong and the way back to the business's sign-in page, never a JSON body."""
+    p = Page(request, f"/v1/portal/oidc/{provider}/callback")
+    name = PROVIDERS.get(provider, provider)
+    try:
+        user = finish()
+    except ApiError as err:
+        tenant_id = _token_tenant(p.query.get("state"))  # the state names the business even once it is spent
+        tenant_name = _tenant_name(tenant_id)
+        actions = [("Back to sign-in", url("/sign-in", tenant_id=tenant_id))] if tenant_id and tenant_name else []
+        return p.message(err.status, tenant_name=tenant_name, section=PORTAL,
+                         heading=f"We could not sign you in with {name}",
+                         paragraphs=[err.message, "Try again from the sign-in page of the business, or sign in "
+                                                  "with your email address and password."],
+                         actions=actions, tone="problem")
+    tenant_name = _tenant_name(user.tenant_id) or ""
+    return p.message(200, tenant_name=tenant_name, section=PORTAL, heading="You are signed in",
+                     paragraphs=[f"Welcome. You are signed in to the {tenant_name} customer portal with {name} as "
+                                 f"{user.email}."])
 
 
 # --- staff: /staff/accept-invite ----------------------------------------------------------------------------------

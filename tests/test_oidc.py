@@ -39,7 +39,10 @@ def shop(http, tenant):
     return {"email": email, "customer_id": c["customer_id"], "admin": t}
 
 
-def sign_in_with(http, tenant_id, provider_name="google"):
+BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+
+
+def sign_in_with(http, tenant_id, provider_name="google", headers=None):
     """Browser steps: start at the app, follow to the provider, come back to the callback."""
     r = http.client.http.get(f"/v1/portal/oidc/{provider_name}/start?tenant_id={tenant_id}")
     assert r.status_code == 302, r.body
@@ -52,6 +55,8 @@ def sign_in_with(http, tenant_id, provider_name="google"):
     except urllib.error.HTTPError as redirect:
         back = redirect.headers["Location"]
     assert back.startswith("http://portal.test/v1/portal/oidc/google/callback?")
+    if headers:
+        return http.client.http.get(back.replace("http://portal.test", ""), headers=headers)
     return http.get(back.replace("http://portal.test", ""))
 
 
@@ -105,3 +110,18 @@ def test_only_when_the_tenant_allows_it(http, tenant, provider, shop):
     assert http.get("/v1/portal/oidc/facebook/start?tenant_id=x")[1]["error"]["code"] == "unknown_provider"
     assert http.get(f"/v1/portal/oidc/microsoft/start?tenant_id={tenant.id}")[1]["error"]["code"] == \
         "provider_not_configured"
+
+
+def test_a_browser_comes_back_to_a_page_not_to_json(http, tenant, provider, shop):
+    provider.user = {"sub": "g-6", "email": shop["email"], "email_verified": True}
+    page = sign_in_with(http, tenant.id, headers=BROWSER)
+    text = page.body.decode()
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    assert "You are signed in" in text and shop["email"] in text and "with Google" in text
+    assert "access_token" not in text and "Content-Security-Policy" in page.headers
+    provider.user = {"sub": "g-7", "email": "stranger@elsewhere.example", "email_verified": True}
+    page = sign_in_with(http, tenant.id, headers=BROWSER)
+    text = page.body.decode()
+    assert page.status_code == 403 and page.headers["Content-Type"].startswith("text/html")
+    assert "We could not sign you in with Google" in text and "not on any customer record" in text
+    assert f"/sign-in?tenant_id={tenant.id}" in text  # the way back, found from the spent state
