@@ -93,3 +93,18 @@ class Provider:
 
     def stop(self):
         self.server.shutdown()
+
+
+def install(provider: "Provider") -> None:
+    """Makes the app's Google sign-in use this provider (the stage's OIDC secret, as an operator would set it)."""
+    import json
+
+    from chalicelib import config, oidc
+    sm = config.client("secretsmanager")
+    body = json.dumps({"google": {"client_id": provider.client_id, "client_secret": provider.client_secret,
+                                  "discovery_url": provider.discovery_url}})
+    try:
+        sm.create_secret(Name=oidc.secret_name(), SecretString=body)
+    except sm.exceptions.ResourceExistsException:
+        sm.put_secret_value(SecretId=oidc.secret_name(), SecretString=body)
+    oidc._provider_secrets().clear_cache()

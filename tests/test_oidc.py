@@ -1,13 +1,11 @@
 """Google / Microsoft sign-in against a real OpenID provider on loopback (tests/oidc_provider.py): code flow
 with PKCE, state and nonce, ID token verified against the provider's JWKS."""
-import json
 import urllib.parse
 import urllib.request
 
 import pytest
 
-from chalicelib import config, oidc
-from oidc_provider import Provider
+from oidc_provider import Provider, install
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -18,14 +16,7 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 @pytest.fixture
 def provider():
     p = Provider()
-    sm = config.client("secretsmanager")
-    body = json.dumps({"google": {"client_id": p.client_id, "client_secret": p.client_secret,
-                                  "discovery_url": p.discovery_url}})
-    try:
-        sm.create_secret(Name=oidc.secret_name(), SecretString=body)
-    except sm.exceptions.ResourceExistsException:
-        sm.put_secret_value(SecretId=oidc.secret_name(), SecretString=body)
-    oidc._provider_secrets().clear_cache()
+    install(p)
     yield p
     p.stop()
 

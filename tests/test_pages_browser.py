@@ -192,6 +192,35 @@ def test_register_from_the_invitation_fail_the_policy_then_sign_in(app, http, bu
     shot(page, "link-used")
 
 
+def test_continue_with_google_comes_back_to_a_page(http, business, page, server):
+    """The sign-in page's "Continue with Google", through a real OpenID provider on loopback, ends on a page."""
+    from oidc_provider import Provider, install
+    provider = Provider()
+    try:
+        install(provider)
+        email = "casey.morgan@example.com"
+        token = business.admin_token
+        assert http.post("/v1/customers", {"name": "Morgan Household", "emails": [email]}, token=token)[0] == 201
+        http.call("PUT", "/v1/portal/settings", {"self_signup": False, "third_party_signin": ["google"]},
+                  token=token)
+        provider.user = {"sub": "g-browser", "email": email, "email_verified": True}
+        page.goto(f"/sign-in?tenant_id={business.id}")
+        page.get_by_role("link", name="Continue with Google").click()
+        expect(page.get_by_role("heading", name="You are signed in")).to_be_visible()
+        assert email in page.inner_text("main") and "with Google" in page.inner_text("main")
+        assert "access_token" not in page.content()
+        shot(page, "google-signed-in")
+
+        provider.user = {"sub": "g-stranger", "email": "stranger@elsewhere.example", "email_verified": True}
+        page.goto(f"/sign-in?tenant_id={business.id}")
+        page.get_by_role("link", name="Continue with Google").click()
+        expect(page.get_by_role("heading", name="We could not sign you in with Google")).to_be_visible()
+        page.get_by_role("link", name="Back to sign-in").click()
+        expect(page).to_have_url(f"{server}/sign-in?tenant_id={business.id}")
+    finally:
+        provider.stop()
+
+
 def test_portal_reset_by_link(app, http, business, page, server):
     email = "sam.rivera@example.com"
     link = invite(app, http, business, email, name="Rivera Residence")
@@ -347,6 +376,6 @@ def test_screenshots_exist():
     expected = {"register", "register-320", "register-error", "register-done", "sign-in", "link-used",
                 "reset-request", "reset-sent", "reset-password", "reset-done", "staff-accept-invite",
                 "staff-accept-invite-done", "staff-reset-identifier", "staff-reset-channel", "staff-reset-code",
-                "staff-reset-new", "staff-change-sign-in", "staff-change-password"}
+                "staff-reset-new", "staff-change-sign-in", "staff-change-password", "google-signed-in"}
     missing = sorted(name for name in expected if not (SCREENS / f"{name}.png").exists())
     assert not missing
