@@ -1,8 +1,9 @@
 """Normalising identifiers and claiming them uniquely per tenant (emails, usernames, mobiles)."""
 import re
 
-from pydantic import AfterValidator
 from typing import Annotated
+
+from pydantic import AfterValidator, WithJsonSchema
 
 from chalicelib.models import Claim
 
@@ -30,8 +31,12 @@ def normalise_mobile(value: str) -> str:
     return digits
 
 
-Email = Annotated[str, AfterValidator(normalise_email)]
-Mobile = Annotated[str, AfterValidator(normalise_mobile)]
+# The schema says what the validators accept, so clients (and `make fuzz`) know before they send
+Email = Annotated[str, AfterValidator(normalise_email),
+                  WithJsonSchema({"type": "string", "format": "email", "maxLength": 254})]
+Mobile = Annotated[str, AfterValidator(normalise_mobile),
+                   WithJsonSchema({"type": "string", "minLength": 10, "maxLength": 32,
+                                   "description": "E.164 (+15551234567); 10 digits are taken as North American"})]
 
 
 def claim_key(kind: str, value: str) -> str:
