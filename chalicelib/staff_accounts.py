@@ -534,6 +534,12 @@ def bulk(caller: Principal, kind: str, body: BulkRequest, ip: str | None) -> dic
     skip_reason, contact, action = BULK[kind]
     persons, missing = _selected(caller.tenant_id, body)
     dry = body.type == "dry_run"
+    to_contact = sum(1 for person in persons if not skip_reason(person))
+    if not dry and to_contact > BULK_MAX_IDS:
+        # A run contacts everyone within this one request: past this many it would outlive API Gateway's 29 s.
+        raise ApiError(400, "too_many_people", f"{to_contact} people would be contacted; a run contacts at most "
+                       f"{BULK_MAX_IDS}: list them with a dry run and send by person_ids, {BULK_MAX_IDS} at a time.",
+                       count=to_contact, limit=BULK_MAX_IDS)
     job_id = None if dry else uuid.uuid4().hex
     if job_id:
         Job(caller.tenant_id, job_id, kind=f"staff_bulk_{kind}", status="running").save()

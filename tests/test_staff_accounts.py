@@ -550,6 +550,21 @@ def test_bulk_invite_dry_run_then_send(app, http, admin, tenant):
     assert {by_email["person_id"], by_sms["person_id"]} <= would and has_account.person_id not in would
 
 
+def test_a_send_to_all_is_refused_past_the_limit_with_the_way_to_do_it(app, http, admin, tenant, monkeypatch):
+    from chalicelib import staff_accounts
+    for name in ("Over A", "Over B", "Over C"):
+        create_person(http, admin, kind="employee", name=name, email=unique_email())
+    drain(app)
+    would = [o for o in http.post("/v1/people/bulk-invite", {"all": True, "type": "dry_run"}, token=admin)[1]
+             ["outcomes"] if o["outcome"] == "would_send"]
+    monkeypatch.setattr(staff_accounts, "BULK_MAX_IDS", len(would) - 1)
+    status, body = http.post("/v1/people/bulk-invite", {"all": True, "type": "send"}, token=admin)
+    assert status == 400 and body["error"]["code"] == "too_many_people"
+    assert body["error"]["count"] == len(would) and body["error"]["limit"] == len(would) - 1
+    assert drain(app)[0]["Records"] == []  # nothing was sent
+    assert http.post("/v1/people/bulk-invite", {"all": True, "type": "dry_run"}, token=admin)[0] == 200
+
+
 def test_bulk_password_reset(app, http, admin, tenant):
     a, _ = staff_member(tenant, kind="employee")
     b, _ = staff_member(tenant)
