@@ -119,7 +119,7 @@ def register(body: RegisterRequest, ip: str | None, user_agent: str | None) -> d
     grants = [g for g in user.grants or [] if g.customer_id in backed]
     if not grants:  # the email was taken off every record since the invitation was sent
         raise ApiError(410, "invitation_revoked", "This invitation was withdrawn; ask the business for a new one.")
-    single_use.consume(body.token, "portal_invitation", expired_code="invitation_expired")
+    single_use.spend(record)
     password_hash = passwords.hash_password(body.password)
     try:
         user.update(actions=[PortalUser.password_hash.set(password_hash), PortalUser.password_set_at.set(now()),
@@ -197,7 +197,7 @@ def _tenant(tenant_id: str) -> Tenant | None:
 # --- sign-in --------------------------------------------------------------------------------------------------------
 
 def sign_in(body: SignInRequest, ip: str | None, user_agent: str | None) -> dict:
-    email = body.email.strip().lower()
+    email = body.email.lower()  # (Strict trimmed it)
     lockout.ensure_not_locked("portal", body.tenant_id, email)
     tenant = _tenant(body.tenant_id)
     user = invitations.find_user(body.tenant_id, email)  # read whatever the tenant's state: the same work
@@ -253,7 +253,7 @@ def complete_reset(body: ResetComplete, ip: str | None, user_agent: str | None) 
         raise ApiError(410, "token_used", "This link no longer works.") from None
     if user.status != "active":
         raise ApiError(403, "account_disabled", "This account is disabled; contact the business.")
-    single_use.consume(body.token, "portal_reset")  # exactly one of two racing resets gets past here
+    single_use.spend(record)  # exactly one of two racing resets gets past here
     user.update(actions=[PortalUser.password_hash.set(passwords.hash_password(body.new_password)),
                          PortalUser.password_set_at.set(now()), PortalUser.updated_at.set(now())],
                 add_version_condition=False)

@@ -43,7 +43,12 @@ def look_up(token: str, kind: str, *, expired_code: str = "token_expired") -> To
 
 def consume(token: str, kind: str, *, expired_code: str = "token_expired") -> Token:
     """Marks the token used; exactly one caller gets it, every other gets 410 token_used."""
-    record = look_up(token, kind, expired_code=expired_code)
+    return spend(look_up(token, kind, expired_code=expired_code))
+
+
+def spend(record: Token) -> Token:
+    """Marks a token look_up returned used (checks done in between need not read it again): one conditional
+    write, so exactly one caller gets it and every other gets 410 token_used."""
     try:
         record.update(actions=[Token.used_at.set(now())],
                       condition=Token.used_at.does_not_exist() & (Token.expires_at >= now()))
