@@ -102,7 +102,8 @@ def render(message: dict) -> dict | None:
     return getattr(importlib.import_module(module), function)(message)
 
 
-THROTTLE_CODES = {"Throttling", "ThrottlingException", "MaxSendRateExceeded", "TooManyRequestsException"}
+# SES says Throttling (or MaxSendRateExceeded), SNS says Throttled (HTTP 429)
+THROTTLE_CODES = {"Throttling", "ThrottlingException", "MaxSendRateExceeded", "TooManyRequestsException", "Throttled"}
 THROTTLE_TRIES = 4
 
 

@@ -1,6 +1,8 @@
-"""Faults injected under a 5,000-row bulk run: DynamoDB and SES throttling at the HTTP layer (the SDK retries
-them), an S3 read that breaks mid-stream, SES rejecting some recipients for good. Every invitation is still sent
-exactly once; what cannot be sent ends in the send DLQ with its reason, and redrive moves it back."""
+"""Faults injected at the HTTP layer under a 5,000-row bulk run: DynamoDB `ThrottlingException` and
+`ProvisionedThroughputExceededException`, SES `Throttling` (the SDK retries them, the sender backs off), an S3
+read that breaks mid-stream, SES rejecting some recipients for good; and SNS throttling under a bulk run of
+technician invitations by SMS, with SNS refusing one number for good. Every invitation is still sent exactly
+once; what cannot be sent ends in the send DLQ with its reason, and redrive moves it back."""
 import json
 import os
 import random
@@ -19,6 +21,7 @@ from conftest import LambdaContext, make_tenant
 ROWS = int(os.environ.get("FAULT_ROWS", 5000))  # the file's rows: 1,000 distinct emails on record (each twice), 3,000 rows of strangers
 INVITABLE = int(os.environ.get("FAULT_INVITABLE", 1000))
 REJECTED = 3
+TECHNICIANS = 60
 FAULT_BUDGET = 300  # injected throttles; the SDK's retries back off, so an unbounded rate would only measure sleep
 
 
@@ -33,32 +36,51 @@ class Raw:
         return self.body
 
 
-def throttled(request):
+DYNAMODB_THROTTLES = ("ThrottlingException", "ProvisionedThroughputExceededException")
+
+
+def query_error(status, code, message):
+    """An error answer of the query protocol (SES, SNS) as AWS sends it."""
+    body = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>"
+            "<RequestId>x</RequestId></ErrorResponse>").encode()
+    return AWSResponse("", status, {"Content-Type": "text/xml"}, Raw(body))
+
+
+def throttled(request, body, stats):
     target = request.headers.get("X-Amz-Target", b"")
     target = target.decode() if isinstance(target, bytes) else target
     if target.startswith("DynamoDB_"):
-        body = json.dumps({"__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException",
+        code = DYNAMODB_THROTTLES[stats["throttled"] % 2]  # both, alternately
+        stats[code] = stats.get(code, 0) + 1
+        body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}",
                            "message": "Rate of requests exceeds the allowed throughput."}).encode()
         return AWSResponse(request.url, 400, {"Content-Type": "application/x-amz-json-1.0"}, Raw(body))
-    body = (b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>"
-            b"<Message>Maximum sending rate exceeded.</Message></Error><RequestId>x</RequestId></ErrorResponse>")
-    return AWSResponse(request.url, 400, {"Content-Type": "text/xml"}, Raw(body))
+    if b"Action=Publish" in body:  # SNS answers throttling with 429 Throttled
+        stats["Throttled"] = stats.get("Throttled", 0) + 1
+        return query_error(429, "Throttled", "Rate exceeded")
+    stats["Throttling"] = stats.get("Throttling", 0) + 1
+    return query_error(400, "Throttling", "Maximum sending rate exceeded.")
 
 
 @pytest.fixture
 def faults(monkeypatch):
     rng = random.Random(7)
-    stats = {"throttled": 0, "s3_breaks": 0}
+    stats = {"throttled": 0, "s3_breaks": 0, "refused_numbers": set()}
     real_send = botocore.endpoint.Endpoint._send
 
     def send(self, request):
-        body = request.body if isinstance(request.body, bytes) else (request.body or b"")
+        body = request.body.encode() if isinstance(request.body, str) else request.body
+        body = body if isinstance(body, bytes) else b""  # (a stream: an S3 upload)
         target = str(request.headers.get("X-Amz-Target", b""))
-        is_ses = b"Action=SendEmail" in body if isinstance(body, bytes) else False
+        is_sns = b"Action=Publish" in body
+        if is_sns and any(number.encode() in body for number in stats["refused_numbers"]):
+            return query_error(400, "InvalidParameter", "Invalid parameter: PhoneNumber Reason: not a mobile")
         if stats["throttled"] < FAULT_BUDGET and (("DynamoDB" in target and rng.random() < 0.03)
-                                                  or (is_ses and rng.random() < 0.10)):
+                                                  or ((b"Action=SendEmail" in body or is_sns)
+                                                      and rng.random() < 0.10)):
+            response = throttled(request, body, stats)
             stats["throttled"] += 1
-            return throttled(request)
+            return response
         return real_send(self, request)
     monkeypatch.setattr(botocore.endpoint.Endpoint, "_send", send)
 
@@ -147,6 +169,7 @@ def test_every_invitation_sent_exactly_once_under_faults(app, http, faults, monk
     run_queue(app.on_send_message, "send")
 
     assert faults["throttled"] >= 20 and faults["s3_breaks"] == 1
+    assert all(faults.get(code, 0) >= 5 for code in (*DYNAMODB_THROTTLES, "Throttling")), sorted(faults.items())
     report = json.loads(config.client("s3").get_object(
         Bucket="portal-access-test-uploads", Key=f"bulk-invite-reports/{tenant.id}/faults.csv.json")["Body"].read())
     counts = report["counts"]
@@ -166,3 +189,33 @@ def test_every_invitation_sent_exactly_once_under_faults(app, http, faults, monk
     assert all(sent[e] == 1 for e in emails)
     assert dead_letters.list_dead("send") == []
     assert portal_user_id(emails[0])
+
+
+def test_every_sms_invitation_sent_exactly_once_under_sns_throttling(app, http, faults, monkeypatch):
+    """Technicians with only a mobile number, invited in one staff bulk run: SNS throttles one Publish in ten
+    (429 Throttled) and refuses one number for good (InvalidParameter)."""
+    from urllib.parse import quote
+    tenant = make_tenant(http)
+    token = tenant.admin_token
+    mobiles = [f"+1555{7000000 + i}" for i in range(TECHNICIANS)]
+    for i, mobile in enumerate(mobiles):
+        status, _ = http.post("/v1/people", {"kind": "technician", "name": f"Tech {i}", "mobile": mobile},
+                              token=token)
+        assert status == 201
+    refused = mobiles[0]
+    faults["refused_numbers"].add(quote(refused))  # the number as it appears in the form-encoded request
+    status, job = http.post("/v1/people/bulk-invite", {"all": True, "type": "send"}, token=token)
+    assert status == 200 and job["counts"]["sent"] == TECHNICIANS, job
+    run_queue(app.on_send_message, "send")
+
+    assert faults.get("Throttled", 0) >= 5
+    sent = delivered_per_address()
+    assert {m for m in mobiles if sent[m] != 1} == {refused}
+    assert sent[refused] == 0
+    dead = dead_letters.list_dead("send")
+    assert len(dead) == 1 and "InvalidParameter" in dead[0]["reason"]
+    faults["refused_numbers"].clear()  # the number was corrected at the carrier
+    assert dead_letters.redrive("send") == 1
+    run_queue(app.on_send_message, "send")
+    assert all(n == 1 for n in delivered_per_address().values() if n)
+    assert delivered_per_address()[refused] == 1 and dead_letters.list_dead("send") == []
