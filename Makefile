@@ -31,6 +31,8 @@ test: $(STAMP)
 # and merges it into the last report: `make bench ONLY=bulk BULK_SIZES=1000000` adds a 1,000,000-row file.
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[dev,bench]'
+	# the HTTP section's load tool runs in a second process: wrk, from Debian
+	command -v wrk >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y wrk)
 	$(BIN)/python -m bench $(if $(BULK_SIZES),--bulk-sizes $(BULK_SIZES)) $(if $(ONLY),--only $(ONLY))
 
 # Static checks (issue 8): lint, types, security linter, supply chain.

@@ -99,6 +99,8 @@ def main(argv=None) -> int:
     sizes = [int(s) for s in args.bulk_sizes.split(",") if s]
     started = time.monotonic()
     if args.only:
+        if not SAVED.exists():
+            parser.error(f"--only merges into the last full run's figures, and {SAVED} is not there: run make bench")
         results = json.loads(SAVED.read_text())
         results.setdefault("later", []).append(f"{args.only} on {now()}")
     else:

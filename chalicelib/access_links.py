@@ -7,7 +7,7 @@ call re-checks that the link is still the current one and that the customer stil
 from pydantic import BaseModel
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import audit, config, directory, single_use
+from chalicelib import audit, config, directory, lockout, single_use
 from chalicelib.api import ApiError, Principal
 from chalicelib.models import Customer, PortalUser
 from chalicelib.security import keys
@@ -45,6 +45,7 @@ def _has_portal_users(tenant_id: str, customer_id: str) -> bool:
     return next(iter(query), None) is not None
 
 
+@lockout.limit_guesses_per_ip("links", "token_invalid")
 def open_link(token: str, ip: str | None) -> LinkSession:
     record = single_use.look_up(token, "access_link")
     customer = directory.get_customer(record.tenant_id, record.subject_id)

@@ -1,7 +1,11 @@
 """Sign-in lockout with growing back-off, shared by staff and portal sign-in: 5 failures within 15 minutes
 lock the identity for 1 minute, then 2, 4, 8 … up to an hour for each further lockout within a day.
 Unknown identities are counted the same way, so a lockout does not reveal whether an account exists."""
+import functools
+import inspect
+import os
 import time
+from typing import Callable, TypeVar
 
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
@@ -13,6 +17,7 @@ WINDOW_SECONDS = 15 * 60
 FIRST_LOCK_SECONDS = 60
 MAX_LOCK_SECONDS = 3600
 MEMORY_SECONDS = 24 * 3600
+F = TypeVar("F", bound=Callable)
 
 
 def _key(scope: str, tenant_id: str, identifier: str) -> str:
@@ -71,15 +76,65 @@ def _throttle_key(scope: str, key: str) -> str:
     return f"throttle#{scope}#{hashlib.sha256(key.strip().lower().encode()).hexdigest()[:32]}"
 
 
-def throttle(scope: str, key: str, limit: int, window_seconds: int) -> None:
-    """Counts one request for `key`; past `limit` within the window, answers 429 with the seconds to wait.
-    Unknown identifiers count like known ones, so the limit reveals nothing."""
-    counter, current = Counter(_throttle_key(scope, key)), int(time.time())
+def _count(key: str, window_seconds: int) -> Counter:
+    """One more hit in the key's fixed window (a new window when there is none or it is over)."""
+    counter, current = Counter(key), int(time.time())
     try:
         counter.update(actions=[Counter.hits.add(1)], condition=Counter.window_start > current - window_seconds)
     except UpdateError:  # no counter yet, or its window is over: open a new one
         counter.update(actions=[Counter.hits.set(1), Counter.window_start.set(current),
                                 Counter.ttl.set(current + window_seconds)])
+    return counter
+
+
+def _too_many(counter: Counter, window_seconds: int) -> ApiError:
+    return ApiError(429, "too_many_requests", "Too many requests; wait a little and try again.",
+                    retry_after=max(1, int(counter.window_start) + window_seconds - int(time.time())))
+
+
+def throttle(scope: str, key: str, limit: int, window_seconds: int) -> None:
+    """Counts one request for `key`; past `limit` within the window, answers 429 with the seconds to wait.
+    Unknown identifiers count like known ones, so the limit reveals nothing."""
+    counter = _count(_throttle_key(scope, key), window_seconds)
     if counter.hits > limit:
-        raise ApiError(429, "too_many_requests", "Too many requests; wait a little and try again.",
-                       retry_after=max(1, int(counter.window_start) + window_seconds - current))
+        raise _too_many(counter, window_seconds)
+
+
+# --- failed guesses per IP: sign-in and every endpoint that takes a token -----------------------------------
+# The per-account lockout stops guessing one password; this stops one client guessing across many accounts
+# (password spraying, credential stuffing) or guessing link and refresh tokens. Only wrong guesses count, so an
+# office whose technicians all sign in from one address is not throttled for signing in.
+
+GUESS_WINDOW_SECONDS = 3600
+
+
+def guesses_per_ip() -> int:
+    """Failed guesses one IP may make per scope and hour (Auth0's suspicious-IP default is 100)."""
+    return int(os.environ.get("PORTAL_FAILED_GUESSES_PER_IP", "100"))
+
+
+def limit_guesses_per_ip(scope: str, *wrong_guess_codes: str) -> Callable[[F], F]:
+    """Decorates a flow that takes an `ip` argument: once that IP has made `guesses_per_ip()` wrong guesses
+    (ApiErrors with one of these codes) in this scope within the hour, it answers 429 before doing anything."""
+    def wrap(flow: F) -> F:
+        signature = inspect.signature(flow)
+
+        @functools.wraps(flow)
+        def guarded(*args, **kwargs):
+            ip = signature.bind(*args, **kwargs).arguments.get("ip")
+            key = _throttle_key(f"guesses-{scope}", ip or "unknown")
+            try:
+                counter = Counter.get(key, consistent_read=True)
+            except DoesNotExist:
+                counter = None
+            if counter is not None and int(counter.window_start or 0) > time.time() - GUESS_WINDOW_SECONDS \
+                    and int(counter.hits or 0) >= guesses_per_ip():
+                raise _too_many(counter, GUESS_WINDOW_SECONDS)
+            try:
+                return flow(*args, **kwargs)
+            except ApiError as err:
+                if err.code in wrong_guess_codes:
+                    _count(key, GUESS_WINDOW_SECONDS)
+                raise
+        return guarded  # type: ignore[return-value]
+    return wrap

@@ -450,9 +450,10 @@ def _explain(exc: Exception, errors: Errors, fields: dict[str, str], password: s
     elif exc.code == "code_invalid" and "attempts_left" in exc.extra:
         left = exc.extra["attempts_left"]
         errors.add(name, f"That code is not right. You have {left} {'try' if left == 1 else 'tries'} left.")
-    elif exc.code == "account_locked":
+    elif exc.code in ("account_locked", "too_many_requests"):
         minutes = max(1, (int(exc.extra.get("retry_after", 60)) + 59) // 60)
-        errors.add(None, f"Too many failed sign-ins. Try again in {minutes} minute{'s' if minutes > 1 else ''}.")
+        what = "failed sign-ins" if exc.code == "account_locked" else "attempts from your network"
+        errors.add(None, f"Too many {what}. Try again in {minutes} minute{'s' if minutes > 1 else ''}.")
     else:
         errors.add(name, exc.message)
     return None

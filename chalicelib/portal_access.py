@@ -104,6 +104,7 @@ def _check_new_password(password: str, confirm: str | None, field: str = "passwo
         raise ApiError(400, exc.code, exc.message, field=field) from None
 
 
+@lockout.limit_guesses_per_ip("links", "token_invalid")
 def register(body: RegisterRequest, ip: str | None, user_agent: str | None) -> dict:
     """Consumes the invitation exactly once, sets the password, signs the user in."""
     _check_new_password(body.password, body.password_confirm)  # a policy failure does not spend the link
@@ -196,6 +197,7 @@ def _tenant(tenant_id: str) -> Tenant | None:
 
 # --- sign-in --------------------------------------------------------------------------------------------------------
 
+@lockout.limit_guesses_per_ip("portal-sign-in", "invalid_credentials")
 def sign_in(body: SignInRequest, ip: str | None, user_agent: str | None) -> dict:
     email = body.email.lower()  # (Strict trimmed it)
     lockout.ensure_not_locked("portal", body.tenant_id, email)
@@ -243,6 +245,7 @@ def render_reset(message: dict) -> dict | None:
                                   tenant_name=tenant.name, link=link, minutes=str(RESET_SECONDS // 60))
 
 
+@lockout.limit_guesses_per_ip("links", "token_invalid")
 def complete_reset(body: ResetComplete, ip: str | None, user_agent: str | None) -> dict:
     _check_new_password(body.new_password, body.new_password_confirm, field="new_password")
     # Checks first, then spend the link: a refused attempt leaves it usable (as staff_recovery.complete does).

@@ -9,7 +9,7 @@ from functools import lru_cache
 
 from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
-from chalicelib import audit
+from chalicelib import audit, lockout
 from chalicelib.api import ApiError, Principal
 from chalicelib.models import AuditEvent, PortalSession, PortalUser, now, now_ms
 from chalicelib.security import keys
@@ -112,6 +112,7 @@ def _user(tenant_id: str, user_id: str) -> PortalUser | None:
         return None
 
 
+@lockout.limit_guesses_per_ip("portal-refresh", "invalid_refresh_token")
 def refresh(refresh_token: str, ip: str | None) -> dict:
     """One answer for every refresh token that does not work, as OAuth's `invalid_grant`: never issued, already
     used, expired, or its session ended. And the same work behind it: the token, its family and its user are

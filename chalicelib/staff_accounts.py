@@ -383,6 +383,7 @@ def invite(caller: Principal, person_id: str, body: SendOptions | None, ip: str 
     return _invite(person, _pick_channel(person, body.channel if body else None), caller.subject, ip)
 
 
+@lockout.limit_guesses_per_ip("links", "token_invalid")
 def accept_invite(body: AcceptInvite, ip: str | None) -> dict:
     """The invitation link's page: choose a username (default: the email) and a password. Every check comes
     before the link is consumed, so a refused username or password leaves it usable; of concurrent accepts

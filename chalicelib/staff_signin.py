@@ -45,6 +45,7 @@ def password_expired(person: Person) -> bool:
     return bool(person.password_set_at) and person.password_set_at + PASSWORD_MAX_AGE_SECONDS < now()
 
 
+@lockout.limit_guesses_per_ip("staff-sign-in", "invalid_credentials")
 def sign_in(tenant_id: str, username: str, password: str, ip: str | None) -> dict:
     lockout.ensure_not_locked("staff", tenant_id, username)
     # The same work for a known and an unknown username: the same reads (find_by_username reads a person either

@@ -1,5 +1,6 @@
 """Every test process gets its own moto server (over HTTP, like the local stack) with the resources of
 infra/template.json, a signing key, and tenants created per test so tests never see each other's data."""
+import itertools
 import json
 import os
 import socket
@@ -46,6 +47,20 @@ def aws(tmp_path_factory):
     keys.ensure_signing_key()
     yield created
     server.stop()
+
+
+_test_ips = itertools.count(1)
+
+
+@pytest.fixture(autouse=True)
+def client_ip(monkeypatch):
+    """Each test is a client of its own: chalice's local gateway puts this source IP in every event it makes
+    (chalice.test.Client and chalice local alike), so per-IP limits one test reaches never refuse another."""
+    from chalice.local import LambdaEventConverter
+    n = next(_test_ips)
+    ip = f"172.{16 + n // 65536 % 16}.{n // 256 % 256}.{n % 256}"
+    monkeypatch.setattr(LambdaEventConverter, "LOCAL_SOURCE_IP", ip)
+    return ip
 
 
 @pytest.fixture(scope="session")

@@ -35,15 +35,6 @@ def clock(monkeypatch):
     return c
 
 
-@pytest.fixture(autouse=True)
-def fresh_rate_limits():
-    """Every test comes from the test client's one IP: start each with no reset throttles counted."""
-    from chalicelib.models import Counter
-    for counter in Counter.scan(Counter.counter_key.startswith("throttle#staff-reset-")):
-        counter.delete()
-    yield
-
-
 def unique(prefix="p"):
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 

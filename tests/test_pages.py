@@ -169,6 +169,14 @@ def test_policy_errors_sit_next_to_the_field_and_typed_values_stay(browser, invi
     assert r.status_code == 400 and f'value="{email}"' in text(r) and "not right" in text(r)
 
 
+def test_sign_in_page_says_when_this_network_must_wait(browser, monkeypatch, tenant):
+    monkeypatch.setenv("PORTAL_FAILED_GUESSES_PER_IP", "2")
+    for i in range(2):
+        browser.post(f"/sign-in?tenant_id={tenant.id}", {"email": f"guess{i}@b.example", "password": "Wrong-Pass-123"})
+    r = browser.post(f"/sign-in?tenant_id={tenant.id}", {"email": "c@b.example", "password": "Wrong-Pass-123"})
+    assert r.status_code == 400 and "Too many attempts from your network. Try again in 60 minutes." in text(r)
+
+
 def test_used_expired_and_unknown_links_explain_the_next_step(app, browser, http, invited, tenant):
     email, link = invited
     token = urllib.parse.parse_qs(urllib.parse.urlparse(link).query)["token"][0]

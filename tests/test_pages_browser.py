@@ -73,14 +73,6 @@ def page(browser, server):
     assert tab.csp_violations == []  # the stylesheet loads, nothing inline is attempted
 
 
-@pytest.fixture(autouse=True)
-def fresh_rate_limits():
-    """Every request here (and in other modules of this worker) comes from 127.0.0.1: start with no throttles."""
-    from chalicelib.models import Counter
-    for counter in Counter.scan(Counter.counter_key.startswith("throttle#")):
-        counter.delete()
-
-
 @pytest.fixture
 def business(http):
     return make_tenant(http, name=BUSINESS)

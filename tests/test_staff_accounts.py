@@ -9,7 +9,7 @@ from chalicelib import lockout
 from chalicelib.api import Admin
 from chalicelib.models import AuditEvent, Person, Token, now
 from conftest import SCHEDULED_EVENT, LambdaContext, drain, outbox_for
-from staff_helpers import (PASSWORD, clock, create_person, fresh_rate_limits, last_link, run_together,  # noqa: F401
+from staff_helpers import (PASSWORD, clock, create_person, last_link, run_together,  # noqa: F401
                            staff_member, threaded_app, token_of, unique, unique_email, unique_mobile)
 
 NEW_PASSWORD = "Chosen-Password-2468"

@@ -7,7 +7,7 @@ from chalicelib import staff_recovery
 from chalicelib.models import AuditEvent, Token
 from chalicelib.security.tokens import token_hash
 from conftest import drain, outbox_for
-from staff_helpers import (PASSWORD, clock, fresh_rate_limits, last_code, run_together, staff_member,  # noqa: F401
+from staff_helpers import (PASSWORD, clock, last_code, run_together, staff_member,  # noqa: F401
                            threaded_app, unique_email, unique_mobile)
 
 NEW_PASSWORD = "Recovered-Pass-8642"
