@@ -49,11 +49,35 @@ def test_bulk_and_send_events_replayed(app, http, tenant):
 
 
 def test_schedule_replayed(app, http, tenant):
-    person = next(p for p in Person.query(tenant.id))
-    person.update(actions=[Person.temporary_password_expires_at.set(now() - 1)])
+    """Each of the schedule's three jobs due once (a temporary password past its hour, a stale staff invitation,
+    a password 360 days old); the schedule event three times in a row, then interleaved with send-queue
+    deliveries: each acts once and the expiry warning is sent once."""
+    from chalicelib import people
+    from chalicelib.security import passwords
+    from chalicelib.staff_signin import PASSWORD_MAX_AGE_SECONDS
+    at = now()
+    admin = next(p for p in Person.query(tenant.id))
+    admin.update(actions=[Person.temporary_password_expires_at.set(at - 1)])
+    invited = people.create(tenant.id, kind="employee", name="Invited", email=f"inv@{tenant.id}.example")
+    invited.update(actions=[Person.account_status.set("invited"), Person.invitation_expires_at.set(at - 1)])
+    aging_email = f"aging@{tenant.id}.example"
+    aging = people.create(tenant.id, kind="employee", name="Aging", email=aging_email, username=aging_email,
+                          password_hash=passwords.hash_password("Aging-Password-365"))
+    aging.update(actions=[Person.password_set_at.set(at - PASSWORD_MAX_AGE_SECONDS + 5 * 24 * 3600)])
     for _ in range(3):
         app.run_schedule(SCHEDULED_EVENT, LambdaContext())
-    assert audit_actions(tenant.id)["staff.temporary_password_expired"] == 1
+    sends = send_events()
+    for event in [*sends, SCHEDULED_EVENT, *sends, SCHEDULED_EVENT, *sends]:
+        if event is SCHEDULED_EVENT:
+            app.run_schedule(event, LambdaContext())
+        else:
+            assert app.on_send_message(event, LambdaContext()) == {"batchItemFailures": []}
+    assert send_events() == []  # the later runs queued nothing more
+    actions = audit_actions(tenant.id)
+    assert (actions["staff.temporary_password_expired"], actions["staff.invitation_expired"],
+            actions["staff.password_expiry_warned"]) == (1, 1, 1)
+    [warning] = outbox_for(aging_email)
+    assert "password" in warning["subject"].lower()
 
 
 def test_ses_notifications_replayed(app, http, tenant):
