@@ -188,6 +188,13 @@ def write(r: dict) -> None:
         calls = ", ".join(f"{k} {v:.2f}" for k, v in s["calls_per_message"].items())
         out.append(_row(f"{s['rate']}/s", s["n"], f"{s['seconds']:.1f} s", f"{s['per_second']:.1f}", s["lost"],
                         s["duplicated"], s["failures"], calls))
+    for s in r["send"]:
+        if s["per_second"] < 0.9 * s["rate"]:  # say what holds a run below its configured rate
+            out += ["", f"At {s['rate']}/s the limiter is not what bounds the sender: each message costs "
+                        f"{1000 / s['per_second']:.1f} ms of work in one process (its idempotency record written "
+                        "and completed in DynamoDB, the SES call, the outbox file), all against moto on loopback. "
+                        "In AWS a higher rate comes from more concurrent send functions (reserved concurrency × "
+                        "`PORTAL_SEND_RATE_PER_SECOND` stays under the account's SES rate)."]
     out.append("")
     if "http" in r:
         hb = r["http"]

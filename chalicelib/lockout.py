@@ -1,6 +1,10 @@
-"""Sign-in lockout with growing back-off, shared by staff and portal sign-in: 5 failures within 15 minutes
-lock the identity for 1 minute, then 2, 4, 8 … up to an hour for each further lockout within a day.
-Unknown identities are counted the same way, so a lockout does not reveal whether an account exists."""
+"""Counters against guessing, all in the counters table (DynamoDB, TTL'd):
+
+- sign-in lockout with growing back-off, shared by staff and portal sign-in: 5 failures within 15 minutes lock
+  the identity for 1 minute, then 2, 4, 8 … up to an hour for each further lockout within a day; unknown
+  identities are counted the same way, so a lockout does not reveal whether an account exists;
+- fixed-window rate limits per identifier or IP for public endpoints (`throttle`);
+- failed guesses per IP for sign-in and the endpoints that take a token (`limit_guesses_per_ip`)."""
 import functools
 import inspect
 import os
@@ -68,7 +72,7 @@ def locked_until(scope: str, tenant_id: str, identifiers: list[str]) -> dict[str
             if int(c.locked_until or 0) > current}
 
 
-# --- rate limits for public endpoints (password reset): a fixed window per key -----------------------------
+# --- rate limits for public endpoints: a fixed window per key -----------------------------------------------
 
 def _throttle_key(scope: str, key: str) -> str:
     import hashlib
