@@ -91,8 +91,9 @@ def _count(key: str, window_seconds: int) -> Counter:
     return counter
 
 
-def _too_many(counter: Counter, window_seconds: int) -> ApiError:
-    return ApiError(429, "too_many_requests", "Too many requests; wait a little and try again.",
+def _too_many(counter: Counter, window_seconds: int, message: str = "Too many requests; wait a little and try "
+              "again.") -> ApiError:
+    return ApiError(429, "too_many_requests", message,
                     retry_after=max(1, int(counter.window_start) + window_seconds - int(time.time())))
 
 
@@ -110,6 +111,7 @@ def throttle(scope: str, key: str, limit: int, window_seconds: int) -> None:
 # office whose technicians all sign in from one address is not throttled for signing in.
 
 GUESS_WINDOW_SECONDS = 3600
+FROM_YOUR_NETWORK = "Too many attempts from your network; try again later."
 
 
 def guesses_per_ip() -> int:
@@ -117,9 +119,19 @@ def guesses_per_ip() -> int:
     return int(os.environ.get("PORTAL_FAILED_GUESSES_PER_IP", "100"))
 
 
-def limit_guesses_per_ip(scope: str, *wrong_guess_codes: str) -> Callable[[F], F]:
+def _refuse_if_out_of_guesses(key: str) -> None:
+    try:
+        counter = Counter.get(key, consistent_read=True)
+    except DoesNotExist:
+        return
+    if int(counter.window_start or 0) > time.time() - GUESS_WINDOW_SECONDS \
+            and int(counter.hits or 0) >= guesses_per_ip():
+        raise _too_many(counter, GUESS_WINDOW_SECONDS, FROM_YOUR_NETWORK)
+
+
+def limit_guesses_per_ip(scope: str, wrong_guess_code: str) -> Callable[[F], F]:
     """Decorates a flow that takes an `ip` argument: once that IP has made `guesses_per_ip()` wrong guesses
-    (ApiErrors with one of these codes) in this scope within the hour, it answers 429 before doing anything."""
+    (ApiErrors with this code) in this scope within the hour, it answers 429 before doing anything."""
     def wrap(flow: F) -> F:
         signature = inspect.signature(flow)
 
@@ -127,17 +139,11 @@ def limit_guesses_per_ip(scope: str, *wrong_guess_codes: str) -> Callable[[F], F
         def guarded(*args, **kwargs):
             ip = signature.bind(*args, **kwargs).arguments.get("ip")
             key = _throttle_key(f"guesses-{scope}", ip or "unknown")
-            try:
-                counter = Counter.get(key, consistent_read=True)
-            except DoesNotExist:
-                counter = None
-            if counter is not None and int(counter.window_start or 0) > time.time() - GUESS_WINDOW_SECONDS \
-                    and int(counter.hits or 0) >= guesses_per_ip():
-                raise _too_many(counter, GUESS_WINDOW_SECONDS)
+            _refuse_if_out_of_guesses(key)
             try:
                 return flow(*args, **kwargs)
             except ApiError as err:
-                if err.code in wrong_guess_codes:
+                if err.code == wrong_guess_code:
                     _count(key, GUESS_WINDOW_SECONDS)
                 raise
         return guarded  # type: ignore[return-value]

@@ -452,7 +452,12 @@ def _explain(exc: Exception, errors: Errors, fields: dict[str, str], password: s
         errors.add(name, f"That code is not right. You have {left} {'try' if left == 1 else 'tries'} left.")
     elif exc.code in ("account_locked", "too_many_requests"):
         minutes = max(1, (int(exc.extra.get("retry_after", 60)) + 59) // 60)
-        what = "failed sign-ins" if exc.code == "account_locked" else "attempts from your network"
+        from chalicelib import lockout
+        what = "attempts"  # the other limits count one email, identifier or client, not the network
+        if exc.code == "account_locked":
+            what = "failed sign-ins"
+        elif exc.message == lockout.FROM_YOUR_NETWORK:
+            what = "attempts from your network"
         errors.add(None, f"Too many {what}. Try again in {minutes} minute{'s' if minutes > 1 else ''}.")
     else:
         errors.add(name, exc.message)
