@@ -6,8 +6,8 @@ from chalice import Chalice, Rate
 from pydantic import BaseModel, Field, StringConstraints
 
 from chalicelib import (access_links, audit, bulk_invites, config, directory, invitations, observability, oidc,
-                        openapi, pages, partners, portal_access, portal_sessions, staff_accounts, staff_recovery,
-                        staff_signin)
+                        openapi, pages, partners, portal_access, portal_sessions, sessions, staff_accounts,
+                        staff_recovery, staff_signin)
 from chalicelib.api import (Admin, Api, Partner, Password, PasswordChange, Public, Reply, Staff, Strict,
                            chalice_error_to_envelope)
 from chalicelib.api import PortalUser as PortalSignedIn
@@ -19,6 +19,7 @@ from chalicelib.staff_accounts import (AcceptInvite, AccountCreate, BulkOut, Bul
                                        TemporaryPasswordBody, TemporaryPasswordOut)
 from chalicelib.staff_recovery import (CodeSent, CompleteReset, ResetDone, ResetStart, ResetStarted, ResetToken,
                                        SendCode, VerifyCode)
+from chalicelib.text import OneLine
 
 app = Chalice(app_name="portal-access")
 app.register_middleware(chalice_error_to_envelope, "http")
@@ -28,11 +29,11 @@ api = Api(app)
 DIRECTORY = Admin("directory:manage")
 PORTAL_ADMIN = Admin("portal:manage")
 PAGING = {"limit": "Page size, 1-100 (default 50)", "cursor": "next_cursor of the previous page"}
-Short = Annotated[str, Field(min_length=1, max_length=256)]
+Short = Annotated[OneLine, Field(min_length=1, max_length=256)]
 
 
 class StaffSignIn(Strict):
-    tenant_id: Annotated[str, Field(min_length=1, max_length=64)]
+    tenant_id: Annotated[OneLine, Field(min_length=1, max_length=64)]
     username: Short
     password: Password
 
@@ -83,7 +84,7 @@ def jwks(call):
 def staff_sign_in(call):
     """Staff sign-in with username and password."""
     b = call.body
-    return staff_signin.sign_in(b.tenant_id, b.username, b.password, call.ip)
+    return staff_signin.sign_in(b.tenant_id, b.username, b.password, call.ip, call.user_agent)
 
 
 @api.route("/v1/staff/change-password", "POST", PasswordChange(), body=ChangePassword, response=AccessToken)
@@ -91,15 +92,42 @@ def staff_change_password(call):
     """Change one's password (signed in, or with the change token of a forced change)."""
     b = call.body
     return staff_signin.change_password(call.principal, b.current_password, b.new_password, b.new_username,
-                                        call.ip)
+                                        call.ip, call.user_agent)
 
 
 @api.route("/v1/staff/me", "GET", Staff(), response=StaffMe)
 def staff_me(call):
     """The signed-in staff member."""
     p = call.principal
-    return {"person_id": p.subject, "tenant_id": p.tenant_id, "role": p.claims.get("role", "staff"),
+    return {"person_id": p.subject, "tenant_id": p.tenant_id, "role": p.live.record.role,
             "permissions": sorted(p.permissions)}
+
+
+@api.route("/v1/staff/sessions", "GET", Staff(), response=sessions.SessionList)
+def staff_sessions(call):
+    """The caller's sessions (current: true marks this one)."""
+    return sessions.own(call.principal)
+
+
+@api.route("/v1/staff/sessions/{session_id}", "DELETE", Staff(), status=204, errors=("session_not_found",))
+def staff_end_session(call, session_id):
+    """End one of the caller's sessions (another device)."""
+    sessions.end_own(call.principal, session_id, call.ip)
+    return Reply(None, 204)
+
+
+@api.route("/v1/staff/sign-out", "POST", Staff(), status=204)
+def staff_sign_out(call):
+    """End this session."""
+    sessions.sign_out(call.principal, call.ip)
+    return Reply(None, 204)
+
+
+@api.route("/v1/staff/sign-out-everywhere", "POST", Staff(), status=204)
+def staff_sign_out_everywhere(call):
+    """End every session of the caller, this one included."""
+    sessions.sign_out_everywhere(call.principal, call.ip)
+    return Reply(None, 204)
 
 
 # --- directory (admin) --------------------------------------------------------------------------------------
@@ -264,7 +292,34 @@ def portal_refresh(call):
 @api.route("/v1/portal/sign-out", "POST", PortalSignedIn(), status=204)
 def portal_sign_out(call):
     """End this session (its refresh tokens stop working at once)."""
-    portal_sessions.sign_out(call.principal, call.ip)
+    sessions.sign_out(call.principal, call.ip)
+    return Reply(None, 204)
+
+
+@api.route("/v1/portal/sessions", "GET", PortalSignedIn(), response=sessions.SessionList)
+def portal_sessions_list(call):
+    """The caller's sessions (current: true marks this one; an access-link session sees only itself)."""
+    return sessions.own(call.principal)
+
+
+@api.route("/v1/portal/sessions/{session_id}", "DELETE", PortalSignedIn(), status=204, errors=("session_not_found",))
+def portal_end_session(call, session_id):
+    """End one of the caller's sessions (another device); its refresh tokens stop working."""
+    sessions.end_own(call.principal, session_id, call.ip)
+    return Reply(None, 204)
+
+
+@api.route("/v1/portal/sign-out-everywhere", "POST", PortalSignedIn(), status=204)
+def portal_sign_out_everywhere(call):
+    """End every session of the caller, this one included, and every refresh token."""
+    sessions.sign_out_everywhere(call.principal, call.ip)
+    return Reply(None, 204)
+
+
+@api.route("/v1/portal/users/{user_id}/sign-out", "POST", PORTAL_ADMIN, status=204)
+def portal_user_sign_out(call, user_id):
+    """End every session of a portal user."""
+    portal_sessions.sign_out_user(call.tenant_id, user_id, call.actor, call.ip)
     return Reply(None, 204)
 
 
@@ -315,7 +370,7 @@ def portal_oidc_callback(call, provider):
     says how it went (as the hosted /sign-in does); a client that asks for JSON gets the session."""
     if pages.wants_html(app.current_request):
         return pages.oidc_result(app.current_request, provider, lambda: oidc.sign_in(provider, call.query, call.ip))
-    return oidc.callback(provider, call.query, call.ip)
+    return oidc.callback(provider, call.query, call.ip, call.user_agent)
 
 
 @api.route("/v1/portal/settings", "GET", PORTAL_ADMIN, response=portal_access.Settings)
@@ -412,6 +467,19 @@ def get_people_bulk_job(call, job_id):
     return staff_accounts.get_bulk_job(call.tenant_id, job_id)
 
 
+@api.route("/v1/people/{person_id}/sessions", "GET", ACCOUNTS, response=sessions.SessionList)
+def person_sessions(call, person_id):
+    """A person's sessions: when and where each started, how, and when it was last used."""
+    return staff_accounts.person_sessions(call.principal, person_id)
+
+
+@api.route("/v1/people/{person_id}/sign-out", "POST", ACCOUNTS, status=204)
+def sign_out_person(call, person_id):
+    """End every session of a person."""
+    staff_accounts.sign_out_person(call.principal, person_id, call.ip)
+    return Reply(None, 204)
+
+
 @api.route("/v1/people/{person_id}/audit", "GET", ACCOUNTS, response=audit.AuditPage, query=PAGING)
 def person_audit(call, person_id):
     """What was done by or to this person, newest first."""
@@ -421,7 +489,7 @@ def person_audit(call, person_id):
 @api.route("/v1/staff/accept-invite", "POST", Public(), body=AcceptInvite, response=AccessToken)
 def staff_accept_invite(call):
     """Accept an invitation: choose a username (default: your email) and a password; signs you in."""
-    return staff_accounts.accept_invite(call.body, call.ip)
+    return staff_accounts.accept_invite(call.body, call.ip, call.user_agent)
 
 
 @api.route("/v1/staff/password-reset/start", "POST", Public(), body=ResetStart, response=ResetStarted, status=202)

@@ -51,6 +51,7 @@ class Principal:
     subject: str
     permissions: frozenset = frozenset()
     claims: dict = field(default_factory=dict)
+    live: Any = None  # sessions.Live: the session and account the guard read for this call (staff and portal)
 
 
 class Policy:
@@ -140,6 +141,31 @@ def authenticate(auth_header: str | None) -> Principal:
         raise ApiError(401, "invalid_token", "The access token is expired or invalid; sign in again.")
     return Principal(kind=claims["typ"], tenant_id=claims["tid"], subject=claims["sub"],
                      permissions=frozenset(claims.get("perms") or ()), claims=claims)
+
+
+def _forbidden(policy: Policy) -> ApiError:
+    return ApiError(403, "forbidden", f"This call needs the {policy.describe()} policy.")
+
+
+def _tenant_disabled() -> ApiError:
+    return ApiError(403, "tenant_disabled", "This business's access is disabled.")
+
+
+def _check_live(principal: Principal) -> None:
+    """A disabled tenant is cut off on every call. A staff or portal session is checked live (sessions.py): one
+    read of tenant, session and account; a staff caller's permissions become the live person's."""
+    from chalicelib import people, sessions, tenants
+    if principal.kind not in ("staff", "portal"):
+        if not tenants.is_active(principal.tenant_id):
+            raise _tenant_disabled()
+        return
+    live = sessions.read(principal)
+    if not live.tenant_active:
+        raise _tenant_disabled()
+    sessions.check(principal, live)
+    principal.live = live
+    if principal.kind == "staff":
+        principal.permissions = frozenset(people.effective_permissions(live.record))
 
 
 # --- a call as the handler sees it ------------------------------------------------------------------------
@@ -242,11 +268,11 @@ class Api:
             principal = None
             if not isinstance(spec.policy, Public):
                 principal = authenticate(request.headers.get("authorization"))
+                if principal.kind not in spec.policy.token_kinds:
+                    raise _forbidden(spec.policy)
+                _check_live(principal)
                 if not spec.policy.allows(principal):
-                    raise ApiError(403, "forbidden", f"This call needs the {spec.policy.describe()} policy.")
-                from chalicelib import tenants
-                if not tenants.is_active(principal.tenant_id):  # a disabled tenant is cut off on every call
-                    raise ApiError(403, "tenant_disabled", "This business's access is disabled.")
+                    raise _forbidden(spec.policy)
                 spec.policy.check(principal, f"{spec.method} {spec.path}", path_params, ip)
             body = self._parse_body(spec.body, request) if spec.body else None
             call = Call(principal, body, dict(request.query_params or {}), ip,

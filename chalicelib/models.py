@@ -40,6 +40,9 @@ class Tenant(Model):
     status = UnicodeAttribute(default="active")  # active | disabled
     self_signup = BooleanAttribute(default=False)
     third_party_signin = string_list(default=list)
+    # Bumped in the same transaction as every change that takes away an admin, so two admins cannot each
+    # remove the other at once and leave the business with none (staff_accounts.patch_person).
+    admin_changes = NumberAttribute(default=0)
     created_at = NumberAttribute(default=now)
 
 
@@ -69,6 +72,7 @@ class Person(Model):
     invitation_expires_at = NumberAttribute(null=True)
     reset_link_token_hash = UnicodeAttribute(null=True)  # the one live admin-sent reset link
     expiry_warning_for = NumberAttribute(null=True)  # the password_set_at the expiry warning was sent for
+    sessions_valid_after = NumberAttribute(null=True)  # ms; sessions started before it have ended (sessions.py)
     created_at = NumberAttribute(default=now)
     updated_at = NumberAttribute(default=now)
     version = VersionAttribute()
@@ -196,20 +200,37 @@ class PortalUser(Model):
     version = VersionAttribute()
 
 
-class PortalSession(Model):
-    """Refresh-token families of portal users. `fam#<id>` is the family (one sign-in); `rt#<sha256>` is one
-    refresh token in it. Refresh tokens rotate; presenting a used one means it leaked, and revokes the family."""
+class SessionsByUser(GlobalSecondaryIndex):
+    """A person's or portal user's sessions, newest last: only session items carry `user_key` (sparse)."""
+    class Meta:
+        index_name = "by-user"
+        projection = AllProjection()
+    user_key = UnicodeAttribute(hash_key=True)  # "<tenant_id>#<subject_kind>#<user_id>"
+    created_ms = NumberAttribute(range_key=True)
+
+
+class Session(Model):
+    """Sessions of staff, portal users and access-link holders (chalicelib/sessions.py), and the refresh tokens of
+    portal sessions. `fam#<id>` is a session (one sign-in; its id is the access token's `sid`); `rt#<sha256>` is
+    one refresh token in it. Refresh tokens rotate; presenting a used one means it leaked, and ends the session."""
     Meta = _meta("sessions")
     pk = UnicodeAttribute(hash_key=True)
     tenant_id = UnicodeAttribute()
     user_id = UnicodeAttribute()
     family_id = UnicodeAttribute()
+    subject_kind = UnicodeAttribute(default="portal")  # staff | portal | link
+    user_key = UnicodeAttribute(null=True)
+    by_user = SessionsByUser()
     created_ms = NumberAttribute(default=now_ms)  # ms: a session started right after a reset must survive it
     expires_at = NumberAttribute()
     ttl = NumberAttribute()
     used_at = NumberAttribute(null=True)
+    last_used_at = NumberAttribute(null=True)
     revoked_at = NumberAttribute(null=True)
-    kind = UnicodeAttribute(default="password")  # password | google | microsoft | access_link
+    ended_by = UnicodeAttribute(null=True)
+    kind = UnicodeAttribute(default="password")  # how it started: password | invitation | google | microsoft | access_link
+    ip = UnicodeAttribute(null=True)
+    user_agent = UnicodeAttribute(null=True)
 
 
 class Token(Model):
@@ -273,7 +294,7 @@ class Counter(Model):
     ttl = NumberAttribute()
 
 
-ALL_MODELS = (Tenant, Person, Claim, Customer, Location, Contact, RecordEmail, PortalUser, Token, Job,
+ALL_MODELS = (Tenant, Person, Claim, Customer, Location, Contact, RecordEmail, PortalUser, Session, Token, Job,
               AuditEvent, Counter)
 
 
@@ -334,6 +355,9 @@ class PartnerEnablement(Model):
     user_agent = UnicodeAttribute(null=True)
     disabled_by = UnicodeAttribute(null=True)
     disabled_at = NumberAttribute(null=True)
+    # Partner tokens carry the generation they were issued in; each disable starts a new one, so a token issued
+    # before a disable never works again, even after the portal is enabled again.
+    generation = NumberAttribute(default=0)
     updated_at = NumberAttribute(default=now)
     version = VersionAttribute()
 

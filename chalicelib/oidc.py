@@ -99,9 +99,9 @@ def start(provider: str, tenant_id: str | None) -> Response:
                                                         "Cache-Control": "no-store"})
 
 
-def callback(provider: str, query: dict, ip: str | None) -> dict:
+def callback(provider: str, query: dict, ip: str | None, user_agent: str | None = None) -> dict:
     """The session, for a client that asked for JSON."""
-    return portal_sessions.start(sign_in(provider, query, ip), kind=provider)
+    return portal_sessions.start(sign_in(provider, query, ip), provider, ip, user_agent)
 
 
 def sign_in(provider: str, query: dict, ip: str | None) -> PortalUser:

@@ -15,6 +15,7 @@ from chalicelib.api import ApiError, Principal, Strict
 from chalicelib.directory import LocationOut, iso, iso_at, location_out, make_cursor, page_args
 from chalicelib.models import (Location, PartnerClient, PartnerEnablement, PartnerPortal, PartnerUser,
                                Person, Tenant, now, transaction)
+from chalicelib.text import OneLine
 
 # The fixed catalogue a portal's permissions come from (rule 18), in the order a tenant sees them.
 PERMISSIONS = {
@@ -39,7 +40,7 @@ CLIENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,127}$")
 INVALID_CLIENT = ApiError(401, "invalid_client", "The client id or client secret is not right.")
 NOT_ENABLED = ApiError(403, "partner_access_disabled", "This business has not enabled your partner portal.")
 
-Id = Annotated[str, Field(min_length=1, max_length=128)]
+Id = Annotated[OneLine, Field(min_length=1, max_length=128)]
 
 
 # --- shapes of the API ----------------------------------------------------------------------------------------
@@ -47,14 +48,14 @@ Id = Annotated[str, Field(min_length=1, max_length=128)]
 class EnableBody(Strict):
     # Both optional on purpose: a missing acceptance answers agreement_not_accepted, not a validation error.
     accept: StrictBool = False
-    agreement_version: Annotated[str, Field(max_length=64)] | None = None
+    agreement_version: Annotated[OneLine, Field(max_length=64)] | None = None
 
 
 class PartnerTokenRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")  # not stripped: a secret is compared exactly as sent
     client_id: Id
     client_secret: Annotated[str, Field(min_length=1, max_length=256)]
-    tenant_id: Annotated[str, Field(min_length=1, max_length=64)]
+    tenant_id: Annotated[OneLine, Field(min_length=1, max_length=64)]
 
 
 class PartnerToken(BaseModel):
@@ -243,6 +244,7 @@ def disable(tenant_id: str, portal_id: str, actor: str, ip: str | None) -> Partn
     if e is None or not e.enabled:
         return portal_out(portal, e)  # already off: nothing to write, nothing to audit
     e.enabled, e.disabled_by, e.disabled_at, e.updated_at = False, actor, now(), now()
+    e.generation = int(e.generation or 0) + 1  # every partner token issued so far ends for good
     try:
         e.save()  # conditional on the version read above
     except PutError:
@@ -291,8 +293,10 @@ def issue_token(body: PartnerTokenRequest, ip: str | None) -> dict:
     if portal is None or e is None or not e.enabled or not _tenant_active(body.tenant_id):
         raise NOT_ENABLED
     perms = [k for k in PERMISSIONS if k in set(portal.permissions)]
+    # sid names the token's session: the portal's enablement for this business, in its current generation
     token = keys.sign({"sub": portal.portal_id, "tid": body.tenant_id, "typ": "partner", "perms": perms,
-                       "cid": client.client_id}, TOKEN_SECONDS)
+                       "cid": client.client_id, "sid": f"{portal.portal_id}:{int(e.generation or 0)}"},
+                      TOKEN_SECONDS)
     audit.record(body.tenant_id, "partner.token_issued", actor=f"partner:{portal.portal_id}",
                  target=portal.portal_id, ip=ip, client_id=client.client_id)
     return {"access_token": token, "token_type": "Bearer", "expires_in": TOKEN_SECONDS, "permissions": perms}
@@ -306,6 +310,8 @@ def check_access(principal: Principal, permission: str | None, route: str, param
     portal = _get(PartnerPortal, portal_id) if e is not None and e.enabled else None
     if portal is None or principal.claims.get("iat", 0) < (portal.secret_rotated_at or 0):
         outcome = "partner_access_disabled"  # not enabled, or a token minted with a secret since rotated
+    elif e is None or principal.claims.get("sid") != f"{portal_id}:{int(e.generation or 0)}":
+        outcome = "session_ended"  # issued before the business last disabled the portal: never again
     elif permission and permission not in (portal.permissions or ()):
         outcome = "permission_not_granted"
     else:
@@ -315,6 +321,9 @@ def check_access(principal: Principal, permission: str | None, route: str, param
                  **({"params": dict(params)} if params else {}))
     if outcome == "partner_access_disabled":
         raise ApiError(403, outcome, "This business has disabled your partner portal.")
+    if outcome == "session_ended":
+        raise ApiError(401, outcome, "This token was issued before the business disabled your portal; get a new "
+                       "token.")
     if outcome == "permission_not_granted" and permission:  # (only ever set with a permission)
         raise ApiError(403, outcome, f"Your portal does not have the {PERMISSIONS.get(permission, permission)} "
                                      "permission for this call.", permission=permission)

@@ -2,7 +2,7 @@
 finding them by any identifier, and sending them a message on the channel they have."""
 import re
 import uuid
-from typing import Literal, get_args
+from typing import Callable, Literal, get_args
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
@@ -63,10 +63,11 @@ def create(tenant_id: str, *, kind: str, name: str, email: str | None = None, mo
 
 # --- changing a person: new email / mobile claimed, old ones released, in one transaction ------------------
 
-def update(person: Person, changes: dict) -> Person:
+def update(person: Person, changes: dict, also: Callable | None = None) -> Person:
     """Applies attribute changes. A changed email or mobile is claimed (409 `<field>_taken` when another person
     of the tenant holds it) and the old value released in the same transaction as the person's write, whose
-    version condition makes a concurrent edit fail instead of being lost."""
+    version condition makes a concurrent edit fail instead of being lost. `also(tx)` adds a write of the
+    caller's to the same transaction (the last-admin guard)."""
     claims, releases = [], []
     for field in ("email", "mobile"):
         if field in changes and changes[field] != getattr(person, field):
@@ -84,6 +85,8 @@ def update(person: Person, changes: dict) -> Person:
             for kind, value in releases:
                 tx.delete(Claim(person.tenant_id, identity.claim_key(kind, value)))
             tx.update(person, actions=actions)
+            if also is not None:
+                also(tx)
     except TransactWriteError as exc:
         codes = identity.cancellation_codes(exc, [("save", kind) for kind, _ in claims]
                                             + [("delete", f"old {kind}") for kind, _ in releases]

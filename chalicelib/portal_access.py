@@ -18,11 +18,20 @@ from chalicelib.api import ApiError, Password, Principal, Strict
 from chalicelib.identity import Email
 from chalicelib.models import Customer, PortalUser, Tenant, now
 from chalicelib.security import passwords
+from chalicelib.text import OneLine
 
 RESET_SECONDS = 30 * 60
-TenantId = Annotated[str, Field(min_length=1, max_length=64)]
-Token = Annotated[str, Field(min_length=1, max_length=200)]
-WRONG_CREDENTIALS = ApiError(401, "invalid_credentials", "The email or password is not right.")
+# Reset emails delivered to one portal user per hour, whatever asked for them; past it the sender sends nothing
+# (the request's answer is the same 202 whatever the email, so a refusal there would be an oracle).
+RESET_LINKS_PER_USER_PER_HOUR = 5
+TenantId = Annotated[OneLine, Field(min_length=1, max_length=64)]
+Token = Annotated[OneLine, Field(min_length=1, max_length=200)]
+
+
+def wrong_credentials() -> ApiError:
+    """A fresh error for every raise: a module-level one would keep its last traceback, and with it the frames
+    holding the typed password."""
+    return ApiError(401, "invalid_credentials", "The email or password is not right.")
 
 
 class RegisterRequest(Strict):
@@ -38,7 +47,7 @@ class SignUpRequest(Strict):
 
 class SignInRequest(Strict):
     tenant_id: TenantId
-    email: Annotated[str, Field(min_length=1, max_length=320)]
+    email: Annotated[OneLine, Field(min_length=1, max_length=320)]
     password: Password
 
 
@@ -132,7 +141,7 @@ def register(body: RegisterRequest, ip: str | None, user_agent: str | None) -> d
     except UpdateError:
         raise ApiError(410, "token_used", "This link was already used.") from None
     audit.record(user.tenant_id, "portal.registered", actor=user.user_id, ip=ip, user_agent=user_agent)
-    return portal_sessions.start(user)
+    return portal_sessions.start(user, "invitation", ip, user_agent)
 
 
 # --- self sign-up ---------------------------------------------------------------------------------------------------
@@ -200,23 +209,23 @@ def _tenant(tenant_id: str) -> Tenant | None:
 @lockout.limit_guesses_per_ip("portal-sign-in", "invalid_credentials")
 def sign_in(body: SignInRequest, ip: str | None, user_agent: str | None) -> dict:
     email = body.email.lower()  # (Strict trimmed it)
-    lockout.ensure_not_locked("portal", body.tenant_id, email)
+    counted = lockout.attempt("portal", body.tenant_id, email)  # before the password is checked (423 when locked)
     tenant = _tenant(body.tenant_id)
     user = invitations.find_user(body.tenant_id, email)  # read whatever the tenant's state: the same work
     if tenant is None or tenant.status != "active":
         user = None
     ok = passwords.verify_password(user.password_hash if user else None, body.password)
     if not ok or user is None or user.status != "active":
-        locked_for = lockout.record_failure("portal", body.tenant_id, email)
+        locked_for = lockout.failed(counted)
         if tenant is not None:  # recorded for unknown emails too (no actor): the same writes either way
             actor = user.user_id if user else None
             audit.record(body.tenant_id, "portal.sign_in_failed", actor=actor, ip=ip, user_agent=user_agent)
             if locked_for:
                 audit.record(body.tenant_id, "portal.locked", actor=actor, ip=ip, seconds=locked_for)
-        raise WRONG_CREDENTIALS
+        raise wrong_credentials()
     lockout.clear("portal", body.tenant_id, email)
     audit.record(body.tenant_id, "portal.signed_in", actor=user.user_id, ip=ip, user_agent=user_agent)
-    return portal_sessions.start(user)
+    return portal_sessions.start(user, "password", ip, user_agent)
 
 
 # --- forgotten password (emailed link) -----------------------------------------------------------------------------
@@ -233,10 +242,16 @@ def request_reset(body: ResetRequest, ip: str | None) -> dict:
 
 def render_reset(message: dict) -> dict | None:
     """The sender's half of a reset request: the link is minted when it is delivered, so it lives its 30
-    minutes from the email's arrival; None (nothing sent) unless the email has an active account."""
+    minutes from the email's arrival; None (nothing sent) unless the email has an active account that had fewer
+    than RESET_LINKS_PER_USER_PER_HOUR reset emails this hour."""
     tenant_id = message["tenant_id"]
     tenant, user = _tenant(tenant_id), invitations.find_user(tenant_id, message["email"])
     if tenant is None or user is None or user.status != "active":
+        return None
+    try:  # one atomic counter per user: concurrent deliveries cannot exceed it
+        lockout.throttle("portal-reset-links-user", f"{tenant_id}#{user.user_id}", RESET_LINKS_PER_USER_PER_HOUR,
+                         3600)
+    except ApiError:
         return None
     token = single_use.issue("portal_reset", user.tenant_id, user.user_id, RESET_SECONDS)
     link = f"{config.public_base_url()}/reset-password?token={token}"
@@ -280,7 +295,7 @@ def me(principal: Principal) -> Me:
         return Me(user_id=principal.subject, tenant_id=principal.tenant_id, tenant_name=tenant.name if tenant else "",
                   email="", status="access_link", signed_in_with="access_link",
                   grants=[MeGrant(customer_id=customer.customer_id, customer_name=customer.name, access="billing")])
-    user = portal_sessions.current_user(principal)
+    user = principal.live.record  # the guard read it and checked the session is alive
     tenant = _tenant(user.tenant_id)
     grants = [g for g in user.grants or [] if g.access != "none"]
     names = {c.customer_id: c.name for c in Customer.batch_get([(user.tenant_id, g.customer_id) for g in grants])} \

@@ -1,24 +1,29 @@
 """Portal sessions: a short access token (15 minutes, carrying the grants) and a rotating refresh token.
 
-Each sign-in starts a family; every refresh spends the presented refresh token and returns a new one in the
-same family. A refresh token presented twice has leaked (or been replayed), so the whole family is revoked, as
-OAuth 2.0 Security BCP 4.14 recommends. Portal routes check on every call that the family is alive, so sign-out
-and "a reset ends every session" take effect at once, not when the access token expires."""
-import uuid
+Each sign-in starts a session (sessions.py; its id is the family of its refresh tokens); every refresh spends
+the presented refresh token and returns a new one in the same session. A refresh token presented twice has
+leaked (or been replayed), so the whole session ends, as OAuth 2.0 Security BCP 4.14 recommends. The guard checks
+on every call that the session is alive (sessions.check), so sign-out and "a reset ends every session" take
+effect at once, not when the access token expires."""
 from functools import lru_cache
 
 from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
-from chalicelib import audit, lockout
+from chalicelib import audit, lockout, sessions
 from chalicelib.api import ApiError, Principal
-from chalicelib.models import AuditEvent, PortalSession, PortalUser, now, now_ms
+from chalicelib.models import AuditEvent, PortalUser, now
+from chalicelib.models import Session as PortalSession
 from chalicelib.security import keys
 from chalicelib.security.tokens import new_token, token_hash
 
 ACCESS_TOKEN_SECONDS = 15 * 60
-REFRESH_TOKEN_SECONDS = 30 * 24 * 3600
-SESSION_ENDED = ApiError(401, "session_ended", "This session has ended; sign in again.")
-INVALID_REFRESH = ApiError(401, "invalid_refresh_token", "This refresh token is not valid; sign in again.")
+REFRESH_TOKEN_SECONDS = sessions.PORTAL_SESSION_SECONDS
+
+
+def invalid_refresh() -> ApiError:
+    return ApiError(401, "invalid_refresh_token", "This refresh token is not valid; sign in again.")
+
+
 NOBODY = "-"  # a key no session or user has: read in place of a missing one, so both cost the same
 
 
@@ -40,10 +45,10 @@ def _new_refresh(user: PortalUser, family_id: str, kind: str) -> str:
     return token
 
 
-def start(user: PortalUser, kind: str = "password") -> dict:
-    family_id = uuid.uuid4().hex
-    PortalSession(f"fam#{family_id}", tenant_id=user.tenant_id, user_id=user.user_id, family_id=family_id,
-                  expires_at=now() + REFRESH_TOKEN_SECONDS, ttl=now() + REFRESH_TOKEN_SECONDS, kind=kind).save()
+def start(user: PortalUser, kind: str = "password", ip: str | None = None, user_agent: str | None = None) -> dict:
+    """A new session for the user (kind: how it started: password, invitation, google, microsoft)."""
+    family_id = sessions.start(user.tenant_id, "portal", user.user_id, kind, ip=ip, user_agent=user_agent,
+                               seconds=REFRESH_TOKEN_SECONDS).family_id
     return {"access_token": _access_token(user, family_id, kind), "token_type": "Bearer",
             "expires_in": ACCESS_TOKEN_SECONDS, "refresh_token": _new_refresh(user, family_id, kind),
             "refresh_expires_in": REFRESH_TOKEN_SECONDS}
@@ -131,46 +136,21 @@ def refresh(refresh_token: str, ip: str | None) -> dict:
     except UpdateError:
         spent = False
     if record is None or not spent or record.expires_at < now() or family is None or user is None \
-            or user.status != "active" or not _family_alive(family, user):
+            or user.status != "active" or not sessions.alive(family, user.sessions_valid_after):
         _refused(record, family, spent, ip)
-        raise INVALID_REFRESH
+        raise invalid_refresh()
     return {"access_token": _access_token(user, family.family_id, family.kind), "token_type": "Bearer",
             "expires_in": ACCESS_TOKEN_SECONDS, "refresh_token": _new_refresh(user, family.family_id, family.kind),
             "refresh_expires_in": REFRESH_TOKEN_SECONDS}
 
 
-def _live_user(tenant_id: str, user_id: str) -> PortalUser:
-    try:
-        user = PortalUser.get(tenant_id, user_id, consistent_read=True)
-    except DoesNotExist:
-        raise SESSION_ENDED from None
-    if user.status != "active":
-        raise SESSION_ENDED
-    return user
+def end_all_sessions(user: PortalUser, actor: str | None = None, reason: str = "password_reset",
+                     ip: str | None = None) -> None:
+    """Every session and refresh token of the user issued before now stops working, for good."""
+    sessions.end_all(user, actor=actor or user.user_id, reason=reason, ip=ip)
 
 
-def _family_alive(family: PortalSession, user: PortalUser | None) -> bool:
-    if family.revoked_at or family.expires_at < now():
-        return False
-    return not (user is not None and user.sessions_valid_after and family.created_ms < user.sessions_valid_after)
-
-
-def current_user(principal: Principal) -> PortalUser:
-    """The signed-in portal user, checked live: their session not ended, their account still active."""
-    user = _live_user(principal.tenant_id, principal.subject)
-    family = _family(principal.claims.get("sid", ""))
-    if family is None or family.user_id != user.user_id or not _family_alive(family, user):
-        raise SESSION_ENDED
-    return user
-
-
-def sign_out(principal: Principal, ip: str | None) -> None:
-    family = _family(principal.claims.get("sid", ""))
-    if family is not None and family.user_id == principal.subject:
-        _revoke_family(family)
-    audit.record(principal.tenant_id, "portal.signed_out", actor=principal.subject, ip=ip)
-
-
-def end_all_sessions(user: PortalUser) -> None:
-    """After a password reset: every refresh token and access token issued before now stops working."""
-    user.update(actions=[PortalUser.sessions_valid_after.set(now_ms())], add_version_condition=False)
+def sign_out_user(tenant_id: str, user_id: str, actor: str, ip: str | None) -> None:
+    """An admin ends every session of a portal user (another tenant's user id is not found)."""
+    from chalicelib import invitations
+    sessions.end_all(invitations.get_user(tenant_id, user_id), actor=actor, reason="admin_sign_out", ip=ip)

@@ -4,18 +4,19 @@ trail of one person. Passwords are stored by staff_signin.set_password only; lin
 import secrets
 import string
 import uuid
-from typing import Annotated, Iterable, Literal
+from typing import Annotated, Callable, Iterable, Literal
 
 from pydantic import BaseModel, Field, model_validator
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
-from chalicelib import audit, config, lockout, people, single_use, staff_signin
+from chalicelib import audit, config, lockout, people, sessions, single_use, staff_signin
 from chalicelib.api import ApiError, Password, Principal, Strict
 from chalicelib.directory import iso, iso_at, make_cursor, page_args
 from chalicelib.identity import Email, Mobile
-from chalicelib.models import Job, Person, now
+from chalicelib.models import Job, Person, Tenant, now, now_ms
 from chalicelib.security import passwords
 from chalicelib.security.tokens import token_hash
+from chalicelib.text import OneLine
 
 INVITE_SECONDS = 7 * 24 * 3600
 RESET_LINK_SECONDS = 24 * 3600
@@ -26,8 +27,8 @@ BULK_MAX_IDS = 1000
 # password_expired (over 365 days old, or a temporary password past its hour) are derived when read.
 STATUSES = ("no_account", "invited", "active", "locked", "disabled", "password_expired")
 
-Name = Annotated[str, Field(min_length=1, max_length=200)]
-Username = Annotated[str, Field(min_length=1, max_length=254)]
+Name = Annotated[OneLine, Field(min_length=1, max_length=200)]
+Username = Annotated[OneLine, Field(min_length=1, max_length=254)]
 Channel = Literal["email", "sms"]
 Permission = people.Permission
 Role = Literal["admin", "office", "technician", "staff"]
@@ -116,7 +117,7 @@ class TemporaryPasswordOut(BaseModel):
 
 
 class BulkRequest(Strict):
-    person_ids: Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]],
+    person_ids: Annotated[list[Annotated[OneLine, Field(min_length=1, max_length=64)]],
                           Field(min_length=1, max_length=BULK_MAX_IDS)] | None = None
     all: bool = False
     type: Literal["dry_run", "send"] = Field("dry_run", description="dry_run lists who would be contacted")
@@ -148,7 +149,7 @@ class BulkOut(BaseModel):
 
 
 class AcceptInvite(Strict):
-    token: Annotated[str, Field(min_length=1, max_length=200)]
+    token: Annotated[OneLine, Field(min_length=1, max_length=200)]
     username: Username | None = Field(None, description="Default: the email address the person was invited at")
     password: Password
 
@@ -275,9 +276,16 @@ def create_person(caller: Principal, body: PersonCreate, ip: str | None) -> Pers
     return person_out(person, 0)
 
 
+ACCESS_FIELDS = ("role", "permissions", "disabled")
+
+
 def patch_person(caller: Principal, person_id: str, body: PersonPatch, ip: str | None) -> PersonOut:
-    person = _managed(caller, person_id)
     changes = body.model_dump(exclude_unset=True)
+    if person_id == caller.subject and set(changes) & set(ACCESS_FIELDS):
+        # Else a token that outlived a demotion could undo it; an admin's own access is another admin's call.
+        raise ApiError(403, "cannot_change_own_access", "You cannot change your own role, permissions or "
+                       "disabled state; ask another admin.")
+    person = _managed(caller, person_id)
     for required in ("kind", "name", "role", "permissions", "mobile_access"):
         if required in changes and changes[required] is None:
             raise ApiError(400, "invalid_request", f"{required} cannot be empty.", field=required)
@@ -296,8 +304,6 @@ def patch_person(caller: Principal, person_id: str, body: PersonPatch, ip: str |
         changes.update(account_status="no_account", invitation_token_hash=None, invitation_expires_at=None)
         pending_links.append(person.invitation_token_hash)
     if disabled is not None:
-        if disabled and person.person_id == caller.subject:
-            raise ApiError(400, "cannot_disable_self", "You cannot disable your own account.", field="disabled")
         if disabled and person.account_status != "disabled":
             # A disabled person's pending links stop working too.
             changes.update(account_status="disabled", invitation_token_hash=None, invitation_expires_at=None,
@@ -305,15 +311,62 @@ def patch_person(caller: Principal, person_id: str, body: PersonPatch, ip: str |
             pending_links += [person.invitation_token_hash, person.reset_link_token_hash]
         elif not disabled and person.account_status == "disabled":
             changes["account_status"] = "active" if person.username else "no_account"
+    access_changed = (changes.get("account_status") == "disabled"
+                      or changes.get("role", person.role) != person.role
+                      or ("permissions" in changes and set(changes["permissions"]) != set(person.permissions or ())))
+    if access_changed:
+        changes["sessions_valid_after"] = now_ms()  # in the same write: every session of the person ends
     if changes:
-        person = people.update(person, changes)
+        admin_guard = _last_admin_guard(person, changes)
+        person = people.update(person, changes, also=admin_guard)
         for hashed in pending_links:
             single_use.revoke(hashed, "invitation_revoked")
+    if access_changed:
+        audit.record(caller.tenant_id, "session.ended_all", actor=caller.subject, target=person_id, ip=ip,
+                     reason="disabled" if changes.get("account_status") == "disabled" else "access_changed")
     fields = sorted(k for k in changes if k not in ("invitation_token_hash", "invitation_expires_at",
-                                                    "reset_link_token_hash"))
+                                                    "reset_link_token_hash", "sessions_valid_after"))
     audit.record(caller.tenant_id, "staff.person_updated", actor=caller.subject, target=person_id, ip=ip,
                  fields=fields)
     return person_out(person)
+
+
+def _is_active_admin(person: Person, changes: dict | None = None) -> bool:
+    changes = changes or {}
+    return changes.get("role", person.role) == "admin" \
+        and changes.get("account_status", person.account_status) == "active"
+
+
+def _last_admin_guard(person: Person, changes: dict) -> Callable | None:
+    """When a change takes an active admin away, 409 `last_admin` if no other active admin is left. The check and
+    the change are serialised per business: the change's transaction also bumps the tenant's `admin_changes`,
+    conditioned on the value read before the check, so of two admins removing each other at once one fails."""
+    if not _is_active_admin(person) or _is_active_admin(person, changes):
+        return None
+    tenant = Tenant.get(person.tenant_id, consistent_read=True)
+    seen = int(tenant.admin_changes or 0)
+    others = Person.query(person.tenant_id, consistent_read=True,
+                          filter_condition=(Person.role == "admin") & (Person.account_status == "active")
+                          & (Person.person_id != person.person_id))
+    if next(iter(others), None) is None:
+        raise ApiError(409, "last_admin", "This is the business's last active admin: make someone else an admin "
+                       "first.")
+
+    def bump(tx) -> None:
+        tx.update(Tenant(person.tenant_id), actions=[Tenant.admin_changes.set(seen + 1)],
+                  condition=(Tenant.admin_changes == seen) if seen
+                  else (Tenant.admin_changes.does_not_exist() | (Tenant.admin_changes == 0)))
+    return bump
+
+
+def person_sessions(caller: Principal, person_id: str) -> "sessions.SessionList":
+    person = people.get(caller.tenant_id, person_id)
+    return sessions.listing(caller.tenant_id, "staff", person_id, person)
+
+
+def sign_out_person(caller: Principal, person_id: str, ip: str | None) -> None:
+    """Ends every session of the person (an admin's answer to a lost phone or a shared password)."""
+    sessions.end_all(_managed(caller, person_id), actor=caller.subject, reason="admin_sign_out", ip=ip)
 
 
 # --- invitations (rule 9) -----------------------------------------------------------------------------------
@@ -384,7 +437,7 @@ def invite(caller: Principal, person_id: str, body: SendOptions | None, ip: str 
 
 
 @lockout.limit_guesses_per_ip("links", "token_invalid")
-def accept_invite(body: AcceptInvite, ip: str | None) -> dict:
+def accept_invite(body: AcceptInvite, ip: str | None, user_agent: str | None = None) -> dict:
     """The invitation link's page: choose a username (default: the email) and a password. Every check comes
     before the link is consumed, so a refused username or password leaves it usable; of concurrent accepts
     exactly one wins (set_password_with_link)."""
@@ -405,7 +458,7 @@ def accept_invite(body: AcceptInvite, ip: str | None) -> dict:
     staff_signin.set_password_with_link(person, body.password, record, new_username=username,
                                         username_field="username")
     audit.record(person.tenant_id, "staff.invitation_accepted", actor=person.person_id, ip=ip)
-    return staff_signin.access_token(person)
+    return staff_signin.start_session(person, "invitation", ip, user_agent)
 
 
 # --- admin-created accounts, reset links, temporary passwords (rules 10, 14) --------------------------------
@@ -437,7 +490,7 @@ def create_account(caller: Principal, person_id: str, body: AccountCreate, ip: s
     people.check_username(person, body.username)
     _check_policy(body.password, "password")
     staff_signin.set_password(person, body.password, new_username=body.username, must_change=True,
-                              username_field="username")
+                              username_field="username", ended_by=caller.subject)
     audit.record(caller.tenant_id, "staff.account_created", actor=caller.subject, target=person_id, ip=ip)
     return person_out(person, 0)
 
@@ -494,7 +547,8 @@ def set_temporary_password(caller: Principal, person_id: str, body: TemporaryPas
     if given is not None:
         _check_policy(given, "password")
     password = given or generate_temporary_password()
-    staff_signin.set_password(person, password, must_change=True, temporary_for=TEMPORARY_PASSWORD_SECONDS)
+    staff_signin.set_password(person, password, must_change=True, temporary_for=TEMPORARY_PASSWORD_SECONDS,
+                              ended_by=caller.subject)
     audit.record(caller.tenant_id, "staff.temporary_password_set", actor=caller.subject, target=person_id, ip=ip,
                  generated=given is None)
     staff_signin.notify_password_changed(person, "temporary")

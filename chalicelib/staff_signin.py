@@ -5,15 +5,23 @@ from pynamodb.exceptions import DoesNotExist
 
 from chalicelib import audit, lockout, people
 from chalicelib.api import ApiError, Principal
-from chalicelib.models import Person, Tenant, now
+from chalicelib.models import Person, Tenant, now, now_ms
 from chalicelib.security import keys, passwords
 
 ACCESS_TOKEN_SECONDS = 15 * 60
 CHANGE_TOKEN_SECONDS = 10 * 60
 PASSWORD_MAX_AGE_SECONDS = 365 * 24 * 3600
-WRONG_CREDENTIALS = ApiError(401, "invalid_credentials", "The username or password is not right.")
-TEMPORARY_EXPIRED = ApiError(401, "temporary_password_expired",
-                             "This temporary password has expired; ask your admin for a new one.")
+
+
+# Errors are made afresh for every raise: one kept at module level would keep the traceback of its last raise,
+# and with it the frames holding the password that was typed, alive in a warm Lambda.
+def wrong_credentials() -> ApiError:
+    return ApiError(401, "invalid_credentials", "The username or password is not right.")
+
+
+def temporary_expired() -> ApiError:
+    return ApiError(401, "temporary_password_expired",
+                    "This temporary password has expired; ask your admin for a new one.")
 
 
 def _tenant_active(tenant_id: str) -> bool:
@@ -23,9 +31,14 @@ def _tenant_active(tenant_id: str) -> bool:
         return False
 
 
-def access_token(person: Person) -> dict:
-    claims = {"sub": person.person_id, "tid": person.tenant_id, "typ": "staff", "role": person.role,
-              "perms": people.effective_permissions(person)}
+def start_session(person: Person, method: str, ip: str | None, user_agent: str | None) -> dict:
+    """A new staff session (sessions.py) and its access token. The role and permissions in the token are only
+    what the client may show: the guard takes them from the live person on every call."""
+    from chalicelib import sessions
+    session = sessions.start(person.tenant_id, "staff", person.person_id, method, ip=ip, user_agent=user_agent,
+                             seconds=sessions.STAFF_SESSION_SECONDS)
+    claims = {"sub": person.person_id, "tid": person.tenant_id, "typ": "staff", "sid": session.family_id,
+              "role": person.role, "perms": people.effective_permissions(person)}
     return {"access_token": keys.sign(claims, ACCESS_TOKEN_SECONDS), "token_type": "Bearer",
             "expires_in": ACCESS_TOKEN_SECONDS}
 
@@ -46,8 +59,8 @@ def password_expired(person: Person) -> bool:
 
 
 @lockout.limit_guesses_per_ip("staff-sign-in", "invalid_credentials")
-def sign_in(tenant_id: str, username: str, password: str, ip: str | None) -> dict:
-    lockout.ensure_not_locked("staff", tenant_id, username)
+def sign_in(tenant_id: str, username: str, password: str, ip: str | None, user_agent: str | None = None) -> dict:
+    counted = lockout.attempt("staff", tenant_id, username)  # before the password is checked (423 when locked)
     # The same work for a known and an unknown username: the same reads (find_by_username reads a person either
     # way), one argon2 verification (against a dummy hash when there is no account), the same writes on failure.
     tenant_active = _tenant_active(tenant_id)
@@ -61,20 +74,21 @@ def sign_in(tenant_id: str, username: str, password: str, ip: str | None) -> dic
     matched = passwords.verify_password(stored, password)
     if retired and matched:
         # Say so, not "wrong password", so the person knows to ask for a new one (only someone who knows the
-        # temporary password learns this).
-        raise TEMPORARY_EXPIRED
+        # temporary password learns this). Not a wrong guess: the attempt is given back.
+        lockout.release(counted)
+        raise temporary_expired()
     ok = matched and not retired
     if not ok or person is None or person.account_status not in ("active", "invited"):
-        locked_for = lockout.record_failure("staff", tenant_id, username)
+        locked_for = lockout.failed(counted)
         if tenant_active:  # recorded for unknown usernames too (no actor): the same writes either way
             actor = person.person_id if person else None
             audit.record(tenant_id, "staff.sign_in_failed", actor=actor, ip=ip)
             if locked_for:
                 audit.record(tenant_id, "staff.locked", actor=actor, ip=ip, seconds=locked_for)
-        raise WRONG_CREDENTIALS
+        raise wrong_credentials()
     lockout.clear("staff", tenant_id, username)
     if person.temporary_password_expires_at and person.temporary_password_expires_at < now():
-        raise TEMPORARY_EXPIRED  # even before the schedule has run
+        raise temporary_expired()  # even before the schedule has run
     if person.must_change_password:
         # An admin-chosen account (rule 10) needs a new username too; a temporary password only a new password.
         if person.temporary_password_expires_at:
@@ -86,11 +100,11 @@ def sign_in(tenant_id: str, username: str, password: str, ip: str | None) -> dic
         raise ApiError(403, "password_expired", "Your password is over a year old; choose a new one.",
                        change_token=_change_token(person, "expired"))
     audit.record(tenant_id, "staff.signed_in", actor=person.person_id, ip=ip)
-    return access_token(person)
+    return start_session(person, "password", ip, user_agent)
 
 
 def change_password(principal: Principal, current_password: str | None, new_password: str,
-                    new_username: str | None, ip: str | None) -> dict:
+                    new_username: str | None, ip: str | None, user_agent: str | None = None) -> dict:
     person = people.get(principal.tenant_id, principal.subject)
     if person.account_status != "active":  # a verified (activated) account, not a disabled one
         raise ApiError(403, "account_not_active", "This account is not active.")
@@ -104,9 +118,16 @@ def change_password(principal: Principal, current_password: str | None, new_pass
             if new_username.strip().lower() == (person.username or "").lower():
                 raise ApiError(400, "username_unchanged", "Choose a username other than the one you were given.",
                                field="new_username")
-    elif not passwords.verify_password(person.password_hash, current_password or ""):
-        raise ApiError(400, "current_password_wrong", "The current password is not right.",
-                       field="current_password")
+    else:  # a wrong current password counts towards the sign-in lockout, counted before it is checked
+        name = person.username or person.person_id
+        counted = lockout.attempt("staff", person.tenant_id, name)
+        if not passwords.verify_password(person.password_hash, current_password or ""):
+            locked_for = lockout.failed(counted)
+            if locked_for:
+                audit.record(person.tenant_id, "staff.locked", actor=person.person_id, ip=ip, seconds=locked_for)
+            raise ApiError(400, "current_password_wrong", "The current password is not right.",
+                           field="current_password")
+        lockout.clear("staff", person.tenant_id, name)
     if new_username is not None:
         people.check_username(person, new_username, field="new_username")
     try:
@@ -119,14 +140,15 @@ def change_password(principal: Principal, current_password: str | None, new_pass
     set_password(person, new_password, new_username=new_username)
     audit.record(person.tenant_id, "staff.password_changed", actor=person.person_id, ip=ip)
     notify_password_changed(person, "changed")
-    return access_token(person)
+    return start_session(person, "password", ip, user_agent)  # every earlier session ended with the change
 
 
 def set_password(person: Person, new_password: str, *, new_username: str | None = None,
                  must_change: bool = False, temporary_for: int | None = None,
-                 username_field: str = "new_username") -> None:
+                 username_field: str = "new_username", ended_by: str | None = None) -> None:
     """Stores a new hash (and optionally a new username, claimed uniquely and the old one released). A new
-    password also ends any pending invitation, reset link, retired temporary password and sign-in lockout."""
+    password also ends every session of the person (in the same write), any pending invitation, reset link,
+    retired temporary password and sign-in lockout. `ended_by`: who set it, for the audit trail."""
     from pynamodb.exceptions import TransactWriteError
     from chalicelib import identity, lockout, single_use
     from chalicelib.models import Claim, transaction
@@ -136,7 +158,7 @@ def set_password(person: Person, new_password: str, *, new_username: str | None 
                Person.must_change_password.set(must_change), Person.account_status.set("active"),
                Person.updated_at.set(at), Person.invitation_token_hash.remove(),
                Person.invitation_expires_at.remove(), Person.reset_link_token_hash.remove(),
-               Person.expired_temporary_hash.remove()]
+               Person.expired_temporary_hash.remove(), Person.sessions_valid_after.set(now_ms())]
     actions.append(Person.temporary_password_expires_at.set(at + temporary_for) if temporary_for
                    else Person.temporary_password_expires_at.remove())
     new_name = new_username.strip() if new_username else None
@@ -161,8 +183,11 @@ def set_password(person: Person, new_password: str, *, new_username: str | None 
                            field=username_field) from None
         raise ApiError(409, "edit_conflict", "Someone else changed this account at the same time; try again.") \
             from None
-    old_username = person.username
+    old_username, had_password = person.username, bool(person.password_hash)
     person.refresh(consistent_read=True)
+    if had_password:  # an account that could have sessions: say in its trail that they ended, and who did it
+        audit.record(person.tenant_id, "session.ended_all", actor=ended_by or person.person_id,
+                     target=person.person_id, reason="password_set")
     for hashed in stale_links:  # the consumed link is already used; every other pending link stops working
         single_use.revoke(hashed)
     for name in {old_username, person.username} - {None}:
