@@ -13,7 +13,7 @@ import tempfile
 import time
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
@@ -26,6 +26,7 @@ from chalicelib.invitations import (ACCESS_RANK, grants_from_refs, invite_messag
                                     status_key)
 from chalicelib.models import Job, PortalUser, RecordEmail, Tenant, now, transaction
 from chalicelib.observability import logger
+from chalicelib.text import OneLine
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
@@ -343,7 +344,7 @@ def _write_invited(run: Run, writes: dict[str, PortalUser]) -> list[str]:
 
 class UploadUrlRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    filename: str = Field(min_length=1, max_length=200)
+    filename: Annotated[OneLine, Field(min_length=1, max_length=200)]
     include_invited: bool = False
     access: Literal["billing", "non_billing"] = "billing"
 

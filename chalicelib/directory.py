@@ -13,10 +13,11 @@ from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from chalicelib.api import ApiError, Strict
 from chalicelib.identity import Email
 from chalicelib.models import Contact, Customer, Location, RecordEmail, now, transaction
+from chalicelib.text import OneLine
 
-Name = Annotated[str, Field(min_length=1, max_length=200)]
-Text = Annotated[str, Field(min_length=1, max_length=500)]
-Phone = Annotated[str, Field(min_length=3, max_length=32)]
+Name = Annotated[OneLine, Field(min_length=1, max_length=200)]
+Text = Annotated[OneLine, Field(min_length=1, max_length=500)]
+Phone = Annotated[OneLine, Field(min_length=3, max_length=32)]
 EmailList = Annotated[list[Email], Field(max_length=20)]
 MAX_PAGE = 100
 

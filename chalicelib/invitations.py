@@ -17,6 +17,7 @@ from chalicelib.api import ApiError
 from chalicelib.directory import iso, iso_at, page_args, make_cursor
 from chalicelib.identity import Email
 from chalicelib.models import Grant, PortalUser, Tenant, now
+from chalicelib.text import OneLine
 
 INVITATION_SECONDS = 7 * 24 * 3600
 Access = Literal["billing", "non_billing", "none"]
@@ -69,8 +70,8 @@ def grants_from_refs(refs: set[str], customer_id: str | None = None, location_id
 class InvitationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     email: Email
-    customer_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
-    location_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    customer_id: Annotated[OneLine, Field(min_length=1, max_length=64)] | None = None
+    location_id: Annotated[OneLine, Field(min_length=1, max_length=64)] | None = None
     access: Access = "billing"
     admin: bool = False
 
@@ -83,9 +84,9 @@ class InvitationCreate(BaseModel):
 
 class GrantIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    customer_id: Annotated[str, Field(min_length=1, max_length=64)]
+    customer_id: Annotated[OneLine, Field(min_length=1, max_length=64)]
     access: Access
-    contact_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    contact_id: Annotated[OneLine, Field(min_length=1, max_length=64)] | None = None
     admin: bool = False
 
 

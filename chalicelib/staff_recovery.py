@@ -26,6 +26,7 @@ from chalicelib.api import ApiError, Password, Strict
 from chalicelib.models import Person, Token, now
 from chalicelib.security import passwords
 from chalicelib.security.tokens import new_code
+from chalicelib.text import OneLine
 
 FLOW_KIND = "staff_reset_flow"
 RESET_KIND = "staff_reset"  # also the kind of admin-sent reset links (staff_accounts)
@@ -46,12 +47,12 @@ LIMITS = {
     "complete_ip": (30, 15 * 60),
 }
 
-Id = Annotated[str, Field(min_length=1, max_length=200)]
+Id = Annotated[OneLine, Field(min_length=1, max_length=200)]
 
 
 class ResetStart(Strict):
-    tenant_id: Annotated[str, Field(min_length=1, max_length=64)]
-    identifier: Annotated[str, Field(min_length=1, max_length=256, description="Username, email or mobile")]
+    tenant_id: Annotated[OneLine, Field(min_length=1, max_length=64)]
+    identifier: Annotated[OneLine, Field(min_length=1, max_length=256, description="Username, email or mobile")]
 
 
 class ResetStarted(BaseModel):
@@ -71,7 +72,7 @@ class CodeSent(BaseModel):
 
 class VerifyCode(Strict):
     flow_id: Id
-    code: Annotated[str, Field(min_length=1, max_length=64)]
+    code: Annotated[OneLine, Field(min_length=1, max_length=64)]
 
 
 class ResetToken(BaseModel):
