@@ -193,5 +193,7 @@ def _write_outbox(message: dict) -> None:
     tmp = path / f".{name}.tmp"
     tmp.write_text(json.dumps(record, indent=2))
     os.replace(tmp, path / name)  # readers never see a half-written file
-    what = message["subject"] or message["body"][:60]
-    print(f"[outbox] {message['channel']} to {message['to']}: {what} ({path / name})", flush=True)
+    # The console says what went to whom (an email's subject); the message itself, with its code or link, is in the
+    # file only, so a terminal's scrollback or a shared screen never shows one.
+    what = f": {message['subject']}" if message["channel"] == "email" and message.get("subject") else ""
+    print(f"[outbox] {message['channel']} to {message['to']}{what} ({path / name})", flush=True)

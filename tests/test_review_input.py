@@ -136,3 +136,42 @@ def test_one_line_unit():
         assert control_character(f"a{ch}b") == ch, hex(ord(ch))
     for ok in ["", "plain", "é", "\u200d", "\u200e", "\u00a0", "\u3000", "🙂"]:
         assert control_character(ok) is None, repr(ok)
+
+
+# --- the local stack's console --------------------------------------------------------------------------------
+
+def test_the_outbox_line_names_channel_recipient_and_subject_never_the_message(capsys, tmp_path, monkeypatch):
+    from chalicelib import messaging
+    monkeypatch.setenv("PORTAL_OUTBOX_DIR", str(tmp_path))
+    code_link = "http://portal.test/staff/reset-password?token=SECRET-LINK-TOKEN-1234567890"
+    sms = messaging.sms("t-1", "+15550100999", f"Your code is Xy7Qp2Lm. Or open {code_link}", [code_link])
+    mail = messaging.email("t-1", "ann@example.com", "Reset your Acme portal password",
+                           f"Open {code_link} to choose a new password.", [code_link], html=f"<a href='{code_link}'>")
+    for message in (sms, mail):
+        messaging._write_outbox(message)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2
+    assert "sms" in lines[0] and "+15550100999" in lines[0]
+    assert "email" in lines[1] and "ann@example.com" in lines[1] and "Reset your Acme portal password" in lines[1]
+    for line in lines:
+        assert "Xy7Qp2Lm" not in line and "SECRET-LINK-TOKEN" not in line and "token=" not in line
+    # the outbox files still hold the whole message, which is what they are for
+    files = sorted(tmp_path.glob("*.json"))
+    assert len(files) == 2 and all("SECRET-LINK-TOKEN" in f.read_text() for f in files)
+    assert "Xy7Qp2Lm" in files[0].read_text() + files[1].read_text()
+
+
+def test_the_local_api_logs_request_lines_without_their_query():
+    """chalice local logs every request line; a link's first load carries its token in the query."""
+    from chalicelib.local import chalice_local
+    handler = chalice_local.chalice_local_mod.ChaliceRequestHandler.__new__(
+        chalice_local.chalice_local_mod.ChaliceRequestHandler)
+    logged = []
+    handler.log_message = lambda fmt, *args: logged.append(fmt % args)
+    for line in ("GET /portal/access?token=SECRET-LINK-TOKEN-123 HTTP/1.1",
+                 "GET /register?token=SECRET-LINK-TOKEN-123&x=1 HTTP/1.1", "POST /v1/portal/access HTTP/1.1"):
+        handler.requestline = line
+        handler.log_request(303)
+    assert not any("SECRET" in entry for entry in logged), logged
+    assert '"GET /portal/access?... HTTP/1.1" 303' in logged[0] and "/register?... HTTP/1.1" in logged[1]
+    assert '"POST /v1/portal/access HTTP/1.1" 303' in logged[2]

@@ -1,5 +1,6 @@
-"""`chalice local`, unchanged except for two things: a request for a route the app does not define, and the
-methods chalice does not handle (TRACE, QUERY, …), which http.server answers itself: see _method_not_served.
+"""`chalice local`, unchanged except for three things: a request for a route the app does not define, the
+methods chalice does not handle (TRACE, QUERY, …), which http.server answers itself (see _method_not_served), and
+the request log, which leaves out query strings (see _log_request).
 
 For an unknown route Chalice's LocalGateway answers 403 {"message": "Missing Authentication Token"}, which is what a bare API
 Gateway says. Our API Gateway (infra/template.json) maps MISSING_AUTHENTICATION_TOKEN to a 404 with the
@@ -62,6 +63,18 @@ def _other_methods(self, name):
 
 # found by `make fuzz`: Schemathesis sends a method the API does not know (TRACE, QUERY) to every path
 chalice_local_mod.ChaliceRequestHandler.__getattr__ = _other_methods  # type: ignore[attr-defined]
+
+
+def _log_request(self, code="-", size="-"):
+    """http.server's request line on the console, without its query string: a link's first load carries its token
+    there (/register?token=…, /portal/access?token=…), and a console is no place for one."""
+    parts = self.requestline.split(" ")
+    if len(parts) == 3 and "?" in parts[1]:
+        parts[1] = parts[1].split("?", 1)[0] + "?..."
+    self.log_message('"%s" %s %s', " ".join(parts), str(getattr(code, "value", code)), str(size))
+
+
+chalice_local_mod.ChaliceRequestHandler.log_request = _log_request  # type: ignore[method-assign]
 
 if __name__ == "__main__":
     sys.exit(main())
