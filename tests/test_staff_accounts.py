@@ -471,7 +471,7 @@ def test_locked_password_expired_and_disabled_statuses(http, admin, tenant):
     # an admin cannot disable themselves
     me = http.get("/v1/staff/me", token=admin)[1]["person_id"]
     status, body = http.patch(f"/v1/people/{me}", {"disabled": True}, token=admin)
-    assert status == 400 and body["error"]["code"] == "cannot_disable_self"
+    assert status == 403 and body["error"]["code"] == "cannot_change_own_access"
 
 
 def test_a_disabled_person_cannot_be_invited_or_accept(app, http, admin):
@@ -662,8 +662,8 @@ def test_audit_shows_what_was_done_to_a_person_without_secrets(app, http, admin,
     status, page = http.get(f"/v1/people/{pid}/audit", token=admin)
     assert status == 200
     seen = [e["action"] for e in page["items"]]
-    assert seen[:4] == ["staff.temporary_password_set", "staff.invitation_accepted", "staff.invited",
-                        "staff.person_created"]  # newest first
+    assert seen[:5] == ["staff.temporary_password_set", "session.ended_all", "staff.invitation_accepted",
+                        "staff.invited", "staff.person_created"]  # newest first; the new password ended sessions
     assert all(pid in (e.get("target"), e.get("actor")) for e in page["items"])
     text = str(page)
     for secret in (token_of(link), NEW_PASSWORD, temp["temporary_password"]):
