@@ -82,6 +82,52 @@ def clear_throttles(*keys: tuple[str, str]) -> None:
         Counter(lockout._throttle_key(scope, key)).delete()
 
 
+def dynamodb_calls(call) -> list[str]:
+    """The DynamoDB operations call() makes, counted in botocore (every client)."""
+    import botocore.client
+    seen: list[str] = []
+    original = botocore.client.BaseClient._make_api_call
+
+    def counting(self, operation, params):
+        if self.meta.service_model.service_name == "dynamodb":
+            seen.append(operation)
+        return original(self, operation, params)
+    botocore.client.BaseClient._make_api_call = counting
+    try:
+        call()
+    finally:
+        botocore.client.BaseClient._make_api_call = original
+    return seen
+
+
+def session_check(http, token: str, n: int = 200) -> dict:
+    """What the live session check (chalicelib/sessions.py) costs an authenticated call: the DynamoDB requests
+    of the check alone and of a whole GET /v1/customers?limit=1, and that call's time with the check and with
+    the guard as it was before (the tenant's GetItem; role and permissions read from the token)."""
+    from chalicelib import api, sessions, tenants
+    principal = api.authenticate(f"Bearer {token}")
+
+    def check():
+        sessions.check(principal, sessions.read(principal))
+    listing = "/v1/customers?limit=1"
+    out = {"check_calls": dynamodb_calls(check), "call_calls": dynamodb_calls(lambda: http.call("get", listing,
+                                                                                              token=token)),
+           "check_alone": timed(n, lambda i: check()),
+           "with_check": timed(n, lambda i: http.call("get", listing, token=token))}
+    live = api._check_live
+
+    def before(p):  # the guard before issue 14
+        if not tenants.is_active(p.tenant_id):
+            raise api._tenant_disabled()
+    api._check_live = before
+    try:
+        out["before_calls"] = dynamodb_calls(lambda: http.call("get", listing, token=token))
+        out["before"] = timed(n, lambda i: http.call("get", listing, token=token))
+    finally:
+        api._check_live = live
+    return out
+
+
 def run(log, n_sign_in: int = 100, n_flows: int = 60) -> dict:
     import contextlib
     from chalice.test import Client
@@ -105,6 +151,7 @@ def run(log, n_sign_in: int = 100, n_flows: int = 60) -> dict:
         customers = [http.call("post", "/v1/customers", {"name": f"Owner {i}", "emails": [e]}, token)["customer_id"]
                      for i, e in enumerate(emails)]
         log("in-process: directory ready; timing calls")
+        out["session_check"] = session_check(http, token)
         out["staff_sign_in"] = timed(n_sign_in, lambda i: http.call(
             "post", "/v1/staff/sign-in", {"tenant_id": tenant, "username": admin, "password": PASSWORD}))
         out["invitation"] = timed(count - WARM_UP, lambda i: http.call(
