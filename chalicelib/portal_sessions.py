@@ -10,7 +10,7 @@ from functools import lru_cache
 from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
 from chalicelib import audit, lockout, sessions
-from chalicelib.api import ApiError, Principal
+from chalicelib.api import ApiError
 from chalicelib.models import AuditEvent, PortalUser, now
 from chalicelib.models import Session as PortalSession
 from chalicelib.security import keys

@@ -74,7 +74,7 @@ def start(tenant_id: str, subject_kind: str, user_id: str, method: str, *, ip: s
     return session
 
 
-def alive(session: Session | None, valid_after: int | None) -> bool:
+def alive(session: Session | None, valid_after: float | None) -> bool:
     if session is None or session.revoked_at or session.expires_at < now():
         return False
     return not (valid_after and session.created_ms < valid_after)
