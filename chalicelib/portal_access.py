@@ -248,10 +248,8 @@ def render_reset(message: dict) -> dict | None:
     tenant, user = _tenant(tenant_id), invitations.find_user(tenant_id, message["email"])
     if tenant is None or user is None or user.status != "active":
         return None
-    try:  # one atomic counter per user: concurrent deliveries cannot exceed it
-        lockout.throttle("portal-reset-links-user", f"{tenant_id}#{user.user_id}", RESET_LINKS_PER_USER_PER_HOUR,
-                         3600)
-    except ApiError:
+    from chalicelib.staff_recovery import within_hourly_cap
+    if not within_hourly_cap("portal-reset-links", f"{tenant_id}#{user.user_id}", RESET_LINKS_PER_USER_PER_HOUR):
         return None
     token = single_use.issue("portal_reset", user.tenant_id, user.user_id, RESET_SECONDS)
     link = f"{config.public_base_url()}/reset-password?token={token}"

@@ -11,19 +11,25 @@ match. Every step does the same reads and writes whoever the flow names; the cod
 every flow and the sender decides at delivery whether the person may get it (activated, reachable, business
 active), so neither answers nor their timing tell a known identifier from an unknown one. The code's hash
 is keyed with the flow id, which is itself stored only hashed, so a leaked table does
-not let anyone recover a code offline. Every endpoint is rate-limited per client IP, and start per identifier.
+not let anyone recover a code offline. Every endpoint is rate-limited per client IP, and start per identifier
+as normalised (every spelling of one mobile or email is one identifier). However many flows reach one person (by
+other spellings, identifiers or IPs), the sender delivers at most CODES_PER_PERSON_PER_HOUR codes to that person
+an hour and silently drops the rest: a refusal the caller could see would tell a known identifier from an
+unknown one.
 """
 import hashlib
 import hmac
+import time
 import uuid
 from typing import Annotated, Literal, TypeGuard
 
 from pydantic import BaseModel, Field
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
-from chalicelib import audit, lockout, messaging, people, single_use, staff_signin
+from chalicelib import audit, identity, lockout, messaging, people, single_use, staff_signin
 from chalicelib.api import ApiError, Password, Strict
-from chalicelib.models import Person, Token, now
+from chalicelib.models import Counter, Person, Token, now
+from chalicelib.observability import logger
 from chalicelib.security import passwords
 from chalicelib.security.tokens import new_code
 from chalicelib.text import OneLine
@@ -37,6 +43,9 @@ MAX_ATTEMPTS = 5
 MAX_SENDS = 3  # codes per flow; a new code does not give new attempts
 RESET_TOKEN_SECONDS = 15 * 60
 NOBODY = "-"  # the subject of a flow whose identifier names no eligible person
+# Codes delivered to one person per hour, whatever identifier, spelling or IP asked for them (SMS/email bombing);
+# past it the sender sends nothing, and the caller's answer is unchanged.
+CODES_PER_PERSON_PER_HOUR = 5
 
 # (requests, window seconds) per key; unknown identifiers count like known ones.
 LIMITS = {
@@ -94,6 +103,35 @@ def _throttle(name: str, key: str | None) -> None:
         lockout.throttle(f"staff-reset-{name}", key, *LIMITS[name])
 
 
+def _identifier_key(tenant_id: str, identifier: str) -> str:
+    """The identifier as start looks it up: every spelling of one email or mobile number is one key (the same
+    for a known and an unknown identifier: it depends on the string only)."""
+    value = identifier.strip()
+    try:
+        canonical = identity.normalise_email(value) if "@" in value else identity.normalise_mobile(value)
+    except ValueError:
+        canonical = value.lower()
+    return f"{tenant_id}#{canonical}"
+
+
+def within_hourly_cap(scope: str, key: str, limit: int) -> bool:
+    """Counts one message for `key` in this clock hour; False past `limit`. One unconditional ADD on a counter
+    per hour, so of concurrent deliveries exactly `limit` get True (lockout.throttle opens a new window with a
+    second, unconditional write, which lets every concurrent first hit through)."""
+    hour = int(time.time()) // 3600
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]  # no identifier in clear in the counters table
+    counter = Counter(f"cap#{scope}#{hour}#{digest}")
+    counter.update(actions=[Counter.hits.add(1), Counter.ttl.set((hour + 2) * 3600)])
+    return int(counter.hits) <= limit
+
+
+def _within_hourly_cap(person: Person) -> bool:
+    """Counts one code for the person; False once they had CODES_PER_PERSON_PER_HOUR this hour (across IPs,
+    identifiers and flows)."""
+    return within_hourly_cap("staff-reset-codes", f"{person.tenant_id}#{person.person_id}",
+                             CODES_PER_PERSON_PER_HOUR)
+
+
 def _code_hash(flow_id: str, code: str) -> str:
     return hmac.new(flow_id.encode(), code.encode(), hashlib.sha256).hexdigest()
 
@@ -128,7 +166,7 @@ def _dead() -> ApiError:
 
 def start(body: ResetStart, ip: str | None) -> dict:
     _throttle("start_ip", ip)
-    _throttle("start_identifier", f"{body.tenant_id}#{body.identifier}")
+    _throttle("start_identifier", _identifier_key(body.tenant_id, body.identifier))
     # The same reads and writes whoever the identifier names, or if it names no one: one batch read of its
     # claims, the flow, the audit event. Whether the person may reset is decided when the code is delivered.
     person_id = people.person_id_for(body.tenant_id, body.identifier)
@@ -164,13 +202,18 @@ def send_code(body: SendCode, ip: str | None) -> dict:
 
 def render_code(message: dict) -> dict | None:
     """The sender's half of send-code: the code goes to the flow's person if they may reset (activated, not
-    disabled, reachable, their business active); nothing is sent otherwise."""
+    disabled, reachable, their business active) and had fewer than CODES_PER_PERSON_PER_HOUR codes this hour;
+    nothing is sent otherwise."""
     try:
         flow = Token.get(message["flow"], consistent_read=True)
     except DoesNotExist:
         return None
     person = _person(flow)
     if not _eligible(person):
+        return None
+    if not _within_hourly_cap(person):
+        logger.warning("reset code not sent: hourly cap reached", extra={"tenant_id": flow.tenant_id,
+                                                                         "person_id": person.person_id})
         return None
     concrete = people.message(person, "staff-reset-code", [], message.get("preferred"), code=message["code"],
                               minutes=str(CODE_SECONDS // 60))

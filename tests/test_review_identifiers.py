@@ -1,0 +1,132 @@
+"""Security review, identifiers and links: one person reached through many spellings of an identifier gets at most
+a few codes or links an hour (staff code reset, portal reset link); an older portal reset link dies when a newer
+one is sent or the password is reset; a portal grant's contact must be on its customer and a contact limit is
+removed only when asked for; disabling a portal user ends its sessions for good; a staff username that is an
+email address or a mobile number must be the person's own, and `username_taken` is rate-limited like a guess.
+
+Every test plays the attacker: other spellings of the same identifier, concurrent requests, another tenant's ids."""
+import uuid
+
+import pytest
+from chalice.local import LambdaEventConverter
+
+from chalicelib import portal_access, single_use, staff_recovery
+from chalicelib.security.tokens import token_hash
+from conftest import drain, links_to, outbox_for
+from staff_helpers import run_together, staff_member, threaded_app, unique_email, unique_mobile
+
+STAFF_RESET = "/v1/staff/password-reset"
+
+
+def from_ip(ip):
+    LambdaEventConverter.LOCAL_SOURCE_IP = ip  # conftest's client_ip fixture restores it after the test
+
+
+def without_retry_after(answer):
+    """(status, body) with the seconds to wait left out (the clock moves between two calls)."""
+    status, body = answer
+    if isinstance(body, dict) and "error" in body:
+        body = {"error": {k: v for k, v in body["error"].items() if k != "retry_after"}}
+    return status, body
+
+
+def spellings(mobile):
+    """Ten ways to write one North American mobile number (+1 and ten digits)."""
+    d = mobile[2:]
+    a, b, c = d[:3], d[3:6], d[6:]
+    return [d, f"({a}) {b}-{c}", f"+1 {a} {b} {c}", f"1{d}", f"+1{d}", f"{a}-{b}-{c}", f"{a}.{b}.{c}",
+            f"1 ({a}) {b} {c}", f" {d} ", f"+1 ({a}) {b}-{c}"]
+
+
+def bomb(http, tenant_id, identifiers):
+    """What an attacker sees: for each spelling, start and three send-codes (the most one flow allows)."""
+    seen = []
+    for identifier in identifiers:
+        status, started = http.post(f"{STAFF_RESET}/start", {"tenant_id": tenant_id, "identifier": identifier})
+        seen.append(("start", status, started.get("error", {}).get("code")))
+        if status != 202:
+            continue
+        for _ in range(staff_recovery.MAX_SENDS):
+            status, sent = http.post(f"{STAFF_RESET}/send-code", {"flow_id": started["flow_id"]})
+            seen.append(("send", status, sent.get("error", {}).get("code") if isinstance(sent, dict) else None))
+    return seen
+
+
+# --- 1. SMS / email bombing through spellings ------------------------------------------------------------------
+
+def test_ten_spellings_of_one_mobile_send_at_most_the_hourly_cap(app, http, tenant):
+    person, _ = staff_member(tenant)  # a technician with only a mobile
+    drain(app)
+    from_ip("203.0.113.10")
+    known = bomb(http, tenant.id, spellings(person.mobile))
+    from_ip("203.0.113.11")
+    unknown = bomb(http, tenant.id, spellings(unique_mobile()))
+    assert known == unknown  # the attacker cannot tell the real number from a stranger's
+    # the spellings are one identifier: its five starts a quarter-hour, then the same 429 as for anyone
+    assert [s for s in known if s[0] == "start"][staff_recovery.LIMITS["start_identifier"][0]][1] == 429
+    drain(app)
+    texts = [m for m in outbox_for(person.mobile) if "code" in m["body"].lower()]
+    assert len(texts) == staff_recovery.CODES_PER_PERSON_PER_HOUR
+    # other identifiers of the same person, from other IPs: still nothing more this hour
+    for ip, identifier in (("203.0.113.12", person.username), ("203.0.113.13", person.username.upper())):
+        from_ip(ip)
+        status, started = http.post(f"{STAFF_RESET}/start", {"tenant_id": tenant.id, "identifier": identifier})
+        assert status == 202
+        assert http.post(f"{STAFF_RESET}/send-code", {"flow_id": started["flow_id"]})[0] == 202
+    drain(app)
+    assert len([m for m in outbox_for(person.mobile) if "code" in m["body"].lower()]) == \
+        staff_recovery.CODES_PER_PERSON_PER_HOUR
+
+
+def test_concurrent_code_deliveries_to_one_person_stop_at_the_cap(app, tenant):
+    person, _ = staff_member(tenant, kind="employee")
+    flows = [single_use.issue(staff_recovery.FLOW_KIND, tenant.id, person.person_id, 600) for _ in range(20)]
+    messages = [{"message_id": uuid.uuid4().hex, "tenant_id": tenant.id, "channel": "email",
+                 "render": "staff_reset_code", "flow": token_hash(f), "code": "Abcd2345", "preferred": None,
+                 "ip": None} for f in flows]
+    results = run_together(20, lambda i: staff_recovery.render_code(messages[i]))
+    assert not [r for r in results if isinstance(r, Exception)], results
+    assert len([r for r in results if r]) == staff_recovery.CODES_PER_PERSON_PER_HOUR
+
+
+def test_another_tenants_person_with_the_same_mobile_has_a_cap_of_their_own(app, http, tenant, other_tenant):
+    mobile = unique_mobile()
+    mine, _ = staff_member(tenant, mobile=mobile)
+    theirs, _ = staff_member(other_tenant, mobile=mobile)
+    flows = [single_use.issue(staff_recovery.FLOW_KIND, tenant.id, mine.person_id, 600) for _ in range(6)]
+    flows.append(single_use.issue(staff_recovery.FLOW_KIND, other_tenant.id, theirs.person_id, 600))
+    sent = [staff_recovery.render_code({"message_id": uuid.uuid4().hex, "tenant_id": "x", "flow": token_hash(f),
+                                        "code": "Abcd2345", "preferred": None}) for f in flows]
+    assert [bool(s) for s in sent] == [True] * 5 + [False, True]
+
+
+def test_portal_reset_emails_spelt_otherwise_are_one_email_and_capped(app, http, tenant):
+    t = tenant.admin_token
+    email = f"a.b.{uuid.uuid4().hex[:6]}@{tenant.id}.example"
+    customer = http.post("/v1/customers", {"name": "Spelling", "emails": [email]}, token=t)[1]
+    http.post("/v1/portal/invitations", {"customer_id": customer["customer_id"], "email": email}, token=t)
+    drain(app)
+    [link] = links_to(email, "/register")
+    assert http.post("/v1/portal/register", {"token": link.split("token=")[1], "password": "Sunny-Porch-2026"})[0] \
+        == 200
+    local, domain = email.split("@")
+    known = [email.upper(), f"  {email} ", email.capitalize(), f"{local}@{domain.upper()}", email]
+    ghost = f"ghost.{uuid.uuid4().hex[:6]}@{tenant.id}.example"
+    unknown = [ghost.upper(), f"  {ghost} ", ghost.capitalize(), ghost, ghost]
+    answers = {}
+    for name, series in (("known", known), ("unknown", unknown)):
+        from_ip(f"198.51.100.{len(answers) + 1}")
+        answers[name] = [without_retry_after(http.post("/v1/portal/password-reset",
+                                                       {"tenant_id": tenant.id, "email": e})) for e in series]
+    assert answers["known"] == answers["unknown"]
+    assert [s for s, _ in answers["known"]] == [202, 202, 202, 429, 429]  # every spelling counted as one
+    # a plus-tag or a dot moved is another address: it reaches no one, and is not this user's
+    for other in (f"{local}+x@{domain}", f"{local.replace('.', '')}@{domain}"):
+        assert http.post("/v1/portal/password-reset", {"tenant_id": tenant.id, "email": other})[0] == 202
+    drain(app)
+    assert len(links_to(email, "/reset-password")) == 3
+    # and whatever gets past the per-email limit (concurrently too), delivery stops at the per-user cap
+    message = {"tenant_id": tenant.id, "email": email, "ip": None}
+    sent = run_together(10, lambda i: portal_access.render_reset({**message, "message_id": uuid.uuid4().hex}))
+    assert not [s for s in sent if isinstance(s, Exception)], sent
+    assert len([s for s in sent if s]) == portal_access.RESET_LINKS_PER_USER_PER_HOUR - 3
