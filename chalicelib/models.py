@@ -192,6 +192,7 @@ class PortalUser(Model):
     invitation_expires_at = NumberAttribute(null=True)
     invite_job = UnicodeAttribute(null=True)  # the run (bulk job or single invitation) that last invited
     last_sent_at = NumberAttribute(null=True)
+    reset_link_token_hash = UnicodeAttribute(null=True)  # the one live reset link (a newer one or a reset ends it)
     delivery_problem = UnicodeAttribute(null=True)  # bouncing | complained
     sessions_valid_after = NumberAttribute(null=True)  # ms; a reset or "sign out everywhere" ends older sessions
     linked_identities = UnicodeSetAttribute(null=True)  # "google:<sub>", "microsoft:<sub>"

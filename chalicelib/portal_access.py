@@ -252,10 +252,38 @@ def render_reset(message: dict) -> dict | None:
     if not within_hourly_cap("portal-reset-links", f"{tenant_id}#{user.user_id}", RESET_LINKS_PER_USER_PER_HOUR):
         return None
     token = single_use.issue("portal_reset", user.tenant_id, user.user_id, RESET_SECONDS)
+    if not _make_current_reset_link(user, single_use.token_hash(token)):
+        return None
     link = f"{config.public_base_url()}/reset-password?token={token}"
     audit.record(user.tenant_id, "portal.reset_requested", target=user.user_id, ip=message.get("ip"))
     return messaging.render_email(user.tenant_id, user.email, "portal-reset", [link], message["message_id"],
                                   tenant_name=tenant.name, link=link, minutes=str(RESET_SECONDS // 60))
+
+
+def _make_current_reset_link(user: PortalUser, new_hash: str) -> bool:
+    """Stores the new link's hash as the user's one live reset link and revokes the previous one (it then
+    answers 410 link_replaced, as a replaced staff reset link does). The swap is conditioned on the hash read,
+    so of links minted at once exactly one stays live. False (the new link revoked) if the user is not active."""
+    for _attempt in range(5):
+        previous = user.reset_link_token_hash
+        same_link = PortalUser.reset_link_token_hash == previous if previous \
+            else PortalUser.reset_link_token_hash.does_not_exist()
+        try:
+            user.update(actions=[PortalUser.reset_link_token_hash.set(new_hash)],
+                        condition=(PortalUser.status == "active") & same_link, add_version_condition=False)
+            break
+        except UpdateError:
+            user.refresh(consistent_read=True)
+            if user.status != "active":
+                single_use.revoke(new_hash, "link_replaced")
+                return False
+    else:
+        raise RuntimeError("reset link kept changing under us")  # the queue retries the message
+    single_use.revoke(previous, "link_replaced")
+    return True
+
+
+LINK_REPLACED = "A newer reset link was sent, or the password was reset since; use the latest email."
 
 
 @lockout.limit_guesses_per_ip("links", "token_invalid")
@@ -269,10 +297,16 @@ def complete_reset(body: ResetComplete, ip: str | None, user_agent: str | None) 
         raise ApiError(410, "token_used", "This link no longer works.") from None
     if user.status != "active":
         raise ApiError(403, "account_disabled", "This account is disabled; contact the business.")
+    if user.reset_link_token_hash != record.token_hash:  # an older link whose revocation did not land
+        raise ApiError(410, "link_replaced", LINK_REPLACED)
     single_use.spend(record)  # exactly one of two racing resets gets past here
-    user.update(actions=[PortalUser.password_hash.set(passwords.hash_password(body.new_password)),
-                         PortalUser.password_set_at.set(now()), PortalUser.updated_at.set(now())],
-                add_version_condition=False)
+    try:  # the reset ends the link with it: no earlier link can be live, a later one (minted since) stays so
+        user.update(actions=[PortalUser.password_hash.set(passwords.hash_password(body.new_password)),
+                             PortalUser.password_set_at.set(now()), PortalUser.updated_at.set(now()),
+                             PortalUser.reset_link_token_hash.remove()],
+                    condition=PortalUser.reset_link_token_hash == record.token_hash, add_version_condition=False)
+    except UpdateError:  # a newer link was minted between the check and here: this one is replaced
+        raise ApiError(410, "link_replaced", LINK_REPLACED) from None
     portal_sessions.end_all_sessions(user)  # whoever knew the old password is signed out everywhere
     lockout.clear("portal", user.tenant_id, user.email)
     tenant = _tenant(user.tenant_id)

@@ -130,3 +130,62 @@ def test_portal_reset_emails_spelt_otherwise_are_one_email_and_capped(app, http,
     sent = run_together(10, lambda i: portal_access.render_reset({**message, "message_id": uuid.uuid4().hex}))
     assert not [s for s in sent if isinstance(s, Exception)], sent
     assert len([s for s in sent if s]) == portal_access.RESET_LINKS_PER_USER_PER_HOUR - 3
+
+
+# --- 2. an older portal reset link ends when a newer one is sent or the password is reset ------------------------
+
+PORTAL_PASSWORD = "Sunny-Porch-2026"
+
+
+@pytest.fixture
+def portal_user(app, http, tenant):
+    t = tenant.admin_token
+    email = f"home.{uuid.uuid4().hex[:6]}@{tenant.id}.example"
+    customer = http.post("/v1/customers", {"name": "Harper", "emails": [email]}, token=t)[1]
+    http.post("/v1/portal/invitations", {"customer_id": customer["customer_id"], "email": email}, token=t)
+    drain(app)
+    [link] = links_to(email, "/register")
+    status, session = http.post("/v1/portal/register", {"token": link.split("token=")[1], "password": PORTAL_PASSWORD})
+    assert status == 200, session
+    user_id = http.get("/v1/portal/users", token=t)[1]["items"][0]["user_id"]
+    return {"email": email, "admin": t, "customer_id": customer["customer_id"], "user_id": user_id,
+            "session": session}
+
+
+def reset_link(app, http, tenant, email):
+    assert http.post("/v1/portal/password-reset", {"tenant_id": tenant.id, "email": email})[0] == 202
+    drain(app)
+    return links_to(email, "/reset-password")[-1].split("token=")[1]
+
+
+def complete_portal_reset(http, token, password):
+    return http.post("/v1/portal/password-reset/complete", {"token": token, "new_password": password,
+                                                            "new_password_confirm": password})
+
+
+def test_a_newer_reset_link_and_a_completed_reset_end_every_earlier_link(app, http, tenant, portal_user):
+    email = portal_user["email"]
+    first = reset_link(app, http, tenant, email)
+    second = reset_link(app, http, tenant, email)
+    status, body = complete_portal_reset(http, first, "Brand-New-2027")
+    assert status == 410 and body["error"]["code"] == "link_replaced"
+    assert complete_portal_reset(http, second, "Brand-New-2028")[0] == 200
+    status, body = complete_portal_reset(http, first, "Brand-New-2029")  # still dead after the reset
+    assert status == 410 and body["error"]["code"] == "link_replaced"
+    assert complete_portal_reset(http, second, "Brand-New-2029")[1]["error"]["code"] == "token_used"
+    assert http.post("/v1/portal/sign-in", {"tenant_id": tenant.id, "email": email,
+                                            "password": "Brand-New-2028"})[0] == 200
+    # a link sent after the reset works (the reset ended the earlier ones, not the later)
+    third = reset_link(app, http, tenant, email)
+    assert complete_portal_reset(http, third, "Brand-New-2030")[0] == 200
+
+
+def test_of_links_minted_at_once_only_the_one_on_the_user_works(app, http, tenant, portal_user):
+    message = {"tenant_id": tenant.id, "email": portal_user["email"], "ip": None}
+    rendered = run_together(4, lambda i: portal_access.render_reset({**message, "message_id": uuid.uuid4().hex}))
+    assert not [r for r in rendered if isinstance(r, Exception)], rendered
+    tokens = [r["links"][0].split("token=")[1] for r in rendered if r]
+    assert len(tokens) == 4
+    answers = [complete_portal_reset(http, token, f"Brand-New-203{i}") for i, token in enumerate(tokens)]
+    assert sorted(status for status, _ in answers) == [200, 410, 410, 410], answers
+    assert {body["error"]["code"] for status, body in answers if status == 410} == {"link_replaced"}
