@@ -343,17 +343,31 @@ def portal_me(call):
     return portal_access.me(call.principal)
 
 
-@api.route("/v1/portal/access/{token}", "GET", Public(), response=access_links.LinkSession)
-def portal_access_link(call, token):
-    """Open a customer's portal with its secure access link (only while it has no portal users)."""
-    return access_links.open_link(token, call.ip)
+@api.route("/v1/portal/access", "POST", Public(), body=access_links.OpenLink, response=access_links.LinkSession)
+def portal_access_link(call):
+    """Open a customer's portal with the token of its secure access link (only while it has no portal users and
+    the link has not expired). Browsers open the link itself, the hosted page /portal/access?token=…."""
+    return access_links.open_link(call.body.token, call.ip, call.user_agent).session
 
 
-@api.route("/v1/customers/{customer_id}/access-link", "POST", PORTAL_ADMIN, response=access_links.AccessLink,
-           status=201)
+@api.route("/v1/customers/{customer_id}/access-link", "POST", PORTAL_ADMIN, body=access_links.LinkOptions,
+           response=access_links.AccessLink, status=201)
 def rotate_access_link(call, customer_id):
-    """Create or replace a customer's secure access link (shown once)."""
-    return access_links.rotate(call.tenant_id, customer_id, call.actor, call.ip)
+    """Create or replace a customer's secure access link (shown once), working expires_in_days (default 90)."""
+    return access_links.rotate(call.tenant_id, customer_id, call.body, call.actor, call.ip)
+
+
+@api.route("/v1/customers/{customer_id}/access-link", "GET", PORTAL_ADMIN, response=access_links.AccessLinkState)
+def get_access_link(call, customer_id):
+    """Whether the customer has an access link, and until when it works (never the link itself)."""
+    return access_links.get_state(call.tenant_id, customer_id)
+
+
+@api.route("/v1/customers/{customer_id}/access-link/renew", "POST", PORTAL_ADMIN, body=access_links.LinkOptions,
+           response=access_links.AccessLinkState, errors=("no_access_link",))
+def renew_access_link(call, customer_id):
+    """Make the current access link work expires_in_days (default 90) from now; the link does not change."""
+    return access_links.renew(call.tenant_id, customer_id, call.body, call.actor, call.ip)
 
 
 @api.route("/v1/portal/oidc/{provider}/start", "GET", Public(), status=302,
@@ -609,6 +623,7 @@ pages.page(app, "/sign-in", pages.sign_in)
 pages.page(app, "/staff/accept-invite", pages.accept_invite)
 pages.page(app, "/staff/reset-password", pages.staff_reset_password)
 pages.page(app, "/staff/change-password", pages.staff_change_password)
+pages.page(app, "/portal/access", pages.access, form=False)
 pages.css(app)
 
 

@@ -98,6 +98,8 @@ class Customer(Model):
     phones = string_list(default=list)
     billing_address = UnicodeAttribute(null=True)
     access_link_hash = UnicodeAttribute(null=True)  # rule 6: the customer's secure access link (hashed)
+    access_link_created_at = NumberAttribute(null=True)
+    access_link_expires_at = NumberAttribute(null=True)  # set by the business (1-365 days), renewable
     created_at = NumberAttribute(default=now)
     updated_at = NumberAttribute(default=now)
     version = VersionAttribute()

@@ -6,6 +6,7 @@
     /staff/accept-invite    username (the email by default, changeable) and a password, twice
     /staff/reset-password   identifier → email or SMS → the code → a new password (or an admin-sent link)
     /staff/change-password  the forced change (admin-chosen, temporary or year-old password)
+    /portal/access          a customer's secure access link (rule 6): what it opens, or why it no longer does
 
 Each page calls the same flow function as the JSON API, in-process, so it refuses and accepts exactly what the
 API does; it only translates the answer into words next to the field it concerns. Templates are files under
@@ -28,6 +29,7 @@ import hmac
 import html
 import secrets
 import urllib.parse
+from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 from string import Template
@@ -83,6 +85,9 @@ LINK_PROBLEMS = {
                        "You have 10 minutes after signing in to choose a new password."),
     "link_missing": ("Open the link from your message",
                      "This page works from the link in the email or text message you received."),
+    "access_link_expired": ("This link has expired",
+                            "Secure access links work for a limited time, to keep the account safe."),
+    "access_link_rotated": ("A newer link was made", "The business replaced this link with a new one."),
 }
 LINK_STATUS = {"token_invalid": 400, "link_missing": 400}
 
@@ -774,6 +779,85 @@ def oidc_result(request, provider: str, finish: Callable[[], "PortalUser"]) -> R
                                  f"{user.email}."])
 
 
+# --- customer portal: /portal/access, a customer's secure access link (rule 6) ------------------------------------
+
+ACCESS = "pa_access"
+ACCESS_COOKIE_SECONDS = 15 * 60
+
+
+def access(p: Page) -> Response:
+    """A customer's secure access link. The first load checks the token (a wrong one counts as a guess) and moves
+    it into an HttpOnly, SameSite=Strict cookie with a 303 to /portal/access; there the link session opens and the
+    page says, in plain words, whose account with which business it opens.
+
+    Strict, unlike the other pages' Lax: this token opens an account without a password for as long as the link
+    works. Chromium withholds Strict cookies from every request of a navigation another site started (a webmail
+    page), the 303's target included; such a request (Sec-Fetch-Site: cross-site, no cookie) gets a page that
+    reloads itself (Refresh: 0), a navigation this site starts, which carries the cookie."""
+    from chalicelib import access_links
+    if "token" in p.query:
+        token = p.query["token"]
+        try:
+            access_links.check(token, p.ip)
+        except ApiError as err:
+            return _access_problem(p, err, _token_tenant(token))
+        p.set_cookie(ACCESS, token, path=p.path, max_age=ACCESS_COOKIE_SECONDS, same_site="Strict")
+        return p.redirect(p.self_url())
+    token = p.state(ACCESS)
+    if not token:
+        if p.headers.get("sec-fetch-site") == "cross-site":
+            return _access_hop(p)
+        return p.link_problem("link_missing", tenant_name=None, section=PORTAL,
+                              next_steps=["Open the secure access link the business sent you."])
+    try:
+        opened = access_links.open_link(token, p.ip, p.user_agent)
+    except ApiError as err:
+        p.clear_cookie(ACCESS)
+        return _access_problem(p, err, _token_tenant(token))
+    customer = opened.customer
+    tenant_name = _tenant_name(customer.tenant_id) or "the business"
+    expires = customer.access_link_expires_at
+    until = datetime.fromtimestamp(expires, timezone.utc).strftime("%d %B %Y").lstrip("0") if expires else ""
+    return p.message(200, tenant_name=tenant_name, section=PORTAL, heading="Secure access",
+                     paragraphs=[f"You have secure access to {customer.name}'s account with {tenant_name}.",
+                                 "Anyone who has this link can open this account without a password: keep it to "
+                                 "yourself. For your safety this visit lasts "
+                                 f"{access_links.SESSION_SECONDS // 60} minutes; open the link again to come back.",
+                                 f"The link works until {until}. After that, ask {tenant_name} for a new one."])
+
+
+def _access_hop(p: Page) -> Response:
+    """One reload started by this site (see access): the Strict cookie is sent with it."""
+    target = p.self_url()
+    response = p.message(200, tenant_name=None, section=PORTAL, heading="Opening your secure access",
+                         paragraphs=["One moment. If nothing happens, choose Continue."],
+                         actions=[("Continue", target)])
+    response.headers["Refresh"] = f"0; url={target}"
+    return response
+
+
+def _access_problem(p: Page, err: ApiError, tenant_id: str | None) -> Response:
+    tenant_name = _tenant_name(tenant_id)
+    who = tenant_name or "the business that gave you the link"
+    if err.code == "password_required":
+        actions = [("Sign in", url("/sign-in", tenant_id=tenant_id)),
+                   ("Can't sign in?", url("/reset-password", tenant_id=tenant_id))] if tenant_name else []
+        return p.message(403, tenant_name=tenant_name, section=PORTAL, heading="Sign in with your email and password",
+                         paragraphs=["This account now has its own portal sign-in, so the link alone no longer "
+                                     "opens it.", f"Sign in with your email address and password, or ask {who} to "
+                                     "invite you."], actions=actions, tone="problem")
+    if err.code == "too_many_requests":
+        minutes = max(1, (int(err.extra.get("retry_after", 60)) + 59) // 60)
+        return p.message(429, tenant_name=tenant_name, section=PORTAL, heading="Too many attempts",
+                         paragraphs=[f"Too many attempts from your network. Try again in {minutes} minute"
+                                     f"{'s' if minutes > 1 else ''}."], tone="problem")
+    steps = {"access_link_expired": [f"Ask {who} for a new link."],
+             "access_link_rotated": [f"Ask {who} for the new link."]}.get(
+        err.code, [f"Open the link again from the message {who} sent you, or ask for a new one."])
+    return p.link_problem(err.code if err.code in LINK_PROBLEMS else "token_invalid", tenant_name=tenant_name,
+                          section=PORTAL, next_steps=steps)
+
+
 # --- staff: /staff/accept-invite ----------------------------------------------------------------------------------
 
 STAFF = "Staff account"
@@ -1210,9 +1294,10 @@ def serve(app, path: str, handler: Callable[[Page], Response]) -> Response:
     return response
 
 
-def page(app, path: str, handler: Callable[[Page], Response]) -> None:
-    """Registers GET (a page, or a link's first load) and POST (its form, urlencoded) on `path`. Each view is
-    Public (anyone may open a page; the flows check the link, code or password) and marked as an HTML page."""
+def page(app, path: str, handler: Callable[[Page], Response], *, form: bool = True) -> None:
+    """Registers GET (a page, or a link's first load) and POST (its form, urlencoded; not for a page without
+    one) on `path`. Each view is Public (anyone may open a page; the flows check the link, code or password) and
+    marked as an HTML page."""
     name = "page_" + path.strip("/").replace("/", "_").replace("-", "_")
 
     def view():
@@ -1221,6 +1306,8 @@ def page(app, path: str, handler: Callable[[Page], Response]) -> None:
     view.__doc__ = (handler.__doc__ or "").strip()
     mark_view(view, Public(), page=True)
     app.route(path, methods=["GET"], name=name)(view)
+    if not form:
+        return
 
     def form_view():
         return serve(app, path, handler)

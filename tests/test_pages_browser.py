@@ -363,11 +363,51 @@ def test_staff_forced_change_at_first_sign_in(app, http, business, page, server)
     assert business.sign_in("morgan.blake", NEW_PASSWORD)[0] == 200
 
 
+def test_a_customers_access_link_opened_and_clicked_in_webmail(http, business, page, server):
+    """The secure access link (rule 6): its token leaves the URL for an HttpOnly SameSite=Strict cookie, also when
+    the link is clicked on another site (one self-reload there, since Chromium withholds Strict cookies from the
+    navigation another site started), and the page says whose account with which business it opens."""
+    token = business.admin_token
+    customer = http.post("/v1/customers", {"name": "Okafor Family"}, token=token)[1]
+    status, link = http.post(f"/v1/customers/{customer['customer_id']}/access-link", token=token)
+    assert status == 201 and link["link"].startswith(server + "/portal/access?token=")
+    secret = link["link"].split("token=", 1)[1]
+    requested = []
+    page.on("request", lambda request: requested.append(request.url))
+
+    open_link(page, link["link"], "/portal/access")
+    expect(page.get_by_role("heading", name="Secure access", exact=True)).to_be_visible()
+    assert f"You have secure access to Okafor Family's account with {BUSINESS}." in page.inner_text("main")
+    [cookie] = [c for c in page.context.cookies() if c["name"] == "pa_access"]
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/portal/access"
+    shot(page, "access-link")
+
+    page.context.clear_cookies()
+    page.route("http://webmail.test/**", lambda route: route.fulfill(
+        content_type="text/html", body=f'<a id="open" href="{link["link"]}">Your account</a>'))
+    page.goto("http://webmail.test/inbox")
+    page.click("#open")
+    expect(page.get_by_role("heading", name="Secure access", exact=True)).to_be_visible()
+    assert page.url == f"{server}/portal/access"
+    assert "Okafor Family's account" in page.inner_text("main")
+    page.reload()
+    expect(page.get_by_role("heading", name="Secure access", exact=True)).to_be_visible()
+    # the token was in the URL of the link's first request only, never in a redirect or a later request
+    with_token = [u for u in requested if secret in u]
+    assert with_token == [link["link"], link["link"]], requested
+
+    http.post(f"/v1/customers/{customer['customer_id']}/access-link", token=token)  # replaced
+    page.goto(link["link"])
+    expect(page.get_by_role("heading", name="A newer link was made")).to_be_visible()
+    assert f"Ask {BUSINESS} for the new link." in page.inner_text("main")
+
+
 def test_screenshots_exist():
     """The README links these: keep the set complete (this module is the only writer)."""
     expected = {"register", "register-320", "register-error", "register-done", "sign-in", "link-used",
                 "reset-request", "reset-sent", "reset-password", "reset-done", "staff-accept-invite",
                 "staff-accept-invite-done", "staff-reset-identifier", "staff-reset-channel", "staff-reset-code",
-                "staff-reset-new", "staff-change-sign-in", "staff-change-password", "google-signed-in"}
+                "staff-reset-new", "staff-change-sign-in", "staff-change-password", "google-signed-in",
+                "access-link"}
     missing = sorted(name for name in expected if not (SCREENS / f"{name}.png").exists())
     assert not missing

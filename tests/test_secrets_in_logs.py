@@ -120,15 +120,22 @@ def portal_flows(app, http, tenant, secrets):
     assert http.post("/v1/portal/sign-up", {"tenant_id": tenant.id, "email": email})[0] == 202
     drain(app)
     secrets.add_delivered(token_of(links_to(selfie, "/register")[-1]))
-    # a customer's access link (rule 6), opened through the API
+    # a customer's access link (rule 6), opened through the API, its state and renewal, and its hosted page
     other_customer = http.post("/v1/customers", {"name": "Link Only"}, token=admin)[1]
-    status, link = http.post(f"/v1/customers/{other_customer['customer_id']}/access-link", token=admin)
+    link_path = f"/v1/customers/{other_customer['customer_id']}/access-link"
+    status, link = http.post(link_path, {"expires_in_days": 30}, token=admin)
     assert status == 201
-    access_token = secrets.add(link["link"].rsplit("/", 1)[1])
-    status, link_session = http.get(f"/v1/portal/access/{access_token}")
+    access_token = secrets.add(token_of(link["link"]))
+    status, link_session = http.post("/v1/portal/access", {"token": access_token})
     assert status == 200
     secrets.add(link_session["access_token"])
-    assert http.get(f"/v1/portal/access/{access_token[:-2]}xx")[0] in (400, 401, 404, 410)
+    assert http.post("/v1/portal/access", {"token": f"{access_token[:-2]}xx"})[0] in (400, 401, 404, 410)
+    assert http.get(link_path, token=admin)[0] == 200
+    assert http.post(f"{link_path}/renew", {"expires_in_days": 60}, token=admin)[0] == 200
+    first = http.client.http.get(f"/portal/access?token={access_token}")
+    assert first.status_code == 303 and first.headers["Location"] == "/portal/access"
+    page = http.client.http.get("/portal/access", headers={"Cookie": f"pa_access={access_token}"})
+    assert page.status_code == 200 and access_token not in page.body.decode()
 
 
 def staff_flows(app, http, tenant, secrets):
