@@ -86,8 +86,19 @@ class GrantIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     customer_id: Annotated[OneLine, Field(min_length=1, max_length=64)]
     access: Access
-    contact_id: Annotated[OneLine, Field(min_length=1, max_length=64)] | None = None
+    contact_id: Annotated[OneLine, Field(min_length=1, max_length=64)] | None = Field(
+        None, description="Limits the grant to this contact of the customer (rule 7): 400 contact_not_on_customer "
+        "unless it is one of that customer's contacts. Left out (or null), the grant keeps the contact limit it has "
+        "(a new grant gets the one the user's email is on): leaving it out never widens a grant.")
     admin: bool = False
+    whole_customer: bool = Field(False, description="true removes the grant's contact limit: it then covers the "
+                                 "whole customer (audited as portal.grant_widened). Not together with contact_id.")
+
+    @model_validator(mode="after")
+    def limit_or_whole(self):
+        if self.whole_customer and self.contact_id is not None:
+            raise ValueError("give contact_id or whole_customer: true, not both")
+        return self
 
 
 class PortalUserPatch(BaseModel):
@@ -305,18 +316,15 @@ def list_users(tenant_id: str, query: dict) -> dict:
 
 
 def patch_user(tenant_id: str, user_id: str, body: PortalUserPatch, actor: str, ip: str | None) -> PortalUserOut:
+    """Grants are checked against the records (rule 2) and their contact limits (rule 7): a grant's contact must
+    be one of its customer's, and the one the user's email is on when the email is only on a contact; a grant
+    that leaves contact_id out keeps its limit, and only `whole_customer: true` removes it (audited as
+    portal.grant_widened). Disabling the user ends every session of theirs for good: enabling them again does
+    not bring the old sessions or refresh tokens back."""
     user = get_user(tenant_id, user_id)
+    widened: list[tuple[str, str]] = []
     if body.grants is not None:
-        backed = grants_from_refs(directory.records_for_email(tenant_id, user.email))
-        for g in body.grants:
-            if g.customer_id not in backed:
-                raise ApiError(400, "email_not_on_record", f"{user.email} is not on customer {g.customer_id}.",
-                               field="grants")
-            if ACCESS_RANK[g.access] > ACCESS_RANK[backed[g.customer_id][0]]:
-                raise ApiError(400, "access_not_allowed", f"At most {backed[g.customer_id][0]} access on "
-                               f"customer {g.customer_id}.", field="grants")
-        user.grants = [Grant(customer_id=g.customer_id, access=g.access, contact_id=g.contact_id, admin=g.admin)
-                       for g in body.grants]
+        user.grants, widened = _checked_grants(tenant_id, user, body.grants)
         user.customer_ids = {g.customer_id for g in body.grants} or None
     if body.status is not None:
         if body.status == "active" and not user.password_hash:
@@ -329,9 +337,50 @@ def patch_user(tenant_id: str, user_id: str, body: PortalUserPatch, actor: str, 
         user.save()
     except PutError:
         raise ApiError(409, "edit_conflict", "This portal user changed at the same time; try again.") from None
+    if body.status == "disabled":
+        from chalicelib import portal_sessions
+        portal_sessions.end_all_sessions(user, actor=actor, reason="disabled", ip=ip)
+    for customer_id, contact_id in widened:
+        audit.record(tenant_id, "portal.grant_widened", actor=actor, target=user_id, ip=ip, customer_id=customer_id,
+                     contact_id=contact_id)
     audit.record(tenant_id, "portal.user_changed", actor=actor, target=user_id, ip=ip,
                  fields=sorted(body.model_dump(exclude_unset=True)))
     return user_out(user)
+
+
+def _checked_grants(tenant_id: str, user: PortalUser, wanted: list[GrantIn]) -> tuple[list[Grant],
+                                                                                       list[tuple[str, str]]]:
+    """The grants to store, and the (customer, contact) limits whole_customer removed."""
+    from chalicelib.models import Contact
+    backed = grants_from_refs(directory.records_for_email(tenant_id, user.email))
+    current = {g.customer_id: g.contact_id for g in user.grants or []}
+    named = {g.contact_id for g in wanted if g.contact_id}
+    contacts = {c.contact_id: c for c in Contact.batch_get([(tenant_id, cid) for cid in named])} if named else {}
+    grants, widened = [], []
+    for g in wanted:
+        if g.customer_id not in backed:
+            raise ApiError(400, "email_not_on_record", f"{user.email} is not on customer {g.customer_id}.",
+                           field="grants")
+        most, email_contact = backed[g.customer_id]
+        if ACCESS_RANK[g.access] > ACCESS_RANK[most]:
+            raise ApiError(400, "access_not_allowed", f"At most {most} access on customer {g.customer_id}.",
+                           field="grants")
+        limit = current[g.customer_id] if g.customer_id in current else email_contact
+        if g.contact_id is not None:
+            contact = contacts.get(g.contact_id)  # another tenant's contact is not found: the same answer
+            if contact is None or contact.customer_id != g.customer_id:
+                raise ApiError(400, "contact_not_on_customer", f"Contact {g.contact_id} is not a contact of "
+                               f"customer {g.customer_id}.", field="grants")
+            if email_contact is not None and g.contact_id != email_contact:
+                raise ApiError(400, "email_not_on_record", f"{user.email} is not on contact {g.contact_id}; the "
+                               f"grant can be limited to the contact it is on.", field="grants")
+            limit = g.contact_id
+        elif g.whole_customer:
+            if limit is not None:
+                widened.append((g.customer_id, limit))
+            limit = None
+        grants.append(Grant(customer_id=g.customer_id, access=g.access, contact_id=limit, admin=g.admin))
+    return grants, widened
 
 
 # --- SES bounces and complaints --------------------------------------------------------------------------------

@@ -51,6 +51,8 @@ def build(api: Api) -> dict:
         for status, text in COMMON_ERRORS.items():
             op["responses"][status] = {"description": text,
                                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        if spec.errors:  # the route's own error codes, besides the common ones every route may answer
+            op["x-error-codes"] = list(spec.errors)
         paths.setdefault(spec.path, {})[spec.method.lower()] = op
     return {
         "openapi": "3.1.0",

@@ -189,3 +189,120 @@ def test_of_links_minted_at_once_only_the_one_on_the_user_works(app, http, tenan
     answers = [complete_portal_reset(http, token, f"Brand-New-203{i}") for i, token in enumerate(tokens)]
     assert sorted(status for status, _ in answers) == [200, 410, 410, 410], answers
     assert {body["error"]["code"] for status, body in answers if status == 410} == {"link_replaced"}
+
+
+# --- 3. a grant's contact is on its customer; a contact limit goes only when asked ------------------------------
+
+@pytest.fixture
+def contact_user(app, http, tenant):
+    """A portal user whose email is only on contact `mine` of customer `customer` (a contact-limited grant), that
+    customer's other contact, and a contact of another customer of the same business."""
+    t = tenant.admin_token
+    email = f"contact.{uuid.uuid4().hex[:6]}@{tenant.id}.example"
+    customer = http.post("/v1/customers", {"name": "Harper", "emails": [f"owner.{uuid.uuid4().hex[:6]}@x.example"]},
+                         token=t)[1]["customer_id"]
+    mine = http.post(f"/v1/customers/{customer}/contacts", {"name": "Me", "email": email}, token=t)[1]["contact_id"]
+    sibling = http.post(f"/v1/customers/{customer}/contacts", {"name": "Sibling"}, token=t)[1]["contact_id"]
+    elsewhere = http.post("/v1/customers", {"name": "Elsewhere"}, token=t)[1]["customer_id"]
+    foreign = http.post(f"/v1/customers/{elsewhere}/contacts", {"name": "Foreign"}, token=t)[1]["contact_id"]
+    status, user = http.post("/v1/portal/invitations", {"customer_id": customer, "email": email,
+                                                        "access": "non_billing"}, token=t)
+    assert status == 202 and user["grants"] == [{"customer_id": customer, "access": "non_billing",
+                                                 "contact_id": mine, "admin": False}], user
+    return {"admin": t, "user_id": user["user_id"], "customer": customer, "mine": mine, "sibling": sibling,
+            "foreign": foreign, "elsewhere": elsewhere}
+
+
+def patch_grant(http, c, **grant):
+    return http.patch(f"/v1/portal/users/{c['user_id']}",
+                      {"grants": [{"customer_id": c["customer"], "access": "non_billing", **grant}]}, token=c["admin"])
+
+
+def test_a_grant_without_contact_id_keeps_its_contact_limit(http, contact_user):
+    c = contact_user
+    status, body = patch_grant(http, c)
+    assert status == 200 and body["grants"][0]["contact_id"] == c["mine"], body
+    status, body = patch_grant(http, c, admin=True)  # customer admin within the same limit: not a widening
+    assert status == 200 and body["grants"][0]["contact_id"] == c["mine"], body
+    status, body = patch_grant(http, c, contact_id=None)  # an explicit null is no widening either
+    assert status == 200 and body["grants"][0]["contact_id"] == c["mine"], body
+
+
+def test_a_grants_contact_must_be_on_its_customer(http, tenant, other_tenant, contact_user):
+    c = contact_user
+    other_customer = http.post("/v1/customers", {"name": "Theirs"}, token=other_tenant.admin_token)[1]["customer_id"]
+    theirs = http.post(f"/v1/customers/{other_customer}/contacts", {"name": "Theirs"},
+                       token=other_tenant.admin_token)[1]["contact_id"]
+    for contact_id in (c["foreign"], theirs, "no-such-contact"):
+        status, body = patch_grant(http, c, contact_id=contact_id)
+        assert status == 400, body
+        assert body["error"]["code"] == "contact_not_on_customer" and body["error"]["field"] == "grants"
+    # a contact of the customer that the user's email is not on: not the user's to see
+    status, body = patch_grant(http, c, contact_id=c["sibling"])
+    assert status == 400 and body["error"]["code"] == "email_not_on_record", body
+    status, user = http.get(f"/v1/portal/users/{c['user_id']}", token=c["admin"])
+    assert user["grants"][0]["contact_id"] == c["mine"]  # nothing was changed by the refusals
+    assert patch_grant(http, c, contact_id=c["mine"])[0] == 200
+
+
+def test_removing_a_contact_limit_is_explicit_and_audited(http, tenant, contact_user):
+    c = contact_user
+    status, body = patch_grant(http, c, contact_id=c["mine"], whole_customer=True)
+    assert status == 400 and body["error"]["code"] == "invalid_request"
+    status, body = patch_grant(http, c, whole_customer=True, admin=True)
+    assert status == 200 and body["grants"] == [{"customer_id": c["customer"], "access": "non_billing",
+                                                 "admin": True}], body
+    from chalicelib.models import AuditEvent
+    widened = [e for e in AuditEvent.query(tenant.id) if e.action == "portal.grant_widened"]
+    assert len(widened) == 1 and widened[0].target == c["user_id"]
+    assert widened[0].details["customer_id"] == c["customer"] and widened[0].details["contact_id"] == c["mine"]
+    status, body = patch_grant(http, c, contact_id=c["mine"])  # narrowing again is a plain change
+    assert status == 200 and body["grants"][0]["contact_id"] == c["mine"]
+
+
+def test_a_billing_users_grant_may_be_narrowed_to_a_contact_of_the_customer_only(http, tenant):
+    t = tenant.admin_token
+    email = f"owner.{uuid.uuid4().hex[:6]}@{tenant.id}.example"
+    customer = http.post("/v1/customers", {"name": "Owner", "emails": [email]}, token=t)[1]["customer_id"]
+    contact = http.post(f"/v1/customers/{customer}/contacts", {"name": "Kid"}, token=t)[1]["contact_id"]
+    other = http.post("/v1/customers", {"name": "Other"}, token=t)[1]["customer_id"]
+    foreign = http.post(f"/v1/customers/{other}/contacts", {"name": "F"}, token=t)[1]["contact_id"]
+    user_id = http.post("/v1/portal/invitations", {"customer_id": customer, "email": email}, token=t)[1]["user_id"]
+    grant = {"customer_id": customer, "access": "billing"}
+    status, body = http.patch(f"/v1/portal/users/{user_id}", {"grants": [{**grant, "contact_id": foreign}]}, token=t)
+    assert status == 400 and body["error"]["code"] == "contact_not_on_customer"
+    status, body = http.patch(f"/v1/portal/users/{user_id}", {"grants": [{**grant, "contact_id": contact}]}, token=t)
+    assert status == 200 and body["grants"][0]["contact_id"] == contact
+    # and back to the whole customer only when said so
+    status, body = http.patch(f"/v1/portal/users/{user_id}", {"grants": [grant]}, token=t)
+    assert status == 200 and body["grants"][0]["contact_id"] == contact
+    status, body = http.patch(f"/v1/portal/users/{user_id}", {"grants": [{**grant, "whole_customer": True}]},
+                              token=t)
+    assert status == 200 and "contact_id" not in body["grants"][0]
+
+
+def test_the_patch_route_documents_its_grant_errors(http):
+    spec = http.get("/v1/openapi.json")[1]
+    patch = spec["paths"]["/v1/portal/users/{user_id}"]["patch"]
+    assert "contact_not_on_customer" in patch["x-error-codes"] and "400" in patch["responses"]
+    grant = spec["components"]["schemas"]["GrantIn"]["properties"]
+    assert "whole_customer" in grant and "contact_id" in grant
+
+
+# --- 4. disabling a portal user ends its sessions for good ----------------------------------------------------------
+
+def test_disabling_a_portal_user_ends_its_sessions_for_good(http, tenant, portal_user):
+    u = portal_user
+    status, signed_in = http.post("/v1/portal/sign-in", {"tenant_id": tenant.id, "email": u["email"],
+                                                         "password": PORTAL_PASSWORD})
+    assert status == 200
+    for status_ in ("disabled", "active"):
+        assert http.patch(f"/v1/portal/users/{u['user_id']}", {"status": status_}, token=u["admin"])[0] == 200
+    for session in (signed_in, u["session"]):
+        status, body = http.get("/v1/portal/me", token=session["access_token"])
+        assert status == 401 and body["error"]["code"] == "session_ended", body
+        status, body = http.post("/v1/portal/token/refresh", {"refresh_token": session["refresh_token"]})
+        assert status == 401 and body["error"]["code"] == "invalid_refresh_token", body
+    status, fresh = http.post("/v1/portal/sign-in", {"tenant_id": tenant.id, "email": u["email"],
+                                                     "password": PORTAL_PASSWORD})
+    assert status == 200 and http.get("/v1/portal/me", token=fresh["access_token"])[0] == 200
