@@ -80,12 +80,13 @@ def alive(session: Session | None, valid_after: float | None) -> bool:
     return not (valid_after and session.created_ms < valid_after)
 
 
-def _account_active(subject_kind: str, record: Any) -> bool:
+def _account_active(principal: Principal, subject_kind: str, record: Any) -> bool:
     if subject_kind == "staff":
         return record.account_status == "active"
     if subject_kind == "portal":
         return record.status == "active"
-    return True  # a customer record: access_links.check_session decides what its link still opens
+    from chalicelib import access_links  # a customer record: its link must still be the one the session opened
+    return access_links.link_current(record, principal.claims.get("lnk"))
 
 
 # --- the live check ---------------------------------------------------------------------------------------------
@@ -139,7 +140,7 @@ def check(principal: Principal, live: Live) -> None:
     if session is None or record is None or session.tenant_id != principal.tenant_id \
             or session.user_id != principal.subject or session.subject_kind != subject_kind:
         raise session_ended()
-    if not _account_active(subject_kind, record) \
+    if not _account_active(principal, subject_kind, record) \
             or not alive(session, getattr(record, "sessions_valid_after", None)):
         raise session_ended()
     at = now()

@@ -296,3 +296,35 @@ def test_the_live_check_is_one_read_per_call(http, tenant, monkeypatch):
     assert http.get("/v1/staff/me", token=token)[0] == 200
     reads = [c for c in calls if c in ("GetItem", "BatchGetItem", "Query", "Scan")]
     assert reads == ["BatchGetItem"], calls
+
+
+# --- access-link sessions ------------------------------------------------------------------------------------
+
+def link_session(http, tenant, user_agent="Kitchen tablet"):
+    token = tenant.admin_token
+    customer = http.post("/v1/customers", {"name": "Link Household", "emails": []}, token=token)[1]
+    status, link = http.post(f"/v1/customers/{customer['customer_id']}/access-link", {}, token=token)
+    assert status == 201, link
+    link_token = link["link"].split("token=", 1)[1]
+    status, session = http.post("/v1/portal/access", {"token": link_token}, headers={"User-Agent": user_agent})
+    assert status == 200, session
+    return customer, session["access_token"], token
+
+
+def test_signing_out_ends_a_link_session_and_it_sees_only_itself(http, tenant):
+    customer, first, admin_token = link_session(http, tenant)
+    _, second, _ = link_session(http, tenant)
+    status, body = http.get("/v1/portal/sessions", token=first)
+    assert status == 200 and len(body["sessions"]) == 1
+    [mine] = body["sessions"]
+    assert mine["method"] == "access_link" and mine["current"] and mine["user_agent"] == "Kitchen tablet"
+    assert http.post("/v1/portal/sign-out", token=first)[0] == 204
+    assert ended(http.get("/v1/portal/me", token=first))
+    assert http.get("/v1/portal/me", token=second)[0] == 200  # another holder's session is its own
+
+
+def test_a_replaced_link_ends_its_sessions_on_every_route(http, tenant):
+    customer, session, admin_token = link_session(http, tenant)
+    assert http.post(f"/v1/customers/{customer['customer_id']}/access-link", {}, token=admin_token)[0] == 201
+    assert ended(http.get("/v1/portal/sessions", token=session))
+    assert ended(http.get("/v1/portal/me", token=session))
