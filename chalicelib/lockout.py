@@ -9,6 +9,7 @@ import functools
 import inspect
 import os
 import time
+from dataclasses import dataclass
 from typing import Callable, TypeVar
 
 from pynamodb.exceptions import DoesNotExist, UpdateError
@@ -28,33 +29,94 @@ def _key(scope: str, tenant_id: str, identifier: str) -> str:
     return f"lockout#{scope}#{tenant_id}#{identifier.strip().lower()}"
 
 
-def ensure_not_locked(scope: str, tenant_id: str, identifier: str) -> None:
-    try:
-        counter = Counter.get(_key(scope, tenant_id, identifier), consistent_read=True)
-    except DoesNotExist:
-        return
-    remaining = int(counter.locked_until or 0) - int(time.time())
-    if remaining > 0:
-        raise ApiError(423, "account_locked", "Too many failed sign-ins; try again later.", retry_after=remaining)
+@dataclass(frozen=True)
+class Attempt:
+    """One sign-in attempt counted before its password is checked (see `attempt`)."""
+    key: str
+    number: int  # its place in the window: the MAX_FAILURES-th, when it fails, locks
+    window_start: int
+    lockouts: int  # lockouts so far (within the day remembered)
 
 
-def record_failure(scope: str, tenant_id: str, identifier: str) -> int | None:
-    """Counts one failure; returns the lock duration when this failure locks the identity."""
-    key, now = _key(scope, tenant_id, identifier), int(time.time())
+def _conditional_failed(exc: Exception) -> bool:
+    """A refused condition, as opposed to a failure of DynamoDB itself (which is raised on)."""
+    return getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException"
+
+
+def _lock_seconds(lockouts_before: int) -> int:
+    return min(FIRST_LOCK_SECONDS * 2 ** lockouts_before, MAX_LOCK_SECONDS)
+
+
+def locked_error(retry_after: int) -> ApiError:
+    return ApiError(423, "account_locked", "Too many failed sign-ins; try again later.",
+                    retry_after=max(1, int(retry_after)))
+
+
+def attempt(scope: str, tenant_id: str, identifier: str) -> Attempt:
+    """Counts one attempt on an identity before its password is checked, with one conditional write: allowed
+    when the identity is not locked and fewer than MAX_FAILURES attempts were counted in the current window (or
+    the window is over: a new one starts). Otherwise 423 `account_locked`, so of N concurrent guesses at most
+    the allowance left is checked. Afterwards the caller reports `failed`, `clear` (a right password) or
+    `release` (neither, e.g. a retired temporary password)."""
+    key, current = _key(scope, tenant_id, identifier), int(time.time())
+    not_locked = Counter.locked_until.does_not_exist() | (Counter.locked_until <= current)
+    remember = Counter.ttl.set(current + MEMORY_SECONDS)
     counter = Counter(key)
-    try:  # a failure inside the window adds to it
-        counter.update(actions=[Counter.hits.add(1), Counter.ttl.set(now + MEMORY_SECONDS)],
-                       condition=Counter.window_start >= now - WINDOW_SECONDS)
-    except UpdateError:  # no counter yet, or the window is over: this failure opens a new window
-        counter.update(actions=[Counter.hits.set(1), Counter.window_start.set(now),
-                                Counter.ttl.set(now + MEMORY_SECONDS)])
-    if counter.hits < MAX_FAILURES:
-        return None
-    lockouts = int(counter.lockouts or 0) + 1
-    duration = min(FIRST_LOCK_SECONDS * 2 ** (lockouts - 1), MAX_LOCK_SECONDS)
-    counter.update(actions=[Counter.lockouts.set(lockouts), Counter.locked_until.set(now + duration),
-                            Counter.hits.set(0), Counter.window_start.set(now)])
+    for _ in range(3):  # a concurrent attempt may open the new window between the two writes: try again
+        try:  # one more attempt in the current window
+            counter.update(actions=[Counter.hits.add(1), remember],
+                           condition=not_locked & (Counter.window_start > current - WINDOW_SECONDS)
+                           & (Counter.hits < MAX_FAILURES))
+            break
+        except UpdateError as exc:
+            if not _conditional_failed(exc):
+                raise
+        try:  # no counter yet, or its window is over: this attempt opens a new one (lockouts are kept)
+            counter.update(actions=[Counter.hits.set(1), Counter.window_start.set(current), remember],
+                           condition=not_locked & (Counter.counter_key.does_not_exist()
+                                                   | (Counter.window_start <= current - WINDOW_SECONDS)))
+            break
+        except UpdateError as exc:
+            if not _conditional_failed(exc):
+                raise
+    else:
+        raise _refusal(key, current)
+    return Attempt(key, int(counter.hits), int(counter.window_start), int(counter.lockouts or 0))
+
+
+def _refusal(key: str, current: int) -> ApiError:
+    try:
+        counter = Counter.get(key, consistent_read=True)
+    except DoesNotExist:  # cleared meanwhile (a right password): try again at once
+        return locked_error(1)
+    if int(counter.locked_until or 0) > current:
+        return locked_error(int(counter.locked_until) - current)
+    # the allowance is taken by attempts still being checked: if they fail, this is the lock that follows
+    return locked_error(_lock_seconds(int(counter.lockouts or 0)))
+
+
+def failed(handle: Attempt) -> int | None:
+    """The attempt was a wrong guess. Returns the lock duration when it locks the identity: the failure of the
+    window's MAX_FAILURES-th attempt locks it for 1 minute, then 2, 4 ... up to an hour for each further lockout
+    within a day; the lock starts a new window."""
+    if handle.number < MAX_FAILURES:
+        return None  # it stays counted
+    current = int(time.time())
+    duration = _lock_seconds(handle.lockouts)
+    Counter(handle.key).update(actions=[Counter.lockouts.add(1), Counter.locked_until.set(current + duration),
+                                        Counter.hits.set(0), Counter.window_start.set(current),
+                                        Counter.ttl.set(current + MEMORY_SECONDS)])
     return duration
+
+
+def release(handle: Attempt) -> None:
+    """The attempt was no wrong guess (nor a sign-in): it is given back, if its window is still the current one."""
+    try:
+        Counter(handle.key).update(actions=[Counter.hits.add(-1)],
+                                   condition=(Counter.window_start == handle.window_start) & (Counter.hits > 0))
+    except UpdateError as exc:
+        if not _conditional_failed(exc):
+            raise
 
 
 def clear(scope: str, tenant_id: str, identifier: str) -> None:
@@ -119,19 +181,50 @@ def guesses_per_ip() -> int:
     return int(os.environ.get("PORTAL_FAILED_GUESSES_PER_IP", "100"))
 
 
-def _refuse_if_out_of_guesses(key: str) -> None:
+def _reserve_guess(key: str) -> int:
+    """Reserves one wrong guess of the IP's budget before the flow runs, with one conditional increment (fewer
+    than `guesses_per_ip()` in the current window, or the window is over: a new one), so the budget is exact
+    under concurrency. Returns the window's start (to give the guess back); 429 when none is left."""
+    current, limit = int(time.time()), guesses_per_ip()
+    counter = Counter(key)
+    for _ in range(3):  # a concurrent request may open the new window between the two writes: try again
+        try:
+            counter.update(actions=[Counter.hits.add(1)],
+                           condition=(Counter.window_start > current - GUESS_WINDOW_SECONDS)
+                           & (Counter.hits < limit))
+            return int(counter.window_start)
+        except UpdateError as exc:
+            if not _conditional_failed(exc):
+                raise
+        try:
+            counter.update(actions=[Counter.hits.set(1), Counter.window_start.set(current),
+                                    Counter.ttl.set(current + GUESS_WINDOW_SECONDS)],
+                           condition=Counter.counter_key.does_not_exist()
+                           | (Counter.window_start <= current - GUESS_WINDOW_SECONDS))
+            return current
+        except UpdateError as exc:
+            if not _conditional_failed(exc):
+                raise
     try:
         counter = Counter.get(key, consistent_read=True)
     except DoesNotExist:
-        return
-    if int(counter.window_start or 0) > time.time() - GUESS_WINDOW_SECONDS \
-            and int(counter.hits or 0) >= guesses_per_ip():
-        raise _too_many(counter, GUESS_WINDOW_SECONDS, FROM_YOUR_NETWORK)
+        counter = Counter(key, window_start=current)
+    raise _too_many(counter, GUESS_WINDOW_SECONDS, FROM_YOUR_NETWORK)
+
+
+def _give_back_guess(key: str, window_start: int) -> None:
+    try:
+        Counter(key).update(actions=[Counter.hits.add(-1)],
+                            condition=(Counter.window_start == window_start) & (Counter.hits > 0))
+    except UpdateError as exc:
+        if not _conditional_failed(exc):
+            raise
 
 
 def limit_guesses_per_ip(scope: str, wrong_guess_code: str) -> Callable[[F], F]:
-    """Decorates a flow that takes an `ip` argument: once that IP has made `guesses_per_ip()` wrong guesses
-    (ApiErrors with this code) in this scope within the hour, it answers 429 before doing anything."""
+    """Decorates a flow that takes an `ip` argument: each call reserves one of that IP's `guesses_per_ip()` wrong
+    guesses in this scope and hour before the flow runs (429 when none is left, even for the right secret), and
+    gives it back unless the answer was a wrong guess (an ApiError with this code)."""
     def wrap(flow: F) -> F:
         signature = inspect.signature(flow)
 
@@ -139,12 +232,15 @@ def limit_guesses_per_ip(scope: str, wrong_guess_code: str) -> Callable[[F], F]:
         def guarded(*args, **kwargs):
             ip = signature.bind(*args, **kwargs).arguments.get("ip")
             key = _throttle_key(f"guesses-{scope}", ip or "unknown")
-            _refuse_if_out_of_guesses(key)
+            window_start = _reserve_guess(key)
+            wrong_guess = False
             try:
                 return flow(*args, **kwargs)
             except ApiError as err:
-                if err.code == wrong_guess_code:
-                    _count(key, GUESS_WINDOW_SECONDS)
+                wrong_guess = err.code == wrong_guess_code
                 raise
+            finally:
+                if not wrong_guess:
+                    _give_back_guess(key, window_start)
         return guarded  # type: ignore[return-value]
     return wrap
