@@ -30,9 +30,18 @@ def get(tenant_id: str, person_id: str) -> Person:
 
 
 def find_by_username(tenant_id: str, username: str) -> Person | None:
-    """Two reads whether or not the username exists (an unknown one reads a person id no one has), so sign-in
-    costs the same for both."""
-    person_id = identity.owner_of(tenant_id, "username", username)
+    """The person a sign-in names. An email address is the person's whose email it is (looked up as an email
+    first, as person_id_for does), so a username that is a colleague's email never opens the squatter's account;
+    anything else is a username. Two reads whether or not anyone is found (one BatchGetItem of the claims, then
+    the person, or a person id no one has), so sign-in costs the same for a known and an unknown identifier."""
+    value = username.strip()
+    lookups = [("username", value)]
+    if "@" in value:
+        try:
+            lookups.insert(0, ("email", identity.normalise_email(value)))
+        except ValueError:
+            pass
+    person_id = next((owner for owner in identity.owners_of(tenant_id, lookups) if owner), None)
     try:
         person = Person.get(tenant_id, person_id or NOBODY, consistent_read=True)
     except DoesNotExist:
@@ -106,28 +115,45 @@ def update(person: Person, changes: dict, also: Callable | None = None) -> Perso
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{2,63}$")
 
 
+def _as_mobile(value: str) -> str | None:
+    try:
+        return identity.normalise_mobile(value)
+    except ValueError:
+        return None
+
+
 def check_username(person: Person, username: str, *, field: str = "username") -> None:
     """A username is 3-64 letters, digits and . _ @ + - (no spaces, nothing that needs escaping), or the
-    person's own email address, which is the default."""
-    if person.email and username.strip().lower() == person.email:
+    person's own email address, which is the default. One that looks like an email address (has an @) or a
+    mobile number (any spelling normalise_mobile takes) must be the person's own: else someone could take a
+    colleague's email or number as their username and be found by it (400 invalid_username, which says so)."""
+    value = username.strip()
+    if person.email and value.lower() == person.email:
         return
-    if not USERNAME_RE.match(username.strip()):
+    if "@" in value:
+        raise ApiError(400, "invalid_username", "A username with an @ must be your own email address; choose "
+                       "another username, or use your email.", field=field)
+    mobile = _as_mobile(value)
+    if mobile is not None and mobile != person.mobile:
+        raise ApiError(400, "invalid_username", "A username that is a phone number must be your own mobile "
+                       "number; choose another username.", field=field)
+    if not USERNAME_RE.match(value):
         raise ApiError(400, "invalid_username", "A username is 3 to 64 letters, digits and . _ @ + - "
                        "(starting with a letter or digit).", field=field)
 
 
 def person_id_for(tenant_id: str, identifier: str) -> str | None:
-    """The id of the person an identifier names: an email address is looked up as an email first (so a username
-    that happens to look like a colleague's email never captures the colleague's recovery), then as a username;
-    anything else as a username, then as a mobile number. Every candidate is read in one call, so an identifier
-    that names no one costs what one that names someone does."""
+    """The id of the person an identifier names: an email address is looked up as an email first, and a mobile
+    number (any spelling) as a mobile first (so a username that happens to look like a colleague's email or number
+    never captures the colleague's recovery), then as a username; anything else as a username. Every candidate
+    is read in one call, so an identifier that names no one costs what one that names someone does."""
     value = identifier.strip()
     lookups = [("username", value)]
     try:
         if "@" in value:
             lookups.insert(0, ("email", identity.normalise_email(value)))
         else:
-            lookups.append(("mobile", identity.normalise_mobile(value)))
+            lookups.insert(0, ("mobile", identity.normalise_mobile(value)))
     except ValueError:
         pass
     return next((owner for owner in identity.owners_of(tenant_id, lookups) if owner), None)

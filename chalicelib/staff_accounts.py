@@ -436,7 +436,24 @@ def invite(caller: Principal, person_id: str, body: SendOptions | None, ip: str 
     return _invite(person, _pick_channel(person, body.channel if body else None), caller.subject, ip)
 
 
+# `username_taken` tells whether a username exists: an invitation may hear it this many times an hour, and
+# each one is a wrong guess of the caller's IP (scope "usernames"), so a link cannot list the usernames.
+USERNAME_TAKEN_PER_INVITATION = (5, 3600)
+
+
+def _count_username_taken(person: Person) -> None:
+    """One more `username_taken` for the invited person; past the limit, 429 instead (an atomic per-hour counter,
+    so concurrent tries cannot hear it more often)."""
+    from chalicelib.staff_recovery import within_hourly_cap
+    limit, window = USERNAME_TAKEN_PER_INVITATION
+    if not within_hourly_cap("staff-invite-username-taken", f"{person.tenant_id}#{person.person_id}", limit):
+        import time
+        raise ApiError(429, "too_many_requests", "Too many usernames that are taken; wait a little and try again.",
+                       retry_after=max(1, window - int(time.time()) % window))
+
+
 @lockout.limit_guesses_per_ip("links", "token_invalid")
+@lockout.limit_guesses_per_ip("usernames", "username_taken")
 def accept_invite(body: AcceptInvite, ip: str | None, user_agent: str | None = None) -> dict:
     """The invitation link's page: choose a username (default: the email) and a password. Every check comes
     before the link is consumed, so a refused username or password leaves it usable; of concurrent accepts
@@ -455,8 +472,13 @@ def accept_invite(body: AcceptInvite, ip: str | None, user_agent: str | None = N
         raise ApiError(400, "username_required", "Choose a username.", field="username")
     people.check_username(person, username)
     _check_policy(body.password, "password")
-    staff_signin.set_password_with_link(person, body.password, record, new_username=username,
-                                        username_field="username")
+    try:
+        staff_signin.set_password_with_link(person, body.password, record, new_username=username,
+                                            username_field="username")
+    except ApiError as err:
+        if err.code == "username_taken":  # 429 instead once the invitation has heard it too often
+            _count_username_taken(person)
+        raise
     audit.record(person.tenant_id, "staff.invitation_accepted", actor=person.person_id, ip=ip)
     return staff_signin.start_session(person, "invitation", ip, user_agent)
 

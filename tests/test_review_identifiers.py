@@ -10,7 +10,7 @@ import uuid
 import pytest
 from chalice.local import LambdaEventConverter
 
-from chalicelib import portal_access, single_use, staff_recovery
+from chalicelib import portal_access, single_use, staff_accounts, staff_recovery
 from chalicelib.security.tokens import token_hash
 from conftest import drain, links_to, outbox_for
 from staff_helpers import run_together, staff_member, threaded_app, unique_email, unique_mobile
@@ -306,3 +306,132 @@ def test_disabling_a_portal_user_ends_its_sessions_for_good(http, tenant, portal
     status, fresh = http.post("/v1/portal/sign-in", {"tenant_id": tenant.id, "email": u["email"],
                                                      "password": PORTAL_PASSWORD})
     assert status == 200 and http.get("/v1/portal/me", token=fresh["access_token"])[0] == 200
+
+
+# --- 5. username squatting --------------------------------------------------------------------------------------
+
+INVITEE_PASSWORD = "Invited-Person-Pass-7"
+
+
+def invitation(app, http, tenant, **fields):
+    """A person invited by email; returns (person_id, email, token of the accept link)."""
+    email = unique_email("invitee")
+    status, person = http.post("/v1/people", {"kind": "employee", "name": "Newcomer", "email": email, **fields},
+                               token=tenant.admin_token)
+    assert status == 201, person
+    assert http.post(f"/v1/people/{person['person_id']}/invite", {}, token=tenant.admin_token)[0] == 202
+    drain(app)
+    link = links_to(email, "/staff/accept-invite?token=")[-1]
+    return person["person_id"], email, link.split("token=")[1]
+
+
+def accept(http, token, username):
+    return http.post("/v1/staff/accept-invite", {"token": token, "username": username, "password": INVITEE_PASSWORD})
+
+
+def test_a_username_that_is_an_email_or_a_mobile_must_be_the_persons_own(app, http, tenant):
+    colleague, _ = staff_member(tenant, kind="employee", mobile=unique_mobile())
+    mobile = unique_mobile()
+    _, email, token = invitation(app, http, tenant, mobile=mobile)
+    d = colleague.mobile[2:]
+    squats = [colleague.email, colleague.email.upper(), f"  {colleague.email}", "someone@elsewhere.example",
+              d, f"1{d}", f"{d[:3]}-{d[3:6]}-{d[6:]}", f"{d[:3]}.{d[3:6]}.{d[6:]}", colleague.mobile]
+    for squat in squats:
+        status, body = accept(http, token, squat)
+        assert status == 400, (squat, body)
+        assert body["error"]["code"] == "invalid_username" and body["error"]["field"] == "username", body
+        assert "your own" in body["error"]["message"]
+    # one's own mobile number, in any spelling, is fine
+    d = mobile[2:]
+    status, body = accept(http, token, f"{d[:3]}-{d[3:6]}-{d[6:]}")
+    assert status == 200, body
+    assert tenant.sign_in(f"{d[:3]}-{d[3:6]}-{d[6:]}", INVITEE_PASSWORD)[0] == 200
+
+
+def test_an_admin_cannot_give_a_colleagues_email_as_a_username_either(http, tenant):
+    colleague, _ = staff_member(tenant, kind="employee")
+    status, person = http.post("/v1/people", {"kind": "technician", "name": "T", "mobile": unique_mobile()},
+                               token=tenant.admin_token)
+    status, body = http.post(f"/v1/people/{person['person_id']}/account",
+                             {"username": colleague.email, "password": "Given-Password-1357"},
+                             token=tenant.admin_token)
+    assert status == 400 and body["error"]["code"] == "invalid_username"
+
+
+def test_sign_in_by_email_finds_the_person_whose_email_it_is(http, tenant):
+    from chalicelib import people
+    from chalicelib.security import passwords
+    victim_email = unique_email("victim")
+    victim = people.create(tenant.id, kind="employee", name="Victim", email=victim_email, username="victim.own",
+                           password_hash=passwords.hash_password("Victim-Password-123"))
+    # a squat from before usernames were checked: the victim's email as someone else's username
+    people.create(tenant.id, kind="employee", name="Squatter", email=unique_email("squatter"),
+                  username=victim_email, password_hash=passwords.hash_password("Squatter-Password-123"))
+    for spelling in (victim_email, victim_email.upper(), f" {victim_email} "):
+        status, body = tenant.sign_in(spelling, "Victim-Password-123")
+        assert status == 200, (spelling, body)
+        assert http.get("/v1/staff/me", token=body["access_token"])[1]["person_id"] == victim.person_id
+    status, body = tenant.sign_in(victim_email, "Squatter-Password-123")
+    assert status == 401 and body["error"]["code"] == "invalid_credentials"
+    assert tenant.sign_in("victim.own", "Victim-Password-123")[0] == 200
+
+
+def test_find_by_username_reads_the_same_for_known_and_unknown_identifiers(tenant, monkeypatch):
+    from chalicelib import people
+    from chalicelib.models import Claim, Person
+    person, _ = staff_member(tenant, kind="employee")
+    calls = []
+    for model, name in ((Claim, "batch_get"), (Claim, "get"), (Person, "get"), (Person, "batch_get")):
+        original = getattr(model, name)
+
+        def counting(*args, _original=original, _name=f"{model.__name__}.{name}", **kwargs):
+            calls.append(_name)
+            result = _original(*args, **kwargs)
+            return list(result) if _name.endswith("batch_get") else result
+        monkeypatch.setattr(model, name, counting)
+    reads = {}
+    for identifier in (person.email, unique_email("ghost"), person.username, f"ghost-{uuid.uuid4().hex[:6]}"):
+        calls.clear()
+        found = people.find_by_username(tenant.id, identifier)
+        reads[identifier] = (sorted(calls), found.person_id if found else None)
+    assert len({tuple(calls_) for calls_, _ in reads.values()}) == 1, reads
+    assert [found for _, found in reads.values()] == [person.person_id, None, person.person_id, None]
+
+
+def test_username_taken_answers_are_limited_per_invitation(app, http, tenant):
+    taken = [staff_member(tenant, username=f"taken-{uuid.uuid4().hex[:6]}")[0].username for _ in range(7)]
+    _, _, token = invitation(app, http, tenant)
+    answers = []
+    for i, name in enumerate(taken):
+        from_ip(f"192.0.2.{i + 1}")  # one IP each: the limit is the invitation's
+        status, body = accept(http, token, name)
+        answers.append((status, body["error"]["code"]))
+    limit, _window = staff_accounts.USERNAME_TAKEN_PER_INVITATION
+    assert answers == [(409, "username_taken")] * limit + [(429, "too_many_requests")] * (len(taken) - limit)
+    assert accept(http, token, "free.name.here")[0] == 200  # the invitation itself still works
+
+
+def test_username_taken_answers_count_as_wrong_guesses_of_the_ip(app, http, tenant, monkeypatch):
+    monkeypatch.setenv("PORTAL_FAILED_GUESSES_PER_IP", "3")
+    taken = [staff_member(tenant, username=f"taken-{uuid.uuid4().hex[:6]}")[0].username for _ in range(4)]
+    _, _, token = invitation(app, http, tenant)
+    from_ip("192.0.2.200")
+    for name in taken[:3]:
+        assert accept(http, token, name)[1]["error"]["code"] == "username_taken"
+    status, body = accept(http, token, "free.name.here")
+    assert status == 429 and "network" in body["error"]["message"], body
+    from_ip("192.0.2.201")
+    assert accept(http, token, taken[3])[1]["error"]["code"] == "username_taken"
+    assert accept(http, token, "free.name.here")[0] == 200
+
+
+def test_concurrent_tries_hear_username_taken_no_more_often(app, http, tenant):
+    taken = [staff_member(tenant, username=f"taken-{uuid.uuid4().hex[:6]}")[0].username for _ in range(10)]
+    _, _, token = invitation(app, http, tenant)
+    with threaded_app(app):
+        results = run_together(10, lambda i: accept(http, token, taken[i]))
+    assert not [r for r in results if isinstance(r, Exception)], results
+    codes = [body["error"]["code"] for _, body in results]
+    # (concurrent tries mostly meet the link held by another: token_used, which gives a taken name away neither)
+    assert codes.count("username_taken") <= staff_accounts.USERNAME_TAKEN_PER_INVITATION[0], codes
+    assert set(codes) <= {"username_taken", "token_used", "too_many_requests"}, codes

@@ -105,9 +105,14 @@ def test_admin_set_password_forces_a_new_username_and_password(http, tenant):
     status, body = http.post("/v1/staff/change-password", {"new_password": "Temp-Pass-1234",
                                                             "new_username": "tech.one"}, token=change)
     assert status == 400 and body["error"]["code"] == "password_reused"
+    people.create(tenant.id, kind="technician", name="Other", mobile="+15551230002", username="taken.name",
+                  password_hash=passwords.hash_password("Other-Pass-1234"))
+    status, body = http.post("/v1/staff/change-password", {"new_password": "Fresh-Pass-5678",
+                                                            "new_username": "Taken.Name"}, token=change)
+    assert status == 409 and body["error"]["code"] == "username_taken"
     status, body = http.post("/v1/staff/change-password", {"new_password": "Fresh-Pass-5678",
                                                             "new_username": tenant.admin_username}, token=change)
-    assert status == 409 and body["error"]["code"] == "username_taken"
+    assert status == 400 and body["error"]["code"] == "invalid_username"  # a colleague's email: not theirs
     status, body = http.post("/v1/staff/change-password", {"new_password": "Fresh-Pass-5678",
                                                             "new_username": "tech.one"}, token=change)
     assert status == 200, body
