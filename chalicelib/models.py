@@ -192,9 +192,9 @@ class PortalUser(Model):
     password_set_at = NumberAttribute(null=True)
     invitation_token_hash = UnicodeAttribute(null=True)
     invitation_expires_at = NumberAttribute(null=True)
+    reset_link_token_hash = UnicodeAttribute(null=True)  # the one live reset link (a newer one or a reset ends it)
     invite_job = UnicodeAttribute(null=True)  # the run (bulk job or single invitation) that last invited
     last_sent_at = NumberAttribute(null=True)
-    reset_link_token_hash = UnicodeAttribute(null=True)  # the one live reset link (a newer one or a reset ends it)
     delivery_problem = UnicodeAttribute(null=True)  # bouncing | complained
     sessions_valid_after = NumberAttribute(null=True)  # ms; a reset or "sign out everywhere" ends older sessions
     linked_identities = UnicodeSetAttribute(null=True)  # "google:<sub>", "microsoft:<sub>"
