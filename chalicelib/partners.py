@@ -37,8 +37,17 @@ TOKEN_LIMIT_PER_IP = 120
 MAX_AGREEMENT_CHARS = 100_000
 PORTAL_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,63}$")
 CLIENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,127}$")
-INVALID_CLIENT = ApiError(401, "invalid_client", "The client id or client secret is not right.")
-NOT_ENABLED = ApiError(403, "partner_access_disabled", "This business has not enabled your partner portal.")
+
+
+# Errors are made afresh for every raise: one kept at module level keeps the traceback of every raise (each one
+# adds its frames), and with them the client secrets that were sent.
+def invalid_client() -> ApiError:
+    return ApiError(401, "invalid_client", "The client id or client secret is not right.")
+
+
+def not_enabled() -> ApiError:
+    return ApiError(403, "partner_access_disabled", "This business has not enabled your partner portal.")
+
 
 Id = Annotated[OneLine, Field(min_length=1, max_length=128)]
 
@@ -203,8 +212,9 @@ def _email_of(tenant_id: str, person_id: str) -> str | None:
     return (person.email or person.username) if person else None
 
 
-EDIT_CONFLICT = ApiError(409, "edit_conflict", "Someone else enabled or disabled this portal at the same time; "
-                                               "reload and try again.")
+def edit_conflict() -> ApiError:
+    return ApiError(409, "edit_conflict", "Someone else enabled or disabled this portal at the same time; "
+                                          "reload and try again.")
 
 
 def enable(tenant_id: str, portal_id: str, body: EnableBody, actor: str, ip: str | None,
@@ -232,7 +242,7 @@ def enable(tenant_id: str, portal_id: str, body: EnableBody, actor: str, ip: str
         if current != portal.agreement_version:
             raise ApiError(400, "agreement_not_accepted", "A new version of the agreement was just published; "
                            "read and accept it.", agreement_version=current) from None
-        raise EDIT_CONFLICT from None
+        raise edit_conflict() from None
     audit.record(tenant_id, "partner.enabled", actor=actor, target=portal_id, ip=ip,
                  agreement_version=portal.agreement_version, revision=e.version)
     return portal_out(portal, e)
@@ -248,7 +258,7 @@ def disable(tenant_id: str, portal_id: str, actor: str, ip: str | None) -> Partn
     try:
         e.save()  # conditional on the version read above
     except PutError:
-        raise EDIT_CONFLICT from None
+        raise edit_conflict() from None
     audit.record(tenant_id, "partner.disabled", actor=actor, target=portal_id, ip=ip, revision=e.version)
     return portal_out(portal, e)
 
@@ -286,12 +296,12 @@ def issue_token(body: PartnerTokenRequest, ip: str | None) -> dict:
     client = _get(PartnerClient, body.client_id)
     # Unknown client and wrong secret: the same answer after the same argon2 work (a dummy hash when unknown).
     if not passwords.verify_password(client.secret_hash if client else None, body.client_secret):
-        raise INVALID_CLIENT
+        raise invalid_client()
     portal = _get(PartnerPortal, client.portal_id)
     e = _get(PartnerEnablement, body.tenant_id, client.portal_id)
     # One answer for "no such tenant", "not enabled" and "disabled tenant": a partner learns nothing more.
     if portal is None or e is None or not e.enabled or not _tenant_active(body.tenant_id):
-        raise NOT_ENABLED
+        raise not_enabled()
     perms = [k for k in PERMISSIONS if k in set(portal.permissions)]
     # sid names the token's session: the portal's enablement for this business, in its current generation
     token = keys.sign({"sub": portal.portal_id, "tid": body.tenant_id, "typ": "partner", "perms": perms,

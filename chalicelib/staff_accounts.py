@@ -377,11 +377,12 @@ def _pick_channel(person: Person, preferred: str | None) -> str:
                        f" to send to.", field="channel")
     chosen = people.channel_for(person, preferred)
     if chosen is None:
-        raise NO_CONTACT
+        raise no_contact()
     return chosen
 
 
-NO_CONTACT = ApiError(409, "no_contact", "This person has neither an email nor a mobile number.")
+def no_contact() -> ApiError:  # a fresh error each time: a module-level one keeps every raise's traceback
+    return ApiError(409, "no_contact", "This person has neither an email nor a mobile number.")
 
 
 def _invitable(person: Person) -> str | None:
@@ -414,7 +415,7 @@ def _invite(person: Person, channel: str, actor: str, ip: str | None, outbox: li
     link = f"{config.public_base_url()}/staff/accept-invite?token={token}"
     msg = people.message(person, "staff-invite", [link], channel, link=link, days=str(INVITE_SECONDS // 86400))
     if msg is None:  # never: the channel is one the person has
-        raise NO_CONTACT
+        raise no_contact()
     if outbox is None:
         from chalicelib import messaging
         messaging.enqueue([msg])
@@ -533,7 +534,7 @@ def _send_reset_link(person: Person, channel: str, actor: str, ip: str | None, o
     msg = people.message(person, "staff-reset-link", [link], channel, link=link,
                          hours=str(RESET_LINK_SECONDS // 3600))
     if msg is None:  # never: the channel is one the person has
-        raise NO_CONTACT
+        raise no_contact()
     if outbox is None:
         from chalicelib import messaging
         messaging.enqueue([msg])
