@@ -9,7 +9,7 @@ from chalicelib import (access_links, audit, bulk_invites, config, directory, in
                         openapi, pages, partners, portal_access, portal_sessions, sessions, staff_accounts,
                         staff_recovery, staff_signin)
 from chalicelib.api import (Admin, Api, Partner, Password, PasswordChange, Public, Reply, Staff, Strict,
-                           chalice_error_to_envelope)
+                           chalice_error_to_envelope, forget_request)
 from chalicelib.api import PortalUser as PortalSignedIn
 from chalicelib.directory import (ContactCreate, ContactOut, ContactPage, ContactPatch, CustomerCreate,
                                   CustomerOut, CustomerPage, CustomerPatch, LocationCreate, LocationOut,
@@ -22,6 +22,7 @@ from chalicelib.staff_recovery import (CodeSent, CompleteReset, ResetDone, Reset
 from chalicelib.text import OneLine
 
 app = Chalice(app_name="portal-access")
+app.register_middleware(forget_request(app), "http")
 app.register_middleware(chalice_error_to_envelope, "http")
 observability.register(app)
 api = Api(app)

@@ -332,6 +332,18 @@ class Api:
             self.app.route(path, methods=others, content_types=["*/*"], name=name)(not_allowed)
 
 
+def forget_request(app):
+    """An http middleware that drops the request from the app once it is answered: Chalice keeps the last
+    request on `app.current_request` until the next one, and with it the body a warm Lambda would otherwise hold
+    (a typed password) for as long as the container idles."""
+    def forget(event, get_response):
+        try:
+            return get_response(event)
+        finally:
+            app.current_request = None
+    return forget
+
+
 def chalice_error_to_envelope(event, get_response):
     """Chalice's own errors (its 415/405/500 bodies `{"Code", "Message"}`) get the DESIGN envelope too."""
     response = get_response(event)
