@@ -60,13 +60,16 @@ def password_expired(person: Person) -> bool:
 
 @lockout.limit_guesses_per_ip("staff-sign-in", "invalid_credentials")
 def sign_in(tenant_id: str, username: str, password: str, ip: str | None, user_agent: str | None = None) -> dict:
-    counted = lockout.attempt("staff", tenant_id, username)  # before the password is checked (423 when locked)
     # The same work for a known and an unknown username: the same reads (find_by_username reads a person either
     # way), one argon2 verification (against a dummy hash when there is no account), the same writes on failure.
     tenant_active = _tenant_active(tenant_id)
     person = people.find_by_username(tenant_id, username)
     if not tenant_active:
         person = None
+    # Counted before the password is checked (423 when locked), on the person's username whichever identifier
+    # named them, so their username and their email share one allowance.
+    lock_key = person.username if person is not None and person.username else username
+    counted = lockout.attempt("staff", tenant_id, lock_key)
     # A temporary password the schedule retired replaced the password hash (expiry.py): verify against it
     # instead, still one verification, so that it can be told apart without a second hash.
     retired = person is not None and not person.password_hash and bool(person.expired_temporary_hash)
@@ -86,7 +89,7 @@ def sign_in(tenant_id: str, username: str, password: str, ip: str | None, user_a
             if locked_for:
                 audit.record(tenant_id, "staff.locked", actor=actor, ip=ip, seconds=locked_for)
         raise wrong_credentials()
-    lockout.clear("staff", tenant_id, username)
+    lockout.clear("staff", tenant_id, lock_key)
     if person.temporary_password_expires_at and person.temporary_password_expires_at < now():
         raise temporary_expired()  # even before the schedule has run
     if person.must_change_password:

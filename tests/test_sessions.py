@@ -328,3 +328,15 @@ def test_a_replaced_link_ends_its_sessions_on_every_route(http, tenant):
     assert http.post(f"/v1/customers/{customer['customer_id']}/access-link", {}, token=admin_token)[0] == 201
     assert ended(http.get("/v1/portal/sessions", token=session))
     assert ended(http.get("/v1/portal/me", token=session))
+
+
+def test_a_username_and_an_email_share_one_lockout(http, tenant):
+    """Sign-in by email finds the person whose email it is: five wrong passwords split between the two spellings
+    lock the account, as five on one spelling do."""
+    person, _ = staff_member(tenant, kind="employee")
+    for i, identifier in enumerate([person.username, person.email, person.username, person.email.upper(),
+                                    person.username]):
+        status, body = tenant.sign_in(identifier, f"Wrong-Password-{i}x")
+        assert status == 401, (i, body)
+    status, body = tenant.sign_in(person.email, PASSWORD)
+    assert status == 423 and body["error"]["code"] == "account_locked"
