@@ -145,12 +145,23 @@ def _throttle_key(scope: str, key: str) -> str:
 def _count(key: str, window_seconds: int) -> Counter:
     """One more hit in the key's fixed window (a new window when there is none or it is over)."""
     counter, current = Counter(key), int(time.time())
-    try:
-        counter.update(actions=[Counter.hits.add(1)], condition=Counter.window_start > current - window_seconds)
-    except UpdateError:  # no counter yet, or its window is over: open a new one
-        counter.update(actions=[Counter.hits.set(1), Counter.window_start.set(current),
-                                Counter.ttl.set(current + window_seconds)])
-    return counter
+    for _ in range(3):  # a concurrent hit may open the new window between the two writes: count again
+        try:
+            counter.update(actions=[Counter.hits.add(1)], condition=Counter.window_start > current - window_seconds)
+            return counter
+        except UpdateError as exc:
+            if not _conditional_failed(exc):
+                raise
+        try:  # no counter yet, or its window is over: open a new one (only one of concurrent hits does)
+            counter.update(actions=[Counter.hits.set(1), Counter.window_start.set(current),
+                                    Counter.ttl.set(current + window_seconds)],
+                           condition=Counter.counter_key.does_not_exist()
+                           | (Counter.window_start <= current - window_seconds))
+            return counter
+        except UpdateError as exc:
+            if not _conditional_failed(exc):
+                raise
+    raise UpdateError(f"counter {key}: no window after three tries")
 
 
 def _too_many(counter: Counter, window_seconds: int, message: str = "Too many requests; wait a little and try "

@@ -228,3 +228,15 @@ def test_right_answers_give_their_reserved_guess_back(tenant, small_budget, clie
     status, body = tenant.sign_in()
     assert status == 429 and body["error"]["retry_after"] >= 1
     assert guesses_counted("staff-sign-in", client_ip) == LIMIT
+
+
+# --- fixed-window throttles under concurrency -----------------------------------------------------------------
+
+def test_concurrent_first_hits_of_a_throttle_window_stop_at_its_limit(app, http, tenant):
+    """Portal sign-up allows 3 requests per email and hour. Twelve at once on a fresh email: each of the first
+    hits used to open the window itself (an unconditional write of hits = 1), so more than three got through."""
+    email = f"burst-{unique()}@{tenant.id}.example"
+    results = concurrently(app, 12, lambda i: http.post("/v1/portal/sign-up", {"tenant_id": tenant.id,
+                                                                                 "email": email}))
+    statuses = sorted(r[0] for r in results)
+    assert statuses.count(202) == 3 and statuses.count(429) == 9, statuses
