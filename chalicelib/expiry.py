@@ -7,6 +7,7 @@
 
 Every change is a conditional write, so two overlapping runs never act twice on one person."""
 from datetime import datetime, timezone
+from urllib.parse import urlencode
 
 from pynamodb.exceptions import UpdateError
 
@@ -55,8 +56,9 @@ def warn_password_expiry(person: Person, at: int) -> bool:
         return False
     date = datetime.fromtimestamp(expires, timezone.utc).strftime("%Y-%m-%d")
     days = str(max(1, round((expires - at) / 86400)))
-    channel = people.send(person, "password-expiry-warning", [f"{config.public_base_url()}/sign-in"], "email",
-                          date=date, days=days, link=f"{config.public_base_url()}/sign-in")
+    # The staff change-password page of the person's business (the customer /sign-in is not theirs)
+    link = f"{config.public_base_url()}/staff/change-password?{urlencode({'tenant_id': person.tenant_id})}"
+    channel = people.send(person, "password-expiry-warning", [link], "email", date=date, days=days, link=link)
     audit.record(person.tenant_id, "staff.password_expiry_warned", target=person.person_id, channel=channel)
     return True
 

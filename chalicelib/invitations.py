@@ -168,9 +168,22 @@ def invite_message(tenant_id: str, user_id: str, message_id: str) -> dict:
             "user_id": user_id}
 
 
-def render_invitation(message: dict) -> dict | None:
-    """Called by the sender, once per message id: mints the link, replaces the previous one, builds the email.
-    None when there is nothing to send any more (the user registered or was disabled meanwhile)."""
+# What the invitee will see, by the access their grants give (rule 1): non-billing access has no invoices.
+ACCESS_TEXT = {"billing": "your service history, upcoming visits, invoices and payments",
+               "non_billing": "your service history and upcoming visits (invoices are not part of your access)",
+               "mixed": "your service history and upcoming visits, and invoices and payments for the accounts "
+                        "whose billing you handle"}
+
+
+def access_text(grants) -> str:
+    billing = {g.access == "billing" for g in grants or [] if g.access != "none"}
+    return ACCESS_TEXT["mixed" if billing == {True, False} else "billing" if True in billing else "non_billing"]
+
+
+def render_invitation(message: dict, template: str = "portal-invitation") -> dict | None:
+    """Called by the sender, once per message id: mints the link, replaces the previous one, builds the email
+    (`template`: portal-invitation, or portal-sign-up when it answers a self sign-up). None when there is nothing
+    to send any more (the user registered or was disabled meanwhile)."""
     tenant_id, user_id = message["tenant_id"], message["user_id"]
     try:
         user = PortalUser.get(tenant_id, user_id, consistent_read=True)
@@ -200,8 +213,9 @@ def render_invitation(message: dict) -> dict | None:
     single_use.revoke(previous, "invitation_replaced")
     tenant = Tenant.get(tenant_id)
     link = f"{config.public_base_url()}/register?token={token}"
-    return messaging.render_email(tenant_id, user.email, "portal-invitation", [link], message["message_id"],
-                                  tenant_name=tenant.name, link=link, days=str(INVITATION_SECONDS // 86400))
+    return messaging.render_email(tenant_id, user.email, template, [link], message["message_id"],
+                                  tenant_name=tenant.name, link=link, days=str(INVITATION_SECONDS // 86400),
+                                  access=access_text(user.grants))
 
 
 def invite(tenant_id: str, body: InvitationCreate, actor: str, ip: str | None = None,

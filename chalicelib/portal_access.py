@@ -194,7 +194,8 @@ def render_sign_up(message: dict) -> dict | None:
     except ApiError:  # activated or disabled meanwhile
         return None
     audit.record(tenant_id, "portal.signed_up", target=user.user_id, ip=message.get("ip"))
-    return invitations.render_invitation(invitations.invite_message(tenant_id, user.user_id, message["message_id"]))
+    return invitations.render_invitation(invitations.invite_message(tenant_id, user.user_id, message["message_id"]),
+                                         template="portal-sign-up")  # it answers a request: not "invites you"
 
 
 def _tenant(tenant_id: str) -> Tenant | None:
