@@ -62,7 +62,12 @@ class Policy:
         return principal.kind in self.token_kinds
 
     def describe(self) -> str:
+        """The policy's machine name (the OpenAPI document's x-policy, which clients and the fuzzer read)."""
         return self.name
+
+    def refusal(self) -> str:
+        """The 403 message for a caller this policy refuses, in words (never the policy's machine name)."""
+        return "You are not allowed to do this."
 
     def check(self, principal: Principal, route: str, params: dict, ip: str | None) -> None:
         """Checks that need the database, run once the token itself is accepted (none by default)."""
@@ -77,6 +82,9 @@ class Staff(Policy):
     name = "staff"
     token_kinds = ("staff",)
 
+    def refusal(self) -> str:
+        return STAFF_SIGN_IN
+
 
 class Admin(Policy):
     """Staff holding one permission (the admin role holds them all)."""
@@ -89,10 +97,17 @@ class Admin(Policy):
     def allows(self, principal: Principal) -> bool:
         return super().allows(principal) and self.permission in principal.permissions
 
+    def refusal(self) -> str:
+        what = PERMISSION_WORDS.get(self.permission)
+        return f"You need permission to {what}." if what else "You need a permission you do not hold."
+
 
 class PortalUser(Policy):
     name = "portal_user"
     token_kinds = ("portal",)
+
+    def refusal(self) -> str:
+        return "This needs a customer portal sign-in."
 
 
 class Partner(Policy):
@@ -106,6 +121,9 @@ class Partner(Policy):
         if permission:
             self.name = f"partner:{permission}"
 
+    def refusal(self) -> str:
+        return "This needs a partner's token."
+
     def check(self, principal: Principal, route: str, params: dict, ip: str | None) -> None:
         from chalicelib import partners  # imported here: partners imports this module
         partners.check_access(principal, self.permission, route, params, ip)
@@ -115,6 +133,20 @@ class PasswordChange(Policy):
     """A signed-in staff member, or one holding the short-lived change token of a forced change."""
     name = "staff_or_password_change"
     token_kinds = ("staff", "password_change")
+
+    def refusal(self) -> str:
+        return STAFF_SIGN_IN
+
+
+STAFF_SIGN_IN = "This needs a staff sign-in."
+# What each admin permission lets one do, for the 403 of a caller without it.
+PERMISSION_WORDS = {
+    "directory:manage": "manage customers",
+    "accounts:manage": "manage staff accounts",
+    "portal:manage": "manage the customer portal",
+    "partners:manage": "manage partner portals",
+    "audit:read": "read the audit trail",
+}
 
 
 def mark_view(view: Callable, policy: Policy, *, page: bool = False) -> None:
@@ -144,7 +176,7 @@ def authenticate(auth_header: str | None) -> Principal:
 
 
 def _forbidden(policy: Policy) -> ApiError:
-    return ApiError(403, "forbidden", f"This call needs the {policy.describe()} policy.")
+    return ApiError(403, "forbidden", policy.refusal())
 
 
 def _tenant_disabled() -> ApiError:

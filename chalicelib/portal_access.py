@@ -34,6 +34,10 @@ def wrong_credentials() -> ApiError:
     return ApiError(401, "invalid_credentials", "The email or password is not right.")
 
 
+def account_disabled(tenant_name: str) -> ApiError:
+    return ApiError(403, "account_disabled", f"This account is disabled; ask {tenant_name} to enable it.")
+
+
 class RegisterRequest(Strict):
     token: Token
     password: Password
@@ -216,6 +220,14 @@ def sign_in(body: SignInRequest, ip: str | None, user_agent: str | None) -> dict
     if tenant is None or tenant.status != "active":
         user = None
     ok = passwords.verify_password(user.password_hash if user else None, body.password)
+    if ok and user is not None and tenant is not None and user.status == "disabled":
+        # Only someone who knows the password learns this, and is told whom to ask instead of trying resets that
+        # never arrive. Not a wrong guess: the attempt is given back (as staff sign-in does for a retired
+        # temporary password). A wrong password of a disabled user still gets the answer every wrong one gets.
+        lockout.release(counted)
+        audit.record(body.tenant_id, "portal.sign_in_refused", actor=user.user_id, ip=ip, user_agent=user_agent,
+                     reason="disabled")
+        raise account_disabled(tenant.name)
     if not ok or user is None or user.status != "active":
         locked_for = lockout.failed(counted)
         if tenant is not None:  # recorded for unknown emails too (no actor): the same writes either way
@@ -297,9 +309,14 @@ def complete_reset(body: ResetComplete, ip: str | None, user_agent: str | None) 
     except DoesNotExist:
         raise ApiError(410, "token_used", "This link no longer works.") from None
     if user.status != "active":
-        raise ApiError(403, "account_disabled", "This account is disabled; contact the business.")
+        tenant = _tenant(user.tenant_id)
+        raise account_disabled(tenant.name if tenant else "the business")
     if user.reset_link_token_hash != record.token_hash:  # an older link whose revocation did not land
         raise ApiError(410, "link_replaced", LINK_REPLACED)
+    if user.password_hash and passwords.verify_password(user.password_hash, body.new_password):
+        # One rule with the staff resets and changes: a reset chooses a new password (the link stays usable).
+        raise ApiError(400, "password_reused", "Choose a password different from the current one.",
+                       field="new_password")
     single_use.spend(record)  # exactly one of two racing resets gets past here
     try:  # the reset ends the link with it: no earlier link can be live, a later one (minted since) stays so
         user.update(actions=[PortalUser.password_hash.set(passwords.hash_password(body.new_password)),

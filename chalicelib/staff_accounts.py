@@ -55,7 +55,12 @@ class PersonPatch(Strict):
     role: Role | None = None
     permissions: Annotated[list[Permission], Field(max_length=len(people.PERMISSIONS))] | None = None
     mobile_access: bool | None = None
-    disabled: bool | None = Field(None, description="true disables the account (sign-in refused); false enables it")
+    status: Literal["active", "disabled"] | None = Field(
+        None, description="disabled disables the account (sign-in refused, sessions end); active enables it again. "
+                          "The same field as a portal user's")
+    disabled: bool | None = Field(None, description="Deprecated (use status; kept for one release): true disables "
+                                                     "the account, false enables it",
+                                  json_schema_extra={"deprecated": True})
 
 
 class PersonOut(BaseModel):
@@ -281,6 +286,14 @@ ACCESS_FIELDS = ("role", "permissions", "disabled")
 
 def patch_person(caller: Principal, person_id: str, body: PersonPatch, ip: str | None) -> PersonOut:
     changes = body.model_dump(exclude_unset=True)
+    if "status" in changes:  # the one shape for people and portal users; `disabled` is its deprecated spelling
+        status = changes.pop("status")
+        if status is None:
+            raise ApiError(400, "invalid_request", "status cannot be empty.", field="status")
+        if changes.get("disabled") is not None and changes["disabled"] != (status == "disabled"):
+            raise ApiError(400, "invalid_request", "status and disabled disagree; send status only.",
+                           field="status")
+        changes["disabled"] = status == "disabled"  # from here on, exactly the checks `disabled` goes through
     if person_id == caller.subject and set(changes) & set(ACCESS_FIELDS):
         # Else a token that outlived a demotion could undo it; an admin's own access is another admin's call.
         raise ApiError(403, "cannot_change_own_access", "You cannot change your own role, permissions or "
@@ -455,7 +468,8 @@ def _count_username_taken(person: Person) -> None:
 
 @lockout.limit_guesses_per_ip("links", "token_invalid")
 @lockout.limit_guesses_per_ip("usernames", "username_taken")
-def accept_invite(body: AcceptInvite, ip: str | None, user_agent: str | None = None) -> dict:
+def accept_invite(body: AcceptInvite, ip: str | None, user_agent: str | None = None, *,
+                  password_confirm: str | None = None) -> dict:
     """The invitation link's page: choose a username (default: the email) and a password. Every check comes
     before the link is consumed, so a refused username or password leaves it usable; of concurrent accepts
     exactly one wins (set_password_with_link)."""
@@ -468,11 +482,15 @@ def accept_invite(body: AcceptInvite, ip: str | None, user_agent: str | None = N
         raise ApiError(403, "account_disabled", "This account is disabled; ask your administrator.")
     if person.invitation_token_hash != record.token_hash:
         raise ApiError(410, "invitation_replaced", "A newer invitation was sent; use the link in the latest one.")
+    # Every field is checked and every problem answered at once (the first in code/field, all in `fields`).
     username = (body.username or person.email or "").strip()
-    if not username:
-        raise ApiError(400, "username_required", "Choose a username.", field="username")
-    people.check_username(person, username)
-    _check_policy(body.password, "password")
+    problems = [ApiError(400, "username_required", "Choose a username.", field="username")] if not username \
+        else staff_signin.caught(lambda: people.check_username(person, username))
+    problems += staff_signin.caught(lambda: _check_policy(body.password, "password"))
+    if password_confirm is not None and password_confirm != body.password:
+        problems.append(ApiError(400, "passwords_differ", "The two passwords are not the same.",
+                                 field="password_confirm"))
+    staff_signin.refuse(problems)
     try:
         staff_signin.set_password_with_link(person, body.password, record, new_username=username,
                                             username_field="username")

@@ -1,6 +1,8 @@
 """Staff sign-in and password change (DESIGN rules 10-12): one answer for every wrong credential, lockout
 with back-off, forced change for admin-set, temporary and expired passwords; `set_password` is the one place
 a staff password is stored, and every change is announced to the person (ASVS 2.2.3)."""
+from typing import Callable
+
 from pynamodb.exceptions import DoesNotExist
 
 from chalicelib import audit, lockout, people
@@ -106,21 +108,70 @@ def sign_in(tenant_id: str, username: str, password: str, ip: str | None, user_a
     return start_session(person, "password", ip, user_agent)
 
 
+def caught(check: Callable[[], None]) -> list[ApiError]:
+    """The refusal a check raises, as a list (empty when it passes)."""
+    try:
+        check()
+    except ApiError as err:
+        return [err]
+    return []
+
+
+def refuse(problems: list[ApiError]) -> None:
+    """Every problem of a form at once (issue 20): the first one's code, field and message, as a client read them
+    before, and `fields` listing each problem (field, code, problem), one per field, so a client or the hosted
+    page can show every one next to its field."""
+    if not problems:
+        return
+    first, seen, fields = problems[0], set(), []
+    for err in problems:
+        name = err.extra.get("field")
+        if name not in seen:
+            seen.add(name)
+            fields.append({"field": name, "code": err.code, "problem": err.message})
+    raise ApiError(first.status, first.code, first.message, **{**first.extra, "fields": fields})
+
+
+def new_password_problems(person: Person, new_password: str, field: str, confirm: str | None = None) -> list[ApiError]:
+    """The new password against the policy, then against the current one (400 password_reused: one rule for
+    every reset and change), and its confirmation when the form has one."""
+    problems = caught(lambda: _check_policy(new_password, field))
+    if not problems and person.password_hash and passwords.verify_password(person.password_hash, new_password):
+        problems.append(ApiError(400, "password_reused", "Choose a password different from the current one.",
+                                 field=field))
+    if confirm is not None and confirm != new_password:
+        problems.append(ApiError(400, "passwords_differ", "The two passwords are not the same.",
+                                 field=f"{field}_confirm"))
+    return problems
+
+
+def _check_policy(password: str, field: str) -> None:
+    try:
+        passwords.check_policy(password)
+    except passwords.PolicyViolation as exc:
+        raise ApiError(400, exc.code, exc.message, field=field) from None
+
+
 def change_password(principal: Principal, current_password: str | None, new_password: str,
-                    new_username: str | None, ip: str | None, user_agent: str | None = None) -> dict:
+                    new_username: str | None, ip: str | None, user_agent: str | None = None, *,
+                    new_password_confirm: str | None = None) -> dict:
+    """Every field is checked and every problem answered at once (refuse); a wrong current password or a used
+    change token is answered alone, before anything else."""
     person = people.get(principal.tenant_id, principal.subject)
     if person.account_status != "active":  # a verified (activated) account, not a disabled one
         raise ApiError(403, "account_not_active", "This account is not active.")
+    problems: list[ApiError] = []
     if principal.kind == "password_change":
         if principal.claims.get("pwd") != _password_fingerprint(person):
             raise ApiError(401, "token_used", "This change link was already used; sign in again.")
         if principal.claims.get("reason") == "admin_set":
             # DESIGN rule 10: an admin chose both, so the person replaces both.
             if not new_username:
-                raise ApiError(400, "username_required", "Choose your own username as well.", field="new_username")
-            if new_username.strip().lower() == (person.username or "").lower():
-                raise ApiError(400, "username_unchanged", "Choose a username other than the one you were given.",
-                               field="new_username")
+                problems.append(ApiError(400, "username_required", "Choose your own username as well.",
+                                         field="new_username"))
+            elif new_username.strip().lower() == (person.username or "").lower():
+                problems.append(ApiError(400, "username_unchanged", "Choose a username other than the one you were "
+                                         "given.", field="new_username"))
     else:  # a wrong current password counts towards the sign-in lockout, counted before it is checked
         name = person.username or person.person_id
         counted = lockout.attempt("staff", person.tenant_id, name)
@@ -131,15 +182,9 @@ def change_password(principal: Principal, current_password: str | None, new_pass
             raise ApiError(400, "current_password_wrong", "The current password is not right.",
                            field="current_password")
         lockout.clear("staff", person.tenant_id, name)
-    if new_username is not None:
-        people.check_username(person, new_username, field="new_username")
-    try:
-        passwords.check_policy(new_password)
-    except passwords.PolicyViolation as exc:
-        raise ApiError(400, exc.code, exc.message, field="new_password") from None
-    if person.password_hash and passwords.verify_password(person.password_hash, new_password):
-        raise ApiError(400, "password_reused", "Choose a password different from the current one.",
-                       field="new_password")
+    if new_username is not None and not problems:
+        problems += caught(lambda: people.check_username(person, new_username, field="new_username"))
+    refuse(problems + new_password_problems(person, new_password, "new_password", new_password_confirm))
     set_password(person, new_password, new_username=new_username)
     audit.record(person.tenant_id, "staff.password_changed", actor=person.person_id, ip=ip)
     notify_password_changed(person, "changed")
