@@ -21,6 +21,18 @@ install: $(STAMP)
 run: $(STAMP)
 	exec $(BIN)/python -m chalicelib.local.stack
 
+# Beside a running `make run` (another terminal): `make wait` returns once that stack answers (it reads the stack's
+# .local/stack.json, so it needs no ports), at most WAIT_SECONDS; the system python3, standard library only, as a
+# first `make run` may still be creating .venv. `make console ARGS="tenant list"` runs the operator console
+# (portal-access) against that stack: its endpoint, keys, region and API port come from the same file.
+.PHONY: wait console
+WAIT_SECONDS ?= 300
+wait:
+	@$(PYTHON) -m chalicelib.local.state wait --timeout $(WAIT_SECONDS)
+
+console: $(STAMP)
+	@$(BIN)/python -m chalicelib.local.console $(ARGS)
+
 test: $(STAMP)
 	# the browser tests drive Debian's Chromium (Playwright never downloads a browser here)
 	test -x /usr/bin/chromium || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)

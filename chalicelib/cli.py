@@ -1,6 +1,7 @@
 """`portal-access` (also `python -m chalicelib.cli`): the operator console. It talks to one stage's AWS resources
-with the usual AWS environment: credentials, AWS_REGION, PORTAL_STAGE (default `local`) and, for the local stack,
-AWS_ENDPOINT_URL=http://127.0.0.1:4566.
+with the usual AWS environment: credentials, AWS_REGION, PORTAL_STAGE (default `local`). Stage local runs only
+against a local AWS endpoint (AWS_ENDPOINT_URL, e.g. http://127.0.0.1:4566) and refuses to start without one;
+`make console ARGS="tenant list"` (chalicelib/local/console.py) sets all of it from the running `make run`.
 
 Each command group is an `add_<group>(commands)` function that adds its argparse subcommands and gives each a
 `run` function: tenant, partner-portal, keys, dlq, audit. Exit codes: 0 done,
@@ -350,11 +351,13 @@ def main(argv: list[str] | None = None) -> int:
         return int(done.code or 0)
     from botocore.exceptions import BotoCoreError, ClientError
     from pynamodb.exceptions import PynamoDBException
+    from chalicelib import config
     from chalicelib.partners import OperatorError
     from chalicelib.tenants import TenantError
     try:
+        config.require_local_endpoint()  # stage local never reaches a real AWS account
         args.run(args)
-    except (Failure, OperatorError, TenantError) as exc:
+    except (Failure, OperatorError, TenantError, config.LocalEndpointMissing) as exc:
         print(f"portal-access: error: {exc}", file=sys.stderr)
         return 1
     except (BotoCoreError, ClientError, PynamoDBException) as exc:

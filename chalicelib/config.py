@@ -1,8 +1,13 @@
 """Settings read from the environment (set per stage in .chalice/config.json) and the names of every
 AWS resource. Resource names follow one pattern, `portal-access-<stage>-<short>`, the same pattern the
-CloudFormation template in infra/ uses with its `Stage` parameter, so both always agree."""
+CloudFormation template in infra/ uses with its `Stage` parameter, so both always agree.
+
+Stage `local` talks only to a local AWS endpoint (the moto server of `make run`): without one, boto3 and PynamoDB
+would go to real AWS with whatever credentials the machine has, so every AWS client of stage local, and every
+local-stage entry point (the console, the dispatcher, chalice local), calls `require_local_endpoint` first."""
 import os
 from functools import lru_cache
+from urllib.parse import urlparse
 
 PROJECT = "portal-access"
 
@@ -40,8 +45,10 @@ def uploads_bucket() -> str:
 
 
 def public_base_url() -> str:
-    """Where the hosted pages live: links in emails and SMS are built from it."""
-    return os.environ.get("PORTAL_PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+    """Where the hosted pages live: links in emails and SMS are built from it. Unset, the local API's address:
+    http://127.0.0.1:<PORTAL_API_PORT> (8000 by default), so links follow the port the stack runs on."""
+    return (os.environ.get("PORTAL_PUBLIC_BASE_URL")
+            or f"http://127.0.0.1:{os.environ.get('PORTAL_API_PORT') or '8000'}").rstrip("/")
 
 
 def region() -> str:
@@ -51,6 +58,45 @@ def region() -> str:
 def aws_endpoint() -> str | None:
     """Set on the local stack (the moto server); unset in AWS. boto3 reads AWS_ENDPOINT_URL itself."""
     return os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+class LocalEndpointMissing(RuntimeError):
+    """Stage local without a local AWS endpoint: refused before any call can reach a real AWS account."""
+
+
+_AWS_HOSTS = (".amazonaws.com", ".amazonaws.com.cn", ".api.aws")
+_FIX = ("start the local stack (`make run`; its console: `make console ARGS=\"...\"`), or export "
+        "AWS_ENDPOINT_URL=http://127.0.0.1:4566 (the stack's moto server), or set PORTAL_STAGE to a deployed stage")
+
+
+def _aws_host(url: str) -> bool:
+    host = (urlparse(url).hostname or "").lower()
+    return host in ("amazonaws.com", "api.aws") or host.endswith(_AWS_HOSTS)
+
+
+def local_endpoint_problem() -> str | None:
+    """Why stage local may not run here (one line), or None (another stage, or a local endpoint is set).
+    Local means AWS_ENDPOINT_URL is set and names no AWS host; a per-service AWS_ENDPOINT_URL_<SERVICE>, which
+    botocore prefers, must not name one either, and AWS_IGNORE_CONFIGURED_ENDPOINT_URLS must not switch them off."""
+    if not is_local():
+        return None
+    endpoint = aws_endpoint()
+    if not endpoint:
+        return f"stage local runs only against a local AWS endpoint and AWS_ENDPOINT_URL is not set: {_FIX}"
+    for key in sorted(k for k in os.environ if k == "AWS_ENDPOINT_URL" or k.startswith("AWS_ENDPOINT_URL_")):
+        if os.environ[key] and _aws_host(os.environ[key]):
+            return f"stage local runs only against a local AWS endpoint, not {key}={os.environ[key]}: {_FIX}"
+    if os.environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").strip().lower() == "true":
+        return "stage local runs only against a local AWS endpoint, which AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true " \
+               "switches off: unset it"
+    return None
+
+
+def require_local_endpoint() -> None:
+    """Raises LocalEndpointMissing (one line) when stage local has no local AWS endpoint; no-op otherwise."""
+    problem = local_endpoint_problem()
+    if problem:
+        raise LocalEndpointMissing(problem)
 
 
 def outbox_dir() -> str | None:
@@ -72,6 +118,8 @@ def is_local() -> bool:
 
 @lru_cache(maxsize=None)
 def client(service: str):
-    """One boto3 client per service per process, created on first use (cold start stays light)."""
+    """One boto3 client per service per process, created on first use (cold start stays light). On stage local,
+    only against a local endpoint (require_local_endpoint)."""
+    require_local_endpoint()
     import boto3
     return boto3.client(service, region_name=region(), endpoint_url=aws_endpoint())

@@ -11,6 +11,7 @@ runs; every other request goes through Chalice untouched.
 Run from the project root: python -m chalicelib.local.chalice_local local --stage local --port 8000
 """
 import json
+import os
 import sys
 
 from chalice import local as chalice_local_mod
@@ -76,5 +77,20 @@ def _log_request(self, code="-", size="-"):
 
 chalice_local_mod.ChaliceRequestHandler.log_request = _log_request  # type: ignore[method-assign]
 
+
+
+def _refuse_without_local_endpoint(argv: list[str]) -> str | None:
+    """`--stage local` (what the stack runs) talks only to a local AWS endpoint (config.require_local_endpoint)."""
+    stage = argv[argv.index("--stage") + 1] if "--stage" in argv[:-1] else None
+    if stage != "local":
+        return None
+    os.environ.setdefault("PORTAL_STAGE", "local")  # chalice sets it from .chalice/config.json too, later
+    from chalicelib import config
+    return config.local_endpoint_problem()
+
+
 if __name__ == "__main__":
+    if problem := _refuse_without_local_endpoint(sys.argv):
+        print(f"chalice local: error: {problem}", file=sys.stderr)
+        sys.exit(2)
     sys.exit(main())

@@ -129,6 +129,9 @@ def main() -> int:
     app = load_app()
     import boto3
     from chalicelib import config
+    if problem := config.local_endpoint_problem():  # stage local never reaches a real AWS account
+        log(f"error: {problem}")
+        return 2
     sqs = boto3.client("sqs", region_name=region())
     queues = []  # a missing queue raises here: the stack then stops, as a set-up error should
     for short, name in SQS_HANDLERS.items():

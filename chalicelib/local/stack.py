@@ -6,7 +6,8 @@ real handlers). Ctrl-C or SIGTERM stops all of it; if any part dies, everything 
 
 Environment: PORTAL_AWS_PORT (4566), PORTAL_API_PORT (8000), PORTAL_UPLOADS_BUCKET, PORTAL_DEMO_ADMIN_PASSWORD
 (else one is generated and printed), PORTAL_DEMO_PARTNER_SECRET (the demo partner's client secret, else generated
-and printed), PORTAL_SCHEDULE_SECONDS (60, read by the dispatcher), PORTAL_LOCAL_DIR (.local: moto.log, outbox/).
+and printed), PORTAL_SCHEDULE_SECONDS (60, read by the dispatcher), PORTAL_LOCAL_DIR (.local: moto.log, outbox/,
+and stack.json, written once the API answers and removed at the stop: `make wait` and `make console` read it).
 """
 import ctypes
 import os
@@ -80,8 +81,10 @@ def wait_http(url: str, proc: subprocess.Popen, what: str, timeout_s: float = 60
 
 
 def state_dir() -> Path:
-    """moto.log and the outbox: .local/ unless PORTAL_LOCAL_DIR names another place (`make fuzz` uses its own)."""
-    return Path(os.environ.get("PORTAL_LOCAL_DIR") or PROJECT_ROOT / ".local").resolve()
+    """moto.log, the outbox and stack.json: .local/ unless PORTAL_LOCAL_DIR names another place (`make fuzz`
+    uses its own)."""
+    from chalicelib.local import state
+    return state.local_dir()
 
 
 def admin_password() -> tuple[str, bool]:
@@ -227,6 +230,11 @@ def main() -> int:
         children["dispatcher"] = spawn([sys.executable, "-m", "chalicelib.local.dispatcher"])
         wait_http(api_url + "/v1/health", children["api"], "the API (chalice local)")
         print(banner(api_url, demo, password, generated, time.monotonic() - started), flush=True)
+        from chalicelib.local import state
+        state.write({"pid": os.getpid(), "api_url": api_url, "public_base_url": os.environ["PORTAL_PUBLIC_BASE_URL"],
+                     "aws_endpoint": os.environ["AWS_ENDPOINT_URL"], "region": os.environ["AWS_REGION"],
+                     "bucket": bucket, "outbox": os.environ["PORTAL_OUTBOX_DIR"],
+                     "moto_log": str(local_dir / "moto.log"), "started_at": int(time.time())})
         rc = watch(children)
     except Stop as stop:
         print(f"\nlocal stack: {stop}: stopping", flush=True)
@@ -236,6 +244,8 @@ def main() -> int:
     finally:
         for sig in STOP_SIGNALS:  # a second signal must not cut the clean-up short
             signal.signal(sig, signal.SIG_IGN)
+        from chalicelib.local import state
+        state.clear(os.getpid())  # first: `make console` must not find a stack that is going away
         stop_all(children)
     return rc
 
