@@ -7,11 +7,13 @@
     /staff/reset-password   identifier → email or SMS → the code → a new password (or an admin-sent link)
     /staff/change-password  the forced change (admin-chosen, temporary or year-old password)
     /portal/access          a customer's secure access link (rule 6): what it opens, or why it no longer does
+    /                       what this site is, and the way to each page (a business ID form without one)
 
 Each page calls the same flow function as the JSON API, in-process, so it refuses and accepts exactly what the
 API does; it only translates the answer into words next to the field it concerns. Templates are files under
 templates/pages/, filled with string.Template through `render`, which escapes every value that is not already
-`Html`. No JavaScript at all: forms post back to their own page.
+`Html`. Forms post back to their own page and work without JavaScript; the one first-party script
+(pages.js, script-src 'self') only adds "Show password" to password fields.
 
 Security (see docs/hosted-pages.md):
 - CSRF: a signed double-submit token. The cookie `pa_csrf` (`__Host-pa_csrf` over HTTPS; HttpOnly,
@@ -48,13 +50,15 @@ if TYPE_CHECKING:  # models load lazily here: a page that needs none never pays 
 
 TEMPLATES = Path(__file__).resolve().parent / "templates" / "pages"
 CSS_PATH = "/assets/pages.css"
+JS_PATH = "/assets/pages.js"
+ICON_PATH = "/favicon.ico"  # an SVG (image/svg+xml): what browsers ask for, and what the layout links
 MAX_FORM_BYTES = 16 * 1024
 CSRF_PURPOSE = "pages-csrf"
 CSRF_FIELD = "csrf_token"
 PROVIDERS = {"google": "Google", "microsoft": "Microsoft"}
 
-CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; "
-       "base-uri 'none'")
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; "
+       "frame-ancestors 'none'; base-uri 'none'")
 SECURITY_HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Frame-Options": "DENY",
@@ -117,9 +121,14 @@ def render(template: str, /, **values) -> Html:
     return Html(_template(template).substitute({k: esc(v) for k, v in values.items()}))
 
 
-@lru_cache(maxsize=1)
+@lru_cache(maxsize=None)
+def asset(name: str) -> str:
+    """A static file of the pages (stylesheet, script, icon), read once."""
+    return (TEMPLATES / name).read_text()
+
+
 def stylesheet() -> str:
-    return (TEMPLATES / "pages.css").read_text()
+    return asset("pages.css")
 
 
 def _base_path() -> str:
@@ -158,10 +167,26 @@ def field(name: str, label: str, *, value: str = "", type: str = "text", autocom
     flags = [" required"] if required else []
     if focus:
         flags.append(" autofocus")
+    reveal = Html("")
+    if type == "password":  # "Show password": hidden until pages.js makes it work (a normal field without it)
+        attrs.setdefault("spellcheck", "false")
+        attrs.setdefault("autocapitalize", "none")
+        reveal = Html(f'\n<button type="button" class="reveal" aria-controls="{esc(name)}" aria-pressed="false" '
+                      'hidden>Show password</button>')
     attr_html = "".join(f' {k}="{esc(v)}"' for k, v in attrs.items() if v) + "".join(flags)
     return render("field.html", id=name, name=name, type=type, label=label, hint=hint_html,
                   value="" if type == "password" else value, attrs=Html(attr_html), error=error_html,
-                  state=" invalid" if error else "")
+                  state=" invalid" if error else "", reveal=reveal)
+
+
+def account_username(value: str | None, type: str = "text") -> Html:
+    """The account a new password is for, in a hidden field with autocomplete="username", so that a password
+    manager stores the new password with the right username (Chromium: "password forms should have (optionally
+    hidden) username fields"). No name: it is never sent, the page knows whose account it is."""
+    if not value:
+        return Html("")
+    return Html(f'<input type="{esc(type)}" id="account-username" autocomplete="username" value="{esc(value)}" '
+                'readonly hidden>')
 
 
 def choice(name: str, legend: str, options: list[tuple[str, str]], *, value: str = "", hint: str | None = None,
@@ -353,7 +378,7 @@ class Page:
 
     def html(self, status: int, title: str, content: Html, tenant_name: str | None, section: str) -> Response:
         body = render("layout.html", title=title, tenant_name=tenant_name or "Account", section=section,
-                      content=content, css=url(CSS_PATH),
+                      content=content, css=url(CSS_PATH), js=url(JS_PATH), icon=url(ICON_PATH),
                       footer=f"This secure page belongs to {tenant_name or 'this service'}. "
                              "Never share the links or codes you receive.")
         return self._response(status, body, {"Content-Type": "text/html; charset=utf-8"})
@@ -447,6 +472,11 @@ def _explain(exc: Exception, errors: Errors, fields: dict[str, str], password: s
     assert isinstance(exc, ApiError)
     if exc.code in LINK_PROBLEMS:
         return exc.code
+    problems = exc.extra.get("fields")
+    if problems and all(isinstance(f, dict) and "code" in f for f in problems):  # every field's problem at once
+        for f in problems:
+            _explain(ApiError(exc.status, f["code"], f["problem"], field=f["field"]), errors, fields, password)
+        return None
     name = fields.get(exc.extra.get("field") or "", None)
     if exc.code in RULE_MESSAGES:
         from chalicelib.security import passwords
@@ -563,7 +593,8 @@ def register(p: Page) -> Response:
     intro = Html(f"<p>{esc(tenant_name)} invited <strong>{esc(user.email)}</strong> to its customer portal. "
                  "Choose a password to finish creating your account.</p>")
     return p.form_page(200, tenant_name=tenant_name, section=PORTAL, title="Create your account", intro=intro,
-                       fields=password_fields(errors, "password", "Password", "Type the password again"),
+                       fields=join([account_username(user.email, "email"),
+                                    password_fields(errors, "password", "Password", "Type the password again")]),
                        button="Create account", errors=errors)
 
 
@@ -650,7 +681,8 @@ def reset_password(p: Page) -> Response:
             return answer
     intro = Html(f"<p>Choose a new password for <strong>{esc(user.email)}</strong>.</p>")
     return p.form_page(200, tenant_name=tenant_name, section=PORTAL, title="Choose a new password", intro=intro,
-                       fields=password_fields(errors, "new_password"), button="Change password", errors=errors)
+                       fields=join([account_username(user.email, "email"), password_fields(errors, "new_password")]),
+                       button="Change password", errors=errors)
 
 
 def _reset_problem(p: Page, code: str, tenant_id: str | None) -> Response:
@@ -707,9 +739,11 @@ def sign_in(p: Page) -> Response:
     from chalicelib import portal_access
     tenant = _tenant(p.query.get("tenant_id"))
     if tenant is None:
-        return p.link_problem("link_missing", tenant_name=None, section=PORTAL,
-                              next_steps=["Use the sign-in link the business gave you: it names the business "
-                                          "you are signing in to."])
+        return which_business(p, "/sign-in", title="Sign in to a customer portal",
+                              intro="This page signs you in to the customer portal of the business that serves "
+                                    "you. Open the sign-in link from its emails or website, which names the "
+                                    "business, or enter the business ID.",
+                              button="Continue to sign-in", section=PORTAL)
     errors = Errors()
     email = p.form.get("email", "").strip()
     if p.method == "POST":
@@ -747,6 +781,52 @@ def sign_in(p: Page) -> Response:
                            field("password", "Password", type="password", autocomplete="current-password",
                                  error=errors.get("password"), focus=errors.first == "password")]),
                        button="Sign in", errors=errors, after=join(after))
+
+
+def which_business(p: Page, path: str, *, title: str, intro: str, button: str, section: str) -> Response:
+    """A page reached without naming its business: a GET form that asks for the business ID (it reloads `path`
+    with ?tenant_id=), and where to find it. An unknown ID is said next to the field (400)."""
+    given = p.query.get("tenant_id", "").strip()
+    errors = Errors()
+    if "tenant_id" in p.query:
+        errors.add("tenant_id", "We do not know this business ID. Check it, or open the link from the "
+                                "business's message." if given else "Enter the business ID.")
+    content = render("lookup.html", heading=title, intro=Html(f"<p>{esc(intro)}</p>"), errors=errors.summary(),
+                     action=url(path), button=button,
+                     fields=field("tenant_id", "Business ID", value=given[:64], error=errors.get("tenant_id"),
+                                  focus=bool(errors), autocomplete="off",
+                                  hint="It is in the address of every link the business sends you, after "
+                                       "tenant_id= (for example tenant_id=brightwater).",
+                                  extra={"spellcheck": "false", "autocapitalize": "none"}),
+                     after="")
+    return p.html(400 if errors else 200, f"Error: {title}" if errors else title, content, None, section)
+
+
+# --- / : what this site is ----------------------------------------------------------------------------------------
+
+HOME = "Customer portal and staff accounts"
+
+def home(p: Page) -> Response:
+    """What this site is and the way to each page: with ?tenant_id= the business's customer sign-in and its staff's
+    password pages (staff sign in in their app: there is no staff sign-in page); without, a business ID form."""
+    tenant = _tenant(p.query.get("tenant_id"))
+    if tenant is None:
+        return which_business(p, "/", title="Customer portal and staff accounts",
+                              intro="This secure site belongs to a field-service business: its customers sign in "
+                                    "to its customer portal here, and its staff set up and recover their "
+                                    "accounts. Open a link from the business's emails or website, or enter its "
+                                    "business ID.", button="Continue", section=HOME)
+    tid = tenant.tenant_id
+    actions = [("Sign in to the customer portal", url("/sign-in", tenant_id=tid))]
+    if tenant.self_signup:
+        actions.append(("New customer? Create an account", url("/register", tenant_id=tid)))
+    actions += [("Staff: forgot your password?", url("/staff/reset-password", tenant_id=tid)),
+                ("Staff: change your password", url("/staff/change-password", tenant_id=tid))]
+    return p.message(200, tenant_name=tenant.name, section=HOME,
+                     heading=f"Welcome to {tenant.name}",
+                     paragraphs=[f"Customers of {tenant.name} sign in here to its customer portal.",
+                                 f"Staff of {tenant.name} sign in in their app; here they can reset or change "
+                                 "their password."], actions=actions)
 
 
 # --- customer portal: back from Google / Microsoft -----------------------------------------------------------------
@@ -885,10 +965,12 @@ def accept_invite(p: Page) -> Response:
         answer = _submit(
             p, errors, required={"username": "Choose a username.", "password": "Enter a password.",
                                  "password_confirm": "Type the password again."},
-            confirm=("password", "password_confirm"),
+            # the confirmation goes to the flow, which answers every field's problem at once
             flow=lambda: staff_accounts.accept_invite(staff_accounts.AcceptInvite(
-                token=token, username=username, password=password), p.ip),
-            fields={"username": "username", "password": "password"}, password=password, cookie="pa_invite",
+                token=token, username=username, password=password), p.ip,
+                password_confirm=p.form.get("password_confirm", "")),
+            fields={"username": "username", "password": "password", "password_confirm": "password_confirm"},
+            password=password, cookie="pa_invite",
             problem=lambda code: _invite_problem(p, code, record.tenant_id),
             done=lambda: p.message(200, tenant_name=tenant_name, section=STAFF, heading="Your account is ready",
                                    paragraphs=[f"Your username is {username}.",
@@ -899,12 +981,20 @@ def accept_invite(p: Page) -> Response:
                  "choose a username and a password.</p>")
     fields = join([
         field("username", "Username", value=username, autocomplete="username", error=errors.get("username"),
-              hint="You sign in with this. It can be your email address, or 3 to 64 letters, digits and . _ @ + -",
+              hint=username_hint(person, "You sign in with this."),
               focus=errors.first == "username", extra={"spellcheck": "false", "autocapitalize": "none"}),
         password_fields(errors, "password", "Password", "Type the password again"),
     ])
     return p.form_page(200, tenant_name=tenant_name, section=STAFF, title="Create your account", intro=intro,
                        fields=fields, button="Create account", errors=errors)
+
+
+def username_hint(person, lead: str) -> str:
+    """What a username may be, saying only what this person has: "your email address" only to someone with one
+    (a technician invited by SMS has none, and an @ is for one's own email address only)."""
+    if person.email:
+        return f"{lead} It can be your email address, or 3 to 64 letters, digits and . _ @ + -"
+    return f"{lead} 3 to 64 letters, digits and . _ + -"
 
 
 def _invite_problem(p: Page, code: str, tenant_id: str | None) -> Response:
@@ -954,7 +1044,7 @@ def staff_reset_password(p: Page) -> Response:
             return _staff_reset_problem(p, "flow_dead", flow.tenant_id)
         if stage == "code":
             return _staff_reset_code(p, flow, flow_id, channel)
-        return _staff_reset_channel(p, flow, flow_id)
+        return _staff_reset_channel(p, flow, flow_id, channel)
     return _staff_reset_problem(p, "link_missing", None)
 
 
@@ -989,7 +1079,8 @@ def _staff_reset_start(p: Page, tenant_id: str) -> Response:
                 except (ApiError, ValidationError) as exc:
                     _explain(exc, errors, {"identifier": "identifier", "tenant_id": "identifier"})
                 else:
-                    p.keep(STATE, f"flow.channel..{answer['flow_id']}", staff_recovery.FLOW_SECONDS)
+                    p.keep(STATE, f"flow.channel.{suggested_channel(identifier)}.{answer['flow_id']}",
+                           staff_recovery.FLOW_SECONDS)
                     return p.redirect(p.self_url())
     return p.form_page(200, tenant_name=tenant.name, section=STAFF, title="Forgot your password?",
                        intro="First, tell us which account. Then we send you a code to verify it is yours.",
@@ -1001,11 +1092,25 @@ def _staff_reset_start(p: Page, tenant_id: str) -> Response:
                        action=url("/staff/reset-password", tenant_id=tenant.tenant_id))
 
 
-def _staff_reset_channel(p: Page, flow, flow_id: str) -> Response:
+def suggested_channel(identifier: str) -> str:
+    """The channel the next step preselects, from what the person typed only: a mobile number → SMS, anything
+    else → email (what send-code does by default; the code goes to the other one when the account has only
+    that). Never from the account: a step that differed for a known identifier would tell it from an unknown one."""
+    from chalicelib import identity
+    if "@" not in identifier:
+        try:
+            identity.normalise_mobile(identifier)
+            return "sms"
+        except ValueError:
+            pass
+    return "email"
+
+
+def _staff_reset_channel(p: Page, flow, flow_id: str, suggested: str = "") -> Response:
     from chalicelib import staff_recovery
     tenant_name = _tenant_name(flow.tenant_id)
     errors = Errors()
-    channel = p.form.get("channel", "")
+    channel = p.form.get("channel", "") if p.method == "POST" else suggested
     if p.method == "POST" and p.form.get("step") == "send":
         if not p.csrf_ok():
             p.csrf_failed(errors)
@@ -1116,8 +1221,17 @@ def _staff_reset_new(p: Page, reset_token: str) -> Response:
             return answer
     return p.form_page(200, tenant_name=tenant_name, section=STAFF, title="Choose a new password",
                        intro="Almost done: choose the password you will sign in with.",
-                       fields=password_fields(errors, "new_password"), button="Change password", errors=errors,
-                       step="complete")
+                       fields=join([account_username(_username_of(record.tenant_id, record.subject_id)),
+                                    password_fields(errors, "new_password")]),
+                       button="Change password", errors=errors, step="complete")
+
+
+def _username_of(tenant_id: str, person_id: str) -> str | None:
+    from chalicelib.models import Person
+    try:
+        return Person.get(tenant_id, person_id).username
+    except DoesNotExist:
+        return None
 
 
 # --- staff: /staff/change-password -----------------------------------------------------------------------------------
@@ -1230,9 +1344,10 @@ def _change_sign_in(p: Page, tenant_id: str) -> Response:
 
 
 def _change_form(p: Page, principal) -> Response:
-    from chalicelib import staff_signin
+    from chalicelib import people, staff_signin
     reason = principal.claims.get("reason", "expired")
     needs_username = reason == "admin_set"
+    person = people.get(principal.tenant_id, principal.subject)
     tenant_name = _tenant_name(principal.tenant_id)
     errors = Errors()
     username = p.form.get("new_username", "").strip()
@@ -1245,17 +1360,16 @@ def _change_form(p: Page, principal) -> Response:
             if needs_username:
                 required = {"new_username": "Choose your username.", **required}
             require(p.form, errors, required)
-            if not errors and password != confirm:
-                errors.add("new_password_confirm", "The two passwords are not the same.")
-            if not errors:
+            if not errors:  # the flow checks every field (the confirmation too) and answers every problem at once
                 try:
                     staff_signin.change_password(principal, None, password, username if needs_username else None,
-                                                 p.ip)
+                                                 p.ip, new_password_confirm=confirm)
                 except ApiError as err:
                     if err.status == 401:  # the change token was already used (the password changed since)
                         p.clear_cookie(CHANGE)
                         return _change_problem(p, "token_used", principal.tenant_id)
-                    _explain(err, errors, {"new_password": "new_password", "new_username": "new_username"}, password)
+                    _explain(err, errors, {"new_password": "new_password", "new_username": "new_username",
+                                           "new_password_confirm": "new_password_confirm"}, password)
                 else:
                     p.clear_cookie(CHANGE)
                     paragraphs = ["From now on, sign in with your new password."]
@@ -1267,8 +1381,10 @@ def _change_form(p: Page, principal) -> Response:
     if needs_username:
         fields.append(field("new_username", "Your username", value=username, autocomplete="username",
                             error=errors.get("new_username"), focus=errors.first == "new_username",
-                            hint="Not the one you were given: 3 to 64 letters, digits and . _ @ + -, or your email "
-                                 "address.", extra={"spellcheck": "false", "autocapitalize": "none"}))
+                            hint=username_hint(person, "Not the one you were given."),
+                            extra={"spellcheck": "false", "autocapitalize": "none"}))
+    else:
+        fields.append(account_username(person.username))
     fields.append(password_fields(errors, "new_password"))
     return p.form_page(200, tenant_name=tenant_name, section=STAFF, title="Choose a new password",
                        intro=CHANGE_REASONS.get(reason, CHANGE_REASONS["expired"]), fields=join(fields),
@@ -1318,11 +1434,21 @@ def page(app, path: str, handler: Callable[[Page], Response], *, form: bool = Tr
 
 
 def css(app) -> None:
-    """The one stylesheet of the pages (CSP style-src 'self' allows nothing else, inline styles included)."""
+    """The pages' static files and the site's front page: the one stylesheet (CSP style-src 'self' allows nothing
+    else, inline styles included), the one script (script-src 'self'), the icon at /favicon.ico (an SVG, linked
+    from every page), and `/`, which says what this site is. (Called once from app.py with the pages.)"""
+    _static(app, CSS_PATH, "page_stylesheet", "pages.css", "text/css; charset=utf-8")
+    _static(app, JS_PATH, "page_script", "pages.js", "text/javascript; charset=utf-8")
+    _static(app, ICON_PATH, "page_icon", "favicon.svg", "image/svg+xml", max_age=86400)
+    page(app, "/", home, form=False)
+
+
+def _static(app, path: str, name: str, filename: str, content_type: str, max_age: int = 3600) -> None:
     def view():
-        return Response(body=stylesheet(), status_code=200,
-                        headers={"Content-Type": "text/css; charset=utf-8", "Cache-Control": "public, max-age=3600",
-                                 "X-Content-Type-Options": "nosniff", "Cross-Origin-Resource-Policy": "same-origin"})
-    view.__name__ = "page_stylesheet"
+        return Response(body=asset(filename), status_code=200,
+                        headers={"Content-Type": content_type, "Cache-Control": f"public, max-age={max_age}",
+                                 "X-Content-Type-Options": "nosniff", "Cross-Origin-Resource-Policy": "same-origin",
+                                 "Content-Security-Policy": "default-src 'none'"})
+    view.__name__ = name
     mark_view(view, Public(), page=True)
-    app.route(CSS_PATH, methods=["GET"], name="page_stylesheet")(view)
+    app.route(path, methods=["GET"], name=name)(view)

@@ -96,13 +96,18 @@ def test_security_headers_on_every_page_and_answer(browser, tenant):
         assert r.headers["Content-Type"].startswith("text/html")
         csp = r.headers["Content-Security-Policy"]
         assert "unsafe-inline" not in csp and "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
-        assert "style-src 'self'" in csp and "form-action 'self'" in csp
+        assert "style-src 'self'" in csp and "form-action 'self'" in csp and "script-src 'self'" in csp
         assert r.headers["X-Frame-Options"] == "DENY"
         assert r.headers["Referrer-Policy"] == "no-referrer"
         assert r.headers["Cache-Control"] == "no-store"
-        assert "<script" not in text(r) and "style=" not in text(r)
+        # the one script is the app's own file: nothing inline, no style attribute
+        assert re.findall(r"<script[^>]*>", text(r)) == ['<script src="/assets/pages.js" defer>']
+        assert "</script>" in text(r) and "<script>" not in text(r) and "style=" not in text(r)
     css = browser.get("/assets/pages.css")
     assert css.status_code == 200 and css.headers["Content-Type"].startswith("text/css")
+    js = browser.get("/assets/pages.js")
+    assert js.status_code == 200 and js.headers["Content-Type"].startswith("text/javascript")
+    assert js.headers["X-Content-Type-Options"] == "nosniff"
 
 
 def test_link_token_leaves_the_url_for_a_cookie(browser, invited):
@@ -214,7 +219,8 @@ def test_sign_in_offers_only_the_providers_the_business_allows(browser, http, te
     assert f'href="/v1/portal/oidc/google/start?tenant_id={tenant.id}"' in body
     assert "Continue with Google" in body and "Microsoft" not in body
     assert f"/register?tenant_id={tenant.id}" in body  # self sign-up is on too
-    assert "Use the sign-in link" in text(browser.get("/sign-in?tenant_id=no-such-business"))
+    unknown = browser.get("/sign-in?tenant_id=no-such-business")
+    assert unknown.status_code == 400 and "We do not know this business ID" in text(unknown)
 
 
 def test_self_sign_up_page_gives_the_same_answer(browser, http, tenant):
@@ -301,3 +307,113 @@ def test_csrf_key_comes_from_the_key_ring_and_survives_a_rotation(app, browser, 
         assert r.status_code == 400 and "was not sent" in text(r)
     finally:
         keys.ensure_signing_key()
+
+
+# --- issue 20: what a new user hit ---------------------------------------------------------------------------------
+
+def test_the_front_page_says_what_this_is_and_links_only_what_exists(app, browser, tenant):
+    view = app.app.routes["/"]["GET"].view_function
+    from chalicelib.api import Public
+    assert isinstance(view.policy, Public) and view.page is True
+    r = browser.get("/")
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/html")
+    assert "customer portal" in text(r) and 'method="get" action="/"' in text(r) and 'name="tenant_id"' in text(r)
+    r = browser.get(f"/?tenant_id={tenant.id}")
+    body = text(r)
+    assert r.status_code == 200 and "Test Plumbing" in body
+    hrefs = re.findall(r'href="([^"#]+)"', body)
+    assert f"/sign-in?tenant_id={tenant.id}" in hrefs and f"/staff/reset-password?tenant_id={tenant.id}" in hrefs
+    assert {h.split("?")[0] for h in hrefs} <= {"/sign-in", "/register", "/staff/reset-password",
+                                               "/staff/change-password", "/assets/pages.css", "/favicon.ico"}
+    unknown = browser.get("/?tenant_id=no-such-business")
+    assert unknown.status_code == 400 and 'id="tenant_id-error"' in text(unknown)
+
+
+def test_a_favicon_is_served_and_linked(browser, tenant):
+    icon = browser.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["Content-Type"] == "image/svg+xml"
+    assert text(icon).startswith("<svg") and "<script" not in text(icon)
+    page = text(browser.get(f"/sign-in?tenant_id={tenant.id}"))
+    assert '<link rel="icon" href="/favicon.ico" type="image/svg+xml">' in page
+
+
+def test_sign_in_without_a_business_asks_for_it(browser, tenant):
+    r = browser.get("/sign-in")
+    body = text(r)
+    assert r.status_code == 200 and "Open the link from your message" not in body
+    assert 'method="get" action="/sign-in"' in body and 'name="tenant_id"' in body and "tenant_id=" in body
+    assert browser.get(f"/sign-in?tenant_id={tenant.id}").status_code == 200
+
+
+def test_every_password_field_has_a_show_password_button_hidden_without_javascript(browser, invited):
+    email, link = invited
+    browser.get(path_of(link))
+    body = text(browser.get("/register"))
+    for name in ("password", "password_confirm"):
+        assert (f'<button type="button" class="reveal" aria-controls="{name}" aria-pressed="false" hidden>'
+                "Show password</button>") in body
+
+
+def test_new_password_forms_carry_the_account_username(app, browser, http, invited, tenant):
+    email, link = invited
+    browser.get(path_of(link))
+    field_html = (f'<input type="email" id="account-username" autocomplete="username" value="{email}" '
+                  'readonly hidden>')
+    assert field_html in text(browser.get("/register"))
+    token = urllib.parse.parse_qs(urllib.parse.urlparse(link).query)["token"][0]
+    assert http.post("/v1/portal/register", {"token": token, "password": PASSWORD})[0] == 200
+    http.post("/v1/portal/password-reset", {"tenant_id": tenant.id, "email": email})
+    drain(app)
+    [reset] = links_to(email, "/reset-password?token=")
+    browser.get(path_of(reset))
+    assert field_html in text(browser.get("/reset-password"))
+
+
+def test_the_staff_reset_preselects_the_channel_the_identifier_names(browser, tenant):
+    for identifier, checked in (("+1 555 010 0999", "sms"), ("someone@crew.example", "email"),
+                                ("some.username", "email")):
+        start = f"/staff/reset-password?tenant_id={tenant.id}"
+        r = browser.post(start, {"step": "start", "identifier": identifier})
+        assert r.status_code == 303, identifier
+        body = text(browser.get("/staff/reset-password"))
+        [preselected] = re.findall(r'id="channel-(\w+)" name="channel" value="\w+" checked', body)
+        assert preselected == checked, identifier
+
+
+def test_the_forced_change_hint_says_only_what_the_person_has(browser, http, tenant):
+    status, person = http.post("/v1/people", {"kind": "technician", "name": "Mobile Only", "mobile": "+15550107001"},
+                               token=tenant.admin_token)
+    assert http.post(f"/v1/people/{person['person_id']}/account", {"username": "mob.only", "password": PASSWORD},
+                     token=tenant.admin_token)[0] == 201
+    r = browser.post(f"/staff/change-password?tenant_id={tenant.id}",
+                     {"step": "sign_in", "username": "mob.only", "password": PASSWORD})
+    assert r.status_code == 303
+    form = text(browser.get("/staff/change-password"))
+    assert 'id="new_username-hint"' in form and "email" not in form.split('id="new_username-hint">')[1][:200]
+
+
+def test_accept_invite_page_shows_every_error_at_once(app, browser, http, tenant):
+    email = f"every.error@{tenant.id}.example"
+    status, person = http.post("/v1/people", {"kind": "employee", "name": "Every Error", "email": email},
+                               token=tenant.admin_token)
+    assert http.post(f"/v1/people/{person['person_id']}/invite", {}, token=tenant.admin_token)[0] == 202
+    drain(app)
+    [link] = links_to(email, "/staff/accept-invite?token=")
+    browser.get(path_of(link))
+    r = browser.post("/staff/accept-invite", {"username": "has spaces", "password": "alllowercase",
+                                              "password_confirm": "different"})
+    body = text(r)
+    assert r.status_code == 400
+    for name in ("username", "password", "password_confirm"):
+        assert f'id="{name}-error"' in body, name
+    assert "upper case" in body and "not the same" in body
+
+
+def test_a_disabled_portal_user_is_told_whom_to_ask_on_the_sign_in_page(browser, http, invited, tenant):
+    email, link = invited
+    token = urllib.parse.parse_qs(urllib.parse.urlparse(link).query)["token"][0]
+    assert http.post("/v1/portal/register", {"token": token, "password": PASSWORD})[0] == 200
+    user_id = http.get("/v1/portal/users", token=tenant.admin_token)[1]["items"][0]["user_id"]
+    http.patch(f"/v1/portal/users/{user_id}", {"status": "disabled"}, token=tenant.admin_token)
+    r = browser.post(f"/sign-in?tenant_id={tenant.id}", {"email": email, "password": PASSWORD})
+    assert r.status_code == 400 and "This account is disabled; ask Test Plumbing to enable it." in text(r)

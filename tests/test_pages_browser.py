@@ -66,6 +66,8 @@ def page(browser, server):
     tab = context.new_page()
     tab.set_default_timeout(60_000)  # generous: CI shares 2 cores with the other test worker
     tab.csp_violations = []
+    tab.console_messages = []
+    tab.on("console", lambda msg: tab.console_messages.append(msg.text))
     tab.on("console", lambda msg: tab.csp_violations.append(msg.text)
            if "Content Security Policy" in msg.text else None)
     yield tab
@@ -128,6 +130,11 @@ def test_register_from_the_invitation_fail_the_policy_then_sign_in(app, http, bu
     expect(page.get_by_role("heading", name="Create your account")).to_be_visible()
     assert page.locator(".tenant").inner_text() == BUSINESS and email in page.inner_text("main")
     assert "At least 10 characters" in page.locator("#password-rules").inner_text()  # before typing
+    # the account's username is in the form (hidden), so a password manager stores the password with it
+    username = page.locator("form #account-username")
+    assert username.get_attribute("autocomplete") == "username" and username.input_value() == email
+    assert not username.is_visible()
+    assert not [m for m in page.console_messages if "should have (optionally hidden) username" in m]
     button_bg = page.eval_on_selector("button[type=submit]", "b => getComputedStyle(b).backgroundColor")
     assert button_bg == "rgb(11, 92, 173)"  # the stylesheet applied under the CSP
     shot(page, "register")
@@ -144,7 +151,15 @@ def test_register_from_the_invitation_fail_the_policy_then_sign_in(app, http, bu
     assert page.evaluate("document.activeElement.id") == "password"
     assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") == "solid"
     page.keyboard.type("lowercase-only-1")
+    page.keyboard.press("Tab")  # "Show password", reached and used by keyboard too
+    assert page.evaluate("document.activeElement.className") == "reveal"
+    page.keyboard.press("Space")
+    assert page.get_attribute("#password", "type") == "text"
+    assert page.evaluate("document.activeElement.getAttribute('aria-pressed')") == "true"
+    page.keyboard.press("Space")
+    assert page.get_attribute("#password", "type") == "password"
     page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "password_confirm"
     page.keyboard.type("lowercase-only-1")
     page.keyboard.press("Enter")
 
@@ -363,6 +378,127 @@ def test_staff_forced_change_at_first_sign_in(app, http, business, page, server)
     assert business.sign_in("morgan.blake", NEW_PASSWORD)[0] == 200
 
 
+def test_accept_invite_shows_every_error_at_once_and_offers_no_email_to_a_technician_without_one(
+        app, http, business, page, server):
+    token = business.admin_token
+    mobile = "+15550100177"
+    status, person = http.post("/v1/people", {"kind": "technician", "name": "Dana Wu", "mobile": mobile},
+                               token=token)
+    assert status == 201, person
+    assert http.post(f"/v1/people/{person['person_id']}/invite", {}, token=token)[0] == 202
+    drain(app)
+    open_link(page, links_to(mobile, "/staff/accept-invite?token=")[-1], "/staff/accept-invite")
+    assert "email" not in page.locator("#username-hint").inner_text()  # Dana has only a mobile number
+    page.get_by_label("Username").fill("dana wu")
+    page.get_by_label("Password", exact=True).fill("alllowercase")
+    page.get_by_label("Type the password again").fill("alllowercase")
+    page.get_by_role("button", name="Create account").click()
+    for name in ("username", "password"):  # both, next to their fields, and both in the summary
+        expect(field_error(page, name)).to_be_visible()
+    assert "upper case" in field_error(page, "password").inner_text()
+    assert page.locator("#error-summary li").count() == 2
+    assert page.evaluate("document.activeElement.id") == "username"  # focus on the first to fix
+    shot(page, "staff-accept-invite-errors")
+
+
+def test_a_technicians_reset_by_mobile_preselects_sms_and_the_forced_change_hint(app, http, business, page, server):
+    from chalicelib import people
+    from chalicelib.security import passwords
+    mobile = "+15550100188"
+    people.create(business.id, kind="technician", name="Lee Park", mobile=mobile, role="technician",
+                  username="lee.park", password_hash=passwords.hash_password(PASSWORD))
+    page.goto(f"/staff/reset-password?tenant_id={business.id}")
+    page.get_by_label("Username, email address or mobile number").fill("(555) 010-0188")
+    page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_role("heading", name="Verify your account")).to_be_visible()
+    expect(page.get_by_label("Text message (SMS)")).to_be_checked()  # what was typed names the channel
+    page.get_by_role("button", name="Send the code").click()  # nothing else to choose
+    expect(page.get_by_role("heading", name="Enter the code")).to_be_visible()
+    drain(app)
+    assert outbox_for(mobile)[-1]["channel"] == "sms"
+
+    status, tech = http.post("/v1/people", {"kind": "technician", "name": "Rae Cole", "mobile": "+15550100199"},
+                             token=business.admin_token)
+    assert http.post(f"/v1/people/{tech['person_id']}/account", {"username": "rae-given", "password": PASSWORD},
+                     token=business.admin_token)[0] == 201
+    page.goto(f"/staff/change-password?tenant_id={business.id}")
+    page.get_by_label("Username").fill("rae-given")
+    page.get_by_label("Current password").fill(PASSWORD)
+    page.get_by_role("button", name="Continue").click()
+    hint = page.locator("#new_username-hint").inner_text()
+    assert hint.startswith("Not the one you were given.") and "email" not in hint
+
+
+def test_show_password_on_every_password_field_and_a_normal_field_without_javascript(browser, business, page,
+                                                                                     server):
+    page.goto(f"/sign-in?tenant_id={business.id}")
+    password = page.get_by_label("Password", exact=True)
+    show = page.get_by_role("button", name="Show password")
+    expect(show).to_be_visible()
+    assert show.get_attribute("aria-controls") == "password" and show.get_attribute("aria-pressed") == "false"
+    password.fill("Typed-Secret-1")
+    show.click()
+    assert password.get_attribute("type") == "text" and show.get_attribute("aria-pressed") == "true"
+    assert password.input_value() == "Typed-Secret-1"
+    shot(page, "show-password")
+    show.click()
+    assert password.get_attribute("type") == "password" and show.get_attribute("aria-pressed") == "false"
+    show.click()
+    page.get_by_label("Email address").fill("someone@example.com")
+    page.get_by_role("button", name="Sign in", exact=True).click()  # sent as a password field again
+    expect(page.locator("#error-summary")).to_contain_text("not right")
+    assert page.get_attribute("#password", "type") == "password"
+
+    context = browser.new_context(java_script_enabled=False, base_url=server)
+    try:
+        plain = context.new_page()
+        plain.goto(f"/sign-in?tenant_id={business.id}")
+        assert plain.get_attribute("#password", "type") == "password"
+        assert plain.get_by_role("button", name="Show password").count() == 0  # hidden: nothing that does not work
+    finally:
+        context.close()
+
+
+def test_the_front_page_the_business_id_and_the_favicon(business, page, server):
+    missing = []
+    page.on("response", lambda r: missing.append(r.url) if r.status == 404 else None)
+    response = page.goto("/")
+    assert response.status == 200 and response.headers["content-type"].startswith("text/html")
+    assert_secure(response)
+    expect(page.get_by_role("heading", name="Customer portal and staff accounts")).to_be_visible()
+    shot(page, "home")
+    page.get_by_label("Business ID").fill(business.id)
+    page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_role("heading", name=f"Welcome to {BUSINESS}")).to_be_visible()
+    links = page.locator("main a").evaluate_all("links => links.map(a => a.getAttribute('href'))")
+    assert all(link.split("?")[0] in ("/sign-in", "/register", "/staff/reset-password", "/staff/change-password")
+               for link in links), links
+    shot(page, "home-business")
+    page.get_by_role("link", name="Sign in to the customer portal").click()
+    expect(page).to_have_url(f"{server}/sign-in?tenant_id={business.id}")
+
+    icon = page.locator("link[rel=icon]").get_attribute("href")
+    answer = page.request.get(icon)
+    assert icon == "/favicon.ico" and answer.status == 200 and answer.headers["content-type"] == "image/svg+xml"
+    assert page.request.get("/favicon.ico").status == 200
+    assert missing == []
+
+
+def test_sign_in_without_a_business_asks_for_its_id(business, page, server):
+    response = page.goto("/sign-in")
+    assert response.status == 200
+    expect(page.get_by_role("heading", name="Sign in to a customer portal")).to_be_visible()
+    assert "tenant_id=" in page.locator("#tenant_id-hint").inner_text()  # where to find it
+    page.get_by_label("Business ID").fill("no-such-business")
+    page.get_by_role("button", name="Continue to sign-in").click()
+    expect(field_error(page, "tenant_id")).to_contain_text("We do not know this business ID")
+    shot(page, "which-business")
+    page.get_by_label("Business ID").fill(business.id)
+    page.get_by_role("button", name="Continue to sign-in").click()
+    expect(page.get_by_role("heading", name="Sign in", exact=True)).to_be_visible()
+    assert page.url == f"{server}/sign-in?tenant_id={business.id}"
+
+
 def test_a_customers_access_link_opened_and_clicked_in_webmail(http, business, page, server):
     """The secure access link (rule 6): its token leaves the URL for an HttpOnly SameSite=Strict cookie, also when
     the link is clicked on another site (one self-reload there, since Chromium withholds Strict cookies from the
@@ -408,6 +544,7 @@ def test_screenshots_exist():
                 "reset-request", "reset-sent", "reset-password", "reset-done", "staff-accept-invite",
                 "staff-accept-invite-done", "staff-reset-identifier", "staff-reset-channel", "staff-reset-code",
                 "staff-reset-new", "staff-change-sign-in", "staff-change-password", "google-signed-in",
-                "access-link"}
+                "access-link", "staff-accept-invite-errors", "show-password", "home", "home-business",
+                "which-business"}
     missing = sorted(name for name in expected if not (SCREENS / f"{name}.png").exists())
     assert not missing
