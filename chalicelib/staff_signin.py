@@ -109,11 +109,12 @@ def sign_in(tenant_id: str, username: str, password: str, ip: str | None, user_a
 
 
 def caught(check: Callable[[], None]) -> list[ApiError]:
-    """The refusal a check raises, as a list (empty when it passes)."""
+    """The refusal a check raises, as a list (empty when it passes). Its traceback is dropped: kept, it would keep
+    the check's frames, and with them the password that was typed, for as long as the error lives."""
     try:
         check()
     except ApiError as err:
-        return [err]
+        return [err.with_traceback(None)]
     return []
 
 
