@@ -101,32 +101,7 @@ def write(r: dict) -> None:
             + ", ".join(f"{k.replace('_', ' ')} {v:.0f} ms" for k, v in ip["sign_in_without_argon2_p50_ms"].items())
             + ".", ""]
     if "session_check" in ip:
-        sc = ip["session_check"]
-
-        def ops(calls: list[str]) -> str:
-            return ", ".join(f"{c} ×{calls.count(c)}" for c in sorted(set(calls))) or "none"
-        extra = sc["with_check"]["p50"] - sc["before"]["p50"]
-        out += [
-            "### The live session check",
-            "",
-            "Every staff and portal call checks its session live (`chalicelib/sessions.py`): one BatchGetItem reads "
-            "the tenant, the session and the account (strongly consistent for the last two), with no cache, so a "
-            "disable or a sign-out is in force on the next call of every container. Measured on `GET "
-            "/v1/customers?limit=1` with a staff admin's token, against the guard as it was before (a GetItem on "
-            "the tenant, permissions from the token).",
-            "",
-            _row("", "n", "p50", "p99", "DynamoDB requests"),
-            _row("---", "---:", "---:", "---:", "---"),
-            _row("the check alone (`sessions.read` + `sessions.check`)", sc["check_alone"]["n"],
-                 f"{sc['check_alone']['p50']:.1f} ms", f"{sc['check_alone']['p99']:.1f} ms", ops(sc["check_calls"])),
-            _row("the call, live check", sc["with_check"]["n"], f"{sc['with_check']['p50']:.1f} ms",
-                 f"{sc['with_check']['p99']:.1f} ms", ops(sc["call_calls"])),
-            _row("the call, guard before the check", sc["before"]["n"], f"{sc['before']['p50']:.1f} ms",
-                 f"{sc['before']['p99']:.1f} ms", ops(sc["before_calls"])),
-            "",
-            f"The live check adds {extra:.1f} ms at p50 to the call here (moto over loopback) and no request: the "
-            "tenant's GetItem became the one BatchGetItem. It writes the session's last_used_at at most once a "
-            "minute.", ""]
+        out += session_check_lines(ip["session_check"])
 
     bulk = r["bulk"]
     base = next(b for b in bulk if "naive" in b)
@@ -245,3 +220,31 @@ def write(r: dict) -> None:
     out += ["Raw figures of this run: `.local/bench.json` (not committed).", ""]
     (ROOT / "BENCHMARKS.md").write_text("\n".join(out))
     plot(bulk)
+
+
+def session_check_lines(sc: dict) -> list[str]:
+    """The section on the live session check (bench/inproc.session_check's figures)."""
+    def ops(calls: list[str]) -> str:
+        return ", ".join(f"{c} ×{calls.count(c)}" for c in sorted(set(calls))) or "none"
+    extra = sc["with_check"]["p50"] - sc["before"]["p50"]
+    return [
+        "### The live session check",
+        "",
+        "Every staff and portal call checks its session live (`chalicelib/sessions.py`): one BatchGetItem reads "
+        "the tenant, the session and the account (strongly consistent for the last two), with no cache, so a "
+        "disable or a sign-out is in force on the next call of every container. Measured on `GET "
+        "/v1/customers?limit=1` with a staff admin's token, against the guard as it was before (a GetItem on "
+        "the tenant, permissions from the token).",
+        "",
+        _row("", "n", "p50", "p99", "DynamoDB requests"),
+        _row("---", "---:", "---:", "---:", "---"),
+        _row("the check alone (`sessions.read` + `sessions.check`)", sc["check_alone"]["n"],
+             f"{sc['check_alone']['p50']:.1f} ms", f"{sc['check_alone']['p99']:.1f} ms", ops(sc["check_calls"])),
+        _row("the call, live check", sc["with_check"]["n"], f"{sc['with_check']['p50']:.1f} ms",
+             f"{sc['with_check']['p99']:.1f} ms", ops(sc["call_calls"])),
+        _row("the call, guard before the check", sc["before"]["n"], f"{sc['before']['p50']:.1f} ms",
+             f"{sc['before']['p99']:.1f} ms", ops(sc["before_calls"])),
+        "",
+        f"The live check adds {extra:.1f} ms at p50 to the call here (moto over loopback) and no request: the "
+        "tenant's GetItem became the one BatchGetItem. It writes the session's last_used_at at most once a "
+        "minute.", ""]
