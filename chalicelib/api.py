@@ -175,7 +175,11 @@ def authenticate(auth_header: str | None) -> Principal:
                      permissions=frozenset(claims.get("perms") or ()), claims=claims)
 
 
-def _forbidden(policy: Policy) -> ApiError:
+def _forbidden(policy: Policy, principal: Principal) -> ApiError:
+    """403 in words: a caller of the wrong kind hears which sign-in the route needs (a portal user on an admin
+    route: a staff sign-in), one of the right kind what it lacks (the permission)."""
+    if principal.kind not in policy.token_kinds and "staff" in policy.token_kinds:
+        return ApiError(403, "forbidden", STAFF_SIGN_IN)
     return ApiError(403, "forbidden", policy.refusal())
 
 
@@ -301,10 +305,10 @@ class Api:
             if not isinstance(spec.policy, Public):
                 principal = authenticate(request.headers.get("authorization"))
                 if principal.kind not in spec.policy.token_kinds:
-                    raise _forbidden(spec.policy)
+                    raise _forbidden(spec.policy, principal)
                 _check_live(principal)
                 if not spec.policy.allows(principal):
-                    raise _forbidden(spec.policy)
+                    raise _forbidden(spec.policy, principal)
                 spec.policy.check(principal, f"{spec.method} {spec.path}", path_params, ip)
             body = self._parse_body(spec.body, request) if spec.body else None
             call = Call(principal, body, dict(request.query_params or {}), ip,

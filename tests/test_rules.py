@@ -156,16 +156,19 @@ def test_a_portal_user_on_a_staff_route_is_told_it_needs_a_staff_sign_in(http, t
     _, session = register(http, invited)
     status, body = http.get("/v1/staff/me", token=session["access_token"])
     assert status == 403 and body["error"] == {"code": "forbidden", "message": "This needs a staff sign-in."}
+    status, body = http.get("/v1/customers", token=session["access_token"])  # an admin route
+    assert status == 403 and body["error"] == {"code": "forbidden", "message": "This needs a staff sign-in."}
     _, token = staff_member(tenant)
     status, body = http.get("/v1/portal/me", token=token)
     assert status == 403 and body["error"]["message"] == "This needs a customer portal sign-in."
 
 
 def test_no_refusal_names_a_policy(app):
-    from chalicelib.api import _forbidden
+    from chalicelib.api import Principal, _forbidden
     for spec in app.api.routes:
-        message = _forbidden(spec.policy).message
-        assert ":" not in message and "_" not in message and "policy" not in message, message
+        for kind in ("staff", "portal", "partner", "password_change"):
+            message = _forbidden(spec.policy, Principal(kind=kind, tenant_id="t", subject="s")).message
+            assert ":" not in message and "_" not in message and "policy" not in message, message
 
 
 # --- one shape for disabling: status ----------------------------------------------------------------------------
