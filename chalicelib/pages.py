@@ -1241,6 +1241,7 @@ CHANGE_REASONS = {
     "admin_set": "Your administrator chose your username and password. Choose your own to continue.",
     "temporary": "You signed in with a temporary password. Choose your own password to continue.",
     "expired": "Your password is over a year old. Choose a new one to continue.",
+    "chosen": "Choose a new password. It replaces the one you signed in with, and signs you out everywhere else.",
 }
 
 
@@ -1317,17 +1318,17 @@ def _change_sign_in(p: Page, tenant_id: str) -> Response:
             require(p.form, errors, {"username": "Enter your username.", "password": "Enter your password."})
             if not errors:
                 try:
-                    staff_signin.sign_in(tenant.tenant_id, username, p.form["password"], p.ip)
+                    # a password that is current is changed too (the expiry warning sends people here early)
+                    chosen = staff_signin.sign_in(tenant.tenant_id, username, p.form["password"], p.ip,
+                                                  to_change_password=True)
                 except ApiError as err:
                     if err.code in ("password_change_required", "password_expired") and err.extra.get("change_token"):
                         p.keep(CHANGE, err.extra["change_token"], staff_signin.CHANGE_TOKEN_SECONDS)
                         return p.redirect(url("/staff/change-password"))
                     _explain(err, errors, {})
                 else:
-                    return p.message(200, tenant_name=tenant.name, section=STAFF,
-                                     heading="Your password does not need to change",
-                                     paragraphs=["You signed in successfully: your password is current. "
-                                                 "You can keep using it."])
+                    p.keep(CHANGE, chosen["change_token"], staff_signin.CHANGE_TOKEN_SECONDS)
+                    return p.redirect(url("/staff/change-password"))
     return p.form_page(200, tenant_name=tenant.name, section=STAFF, title="Sign in to change your password",
                        intro="Sign in with the username and password you have now. Then choose a new password.",
                        fields=join([

@@ -61,7 +61,10 @@ def password_expired(person: Person) -> bool:
 
 
 @lockout.limit_guesses_per_ip("staff-sign-in", "invalid_credentials")
-def sign_in(tenant_id: str, username: str, password: str, ip: str | None, user_agent: str | None = None) -> dict:
+def sign_in(tenant_id: str, username: str, password: str, ip: str | None, user_agent: str | None = None,
+            *, to_change_password: bool = False) -> dict:
+    """A session, or with `to_change_password` (the hosted change page, where a person changes a password that
+    has not expired, e.g. after the expiry warning) only a change token instead: no session is started."""
     # The same work for a known and an unknown username: the same reads (find_by_username reads a person either
     # way), one argon2 verification (against a dummy hash when there is no account), the same writes on failure.
     tenant_active = _tenant_active(tenant_id)
@@ -104,6 +107,8 @@ def sign_in(tenant_id: str, username: str, password: str, ip: str | None, user_a
     if password_expired(person):
         raise ApiError(403, "password_expired", "Your password is over a year old; choose a new one.",
                        change_token=_change_token(person, "expired"))
+    if to_change_password:
+        return {"change_token": _change_token(person, "chosen")}
     audit.record(tenant_id, "staff.signed_in", actor=person.person_id, ip=ip)
     return start_session(person, "password", ip, user_agent)
 

@@ -417,3 +417,22 @@ def test_a_disabled_portal_user_is_told_whom_to_ask_on_the_sign_in_page(browser,
     http.patch(f"/v1/portal/users/{user_id}", {"status": "disabled"}, token=tenant.admin_token)
     r = browser.post(f"/sign-in?tenant_id={tenant.id}", {"email": email, "password": PASSWORD})
     assert r.status_code == 400 and "This account is disabled; ask Test Plumbing to enable it." in text(r)
+
+
+def test_a_current_password_can_be_changed_on_the_change_page(browser, http, tenant):
+    """The expiry warning sends people here before their password expires: signing in with it leads to the
+    change form, not to "nothing to change"; no session is started on the way."""
+    from chalicelib import people
+    from chalicelib.security import passwords
+    people.create(tenant.id, kind="employee", name="Early Bird", email=f"early@{tenant.id}.example",
+                  username="early.bird", password_hash=passwords.hash_password(PASSWORD))
+    r = browser.post(f"/staff/change-password?tenant_id={tenant.id}",
+                     {"step": "sign_in", "username": "early.bird", "password": PASSWORD})
+    assert r.status_code == 303 and r.headers["Location"] == "/staff/change-password"
+    form = browser.get("/staff/change-password")
+    assert "Choose a new password. It replaces the one you signed in with" in text(form)
+    r = browser.post("/staff/change-password", {"step": "change", "new_password": STRONG_PASSWORD,
+                                                "new_password_confirm": STRONG_PASSWORD}, page=form)
+    assert r.status_code == 200 and "Your password was changed" in text(r)
+    assert tenant.sign_in("early.bird", STRONG_PASSWORD)[0] == 200
+    assert tenant.sign_in("early.bird", PASSWORD)[0] == 401
