@@ -8,7 +8,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 # pip install playwright never fetches a browser; this keeps any other path from trying either
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: run test check fuzz bench package install clean
+.PHONY: run test check fuzz bench package deploy install clean
 
 $(STAMP): pyproject.toml requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -63,10 +63,44 @@ fuzz: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[dev,fuzz]'
 	$(BIN)/python -m fuzz --max-examples $(FUZZ_EXAMPLES) --timeout $(FUZZ_TIMEOUT) $(if $(FUZZ_SEED),--seed $(FUZZ_SEED))
 
+# Both stages, each linted (CI): build/package/<stage>/sam.json + deployment.zip. infra/compose.py merges
+# infra/aws.json (AWS only) over infra/template.json (also the local stack's) for that stage; chalice package merges
+# the result into its own template; cfn-lint must pass with no warning.
 package: $(STAMP)
 	rm -rf build/package
-	PORTAL_STAGE=prod $(BIN)/chalice package --stage prod --merge-template infra/template.json build/package
-	$(BIN)/cfn-lint build/package/sam.json
+	$(MAKE) --no-print-directory build/package/dev/sam.json build/package/prod/sam.json
+
+PACKAGE_SOURCES := app.py requirements.txt $(wildcard infra/*.json infra/*.py .chalice/*.json) \
+	$(shell find chalicelib -name '*.py' -o -name '*.txt' -o -name '*.html' -o -name '*.gz' 2>/dev/null)
+build/package/%/sam.json: $(STAMP) $(PACKAGE_SOURCES)
+	rm -rf build/package/$*
+	$(BIN)/python infra/compose.py $* build/merge-$*.json
+	PORTAL_STAGE=$* $(BIN)/chalice package --stage $* --merge-template build/merge-$*.json build/package/$*
+	$(BIN)/cfn-lint build/package/$*/sam.json
+
+# make deploy STAGE=dev|prod ARTIFACTS_BUCKET=<bucket> [REVIEW=1]: packages that stage, checks infra/params-<stage>.json
+# (filled by the operator: it refuses placeholders and missing parameters), uploads the code to the artifacts bucket
+# (aws cloudformation package) and deploys the stack portal-access-<stage> through a change set (REVIEW=1 creates the
+# change set and stops, to be looked at and executed in the console). AWS credentials and region: the usual
+# environment (AWS_PROFILE, AWS_REGION). The AWS CLI is the deploy extra's (pyproject.toml) unless AWS=... says.
+STAGE ?=
+ARTIFACTS_BUCKET ?=
+PARAMS ?= infra/params-$(STAGE).json
+AWS ?= $(BIN)/aws
+deploy: $(STAMP)
+	@case "$(STAGE)" in dev|prod) ;; *) echo "make deploy: STAGE=dev or STAGE=prod" >&2; exit 2;; esac
+	@test -n "$(ARTIFACTS_BUCKET)" || { echo "make deploy: ARTIFACTS_BUCKET=<an S3 bucket of this account and region for the code>" >&2; exit 2; }
+	$(MAKE) --no-print-directory build/package/$(STAGE)/sam.json
+	$(BIN)/python infra/params.py check build/package/$(STAGE)/sam.json $(PARAMS)
+	test -x "$(AWS)" || command -v "$(AWS)" >/dev/null || $(BIN)/python -m pip install -q -e '.[dev,deploy]'
+	$(AWS) cloudformation package --template-file build/package/$(STAGE)/sam.json --use-json \
+		--s3-bucket $(ARTIFACTS_BUCKET) --s3-prefix portal-access/$(STAGE) \
+		--output-template-file build/package/$(STAGE)/packaged.json
+	$(AWS) cloudformation deploy --template-file build/package/$(STAGE)/packaged.json --stack-name portal-access-$(STAGE) \
+		--s3-bucket $(ARTIFACTS_BUCKET) --s3-prefix portal-access/$(STAGE) \
+		--capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND --no-fail-on-empty-changeset \
+		--tags project=portal-access stage=$(STAGE) $(if $(REVIEW),--no-execute-changeset) \
+		--parameter-overrides $$($(BIN)/python infra/params.py overrides build/package/$(STAGE)/sam.json $(PARAMS))
 
 clean:
 	rm -rf $(VENV) build .local .pytest_cache
