@@ -85,7 +85,8 @@ def jwks(call):
 def staff_sign_in(call):
     """Staff sign-in with username and password."""
     b = call.body
-    return staff_signin.sign_in(b.tenant_id, b.username, b.password, call.ip, call.user_agent)
+    return observability.sign_in_outcome("staff", lambda: staff_signin.sign_in(b.tenant_id, b.username, b.password,
+                                                                               call.ip, call.user_agent))
 
 
 @api.route("/v1/staff/change-password", "POST", PasswordChange(), body=ChangePassword, response=AccessToken)
@@ -282,7 +283,7 @@ def portal_sign_up(call):
 @api.route("/v1/portal/sign-in", "POST", Public(), body=portal_access.SignInRequest, response=portal_access.Session)
 def portal_sign_in(call):
     """Portal sign-in with email and password."""
-    return portal_access.sign_in(call.body, call.ip, call.user_agent)
+    return observability.sign_in_outcome("portal", lambda: portal_access.sign_in(call.body, call.ip, call.user_agent))
 
 
 @api.route("/v1/portal/token/refresh", "POST", Public(), body=portal_access.RefreshRequest,
@@ -589,7 +590,7 @@ def partner_portal_audit(call, portal_id):
 @api.route("/v1/partner/token", "POST", Public(), body=partners.PartnerTokenRequest, response=partners.PartnerToken)
 def partner_token(call):
     """Partner credentials + a business that enabled the portal → a 10-minute partner token."""
-    return partners.issue_token(call.body, call.ip)
+    return observability.sign_in_outcome("partner", lambda: partners.issue_token(call.body, call.ip))
 
 
 @api.route("/v1/partner/permissions", "GET", Partner(), response=partners.PartnerScope)
@@ -646,7 +647,9 @@ def on_ses_event(event):
     return {"marked": invitations.record_delivery_problem(json.loads(event.message))}
 
 
-@app.on_sqs_message(queue=config.queue_name("send"), batch_size=10)
+# At most two concurrent consumers (SQS's own scaling limit, not reserved concurrency, which would throttle
+# receives into the DLQ): with PORTAL_SEND_RATE_PER_SECOND each, together under SES's sending rate.
+@app.on_sqs_message(queue=config.queue_name("send"), batch_size=10, maximum_concurrency=2)
 def on_send_message(event):
     from chalicelib import sender
     return sender.handle_batch(event.to_dict(), event.context)

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
 from pynamodb.expressions.update import Action
 
-from chalicelib import audit, config, dead_letters, email_scan, messaging
+from chalicelib import audit, config, dead_letters, email_scan, messaging, observability
 from chalicelib.api import ApiError
 from chalicelib.directory import iso_at, make_cursor, page_args
 from chalicelib.invitations import (ACCESS_RANK, grants_from_refs, invite_message, merge_grant, portal_user_id,
@@ -209,6 +209,12 @@ def _finish(job: Job, status: str, *, error: str | None = None, message: str | N
     actions: list[Action] = [Job.status.set(status), Job.summary.set(summary), Job.updated_at.set(now())]
     job.update(actions=actions + ([Job.error.set(error)] if error else []))
     audit.record(job.tenant_id, f"portal.bulk_invite_{status}", target=job.job_id, error=error)
+    rows = int((counts or {}).get("rows", 0))
+    if status == "failed":
+        observability.count("BulkJobsFailed")
+        observability.count("BulkRowsFailed", rows)  # the rows of a failed run (its report says what each got)
+    else:
+        observability.count("BulkRowsProcessed", rows)
 
 
 def _run(upload: Upload, tenant_id: str, job: Job, report_key: str, header: dict) -> dict:

@@ -105,7 +105,61 @@ def outbox_dir() -> str | None:
 
 
 def sender_email() -> str:
-    return os.environ.get("PORTAL_SENDER_EMAIL", "no-reply@portal-access.example")
+    """Where emails come from. Only the local stack has a default; a deployed stage sets it (require_settings)."""
+    default = "no-reply@portal-access.example" if is_local() else ""
+    return os.environ.get("PORTAL_SENDER_EMAIL", default)
+
+
+class PlaceholderSetting(RuntimeError):
+    """A deployed stage started with a setting unset or left at a placeholder."""
+
+
+# Domains and top-level domains that can never be a real sender or site (RFC 2606/6761), and the params files'
+# own placeholder.
+_PLACEHOLDER_HOSTS = ("example.com", "example.net", "example.org", "example")
+_RESERVED_TLDS = (".example", ".test", ".invalid", ".localhost", ".local")
+
+
+def _placeholder(value: str) -> bool:
+    host = value.rsplit("@", 1)[-1] if "@" in value else (urlparse(value).hostname or value)
+    host = host.lower().rstrip(".")
+    return (not value.strip() or "change-me" in value.lower() or host in _PLACEHOLDER_HOSTS
+            or any(host.endswith("." + h) for h in _PLACEHOLDER_HOSTS) or host.endswith(_RESERVED_TLDS))
+
+
+def settings_problems() -> list[str]:
+    """What a deployed stage is missing (empty on stage local, or when every setting is real)."""
+    if is_local():
+        return []
+    problems = []
+    for name in ("PORTAL_SENDER_EMAIL", "PORTAL_PUBLIC_BASE_URL", "PORTAL_UPLOADS_BUCKET",
+                 "PORTAL_SES_CONFIGURATION_SET"):
+        value = os.environ.get(name, "")
+        if not value.strip():
+            problems.append(f"{name} is not set")
+        elif _placeholder(value):
+            problems.append(f"{name}={value} is a placeholder")
+    base = os.environ.get("PORTAL_PUBLIC_BASE_URL", "")
+    if base and not base.startswith("https://"):
+        problems.append(f"PORTAL_PUBLIC_BASE_URL={base} must be an https:// address")
+    return problems
+
+
+_settings_checked = False
+
+
+def require_settings() -> None:
+    """Refuses to serve a deployed stage whose settings are unset or placeholders, with one clear message (the
+    stage's parameters: infra/params-<stage>.json, docs/deploy.md). Checked once per container, on the first
+    invocation: `chalice package` imports the app without them."""
+    global _settings_checked
+    if _settings_checked:
+        return
+    problems = settings_problems()
+    if problems:
+        raise PlaceholderSetting(f"stage {stage()} refuses to start: " + "; ".join(problems)
+                                 + " (set them in infra/params-<stage>.json and deploy again)")
+    _settings_checked = True
 
 
 def ses_configuration_set() -> str:

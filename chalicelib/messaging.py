@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from string import Template
 
-from chalicelib import config
+from chalicelib import config, observability
 from chalicelib.observability import logger
 
 SEND_BATCH = 10
@@ -108,8 +108,8 @@ THROTTLE_TRIES = 4
 
 
 class RateLimiter:
-    """Spaces sends to at most `rate` per second in this process. The send function's reserved concurrency
-    (.chalice/config.json) bounds the processes, so their product stays under the account's SES rate."""
+    """Spaces sends to at most `rate` per second in this process. The send queue's maximum concurrency (app.py,
+    2 consumers) bounds the processes, so their product stays under the account's SES rate."""
 
     def __init__(self):
         self._next = 0.0
@@ -141,6 +141,7 @@ def deliver(message: dict) -> dict:
                 raise
             time.sleep(random.uniform(0, 0.2 * 2 ** attempt))
     _write_outbox(message)
+    observability.count("MessagesSent", channel=message["channel"])
     logger.info("message delivered", extra={"channel": message["channel"], "message_id": message["message_id"],
                                             "tenant_id": message["tenant_id"]})
     return {"provider_id": provider_id}
@@ -156,7 +157,19 @@ def _send(message: dict) -> str:
             ConfigurationSetName=config.ses_configuration_set(),
             Tags=[{"Name": "tenant", "Value": message["tenant_id"]}])
         return result["MessageId"]
-    return config.client("sns").publish(PhoneNumber=message["to"], Message=message["body"])["MessageId"]
+    return config.client("sns").publish(PhoneNumber=message["to"], Message=message["body"],
+                                        MessageAttributes=sms_attributes())["MessageId"]
+
+
+def sms_attributes() -> dict:
+    """Transactional (codes and links go out before marketing traffic), from the stage's origination number or
+    sender id when the operator set one (infra/params-<stage>.json)."""
+    attributes = {"AWS.SNS.SMS.SMSType": {"DataType": "String", "StringValue": "Transactional"}}
+    for env, name in (("PORTAL_SMS_ORIGINATION_NUMBER", "AWS.MM.SMS.OriginationNumber"),
+                      ("PORTAL_SMS_SENDER_ID", "AWS.SNS.SMS.SenderID")):
+        if os.environ.get(env, "").strip():
+            attributes[name] = {"DataType": "String", "StringValue": os.environ[env].strip()}
+    return attributes
 
 
 @lru_cache(maxsize=1)

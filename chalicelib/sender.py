@@ -3,7 +3,7 @@
 import json
 from typing import TYPE_CHECKING
 
-from chalicelib import dead_letters, messaging
+from chalicelib import dead_letters, messaging, observability
 from chalicelib.observability import logger
 
 if TYPE_CHECKING:
@@ -24,6 +24,7 @@ def handle_batch(raw_event: dict, context) -> "PartialItemFailureResponse":
                                                      "reason": type(exc).__name__})
             dead_letters.record_failure("send", record.message_id, exc,
                                         int(record.attributes.approximate_receive_count or 1))
+            observability.count("SendFailed", channel=message.get("channel") or "email")
             raise
 
     return process_partial_response(event=raw_event, record_handler=deliver,
