@@ -346,14 +346,14 @@ def patch_user(tenant_id: str, user_id: str, body: PortalUserPatch, actor: str, 
         user.status, user.status_key = body.status, status_key(tenant_id, body.status)
         if body.status == "disabled":
             single_use.revoke(user.invitation_token_hash, "invitation_revoked")
+            user.session_epoch = int(user.session_epoch or 0) + 1  # ends every session, in the same write
     user.updated_at = now()
     try:
         user.save()
     except PutError:
         raise ApiError(409, "edit_conflict", "This portal user changed at the same time; try again.") from None
     if body.status == "disabled":
-        from chalicelib import portal_sessions
-        portal_sessions.end_all_sessions(user, actor=actor, reason="disabled", ip=ip)
+        audit.record(tenant_id, "session.ended_all", actor=actor, target=user_id, ip=ip, reason="disabled")
     for customer_id, contact_id in widened:
         audit.record(tenant_id, "portal.grant_widened", actor=actor, target=user_id, ip=ip, customer_id=customer_id,
                      contact_id=contact_id)

@@ -72,7 +72,9 @@ class Person(Model):
     invitation_expires_at = NumberAttribute(null=True)
     reset_link_token_hash = UnicodeAttribute(null=True)  # the one live admin-sent reset link
     expiry_warning_for = NumberAttribute(null=True)  # the password_set_at the expiry warning was sent for
-    sessions_valid_after = NumberAttribute(null=True)  # ms; sessions started before it have ended (sessions.py)
+    # Sessions carry the epoch their sign-in read; ending them all adds one (sessions.py). A number, not a time: a
+    # sign-in whose password check overlaps the end cannot outlive it, and no clock needs to agree with another.
+    session_epoch = NumberAttribute(null=True)
     created_at = NumberAttribute(default=now)
     updated_at = NumberAttribute(default=now)
     version = VersionAttribute()
@@ -196,7 +198,7 @@ class PortalUser(Model):
     invite_job = UnicodeAttribute(null=True)  # the run (bulk job or single invitation) that last invited
     last_sent_at = NumberAttribute(null=True)
     delivery_problem = UnicodeAttribute(null=True)  # bouncing | complained
-    sessions_valid_after = NumberAttribute(null=True)  # ms; a reset or "sign out everywhere" ends older sessions
+    session_epoch = NumberAttribute(null=True)  # see Person.session_epoch
     linked_identities = UnicodeSetAttribute(null=True)  # "google:<sub>", "microsoft:<sub>"
     created_at = NumberAttribute(default=now)
     updated_at = NumberAttribute(default=now)
@@ -224,7 +226,7 @@ class Session(Model):
     subject_kind = UnicodeAttribute(default="portal")  # staff | portal | link
     user_key = UnicodeAttribute(null=True)
     by_user = SessionsByUser()
-    created_ms = NumberAttribute(default=now_ms)  # ms: a session started right after a reset must survive it
+    created_ms = NumberAttribute(default=now_ms)  # when it started (ms); the range key of the by-user index
     expires_at = NumberAttribute()
     ttl = NumberAttribute()
     used_at = NumberAttribute(null=True)
@@ -232,6 +234,7 @@ class Session(Model):
     revoked_at = NumberAttribute(null=True)
     ended_by = UnicodeAttribute(null=True)
     kind = UnicodeAttribute(default="password")  # how it started: password | invitation | google | microsoft | access_link
+    epoch = NumberAttribute(default=0)  # the account's session_epoch when the sign-in read it
     ip = UnicodeAttribute(null=True)
     user_agent = UnicodeAttribute(null=True)
 

@@ -321,11 +321,14 @@ def complete_reset(body: ResetComplete, ip: str | None, user_agent: str | None) 
     try:  # the reset ends the link with it: no earlier link can be live, a later one (minted since) stays so
         user.update(actions=[PortalUser.password_hash.set(passwords.hash_password(body.new_password)),
                              PortalUser.password_set_at.set(now()), PortalUser.updated_at.set(now()),
-                             PortalUser.reset_link_token_hash.remove()],
+                             PortalUser.reset_link_token_hash.remove(),
+                             PortalUser.session_epoch.add(1)],  # every session ends in the same write
                     condition=PortalUser.reset_link_token_hash == record.token_hash, add_version_condition=False)
     except UpdateError:  # a newer link was minted between the check and here: this one is replaced
         raise ApiError(410, "link_replaced", LINK_REPLACED) from None
-    portal_sessions.end_all_sessions(user)  # whoever knew the old password is signed out everywhere
+    # whoever knew the old password is signed out everywhere (the update above moved the session epoch on)
+    audit.record(user.tenant_id, "session.ended_all", actor=user.user_id, target=user.user_id, ip=ip,
+                 reason="password_reset")
     lockout.clear("portal", user.tenant_id, user.email)
     tenant = _tenant(user.tenant_id)
     when = datetime.now(timezone.utc).strftime("%d %b %Y %H:%M UTC")

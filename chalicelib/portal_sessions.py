@@ -48,7 +48,7 @@ def _new_refresh(user: PortalUser, family_id: str, kind: str) -> str:
 def start(user: PortalUser, kind: str = "password", ip: str | None = None, user_agent: str | None = None) -> dict:
     """A new session for the user (kind: how it started: password, invitation, google, microsoft)."""
     family_id = sessions.start(user.tenant_id, "portal", user.user_id, kind, ip=ip, user_agent=user_agent,
-                               seconds=REFRESH_TOKEN_SECONDS).family_id
+                               seconds=REFRESH_TOKEN_SECONDS, epoch=user.session_epoch).family_id
     return {"access_token": _access_token(user, family_id, kind), "token_type": "Bearer",
             "expires_in": ACCESS_TOKEN_SECONDS, "refresh_token": _new_refresh(user, family_id, kind),
             "refresh_expires_in": REFRESH_TOKEN_SECONDS}
@@ -136,18 +136,12 @@ def refresh(refresh_token: str, ip: str | None) -> dict:
     except UpdateError:
         spent = False
     if record is None or not spent or record.expires_at < now() or family is None or user is None \
-            or user.status != "active" or not sessions.alive(family, user.sessions_valid_after):
+            or user.status != "active" or not sessions.alive(family, user.session_epoch):
         _refused(record, family, spent, ip)
         raise invalid_refresh()
     return {"access_token": _access_token(user, family.family_id, family.kind), "token_type": "Bearer",
             "expires_in": ACCESS_TOKEN_SECONDS, "refresh_token": _new_refresh(user, family.family_id, family.kind),
             "refresh_expires_in": REFRESH_TOKEN_SECONDS}
-
-
-def end_all_sessions(user: PortalUser, actor: str | None = None, reason: str = "password_reset",
-                     ip: str | None = None) -> None:
-    """Every session and refresh token of the user issued before now stops working, for good."""
-    sessions.end_all(user, actor=actor or user.user_id, reason=reason, ip=ip)
 
 
 def sign_out_user(tenant_id: str, user_id: str, actor: str, ip: str | None) -> None:

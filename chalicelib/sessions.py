@@ -7,9 +7,10 @@ customer of an access link), and refuses the call with 401 `session_ended` when:
 
 - the session was ended (signed out, ended by an admin, its refresh token replayed) or has expired;
 - the account is gone, disabled, or not active;
-- the session started before the account's `sessions_valid_after` (ms): what ends every session at once without
+- the session's epoch is not the account's `session_epoch` any more: what ends every session at once without
   touching each one (a password change or reset, a new temporary password, a disable, a role or permission
-  change, "sign out everywhere").
+  change, "sign out everywhere") adds one to it. A session takes the epoch its sign-in read before the password
+  was checked, so a sign-in that overlaps such an end cannot outlive it.
 
 A staff caller's permissions are those of the live person, never only those of the token. No cache: a change is in
 force on the very next call, on every container (tests/test_sessions.py; cost in BENCHMARKS.md)."""
@@ -22,8 +23,7 @@ from pydantic import BaseModel
 
 from chalicelib import audit
 from chalicelib.api import ApiError, Principal
-from chalicelib.models import (Customer, Person, PortalUser, Session, Tenant, _transaction_connection, now,
-                               now_ms)
+from chalicelib.models import (Customer, Person, PortalUser, Session, Tenant, _transaction_connection, now)
 
 STAFF_SESSION_SECONDS = 15 * 60  # as long as its access token: staff have no refresh token (yet)
 PORTAL_SESSION_SECONDS = 30 * 24 * 3600  # as long as its refresh tokens
@@ -62,22 +62,23 @@ def _user_key(tenant_id: str, subject_kind: str, user_id: str) -> str:
 
 
 def start(tenant_id: str, subject_kind: str, user_id: str, method: str, *, ip: str | None,
-          user_agent: str | None, seconds: int) -> Session:
+          user_agent: str | None, seconds: int, epoch: float | None = None) -> Session:
     """A new session (its id goes into every access token of this sign-in as `sid`)."""
     session_id = uuid.uuid4().hex
     expires = now() + seconds
     session = Session(f"fam#{session_id}", tenant_id=tenant_id, user_id=user_id, family_id=session_id,
                       subject_kind=subject_kind, user_key=_user_key(tenant_id, subject_kind, user_id),
-                      expires_at=expires, ttl=expires + 24 * 3600, kind=method, ip=ip,
+                      expires_at=expires, ttl=expires + 24 * 3600, kind=method, ip=ip, epoch=int(epoch or 0),
                       user_agent=(user_agent or "")[:256] or None)
     session.save()
     return session
 
 
-def alive(session: Session | None, valid_after: float | None) -> bool:
+def alive(session: Session | None, epoch: float | None) -> bool:
+    """Not ended, not expired, and of the account's current epoch."""
     if session is None or session.revoked_at or session.expires_at < now():
         return False
-    return not (valid_after and session.created_ms < valid_after)
+    return int(session.epoch or 0) == int(epoch or 0)
 
 
 def _account_active(principal: Principal, subject_kind: str, record: Any) -> bool:
@@ -141,7 +142,7 @@ def check(principal: Principal, live: Live) -> None:
             or session.user_id != principal.subject or session.subject_kind != subject_kind:
         raise session_ended()
     if not _account_active(principal, subject_kind, record) \
-            or not alive(session, getattr(record, "sessions_valid_after", None)):
+            or not alive(session, getattr(record, "session_epoch", None)):
         raise session_ended()
     at = now()
     if at - int(session.last_used_at or session.created_ms // 1000) >= LAST_USED_EVERY_SECONDS:
@@ -161,17 +162,16 @@ def _out(session: Session, current_sid: str | None) -> SessionOut:
                       user_agent=session.user_agent, method=session.kind, current=session.family_id == current_sid)
 
 
-def _of(tenant_id: str, subject_kind: str, user_id: str, valid_after: int | None) -> list[Session]:
+def _of(tenant_id: str, subject_kind: str, user_id: str, epoch: int | None) -> list[Session]:
     """The account's live sessions, newest first."""
     found = Session.by_user.query(_user_key(tenant_id, subject_kind, user_id), scan_index_forward=False)
-    return [s for s in found if alive(s, valid_after)][:LIST_LIMIT]
+    return [s for s in found if alive(s, epoch)][:LIST_LIMIT]
 
 
 def listing(tenant_id: str, subject_kind: str, user_id: str, record: Any,
             current_sid: str | None = None) -> SessionList:
-    valid_after = getattr(record, "sessions_valid_after", None)
     return SessionList(sessions=[_out(s, current_sid)
-                                 for s in _of(tenant_id, subject_kind, user_id, valid_after)])
+                                 for s in _of(tenant_id, subject_kind, user_id, getattr(record, "session_epoch", None))])
 
 
 def own(principal: Principal) -> SessionList:
@@ -214,9 +214,9 @@ def _get(session_id: str) -> Session | None:
 
 
 def end_all(record: Person | PortalUser, *, actor: str, reason: str, ip: str | None) -> None:
-    """Every session of the account ends at once: one write on the account (sessions_valid_after)."""
+    """Every session of the account ends at once: one write on the account (its session_epoch moves on)."""
     model = type(record)
-    record.update(actions=[model.sessions_valid_after.set(now_ms())], add_version_condition=False)
+    record.update(actions=[model.session_epoch.add(1)], add_version_condition=False)
     subject = record.person_id if isinstance(record, Person) else record.user_id
     audit.record(record.tenant_id, "session.ended_all", actor=actor, target=subject, ip=ip, reason=reason)
 

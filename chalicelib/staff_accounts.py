@@ -13,7 +13,7 @@ from chalicelib import audit, config, lockout, people, sessions, single_use, sta
 from chalicelib.api import ApiError, Password, Principal, Strict
 from chalicelib.directory import iso, iso_at, make_cursor, page_args
 from chalicelib.identity import Email, Mobile
-from chalicelib.models import Job, Person, Tenant, now, now_ms
+from chalicelib.models import Job, Person, Tenant, now
 from chalicelib.security import passwords
 from chalicelib.security.tokens import token_hash
 from chalicelib.text import OneLine
@@ -328,7 +328,8 @@ def patch_person(caller: Principal, person_id: str, body: PersonPatch, ip: str |
                       or changes.get("role", person.role) != person.role
                       or ("permissions" in changes and set(changes["permissions"]) != set(person.permissions or ())))
     if access_changed:
-        changes["sessions_valid_after"] = now_ms()  # in the same write: every session of the person ends
+        # in the same write (guarded by the person's version): every session of the person ends
+        changes["session_epoch"] = int(person.session_epoch or 0) + 1
     if changes:
         admin_guard = _last_admin_guard(person, changes)
         person = people.update(person, changes, also=admin_guard)
@@ -338,7 +339,7 @@ def patch_person(caller: Principal, person_id: str, body: PersonPatch, ip: str |
         audit.record(caller.tenant_id, "session.ended_all", actor=caller.subject, target=person_id, ip=ip,
                      reason="disabled" if changes.get("account_status") == "disabled" else "access_changed")
     fields = sorted(k for k in changes if k not in ("invitation_token_hash", "invitation_expires_at",
-                                                    "reset_link_token_hash", "sessions_valid_after"))
+                                                    "reset_link_token_hash", "session_epoch"))
     audit.record(caller.tenant_id, "staff.person_updated", actor=caller.subject, target=person_id, ip=ip,
                  fields=fields)
     return person_out(person)
@@ -373,7 +374,7 @@ def _last_admin_guard(person: Person, changes: dict) -> Callable | None:
 
 
 def person_sessions(caller: Principal, person_id: str) -> "sessions.SessionList":
-    person = people.get(caller.tenant_id, person_id)
+    person = _managed(caller, person_id)  # where and when someone signs in is as private as their account
     return sessions.listing(caller.tenant_id, "staff", person_id, person)
 
 

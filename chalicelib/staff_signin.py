@@ -7,7 +7,7 @@ from pynamodb.exceptions import DoesNotExist
 
 from chalicelib import audit, lockout, people
 from chalicelib.api import ApiError, Principal
-from chalicelib.models import Person, Tenant, now, now_ms
+from chalicelib.models import Person, Tenant, now
 from chalicelib.security import keys, passwords
 
 ACCESS_TOKEN_SECONDS = 15 * 60
@@ -38,7 +38,7 @@ def start_session(person: Person, method: str, ip: str | None, user_agent: str |
     what the client may show: the guard takes them from the live person on every call."""
     from chalicelib import sessions
     session = sessions.start(person.tenant_id, "staff", person.person_id, method, ip=ip, user_agent=user_agent,
-                             seconds=sessions.STAFF_SESSION_SECONDS)
+                             seconds=sessions.STAFF_SESSION_SECONDS, epoch=person.session_epoch)
     claims = {"sub": person.person_id, "tid": person.tenant_id, "typ": "staff", "sid": session.family_id,
               "role": person.role, "perms": people.effective_permissions(person)}
     return {"access_token": keys.sign(claims, ACCESS_TOKEN_SECONDS), "token_type": "Bearer",
@@ -212,7 +212,7 @@ def set_password(person: Person, new_password: str, *, new_username: str | None 
                Person.must_change_password.set(must_change), Person.account_status.set("active"),
                Person.updated_at.set(at), Person.invitation_token_hash.remove(),
                Person.invitation_expires_at.remove(), Person.reset_link_token_hash.remove(),
-               Person.expired_temporary_hash.remove(), Person.sessions_valid_after.set(now_ms())]
+               Person.expired_temporary_hash.remove(), Person.session_epoch.add(1)]
     actions.append(Person.temporary_password_expires_at.set(at + temporary_for) if temporary_for
                    else Person.temporary_password_expires_at.remove())
     new_name = new_username.strip() if new_username else None

@@ -340,3 +340,73 @@ def test_a_username_and_an_email_share_one_lockout(http, tenant):
         assert status == 401, (i, body)
     status, body = tenant.sign_in(person.email, PASSWORD)
     assert status == 423 and body["error"]["code"] == "account_locked"
+
+
+# --- a sign-in that overlaps the end of every session (review finding) ----------------------------------------
+
+def during_password_check(monkeypatch, password, action):
+    """Runs `action` once, while the sign-in with `password` is being checked (after the account was read)."""
+    from chalicelib.security import passwords
+    original, done = passwords.verify_password, []
+
+    def checking(stored, typed):
+        if typed == password and not done:
+            done.append(True)
+            action()
+        return original(stored, typed)
+    monkeypatch.setattr(passwords, "verify_password", checking)
+
+
+def test_a_staff_sign_in_under_way_when_the_password_changes_does_not_survive_it(http, tenant, monkeypatch):
+    from chalicelib import people, staff_signin
+    person, _ = staff_member(tenant)
+    during_password_check(monkeypatch, PASSWORD, lambda: staff_signin.set_password(
+        people.get(tenant.id, person.person_id), "Brand-New-Secret-991"))
+    status, body = tenant.sign_in(person.username, PASSWORD)
+    monkeypatch.undo()
+    assert status == 200  # the old password was right when it was read
+    assert ended(http.get("/v1/staff/me", token=body["access_token"]))
+
+
+def test_a_portal_sign_in_under_way_when_every_session_ends_does_not_survive_it(http, tenant, invited,
+                                                                                 monkeypatch):
+    from chalicelib import invitations, sessions
+    portal_session(http, invited)
+    user = invitations.find_user(tenant.id, invited["email"])
+    during_password_check(monkeypatch, PORTAL_PASSWORD, lambda: sessions.end_all(
+        invitations.find_user(tenant.id, invited["email"]), actor="test", reason="signed_out_everywhere", ip=None))
+    status, body = http.post("/v1/portal/sign-in", {"tenant_id": tenant.id, "email": invited["email"],
+                                                    "password": PORTAL_PASSWORD})
+    monkeypatch.undo()
+    assert status == 200 and user is not None
+    assert ended(http.get("/v1/portal/me", token=body["access_token"]))
+    assert http.post("/v1/portal/token/refresh", {"refresh_token": body["refresh_token"]})[0] == 401
+
+
+def test_a_portal_reset_ends_sessions_in_the_same_write_as_the_password(app, http, tenant, invited, monkeypatch):
+    """Even if what follows the password's write fails, the old sessions are over."""
+    from chalicelib import audit
+    old = portal_session(http, invited)
+    assert http.post("/v1/portal/password-reset", {"tenant_id": tenant.id, "email": invited["email"]})[0] == 202
+    drain(app)
+    token = links_to(invited["email"], "/reset-password")[-1].split("token=", 1)[1]
+    original = audit.record
+
+    def failing(tenant_id, action, **kw):
+        if action == "session.ended_all":
+            raise RuntimeError("the audit write failed")
+        return original(tenant_id, action, **kw)
+    monkeypatch.setattr(audit, "record", failing)
+    status, _ = http.post("/v1/portal/password-reset/complete", {"token": token, "new_password": "Brand-New-Porch-88",
+                                                                 "new_password_confirm": "Brand-New-Porch-88"})
+    monkeypatch.undo()
+    assert status == 500
+    assert ended(http.get("/v1/portal/me", token=old["access_token"]))
+    assert http.post("/v1/portal/token/refresh", {"refresh_token": old["refresh_token"]})[0] == 401
+
+
+def test_listing_a_persons_sessions_needs_the_right_to_manage_them(http, tenant):
+    admin_person, _ = admin(tenant)
+    _, helper_token = staff_member(tenant, kind="employee", role="staff", permissions=["accounts:manage"])
+    status, body = http.get(f"/v1/people/{admin_person.person_id}/sessions", token=helper_token)
+    assert status == 403 and body["error"]["code"] == "cannot_manage"
