@@ -195,7 +195,8 @@ def end(session: Session, *, actor: str, reason: str, ip: str | None) -> None:
 
 def end_own(principal: Principal, session_id: str, ip: str | None) -> None:
     """Ends one of the caller's own sessions by id; another account's session id is simply not found."""
-    session = principal.live.session if session_id == principal.claims.get("sid") else _get(session_id)
+    own_sid = principal.claims.get("sid")
+    session = principal.live.session if session_id == own_sid else _get(session_id) if len(session_id) <= 64 else None
     if session is None or session.tenant_id != principal.tenant_id or session.user_id != principal.subject \
             or session.subject_kind != subject_kind_of(principal):
         raise ApiError(404, "session_not_found", "You have no such session.")

@@ -410,3 +410,9 @@ def test_listing_a_persons_sessions_needs_the_right_to_manage_them(http, tenant)
     _, helper_token = staff_member(tenant, kind="employee", role="staff", permissions=["accounts:manage"])
     status, body = http.get(f"/v1/people/{admin_person.person_id}/sessions", token=helper_token)
     assert status == 403 and body["error"]["code"] == "cannot_manage"
+
+
+def test_a_session_id_longer_than_any_is_not_found_without_a_database_error(http, tenant):
+    _, token = staff_member(tenant)
+    status, body = http.call("DELETE", "/v1/staff/sessions/" + "a" * 3000, token=token)
+    assert status == 404 and body["error"]["code"] == "session_not_found"
