@@ -71,3 +71,25 @@ def test_expiry_is_checked(tenant):
     time.sleep(2.1)
     with pytest.raises(keys.InvalidToken):
         keys.verify(token)
+
+
+def test_a_deployed_ring_signs_from_its_seed_until_the_first_rotation(http, tenant):
+    """A deployed stage's secret starts as CloudFormation makes it: a random seed and no key (infra/aws.json).
+    Sign-in works at once with the key derived from the seed, the same in every process; the first rotation
+    keeps that key as a previous key, so tokens signed with it still verify."""
+    saved = keys._read_ring_uncached()
+    try:
+        keys._write_ring({"active_kid": None, "keys": [], "seed": "S" * 20 + "0123456789abcdefghij" + "T" * 24})
+        token = tenant.admin_token
+        seed_kid = jwt.get_unverified_header(token)["kid"]
+        assert seed_kid.startswith("seed-")
+        keys._seed_key.cache_clear()  # another process derives the same key
+        assert keys._seed_key("S" * 20 + "0123456789abcdefghij" + "T" * 24)["kid"] == seed_kid
+        assert http.get("/v1/staff/me", token=token)[0] == 200
+        assert seed_kid in {k["kid"] for k in http.get("/.well-known/jwks.json")[1]["keys"]}
+        new_kid = keys.rotate()
+        assert "seed" not in keys._read_ring_uncached()
+        assert http.get("/v1/staff/me", token=token)[0] == 200  # the seed's key now verifies as a previous key
+        assert jwt.get_unverified_header(tenant.admin_token)["kid"] == new_kid
+    finally:
+        keys._write_ring(saved)

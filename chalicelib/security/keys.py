@@ -35,8 +35,37 @@ def _private_key(pem: str):
     return load_pem_private_key(pem.encode(), password=None)
 
 
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+@lru_cache(maxsize=4)
+def _seed_key(seed: str) -> dict:
+    """The initial key of a deployed stage: CloudFormation generates the secret with a random `seed` and no key
+    (infra/aws.json), and every function derives the same ES256 key from it, so sign-in works from the first
+    minute with no write and no race between cold starts. The first `keys rotate` stores it as a previous key."""
+    import hashlib
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+    okm = HKDF(algorithm=hashes.SHA256(), length=48, salt=b"portal-access signing-key seed",
+               info=b"es256 initial key").derive(seed.encode())
+    private = ec.derive_private_key(int.from_bytes(okm, "big") % (P256_ORDER - 1) + 1, ec.SECP256R1())
+    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    return {"kid": "seed-" + hashlib.sha256(seed.encode()).hexdigest()[:11], "private_pem": pem, "created_at": 0,
+            "status": "active"}
+
+
+def _with_seed(ring: dict) -> dict:
+    """The ring as it signs: with only a seed, the key derived from it is the active one."""
+    if ring.get("active_kid") or not ring.get("seed"):
+        return ring
+    key = _seed_key(ring["seed"])
+    return {"active_kid": key["kid"], "keys": [key, *(ring.get("keys") or [])]}
+
+
 def _ring() -> dict:
-    ring = _fetch_ring()
+    ring = _with_seed(_fetch_ring())
     if not ring.get("active_kid"):
         raise RuntimeError("no signing key: run `portal-access keys rotate` (the local stack does it itself)")
     return ring
@@ -130,7 +159,8 @@ def _write_ring(ring: dict) -> None:
 
 
 def rotate() -> str:
-    ring = _read_ring_uncached()
+    ring = _with_seed(_read_ring_uncached())  # a seed's key is kept as a previous key: its tokens still verify
+    ring.pop("seed", None)
     for key in ring["keys"]:
         key["status"] = "previous"
     key = _new_key()
@@ -149,11 +179,11 @@ def retire(kid: str) -> None:
 
 
 def list_keys() -> list[dict]:
-    ring = _read_ring_uncached()
+    ring = _with_seed(_read_ring_uncached())
     return [{"kid": k["kid"], "created_at": k["created_at"], "active": k["kid"] == ring.get("active_kid")}
             for k in ring["keys"]]
 
 
 def ensure_signing_key() -> str:
-    ring = _read_ring_uncached()
-    return ring["active_kid"] or rotate()
+    ring = _with_seed(_read_ring_uncached())
+    return ring.get("active_kid") or rotate()
