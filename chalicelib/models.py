@@ -9,7 +9,7 @@ from typing import Any, cast
 
 from pynamodb.attributes import (BooleanAttribute, ListAttribute, MapAttribute, NumberAttribute,
                                  UnicodeAttribute, UnicodeSetAttribute, VersionAttribute)
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
 from chalicelib import config
@@ -46,6 +46,16 @@ class Tenant(Model):
     created_at = NumberAttribute(default=now)
 
 
+class DueIndex(GlobalSecondaryIndex):
+    """The people the schedule has something to do for, by when (expiry.py): only people with `due_key` are in
+    it (sparse), and only keys are projected, so a person's other writes never write the index."""
+    class Meta:
+        index_name = "by-due"
+        projection = KeysOnlyProjection()
+    due_key = UnicodeAttribute(hash_key=True)  # "due"
+    due_at = NumberAttribute(range_key=True)
+
+
 class Person(Model):
     """An employee or technician, and their staff account once they have one."""
     Meta = _meta("people")
@@ -75,6 +85,12 @@ class Person(Model):
     # Sessions carry the epoch their sign-in read; ending them all adds one (sessions.py). A number, not a time: a
     # sign-in whose password check overlaps the end cannot outlive it, and no clock needs to agree with another.
     session_epoch = NumberAttribute(null=True)
+    # When the schedule next has something to do for the person (a temporary password's or an invitation's
+    # expiry, the password-expiry warning), never later than that: set by every write of those fields
+    # (expiry.due_actions), removed when nothing is left. due_key is "due" while due_at is set.
+    due_key = UnicodeAttribute(null=True)
+    due_at = NumberAttribute(null=True)
+    by_due = DueIndex()
     created_at = NumberAttribute(default=now)
     updated_at = NumberAttribute(default=now)
     version = VersionAttribute()
@@ -274,6 +290,24 @@ class Job(Model):
     updated_at = NumberAttribute(default=now)
 
 
+class AuditByTarget(GlobalSecondaryIndex):
+    """One subject's trail: the events about it (target), by time."""
+    class Meta:
+        index_name = "by-trail"
+        projection = AllProjection()
+    trail_key = UnicodeAttribute(hash_key=True)  # "<tenant_id>#<target>"
+    event_id = UnicodeAttribute(range_key=True)
+
+
+class AuditByActor(GlobalSecondaryIndex):
+    """The events one subject did to another (actor != target; an event about itself is in by-trail)."""
+    class Meta:
+        index_name = "by-actor"
+        projection = AllProjection()
+    actor_key = UnicodeAttribute(hash_key=True)  # "<tenant_id>#<actor>"
+    event_id = UnicodeAttribute(range_key=True)
+
+
 class AuditEvent(Model):
     """Who did what to whom, when, from where. Never holds a password, token or code."""
     Meta = _meta("audit")
@@ -285,6 +319,10 @@ class AuditEvent(Model):
     target = UnicodeAttribute(null=True)
     ip = UnicodeAttribute(null=True)
     details: MapAttribute[str, Any] = MapAttribute(default=dict)
+    trail_key = UnicodeAttribute(null=True)  # "<tenant_id>#<target>" when there is a target
+    by_trail = AuditByTarget()
+    actor_key = UnicodeAttribute(null=True)  # "<tenant_id>#<actor>" when there is an actor other than the target
+    by_actor = AuditByActor()
 
 
 class Counter(Model):

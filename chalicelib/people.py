@@ -57,6 +57,9 @@ def create(tenant_id: str, *, kind: str, name: str, email: str | None = None, mo
                     permissions=permissions or [], mobile_access=mobile_access, username=username,
                     password_hash=password_hash, password_set_at=now() if password_hash else None,
                     account_status="active" if password_hash else "no_account")
+    if password_hash:  # the schedule's index: this password's expiry warning falls due (expiry.py)
+        from chalicelib import expiry
+        person.due_key, person.due_at = expiry.due_fields(person).values()
     claims = [(k, v) for k, v in (("email", email), ("mobile", mobile), ("username", username)) if v]
     try:
         with transaction() as tx:

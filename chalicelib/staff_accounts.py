@@ -9,7 +9,7 @@ from typing import Annotated, Callable, Iterable, Literal
 from pydantic import BaseModel, Field, model_validator
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
-from chalicelib import audit, config, lockout, people, sessions, single_use, staff_signin
+from chalicelib import audit, config, expiry, lockout, people, sessions, single_use, staff_signin
 from chalicelib.api import ApiError, Password, Principal, Strict
 from chalicelib.directory import iso, iso_at, make_cursor, page_args
 from chalicelib.identity import Email, Mobile
@@ -324,6 +324,8 @@ def patch_person(caller: Principal, person_id: str, body: PersonPatch, ip: str |
             pending_links += [person.invitation_token_hash, person.reset_link_token_hash]
         elif not disabled and person.account_status == "disabled":
             changes["account_status"] = "active" if person.username else "no_account"
+            # an enabled password's expiry warning is due again (the schedule dropped it while disabled)
+            changes.update(expiry.due_fields(person, account_status=changes["account_status"]))
     access_changed = (changes.get("account_status") == "disabled"
                       or changes.get("role", person.role) != person.role
                       or ("permissions" in changes and set(changes["permissions"]) != set(person.permissions or ())))
@@ -339,7 +341,8 @@ def patch_person(caller: Principal, person_id: str, body: PersonPatch, ip: str |
         audit.record(caller.tenant_id, "session.ended_all", actor=caller.subject, target=person_id, ip=ip,
                      reason="disabled" if changes.get("account_status") == "disabled" else "access_changed")
     fields = sorted(k for k in changes if k not in ("invitation_token_hash", "invitation_expires_at",
-                                                    "reset_link_token_hash", "session_epoch"))
+                                                    "reset_link_token_hash", "session_epoch", "due_key",
+                                                    "due_at"))
     audit.record(caller.tenant_id, "staff.person_updated", actor=caller.subject, target=person_id, ip=ip,
                  fields=fields)
     return person_out(person)
@@ -419,7 +422,9 @@ def _invite(person: Person, channel: str, actor: str, ip: str | None, outbox: li
         # The version condition and the status condition: a concurrent accept or re-invite wins, this one fails.
         person.update(actions=[Person.invitation_token_hash.set(token_hash(token)), Person.invited_at.set(at),
                                Person.invitation_expires_at.set(at + INVITE_SECONDS),
-                               Person.account_status.set("invited"), Person.updated_at.set(at)],
+                               Person.account_status.set("invited"), Person.updated_at.set(at),
+                               *expiry.due_actions(person, account_status="invited",
+                                                   invitation_expires_at=at + INVITE_SECONDS)],
                       condition=Person.account_status.is_in("no_account", "invited"))
     except UpdateError:
         single_use.revoke(token_hash(token))

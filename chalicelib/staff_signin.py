@@ -215,6 +215,10 @@ def set_password(person: Person, new_password: str, *, new_username: str | None 
                Person.expired_temporary_hash.remove(), Person.session_epoch.add(1)]
     actions.append(Person.temporary_password_expires_at.set(at + temporary_for) if temporary_for
                    else Person.temporary_password_expires_at.remove())
+    from chalicelib import expiry  # the schedule's index: this password's expiry or its warning falls due
+    actions += expiry.due_actions(person, password_hash=hash_, password_set_at=at, must_change_password=must_change,
+                                  account_status="active", invitation_expires_at=None,
+                                  temporary_password_expires_at=at + temporary_for if temporary_for else None)
     new_name = new_username.strip() if new_username else None
     rename = new_name if new_name is not None and new_name.lower() != (person.username or "").lower() else None
     if rename is not None:

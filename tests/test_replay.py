@@ -57,13 +57,17 @@ def test_schedule_replayed(app, http, tenant):
     from chalicelib.staff_signin import PASSWORD_MAX_AGE_SECONDS
     at = now()
     admin = next(p for p in Person.query(tenant.id))
-    admin.update(actions=[Person.temporary_password_expires_at.set(at - 1)])
+    from chalicelib.expiry import due_actions  # back-dated as the writers date them: in the schedule's index too
+    admin.update(actions=[Person.temporary_password_expires_at.set(at - 1),
+                          *due_actions(admin, temporary_password_expires_at=at - 1)])
     invited = people.create(tenant.id, kind="employee", name="Invited", email=f"inv@{tenant.id}.example")
-    invited.update(actions=[Person.account_status.set("invited"), Person.invitation_expires_at.set(at - 1)])
+    invited.update(actions=[Person.account_status.set("invited"), Person.invitation_expires_at.set(at - 1),
+                            *due_actions(invited, account_status="invited", invitation_expires_at=at - 1)])
     aging_email = f"aging@{tenant.id}.example"
     aging = people.create(tenant.id, kind="employee", name="Aging", email=aging_email, username=aging_email,
                           password_hash=passwords.hash_password("Aging-Password-365"))
-    aging.update(actions=[Person.password_set_at.set(at - PASSWORD_MAX_AGE_SECONDS + 5 * 24 * 3600)])
+    aged = at - PASSWORD_MAX_AGE_SECONDS + 5 * 24 * 3600
+    aging.update(actions=[Person.password_set_at.set(aged), *due_actions(aging, password_set_at=aged)])
     for _ in range(3):
         app.run_schedule(SCHEDULED_EVENT, LambdaContext())
     sends = send_events()

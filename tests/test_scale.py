@@ -1,0 +1,83 @@
+"""Scale (issue 19): the schedule reads only what is due, a trail page is one query and full, the tenant comes from
+a short per-container cache. DynamoDB requests are counted through botocore, as the live-check test does."""
+import botocore.client
+import pytest
+
+from chalicelib import expiry, people
+from chalicelib.models import Person, now
+from chalicelib.staff_signin import PASSWORD_MAX_AGE_SECONDS
+from conftest import SCHEDULED_EVENT, LambdaContext
+
+
+@pytest.fixture
+def dynamodb_calls(monkeypatch):
+    """Every DynamoDB request made from here on: (operation, params)."""
+    calls = []
+    original = botocore.client.BaseClient._make_api_call
+
+    def counting(self, operation, params):
+        if self.meta.service_model.service_name == "dynamodb":
+            calls.append((operation, params))
+        return original(self, operation, params)
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", counting)
+    return calls
+
+
+def _back_date(person, **changes):
+    """Makes something of the person due now, as the writers would have dated it (the index moves with it)."""
+    person.update(actions=[getattr(Person, k).set(v) for k, v in changes.items()]
+                  + expiry.due_actions(person, **changes))
+
+
+# --- the schedule ----------------------------------------------------------------------------------------------
+
+def test_the_schedule_reads_only_the_people_that_are_due_and_acts_once(app, tenant, dynamodb_calls):
+    at = now()
+    crowd = [people.create(tenant.id, kind="employee", name=f"Staff {i}", email=f"s{i}@{tenant.id}.example",
+                           password_hash="argon2-hash-of-a-current-password") for i in range(60)]
+    crowd += [people.create(tenant.id, kind="technician", name=f"Tech {i}", mobile=f"+1555010{i:04d}")
+              for i in range(20)]  # no account: nothing will ever fall due for them
+    app.run_schedule(SCHEDULED_EVENT, LambdaContext())  # whatever earlier tests of this process left due
+    temporary, invited, aging = crowd[0], crowd[60], crowd[1]
+    _back_date(temporary, temporary_password_expires_at=at - 1, must_change_password=True)
+    _back_date(invited, account_status="invited", invitation_expires_at=at - 1)
+    _back_date(aging, password_set_at=at - PASSWORD_MAX_AGE_SECONDS + 5 * 86400)
+    dynamodb_calls.clear()
+
+    result = app.run_schedule(SCHEDULED_EVENT, LambdaContext())
+
+    assert result == {"temporary_passwords_expired": 1, "invitations_expired": 1, "expiry_warnings_sent": 1}
+    operations = [op for op, _ in dynamodb_calls]
+    assert "Scan" not in operations
+    [query] = [p for op, p in dynamodb_calls if op == "Query"]
+    assert query["IndexName"] == "by-due"
+    read = [k["person_id"]["S"] for op, p in dynamodb_calls if op == "BatchGetItem"
+            for t in p["RequestItems"].values() for k in t["Keys"]]
+    assert sorted(read) == sorted(p.person_id for p in (temporary, invited, aging))  # 3 of the 80
+    assert operations.count("GetItem") <= 3  # the warning's message looks up its tenant
+    # done is done: the next runs read nothing and act on nobody
+    dynamodb_calls.clear()
+    assert app.run_schedule(SCHEDULED_EVENT, LambdaContext()) == {
+        "temporary_passwords_expired": 0, "invitations_expired": 0, "expiry_warnings_sent": 0}
+    assert [op for op, _ in dynamodb_calls] == ["Query"]
+    temporary.refresh(), invited.refresh(), aging.refresh()
+    assert temporary.password_hash is None and temporary.due_at is None  # no password left: nothing due
+    assert invited.account_status == "no_account" and invited.due_at is None
+    assert aging.expiry_warning_for == aging.password_set_at and aging.due_at is None
+
+
+def test_every_writer_of_what_falls_due_dates_it_in_the_index(app, http, tenant):
+    from chalicelib import staff_signin
+    person = people.create(tenant.id, kind="employee", name="Writer", email=f"w@{tenant.id}.example",
+                           password_hash="argon2-hash")
+    assert person.due_key == "due" and person.due_at == person.password_set_at + PASSWORD_MAX_AGE_SECONDS \
+        - expiry.WARN_BEFORE_SECONDS
+    staff_signin.set_password(person, "Temporary-Pass-77", must_change=True, temporary_for=3600)
+    person.refresh()
+    assert person.due_at == person.temporary_password_expires_at
+    fresh = people.create(tenant.id, kind="employee", name="Invitee", email=f"i@{tenant.id}.example")
+    assert fresh.due_key is None  # no account: not in the index at all
+    status, _ = http.post(f"/v1/people/{fresh.person_id}/invite", {}, token=tenant.admin_token)
+    assert status in (200, 201, 202)
+    fresh.refresh()
+    assert fresh.due_key == "due" and fresh.due_at == fresh.invitation_expires_at
