@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml requirements.txt
 install: $(STAMP)
 
 run: $(STAMP)
-	exec $(BIN)/python -m chalicelib.local.stack
+	exec $(BIN)/python -m ops.local.stack
 
 # Beside a running `make run` (another terminal): `make wait` returns once that stack answers (it reads the stack's
 # .local/stack.json, so it needs no ports), at most WAIT_SECONDS; the system python3, standard library only, as a
@@ -28,10 +28,10 @@ run: $(STAMP)
 .PHONY: wait console
 WAIT_SECONDS ?= 300
 wait:
-	@$(PYTHON) -m chalicelib.local.state wait --timeout $(WAIT_SECONDS)
+	@$(PYTHON) -m ops.local.state wait --timeout $(WAIT_SECONDS)
 
 console: $(STAMP)
-	@$(BIN)/python -m chalicelib.local.console $(ARGS)
+	@$(BIN)/python -m ops.local.console $(ARGS)
 
 test: $(STAMP)
 	# the browser tests drive Debian's Chromium (Playwright never downloads a browser here)
@@ -49,7 +49,7 @@ bench: $(STAMP)
 
 # Static checks (issue 8): lint, types, security linter, supply chain.
 check: $(STAMP)
-	$(BIN)/ruff check chalicelib app.py tests bench fuzz tools
+	$(BIN)/ruff check chalicelib ops app.py tests bench fuzz tools
 	$(BIN)/mypy
 	$(BIN)/bandit -q -r chalicelib app.py --severity-level high
 	$(BIN)/python tools/audit.py  # pip-audit of requirements.txt against PyPI (needs the network; fails without)

@@ -3,7 +3,7 @@ this machine, then BENCHMARKS.md at the project root, docs/bench-bulk.png and th
 .local/bench.json.
 
 One moto server (a subprocess: its CPU and memory stay out of the measured processes' figures) holds every
-resource of infra/template.json (chalicelib.local.resources.create_all) and a signing key. Sections run one
+resource of infra/template.json (ops.local.resources.create_all) and a signing key. Sections run one
 after the other so they never compete for the cores; only the HTTP section starts its own stack (`make run`).
 `--only SECTION` measures one section again and merges it into the last run's figures (bulk sizes merge by
 size: `--only bulk --bulk-sizes 1000000` adds a 1,000,000-row file)."""
@@ -52,7 +52,7 @@ def aws() -> subprocess.Popen:
     (common.ROOT / ".local").mkdir(exist_ok=True)
     moto = common.start_moto(port, common.ROOT / ".local" / "bench-moto.log")
     log(f"moto server (subprocess, pid {moto.pid}) on port {port}; moto log .local/bench-moto.log")
-    from chalicelib.local.resources import create_all
+    from ops.local.resources import create_all
     from chalicelib.security import keys
     create_all(stage="local", uploads_bucket=common.BUCKET)
     keys.ensure_signing_key()

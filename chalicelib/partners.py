@@ -1,4 +1,4 @@
-"""Partner portals (DESIGN rules 18-21). Operators define portals with the console (chalicelib/cli.py); a tenant's
+"""Partner portals (DESIGN rules 18-21). Operators define portals with the console (ops/cli.py); a tenant's
 admin enables one by accepting its legal agreement; the partner then exchanges its client credentials for a
 short-lived token per tenant. The token alone is never enough: `check_access` re-reads the enablement and the
 portal on every partner call, so a disable (or a withdrawn permission) stops the very next call."""

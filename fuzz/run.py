@@ -1,6 +1,6 @@
 """`make fuzz`: Schemathesis over every operation of /v1/openapi.json, against the real local stack.
 
-1. starts `python -m chalicelib.local.stack` on free ports, its state (moto.log, outbox) in .local/fuzz/, so a
+1. starts `python -m ops.local.stack` on free ports, its state (moto.log, outbox) in .local/fuzz/, so a
    `make run` next to it is not disturbed; the demo tenant, admin and partner get generated credentials;
 2. prepares the identities the routes need: the demo partner portal enabled by the admin (its agreement
    accepted) and a portal user registered from the invitation link the outbox receives; and records whose ids
@@ -31,7 +31,7 @@ from xml.etree import ElementTree  # our own Schemathesis report, not untrusted 
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKS = "not_a_server_error,status_code_conformance,response_schema_conformance"
-TENANT, ADMIN = "demo", "admin@demo.example"  # chalicelib/seed.py
+TENANT, ADMIN = "demo", "admin@demo.example"  # ops/seed.py
 PARTNER_PORTAL, PARTNER_CLIENT = "blue-collar-coach", "demo-partner"
 PORTAL_EMAIL = "linh.nguyen@example.com"  # on the Nguyen Family record of the demo tenant
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -83,7 +83,7 @@ def wait_for(predicate, timeout_s: float, what: str):
 
 def start_stack(state: Path, env: dict) -> subprocess.Popen:
     log = open(state / "stack.log", "w")
-    return subprocess.Popen([sys.executable, "-m", "chalicelib.local.stack"], cwd=ROOT, env=env, stdout=log,
+    return subprocess.Popen([sys.executable, "-m", "ops.local.stack"], cwd=ROOT, env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
 
 

@@ -1,6 +1,6 @@
 """The template `chalice package --merge-template` merges for one stage (make package, make deploy).
 
-infra/template.json holds what the local stack builds too (chalicelib/local/resources.py walks it, and refuses a
+infra/template.json holds what the local stack builds too (ops/local/resources.py walks it, and refuses a
 resource type it does not know); infra/aws.json holds what exists only in AWS: parameters, function names, log
 groups and environment, the custom domain, SES identity, WAF, alarms, dashboard. This deep-merges aws.json over
 template.json:

@@ -40,7 +40,7 @@ def aws(tmp_path_factory):
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=_PORT, verbose=False)
     server.start()
     os.environ["PORTAL_OUTBOX_DIR"] = str(tmp_path_factory.mktemp("outbox"))
-    from chalicelib.local.resources import create_all
+    from ops.local.resources import create_all
     from chalicelib.security import keys
     created = create_all(stage="local", uploads_bucket="portal-access-test-uploads")
     os.environ["PORTAL_UPLOADS_BUCKET"] = "portal-access-test-uploads"

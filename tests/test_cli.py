@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib import cli
+from ops import cli
 from chalicelib.models import PartnerClient, PartnerPortal
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,12 +152,12 @@ def test_the_console_script_as_a_subprocess(capsys, agreement):
     portal_id, secret, _ = create(capsys, agreement)
     env = {k: v for k, v in os.environ.items() if k.startswith(("AWS_", "PORTAL_")) or k in ("PATH", "HOME")}
     assert env["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
-    out = subprocess.run([sys.executable, "-m", "chalicelib.cli", "partner-portal", "list", "--json"], cwd=ROOT,
+    out = subprocess.run([sys.executable, "-m", "ops.cli", "partner-portal", "list", "--json"], cwd=ROOT,
                          env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert portal_id in [json.loads(line)["portal_id"] for line in out.stdout.splitlines()]
     assert secret not in out.stdout + out.stderr
-    bad = subprocess.run([sys.executable, "-m", "chalicelib.cli", "partner-portal", "update", "nope", "--name", "X"],
+    bad = subprocess.run([sys.executable, "-m", "ops.cli", "partner-portal", "update", "nope", "--name", "X"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "no partner portal" in bad.stderr
 
@@ -166,7 +166,7 @@ def test_an_unreachable_endpoint_is_a_one_line_error():
     """A wrong AWS endpoint (or missing credentials, tables): one line naming the stage, no traceback."""
     env = {k: v for k, v in os.environ.items() if k.startswith(("AWS_", "PORTAL_")) or k in ("PATH", "HOME")}
     env["AWS_ENDPOINT_URL"] = "http://127.0.0.1:1"  # nothing listens on port 1
-    out = subprocess.run([sys.executable, "-m", "chalicelib.cli", "partner-portal", "list"], cwd=ROOT, env=env,
+    out = subprocess.run([sys.executable, "-m", "ops.cli", "partner-portal", "list"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 1 and out.stderr.count("\n") == 1 and "stage local" in out.stderr, out.stderr
 
@@ -175,7 +175,7 @@ def test_an_unreachable_endpoint_is_a_one_line_error():
 
 def test_tenant_create_invites_the_first_admin_and_refuses_an_existing_id(app, http, capsys):
     import uuid
-    from chalicelib import cli
+    from ops import cli
     from conftest import drain, links_to
     tid = "acme-" + uuid.uuid4().hex[:6]
     assert cli.main(["tenant", "create", tid, "--name", "Acme Heating", "--admin-email", f"Boss@{tid}.example"]) == 0
@@ -194,7 +194,7 @@ def test_tenant_create_invites_the_first_admin_and_refuses_an_existing_id(app, h
 
 
 def test_a_disabled_tenant_is_refused_at_sign_in_and_on_every_call(http, tenant, capsys):
-    from chalicelib import cli
+    from ops import cli
     token = tenant.admin_token
     assert cli.main(["tenant", "disable", tenant.id]) == 0
     status, body = http.get("/v1/customers", token=token)
@@ -206,7 +206,7 @@ def test_a_disabled_tenant_is_refused_at_sign_in_and_on_every_call(http, tenant,
 
 
 def test_keys_rotate_list_retire(http, tenant, capsys):
-    from chalicelib import cli
+    from ops import cli
     from chalicelib.security import keys
     old = tenant.admin_token
     assert cli.main(["keys", "rotate"]) == 0
@@ -223,7 +223,8 @@ def test_keys_rotate_list_retire(http, tenant, capsys):
 
 
 def test_dlq_list_and_redrive(app, capsys):
-    from chalicelib import cli, config, dead_letters
+    from chalicelib import config, dead_letters
+    from ops import cli
     sqs = config.client("sqs")
     dlq = sqs.get_queue_url(QueueName=config.resource_name("send-dlq"))["QueueUrl"]
     sent = sqs.send_message(QueueUrl=dlq, MessageBody=json.dumps({"channel": "email", "to": "dead@x.example",
@@ -241,7 +242,7 @@ def test_dlq_list_and_redrive(app, capsys):
 
 
 def test_audit_prints_the_trail(http, tenant, capsys):
-    from chalicelib import cli
+    from ops import cli
     tenant.sign_in()
     assert cli.main(["audit", tenant.id, "--json"]) == 0
     actions = [json.loads(line)["action"] for line in capsys.readouterr().out.splitlines()]

@@ -237,7 +237,7 @@ def expected_grants(stage):
         "APIHandler": base("api_handler") | set().union(*(on(table(t), *crud) for t in api_tables)) | {
             ("dynamodb:Query", f"{table(t)}/index/{i}") for t, i in (
                 ("locations", "by-customer"), ("contacts", "by-customer"), ("portal-users", "by-status"),
-                ("sessions", "by-user"))} | on(table("audit"), "dynamodb:PutItem", "dynamodb:Query") | on(
+                ("sessions", "by-user"), ("audit", "by-trail"), ("audit", "by-actor"))} | on(table("audit"), "dynamodb:PutItem", "dynamodb:Query") | on(
             table("partner-portals"), "dynamodb:Scan") | send | on(f"{bucket}/bulk-invites/*", "s3:PutObject") | on(
             f"{secret}/signing-keys-AbCdEf", "secretsmanager:GetSecretValue") | on(
             f"{secret}/oidc-AbCdEf", "secretsmanager:GetSecretValue"),
@@ -792,3 +792,15 @@ def test_make_deploy_refuses_placeholders_then_packages_and_deploys_by_change_se
                             "DomainName=portal.acme-heating.com CertificateArn=arn:aws:acm:us-east-1:123456789012:"
                             "certificate/12345678-1234-1234-1234-123456789012 UploadsBucketName=acme-portal-dev-uploads "
                             "AlarmEmail=ops@acme-heating.com")
+
+
+@pytest.mark.package
+def test_the_lambda_package_holds_no_operator_or_local_stack_code(packaged):
+    """The operator console, the demo seed and the local stack live in ops/, outside what Chalice ships."""
+    import zipfile
+    for stage in ("dev", "prod"):
+        names = zipfile.ZipFile(ROOT / "build" / "package" / stage / "deployment.zip").namelist()
+        assert "app.py" in names and "chalicelib/sessions.py" in names
+        shipped_ops = [n for n in names if n.startswith(("ops/", "chalicelib/local/", "chalicelib/cli.py",
+                                                          "chalicelib/seed.py"))]
+        assert shipped_ops == [], shipped_ops

@@ -1,4 +1,4 @@
-"""The local stack as a newcomer runs it (`python -m chalicelib.local.stack`, what `make run` execs): it serves the
+"""The local stack as a newcomer runs it (`python -m ops.local.stack`, what `make run` execs): it serves the
 API, answers unknown routes like the production API Gateway, delivers S3 → SQS events to the real handler, and
 SIGTERM to its process group (what acceptance does to `make run`) leaves nothing listening."""
 import json
@@ -61,7 +61,7 @@ def stack_env(**extra) -> dict:
 
 
 def test_refuses_any_stage_but_local():
-    out = subprocess.run([sys.executable, "-m", "chalicelib.local.stack"], cwd=ROOT, capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "ops.local.stack"], cwd=ROOT, capture_output=True, text=True,
                          env=stack_env(PORTAL_STAGE="prod", PORTAL_AWS_PORT=str(free_port()),
                                        PORTAL_API_PORT=str(free_port())), timeout=60)
     assert out.returncode == 2
@@ -74,7 +74,7 @@ def test_stack_serves_delivers_events_and_stops_cleanly(tmp_path):
     base = f"http://127.0.0.1:{api_port}"
     log_path = tmp_path / "stack.log"
     with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "chalicelib.local.stack"], cwd=ROOT, stdout=log,
+        proc = subprocess.Popen([sys.executable, "-m", "ops.local.stack"], cwd=ROOT, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True,
                                 env=stack_env(PORTAL_AWS_PORT=str(aws_port), PORTAL_API_PORT=str(api_port),
                                               PORTAL_DEMO_ADMIN_PASSWORD=PASSWORD))

@@ -75,7 +75,7 @@ def stack(tmp_path_factory):
     ports = {"PORTAL_API_PORT": str(api_port), "PORTAL_AWS_PORT": str(aws_port), "PORTAL_LOCAL_DIR": str(local_dir)}
     log_path = local_dir / "run.log"
     with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "chalicelib.local.stack"], cwd=ROOT, stdout=log,
+        proc = subprocess.Popen([sys.executable, "-m", "ops.local.stack"], cwd=ROOT, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True,
                                 env=stack_env(PORTAL_DEMO_ADMIN_PASSWORD=try_it_password(), **ports))
     state = local_dir / "stack.json"
@@ -179,7 +179,7 @@ def test_the_console_on_stage_local_without_an_endpoint_refuses_and_sends_nothin
                               AWS_REGION="us-east-1", HTTPS_PROXY=proxy_url, HTTP_PROXY=proxy_url,
                               AWS_MAX_ATTEMPTS="1", AWS_METADATA_SERVICE_NUM_ATTEMPTS="0")
         for argv in ([str(ROOT / ".venv" / "bin" / "portal-access"), "tenant", "list"],
-                     [sys.executable, "-m", "chalicelib.local.dispatcher"]):
+                     [sys.executable, "-m", "ops.local.dispatcher"]):
             out = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=60, env=env)
             assert out.returncode in (1, 2), out
             [line] = out.stderr.splitlines() or out.stdout.splitlines()

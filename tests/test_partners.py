@@ -336,7 +336,7 @@ def test_concurrent_enables_and_disables_lose_no_update(http, tenant):
 @pytest.fixture
 def seed_portals(monkeypatch):
     """The demo portals under ids of this test, so the test can see them created."""
-    from chalicelib import seed
+    from ops import seed
     suffix = uuid.uuid4().hex[:8]
     client = f"demo-partner-{suffix}"
     monkeypatch.setattr(seed, "DEMO_PARTNER_CLIENT", client)
@@ -366,7 +366,7 @@ def test_seed_takes_the_secret_from_the_environment_and_never_returns_it(http, t
     assert enable(http, tenant, seeded["portal_id"], "2024-01")[0] == 200
     assert http.post("/v1/partner/token", {"client_id": seeded["client_id"], "client_secret": given,
                                            "tenant_id": tenant.id})[0] == 200
-    from chalicelib.local import stack
+    from ops.local import stack
     text = stack.banner("http://127.0.0.1:8000", {"admin_username": "a", "tenant_id": "demo", "partner": seeded},
                         "Pw-123456789", False, 1.0)
     assert given not in text and "from $PORTAL_DEMO_PARTNER_SECRET" in text
@@ -377,7 +377,7 @@ def test_seed_takes_the_secret_from_the_environment_and_never_returns_it(http, t
 
 
 def test_seed_refuses_any_stage_but_local(monkeypatch):
-    from chalicelib import seed
+    from ops import seed
     monkeypatch.setenv("PORTAL_STAGE", "prod")
     with pytest.raises(SystemExit, match="refusing"):
         seed.seed_partner_portals(None)

@@ -17,14 +17,14 @@ def test_requirements_match_pyproject_runtime_dependencies():
 
 
 def test_seed_refuses_any_stage_but_local(monkeypatch):
-    from chalicelib import seed
+    from ops import seed
     monkeypatch.setenv("PORTAL_STAGE", "prod")
     with pytest.raises(SystemExit, match="refusing"):
         seed.seed_demo("Demo-Admin-Pass-1")
 
 
 def test_seed_is_idempotent_and_the_admin_signs_in(http):
-    from chalicelib import seed
+    from ops import seed
     first = seed.seed_demo("Demo-Admin-Pass-1")
     again = seed.seed_demo("Demo-Admin-Pass-1")
     assert again["created"] is False

@@ -166,7 +166,7 @@ def test_the_outbox_line_names_channel_recipient_and_subject_never_the_message(c
 
 def test_the_local_api_logs_request_lines_without_their_query():
     """chalice local logs every request line; a link's first load carries its token in the query."""
-    from chalicelib.local import chalice_local
+    from ops.local import chalice_local
     handler = chalice_local.chalice_local_mod.ChaliceRequestHandler.__new__(
         chalice_local.chalice_local_mod.ChaliceRequestHandler)
     logged = []

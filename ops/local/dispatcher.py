@@ -10,7 +10,7 @@ Chalice handlers that run in AWS, in the event shapes AWS uses, so handlers need
 
 Handlers the app does not define (yet) are skipped. A handler error is logged on one line and never stops
 the dispatcher. Invocations run one at a time. Run by the local stack as its own process (so the API process
-keeps its own imports): python -m chalicelib.local.dispatcher
+keeps its own imports): python -m ops.local.dispatcher
 """
 import datetime
 import hashlib

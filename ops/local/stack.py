@@ -83,7 +83,7 @@ def wait_http(url: str, proc: subprocess.Popen, what: str, timeout_s: float = 60
 def state_dir() -> Path:
     """moto.log, the outbox and stack.json: .local/ unless PORTAL_LOCAL_DIR names another place (`make fuzz`
     uses its own)."""
-    from chalicelib.local import state
+    from ops.local import state
     return state.local_dir()
 
 
@@ -119,8 +119,8 @@ def set_environment(aws_port: int, api_port: int, bucket: str, outbox: Path) -> 
 
 def prepare(bucket: str, password: str) -> dict:
     """Resources, signing key, demo tenant: imported only now so boto3/PynamoDB see the moto endpoint."""
-    from chalicelib import seed
-    from chalicelib.local import resources
+    from ops import seed
+    from ops.local import resources
     from chalicelib.security import keys
     resources.create_all(stage="local", uploads_bucket=bucket)
     keys.ensure_signing_key()
@@ -225,12 +225,12 @@ def main() -> int:
         demo = prepare(bucket, password)
         # --no-autoreload: chalice's reloader re-executes sys.argv, which fails under `python -m`, and it
         # would reload the API but not the dispatcher. After changing code, restart the stack.
-        children["api"] = spawn([sys.executable, "-m", "chalicelib.local.chalice_local", "local", "--stage", "local",
+        children["api"] = spawn([sys.executable, "-m", "ops.local.chalice_local", "local", "--stage", "local",
                                  "--host", "127.0.0.1", "--port", str(api_port), "--no-autoreload"])
-        children["dispatcher"] = spawn([sys.executable, "-m", "chalicelib.local.dispatcher"])
+        children["dispatcher"] = spawn([sys.executable, "-m", "ops.local.dispatcher"])
         wait_http(api_url + "/v1/health", children["api"], "the API (chalice local)")
         print(banner(api_url, demo, password, generated, time.monotonic() - started), flush=True)
-        from chalicelib.local import state
+        from ops.local import state
         state.write({"pid": os.getpid(), "api_url": api_url, "public_base_url": os.environ["PORTAL_PUBLIC_BASE_URL"],
                      "aws_endpoint": os.environ["AWS_ENDPOINT_URL"], "region": os.environ["AWS_REGION"],
                      "bucket": bucket, "outbox": os.environ["PORTAL_OUTBOX_DIR"],
@@ -244,7 +244,7 @@ def main() -> int:
     finally:
         for sig in STOP_SIGNALS:  # a second signal must not cut the clean-up short
             signal.signal(sig, signal.SIG_IGN)
-        from chalicelib.local import state
+        from ops.local import state
         state.clear(os.getpid())  # first: `make console` must not find a stack that is going away
         stop_all(children)
     return rc

@@ -8,7 +8,7 @@ product's error envelope, so clients of the local stack must see that same 404. 
 LocalGateway.handle_request: when the path matches no route it raises a 404 before Chalice's own 403 path
 runs; every other request goes through Chalice untouched.
 
-Run from the project root: python -m chalicelib.local.chalice_local local --stage local --port 8000
+Run from the project root: python -m ops.local.chalice_local local --stage local --port 8000
 """
 import json
 import os

@@ -5,7 +5,7 @@ the API's URL, the AWS endpoint, the bucket, the outbox) and removes it when it 
 Standard library only: `make wait` runs this with the system python3, since on a fresh clone the other terminal's
 `make run` may still be creating .venv.
 
-    python3 -m chalicelib.local.state wait [--timeout 300]   # until the stack answers; prints where it is
+    python3 -m ops.local.state wait [--timeout 300]   # until the stack answers; prints where it is
 """
 import argparse
 import json

@@ -1,7 +1,7 @@
-"""`portal-access` (also `python -m chalicelib.cli`): the operator console. It talks to one stage's AWS resources
+"""`portal-access` (also `python -m ops.cli`): the operator console. It talks to one stage's AWS resources
 with the usual AWS environment: credentials, AWS_REGION, PORTAL_STAGE (default `local`). Stage local runs only
 against a local AWS endpoint (AWS_ENDPOINT_URL, e.g. http://127.0.0.1:4566) and refuses to start without one;
-`make console ARGS="tenant list"` (chalicelib/local/console.py) sets all of it from the running `make run`.
+`make console ARGS="tenant list"` (ops/local/console.py) sets all of it from the running `make run`.
 
 Each command group is an `add_<group>(commands)` function that adds its argparse subcommands and gives each a
 `run` function: tenant, partner-portal, keys, dlq, audit. Exit codes: 0 done,

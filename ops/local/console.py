@@ -1,14 +1,14 @@
-"""`make console ARGS="tenant list"`: the operator console (chalicelib/cli.py) against the running local stack.
+"""`make console ARGS="tenant list"`: the operator console (ops/cli.py) against the running local stack.
 
-It reads the stack's stack.json (chalicelib/local/state.py) and sets what `portal-access` needs for it: the
+It reads the stack's stack.json (ops/local/state.py) and sets what `portal-access` needs for it: the
 moto endpoint, moto's dummy keys, the region, stage local, the bucket, and PORTAL_PUBLIC_BASE_URL, so links in
 messages the console sends (a new tenant's admin invitation) open the API on the port the stack runs on. Without a
-running stack it says so in one line. python -m chalicelib.local.console <console arguments>
+running stack it says so in one line. python -m ops.local.console <console arguments>
 """
 import os
 import sys
 
-from chalicelib.local import state
+from ops.local import state
 
 
 def environment(stack: dict) -> dict[str, str]:
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
                     "AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"):
                 del os.environ[key]
         os.environ.update(environment(stack))
-    from chalicelib import cli
+    from ops import cli
     return cli.main(argv)
 
 
