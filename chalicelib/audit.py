@@ -13,8 +13,11 @@ def record(tenant_id: str, action: str, *, actor: str | None = None, target: str
            ip: str | None = None, **details) -> None:
     assert not FORBIDDEN_DETAIL_KEYS & set(details), "secrets never go into the audit trail"
     now_ms = int(time.time() * 1000)
+    # Each subject's trail is its own key (the by-trail and by-actor indexes), so reading one is a query.
     AuditEvent(tenant_id, f"{now_ms:013d}#{secrets.token_hex(4)}", at=now_ms // 1000, action=action,
-               actor=actor, target=target, ip=ip, details=details).save()
+               actor=actor, target=target, ip=ip, details=details,
+               trail_key=f"{tenant_id}#{target}" if target else None,
+               actor_key=f"{tenant_id}#{actor}" if actor and actor != target else None).save()
 
 
 # --- reading the trail (admins' audit views of a person, a portal user, a partner portal) ------------------------
@@ -34,21 +37,22 @@ class AuditPage(BaseModel):
 
 
 def trail(tenant_id: str, subject_id: str, query: dict, *, as_actor: bool = True) -> dict:
-    """Events by (when as_actor) or about one subject, newest first, a page at a time. The table is keyed by
-    tenant and time, so this reads the tenant's events with a filter until the page is full."""
+    """Events by (when as_actor) or about one subject, newest first, a page at a time: a query of the subject's
+    key on by-trail (about it) and, when as_actor, one on by-actor (by it, about another), each of one page plus
+    one item, merged by event_id. Every page is full; the cursor is the last event_id shown. The indexes are
+    eventually consistent: an event recorded a moment ago may show a moment later."""
     from chalicelib.directory import iso_at, make_cursor, page_args
     limit, start = page_args(query)
-    start_key = {"tenant_id": {"S": tenant_id}, "event_id": {"S": start}} if start else None
-    about = AuditEvent.target == subject_id
-    results = AuditEvent.query(tenant_id, scan_index_forward=False, last_evaluated_key=start_key, page_size=200,
-                               filter_condition=(about | (AuditEvent.actor == subject_id)) if as_actor else about)
-    items: list[AuditEvent] = []
-    more = False
-    for event in results:
-        if len(items) >= limit:
-            more = True
-            break
-        items.append(event)
+    older = AuditEvent.event_id < start if start else None
+    found: dict[str, AuditEvent] = {}
+    indexes = [(AuditEvent.by_trail, f"{tenant_id}#{subject_id}")]
+    if as_actor:
+        indexes.append((AuditEvent.by_actor, f"{tenant_id}#{subject_id}"))
+    for index, key in indexes:
+        for event in index.query(key, older, scan_index_forward=False, limit=limit + 1):
+            found[event.event_id] = event
+    ordered = sorted(found.values(), key=lambda e: e.event_id, reverse=True)
+    items, more = ordered[:limit], len(ordered) > limit
     return {"items": [AuditEntry(at=iso_at(e.at), action=e.action, actor=e.actor, target=e.target, ip=e.ip,
                                  details=e.details.as_dict() if e.details else {}) for e in items],
             "next_cursor": make_cursor({"event_id": {"S": items[-1].event_id}}, "event_id") if more else None}

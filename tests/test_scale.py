@@ -81,3 +81,37 @@ def test_every_writer_of_what_falls_due_dates_it_in_the_index(app, http, tenant)
     assert status in (200, 201, 202)
     fresh.refresh()
     assert fresh.due_key == "due" and fresh.due_at == fresh.invitation_expires_at
+
+
+# --- audit trails --------------------------------------------------------------------------------------------------
+
+def test_a_trail_page_is_one_query_of_its_own_key_and_full(http, tenant, dynamodb_calls):
+    from chalicelib import audit
+    admin = next(p for p in Person.query(tenant.id) if p.username == tenant.admin_username)
+    subject = people.create(tenant.id, kind="employee", name="Watched", email=f"watched@{tenant.id}.example")
+    for i in range(30):  # older: 30 events of this person, some by them, some about them, some by them about others
+        if i % 3 == 0:
+            audit.record(tenant.id, "staff.test", actor=admin.person_id, target=subject.person_id, n=i)
+        elif i % 3 == 1:
+            audit.record(tenant.id, "staff.test", actor=subject.person_id, target=subject.person_id, n=i)
+        else:
+            audit.record(tenant.id, "staff.test", actor=subject.person_id, target=f"someone-{i}", n=i)
+    for i in range(120):  # newer: other people's events, which a filtered read would wade through first
+        audit.record(tenant.id, "staff.other", actor=admin.person_id, target=f"other-{i}")
+    dynamodb_calls.clear()
+    seen, cursor, pages = [], None, 0
+    while True:
+        query = "?limit=10" + (f"&cursor={cursor}" if cursor else "")
+        status, body = http.get(f"/v1/people/{subject.person_id}/audit{query}", token=tenant.admin_token)
+        assert status == 200, body
+        pages += 1
+        seen += [item["details"]["n"] for item in body["items"]]
+        cursor = body["next_cursor"]
+        if not cursor:
+            break
+        assert len(body["items"]) == 10  # every page but the last is full
+    assert seen == list(range(29, -1, -1)) and pages == 3  # newest first, each once
+    trail_reads = [p for op, p in dynamodb_calls if op in ("Query", "Scan") and "audit" in p["TableName"]]
+    assert {p.get("IndexName") for p in trail_reads} == {"by-trail", "by-actor"}
+    assert len(trail_reads) == 2 * pages  # one query per index per page, none on the tenant's partition
+    assert all(p["Limit"] == 11 for p in trail_reads)
