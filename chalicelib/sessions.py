@@ -106,16 +106,20 @@ def _record_key(subject_kind: str, tenant_id: str, user_id: str) -> dict:
 
 
 def read(principal: Principal) -> Live:
-    """One BatchGetItem: the tenant (eventually consistent, as before), the session and the account (strongly
-    consistent, so an end or a disable is seen by the very next call)."""
+    """One BatchGetItem: the session and the account (strongly consistent, so an end or a disable is seen by the
+    very next call), and the tenant only when this container's cache of it is stale (tenants.py: a tenant's disable
+    reaches every container within tenants.CACHE_SECONDS)."""
+    from chalicelib import tenants as tenants_
     subject_kind = subject_kind_of(principal)
     model = SUBJECTS[subject_kind]
     sid = principal.claims.get("sid")
     sid = sid if isinstance(sid, str) and sid else "-"
     request: dict[str, dict] = {
-        Tenant.Meta.table_name: {"Keys": [{"tenant_id": {"S": principal.tenant_id}}]},
         Session.Meta.table_name: {"Keys": [{"pk": {"S": f"fam#{sid}"}}], "ConsistentRead": True},
     }
+    tenant_active = tenants_.cached_active(principal.tenant_id)
+    if tenant_active is None:
+        request[Tenant.Meta.table_name] = {"Keys": [{"tenant_id": {"S": principal.tenant_id}}]}
     request[model.Meta.table_name] = {"Keys": [_record_key(subject_kind, principal.tenant_id, principal.subject)],
                                       "ConsistentRead": True}
     found: dict[str, list] = {}
@@ -128,8 +132,10 @@ def read(principal: Principal) -> Live:
     tenants = found.get(Tenant.Meta.table_name) or []
     sessions = found.get(Session.Meta.table_name) or []
     records = found.get(model.Meta.table_name) or []
-    tenant = Tenant.from_raw_data(tenants[0]) if tenants else None
-    return Live(tenant_active=tenant is not None and tenant.status == "active",
+    if tenant_active is None:
+        tenant = Tenant.from_raw_data(tenants[0]) if tenants else None
+        tenant_active = tenants_.remember(principal.tenant_id, tenant is not None and tenant.status == "active")
+    return Live(tenant_active=tenant_active,
                 session=Session.from_raw_data(sessions[0]) if sessions else None,
                 record=model.from_raw_data(records[0]) if records else None)
 

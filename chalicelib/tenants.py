@@ -1,7 +1,13 @@
 """Onboarding and running tenants (the operator console's `tenant` commands): a tenant and its first admin, who
 gets an emailed invitation; no password is ever printed or stored by the operator. A disabled tenant's staff,
-portal users and partners are refused at sign-in and on every call (chalicelib/api.py checks on each request)."""
+portal users and partners are refused at sign-in and on every call (chalicelib/api.py checks on each request).
+
+Every call asks whether its tenant is active; each warm container keeps the answer for CACHE_SECONDS
+(PORTAL_TENANT_CACHE_SECONDS, 5 by default), so a disable reaches every container within that time (at once on the
+container that made it) and costs no read on most calls. Sign-in reads the tenant itself, uncached."""
+import os
 import re
+import time
 
 from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
@@ -9,6 +15,9 @@ from chalicelib import audit, people
 from chalicelib.models import Person, Tenant
 
 TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+CACHE_SECONDS = float(os.environ.get("PORTAL_TENANT_CACHE_SECONDS", "5"))
+_clock = time.monotonic  # the cache's clock (tests move it)
+_active: dict[str, tuple[float, bool]] = {}  # tenant_id -> (when read, active)
 
 
 class TenantError(Exception):
@@ -59,11 +68,28 @@ def set_status(tenant_id: str, status: str) -> None:
         Tenant(tenant_id).update(actions=[Tenant.status.set(status)], condition=Tenant.tenant_id.exists())
     except UpdateError:
         raise TenantError(f"no tenant {tenant_id!r}") from None
+    _active.pop(tenant_id, None)
     audit.record(tenant_id, f"tenant.{'disabled' if status == 'disabled' else 'enabled'}", actor="operator")
 
 
+def cached_active(tenant_id: str) -> bool | None:
+    """This container's answer for the tenant if younger than CACHE_SECONDS, else None (read it, remember it)."""
+    hit = _active.get(tenant_id)
+    return hit[1] if hit is not None and _clock() - hit[0] < CACHE_SECONDS else None
+
+
+def remember(tenant_id: str, active: bool) -> bool:
+    if len(_active) > 10_000:  # a container serves a few tenants; never let the cache grow without bound
+        _active.clear()
+    _active[tenant_id] = (_clock(), active)
+    return active
+
+
 def is_active(tenant_id: str) -> bool:
+    cached = cached_active(tenant_id)
+    if cached is not None:
+        return cached
     try:
-        return Tenant.get(tenant_id).status == "active"
+        return remember(tenant_id, Tenant.get(tenant_id).status == "active")
     except DoesNotExist:
-        return False
+        return remember(tenant_id, False)

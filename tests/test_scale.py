@@ -115,3 +115,29 @@ def test_a_trail_page_is_one_query_of_its_own_key_and_full(http, tenant, dynamod
     assert {p.get("IndexName") for p in trail_reads} == {"by-trail", "by-actor"}
     assert len(trail_reads) == 2 * pages  # one query per index per page, none on the tenant's partition
     assert all(p["Limit"] == 11 for p in trail_reads)
+
+
+# --- the tenant, cached per container ---------------------------------------------------------------------------
+
+def test_a_disabled_tenant_is_refused_everywhere_within_the_cache_time(http, tenant, monkeypatch, dynamodb_calls):
+    from chalicelib import tenants
+    clock = [1000.0]
+    monkeypatch.setattr(tenants, "_clock", lambda: clock[0])
+    token = tenant.admin_token  # (a sign-in: it reads the tenant itself)
+    assert http.get("/v1/staff/me", token=token)[0] == 200  # the cache now holds the tenant
+    dynamodb_calls.clear()
+    assert http.get("/v1/staff/me", token=token)[0] == 200
+    batch = next(p for op, p in dynamodb_calls if op == "BatchGetItem")  # the live check's one read
+    assert len(batch["RequestItems"]) == 2  # session and account only: the tenant came from the cache
+    assert all(t["ConsistentRead"] for t in batch["RequestItems"].values())
+    elsewhere = dict(tenants._active)  # what another warm container holds
+    tenants.set_status(tenant.id, "disabled")
+    status, body = http.get("/v1/staff/me", token=token)
+    assert status == 403 and body["error"]["code"] == "tenant_disabled"  # this container: at once
+    tenants._active.update(elsewhere)  # another container, which read the tenant just before the disable
+    clock[0] += tenants.CACHE_SECONDS - 1
+    assert http.get("/v1/staff/me", token=token)[0] == 200  # still within its cache time
+    clock[0] += 1
+    status, body = http.get("/v1/staff/me", token=token)
+    assert status == 403 and body["error"]["code"] == "tenant_disabled"  # CACHE_SECONDS after: refused there too
+    tenants.set_status(tenant.id, "active")
