@@ -17,12 +17,18 @@ from pynamodb.exceptions import DoesNotExist, UpdateError
 from chalicelib.api import ApiError
 from chalicelib.models import Counter
 
-MAX_FAILURES = 5
+MAX_FAILURES = 5  # the default of PORTAL_SIGN_IN_MAX_FAILURES
 WINDOW_SECONDS = 15 * 60
 FIRST_LOCK_SECONDS = 60
 MAX_LOCK_SECONDS = 3600
 MEMORY_SECONDS = 24 * 3600
 F = TypeVar("F", bound=Callable)
+
+
+def max_failures() -> int:
+    """Failed sign-ins in a window that lock an identity (5, as Cognito and Keycloak; the fuzzing stack, whose
+    random wrong passwords would otherwise lock the accounts it signs in with, raises it)."""
+    return int(os.environ.get("PORTAL_SIGN_IN_MAX_FAILURES", MAX_FAILURES))
 
 
 def _key(scope: str, tenant_id: str, identifier: str) -> str:
@@ -66,7 +72,7 @@ def attempt(scope: str, tenant_id: str, identifier: str) -> Attempt:
         try:  # one more attempt in the current window
             counter.update(actions=[Counter.hits.add(1), remember],
                            condition=not_locked & (Counter.window_start > current - WINDOW_SECONDS)
-                           & (Counter.hits < MAX_FAILURES))
+                           & (Counter.hits < max_failures()))
             break
         except UpdateError as exc:
             if not _conditional_failed(exc):
@@ -99,7 +105,7 @@ def failed(handle: Attempt) -> int | None:
     """The attempt was a wrong guess. Returns the lock duration when it locks the identity: the failure of the
     window's MAX_FAILURES-th attempt locks it for 1 minute, then 2, 4 ... up to an hour for each further lockout
     within a day; the lock starts a new window."""
-    if handle.number < MAX_FAILURES:
+    if handle.number < max_failures():
         return None  # it stays counted
     current = int(time.time())
     duration = _lock_seconds(handle.lockouts)

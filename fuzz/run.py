@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
                PORTAL_DEMO_PARTNER_SECRET=partner_secret,
                # every call comes from 127.0.0.1: the fuzzer's thousands of wrong sign-ins and tokens would
                # otherwise soon have the hooks' own sign-ins refused (429 is declared and checked either way)
-               PORTAL_FAILED_GUESSES_PER_IP="1000000")
+               PORTAL_FAILED_GUESSES_PER_IP="1000000", PORTAL_SIGN_IN_MAX_FAILURES="1000000")
     stack = start_stack(state, env)
     try:
         try:
