@@ -1,6 +1,7 @@
 """The audit trail: one item per security-relevant action. Details must never carry a secret."""
 import secrets
 import time
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -45,7 +46,7 @@ def trail(tenant_id: str, subject_id: str, query: dict, *, as_actor: bool = True
     limit, start = page_args(query)
     older = AuditEvent.event_id < start if start else None
     found: dict[str, AuditEvent] = {}
-    indexes = [(AuditEvent.by_trail, f"{tenant_id}#{subject_id}")]
+    indexes: list[tuple[Any, str]] = [(AuditEvent.by_trail, f"{tenant_id}#{subject_id}")]
     if as_actor:
         indexes.append((AuditEvent.by_actor, f"{tenant_id}#{subject_id}"))
     for index, key in indexes:

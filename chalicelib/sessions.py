@@ -14,6 +14,7 @@ customer of an access link), and refuses the call with 401 `session_ended` when:
 
 A staff caller's permissions are those of the live person, never only those of the token. No cache: a change is in
 force on the very next call, on every container (tests/test_sessions.py; cost in BENCHMARKS.md)."""
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -124,11 +125,16 @@ def read(principal: Principal) -> Live:
                                       "ConsistentRead": True}
     found: dict[str, list] = {}
     client = _transaction_connection().client
-    while request:
+    for attempt in range(8):  # DynamoDB may leave keys unprocessed when throttled: ask again, backing off
         answer = client.batch_get_item(RequestItems=request)
         for table, items in answer.get("Responses", {}).items():
             found.setdefault(table, []).extend(items)
         request = answer.get("UnprocessedKeys") or {}
+        if not request:
+            break
+        time.sleep(min(0.5, 0.02 * 2 ** attempt))
+    else:
+        raise RuntimeError("the session check's reads stayed unprocessed")
     tenants = found.get(Tenant.Meta.table_name) or []
     sessions = found.get(Session.Meta.table_name) or []
     records = found.get(model.Meta.table_name) or []

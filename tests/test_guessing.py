@@ -68,7 +68,7 @@ def concurrently(app, n, call):
         with threaded_app(app):
             results = run_together(n, call)
     finally:
-        os.environ = environ
+        os.environ = environ  # noqa: B003 - putting back the very object, not clearing it
     assert not [r for r in results if isinstance(r, Exception)], results
     return results
 

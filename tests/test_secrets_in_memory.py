@@ -111,15 +111,15 @@ def test_failed_staff_sign_ins(http, tenant, typed):
         status, _ = typed.submit(lambda p: tenant.sign_in(password=p))
         assert status in (401, 423)
     for i in range(3):
-        assert typed.submit(lambda p: tenant.sign_in(username=f"nobody{i}@nowhere.example", password=p))[0] == 401
+        assert typed.submit(lambda p, i=i: tenant.sign_in(username=f"nobody{i}@nowhere.example", password=p))[0] == 401
     assert_forgotten(http, typed)
 
 
 def test_failed_portal_sign_ins(http, tenant, invited, typed):  # noqa: F811
     assert register(http, invited)[0] == 200
     for email in [invited["email"]] * (lockout.MAX_FAILURES + 2) + ["ghost@nowhere.example"] * 3:
-        status, _ = typed.submit(lambda p: http.post("/v1/portal/sign-in", {"tenant_id": tenant.id, "email": email,
-                                                                            "password": p}))
+        status, _ = typed.submit(lambda p, email=email: http.post("/v1/portal/sign-in", {
+            "tenant_id": tenant.id, "email": email, "password": p}))
         assert status in (401, 423)
     assert_forgotten(http, typed)
 
