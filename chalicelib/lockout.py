@@ -148,12 +148,16 @@ def _throttle_key(scope: str, key: str) -> str:
     return f"throttle#{scope}#{hashlib.sha256(key.strip().lower().encode()).hexdigest()[:32]}"
 
 
-def _count(key: str, window_seconds: int) -> Counter:
-    """One more hit in the key's fixed window (a new window when there is none or it is over)."""
+def _count(key: str, window_seconds: int, limit: int | None = None) -> Counter | None:
+    """One more hit in the key's fixed window (a new window when there is none or it is over), with one
+    conditional write; with `limit`, only while the window holds fewer hits (None when it is full), so a budget
+    is exact under concurrency."""
     counter, current = Counter(key), int(time.time())
+    in_window = Counter.window_start > current - window_seconds
     for _ in range(3):  # a concurrent hit may open the new window between the two writes: count again
         try:
-            counter.update(actions=[Counter.hits.add(1)], condition=Counter.window_start > current - window_seconds)
+            counter.update(actions=[Counter.hits.add(1)],
+                           condition=in_window if limit is None else in_window & (Counter.hits < limit))
             return counter
         except UpdateError as exc:
             if not _conditional_failed(exc):
@@ -167,6 +171,8 @@ def _count(key: str, window_seconds: int) -> Counter:
         except UpdateError as exc:
             if not _conditional_failed(exc):
                 raise
+    if limit is not None:
+        return None
     raise UpdateError(f"counter {key}: no window after three tries")
 
 
@@ -180,6 +186,7 @@ def throttle(scope: str, key: str, limit: int, window_seconds: int) -> None:
     """Counts one request for `key`; past `limit` within the window, answers 429 with the seconds to wait.
     Unknown identifiers count like known ones, so the limit reveals nothing."""
     counter = _count(_throttle_key(scope, key), window_seconds)
+    assert counter is not None  # (without a limit, a hit is always counted)
     if counter.hits > limit:
         raise _too_many(counter, window_seconds)
 
@@ -199,33 +206,15 @@ def guesses_per_ip() -> int:
 
 
 def _reserve_guess(key: str) -> int:
-    """Reserves one wrong guess of the IP's budget before the flow runs, with one conditional increment (fewer
-    than `guesses_per_ip()` in the current window, or the window is over: a new one), so the budget is exact
-    under concurrency. Returns the window's start (to give the guess back); 429 when none is left."""
-    current, limit = int(time.time()), guesses_per_ip()
-    counter = Counter(key)
-    for _ in range(3):  # a concurrent request may open the new window between the two writes: try again
-        try:
-            counter.update(actions=[Counter.hits.add(1)],
-                           condition=(Counter.window_start > current - GUESS_WINDOW_SECONDS)
-                           & (Counter.hits < limit))
-            return int(counter.window_start)
-        except UpdateError as exc:
-            if not _conditional_failed(exc):
-                raise
-        try:
-            counter.update(actions=[Counter.hits.set(1), Counter.window_start.set(current),
-                                    Counter.ttl.set(current + GUESS_WINDOW_SECONDS)],
-                           condition=Counter.counter_key.does_not_exist()
-                           | (Counter.window_start <= current - GUESS_WINDOW_SECONDS))
-            return current
-        except UpdateError as exc:
-            if not _conditional_failed(exc):
-                raise
+    """Reserves one wrong guess of the IP's budget before the flow runs (exact under concurrency: _count with a
+    limit). Returns the window's start (to give the guess back); 429 when none is left."""
+    counter = _count(key, GUESS_WINDOW_SECONDS, guesses_per_ip())
+    if counter is not None:
+        return int(counter.window_start)
     try:
         counter = Counter.get(key, consistent_read=True)
     except DoesNotExist:
-        counter = Counter(key, window_start=current)
+        counter = Counter(key, window_start=int(time.time()))
     raise _too_many(counter, GUESS_WINDOW_SECONDS, FROM_YOUR_NETWORK)
 
 
