@@ -16,23 +16,6 @@ from test_portal_access import PASSWORD, invited, register  # noqa: F401
 N = 25
 
 
-@pytest.fixture(autouse=True)
-def atomic_item_writes(monkeypatch):
-    """DynamoDB applies each single-item write atomically, its condition included; moto 5 (in this process, see
-    conftest) checks a condition and then applies the update without a lock, so two concurrent writes can both
-    pass `hits < limit`. Serialise moto's item writes, as DynamoDB does, so that what these tests measure is the
-    code's use of conditional writes and not moto's race."""
-    from moto.dynamodb.models import DynamoDBBackend
-    lock = threading.RLock()
-    for name in ("put_item", "update_item", "delete_item"):
-        original = getattr(DynamoDBBackend, name)
-
-        def serialised(*args, _original=original, **kwargs):
-            with lock:
-                return _original(*args, **kwargs)
-        monkeypatch.setattr(DynamoDBBackend, name, serialised)
-
-
 @pytest.fixture
 def verifications(monkeypatch):
     """How many argon2 verifications ran (each one is a password checked)."""

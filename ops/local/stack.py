@@ -219,7 +219,8 @@ def main() -> int:
     rc = 0
     try:
         with open(local_dir / "moto.log", "w") as moto_log:  # moto logs every request: keep it out of sight
-            children["moto"] = spawn([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(aws_port)],
+            children["moto"] = spawn([sys.executable, "-m", "ops.local.moto_server",
+                                      "-H", "127.0.0.1", "-p", str(aws_port)],
                                      log=moto_log)
         wait_http(os.environ["AWS_ENDPOINT_URL"] + "/moto-api/", children["moto"], "the moto server")
         demo = prepare(bucket, password)
