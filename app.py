@@ -5,21 +5,23 @@ from typing import Annotated
 from chalice import Chalice, Rate
 from pydantic import BaseModel, Field, StringConstraints
 
-from chalicelib import (access_links, audit, bulk_invites, config, directory, invitations, observability, oidc,
-                        openapi, pages, partners, portal_access, portal_sessions, sessions, staff_accounts,
-                        staff_recovery, staff_signin)
-from chalicelib.api import (Admin, Api, Partner, Password, PasswordChange, Public, Reply, Staff, Strict,
+from chalicelib.flows.portal import access_links, bulk_invites, invitations, oidc, portal_access, portal_sessions
+from chalicelib.core import audit, config, observability, sessions
+from chalicelib.flows import directory, partners
+from chalicelib.web import openapi, pages
+from chalicelib.flows.staff import staff_accounts, staff_recovery, staff_signin
+from chalicelib.web.api import (Admin, Api, Partner, Password, PasswordChange, Public, Reply, Staff, Strict,
                            chalice_error_to_envelope, forget_request)
-from chalicelib.api import PortalUser as PortalSignedIn
-from chalicelib.directory import (ContactCreate, ContactOut, ContactPage, ContactPatch, CustomerCreate,
+from chalicelib.web.api import PortalUser as PortalSignedIn
+from chalicelib.flows.directory import (ContactCreate, ContactOut, ContactPage, ContactPatch, CustomerCreate,
                                   CustomerOut, CustomerPage, CustomerPatch, LocationCreate, LocationOut,
                                   LocationPage, LocationPatch)
-from chalicelib.staff_accounts import (AcceptInvite, AccountCreate, BulkOut, BulkRequest, InviteOut, PersonCreate,
+from chalicelib.flows.staff.staff_accounts import (AcceptInvite, AccountCreate, BulkOut, BulkRequest, InviteOut, PersonCreate,
                                        PersonOut, PersonPage, PersonPatch, ResetLinkOut, SendOptions,
                                        TemporaryPasswordBody, TemporaryPasswordOut)
-from chalicelib.staff_recovery import (CodeSent, CompleteReset, ResetDone, ResetStart, ResetStarted, ResetToken,
+from chalicelib.flows.staff.staff_recovery import (CodeSent, CompleteReset, ResetDone, ResetStart, ResetStarted, ResetToken,
                                        SendCode, VerifyCode)
-from chalicelib.text import OneLine
+from chalicelib.core.text import OneLine
 
 app = Chalice(app_name="portal-access")
 app.register_middleware(forget_request(app), "http")
@@ -75,7 +77,7 @@ def openapi_document(call):
 @api.route("/.well-known/jwks.json", "GET", Public())
 def jwks(call):
     """Public keys that verify access tokens (every key not yet retired)."""
-    from chalicelib.security import keys
+    from chalicelib.core.security import keys
     return keys.jwks()
 
 
@@ -651,11 +653,11 @@ def on_ses_event(event):
 # receives into the DLQ): with PORTAL_SEND_RATE_PER_SECOND each, together under SES's sending rate.
 @app.on_sqs_message(queue=config.queue_name("send"), batch_size=10, maximum_concurrency=2)
 def on_send_message(event):
-    from chalicelib import sender
+    from chalicelib.events import sender
     return sender.handle_batch(event.to_dict(), event.context)
 
 
 @app.schedule(Rate(5, unit=Rate.MINUTES))
 def run_schedule(event):
-    from chalicelib import expiry
+    from chalicelib.flows import expiry
     return expiry.run()

@@ -25,7 +25,7 @@ def row_email(tenant_id: str, i: int) -> tuple[str, bool]:
 
 def make_tenant(rows: int, label: str) -> str:
     """A tenant whose directory holds every on-record email of the file: one Customer and one RecordEmail each."""
-    from chalicelib.models import Customer, RecordEmail, Tenant
+    from chalicelib.core.models import Customer, RecordEmail, Tenant
     tenant_id = f"bench-{label}-{uuid.uuid4().hex[:6]}"
     Tenant(tenant_id, name=f"Bench {label}").save()
     with Customer.batch_write() as customers, RecordEmail.batch_write() as index:
@@ -42,7 +42,7 @@ def make_tenant(rows: int, label: str) -> str:
 def upload(tenant_id: str, rows: int) -> tuple[dict, int, int]:
     """Puts the CSV at bulk-invites/<tenant>/… and returns (the SQS event S3's notification became, bytes,
     distinct emails)."""
-    from chalicelib import config
+    from chalicelib.core import config
     lines, distinct = ["name,email,phone"], set()
     for i in range(rows):
         email, _ = row_email(tenant_id, i)
@@ -59,9 +59,10 @@ def naive(event: dict) -> None:
     """The baseline: the same stream and scanner, then one call per row for each step
     (GetItem on the email index, GetItem on the portal user, PutItem, SendMessage). No report is written."""
     from pynamodb.exceptions import DoesNotExist
-    from chalicelib import bulk_invites, config, email_scan
-    from chalicelib.invitations import invite_message, portal_user_id, status_key
-    from chalicelib.models import PortalUser, RecordEmail
+    from chalicelib.flows.portal import bulk_invites, email_scan
+    from chalicelib.core import config
+    from chalicelib.flows.portal.invitations import invite_message, portal_user_id, status_key
+    from chalicelib.core.models import PortalUser, RecordEmail
     upload, = bulk_invites.uploads_in(event["Records"][0]["body"])
     tenant_id = upload.key.split("/")[1]
     s3, sqs = config.client("s3"), config.client("sqs")
@@ -117,7 +118,7 @@ def child() -> None:
 
 def run(rows: int, with_naive: bool, log) -> dict:
     """One size: directory, file, notification, then the handler (and the baseline) in a child process."""
-    from chalicelib.models import Job
+    from chalicelib.core.models import Job
     started = time.perf_counter()
     tenant_id = make_tenant(rows, f"{rows}")
     event, size, distinct = upload(tenant_id, rows)
@@ -143,7 +144,7 @@ def run(rows: int, with_naive: bool, log) -> dict:
 
 
 def transaction_connection_ms(n: int = 5) -> float:
-    """What chalicelib.models.transaction() pays on every call: it builds a new PynamoDB Connection, so the
+    """What chalicelib.core.models.transaction() pays on every call: it builds a new PynamoDB Connection, so the
     first request of each transaction creates a botocore client (median of n, ms)."""
     import statistics
     from pynamodb.connection import Connection

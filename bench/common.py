@@ -116,7 +116,7 @@ def sqs_event(messages: list[dict], queue: str) -> dict:
 
 def receive_all(queue_short: str, wait: int = 0) -> list[dict]:
     """Every message now on one of the app's queues (received and deleted), as SQS returned them."""
-    from chalicelib import config
+    from chalicelib.core import config
     sqs = config.client("sqs")
     url = sqs.get_queue_url(QueueName=config.queue_name(queue_short))["QueueUrl"]
     out = []
@@ -132,7 +132,7 @@ def receive_all(queue_short: str, wait: int = 0) -> list[dict]:
 def purge(queue_short: str) -> None:
     """Empties a queue that may hold hundreds of thousands of messages (SQS allows one purge a minute)."""
     from botocore.exceptions import ClientError
-    from chalicelib import config
+    from chalicelib.core import config
     sqs = config.client("sqs")
     url = sqs.get_queue_url(QueueName=config.queue_name(queue_short))["QueueUrl"]
     try:

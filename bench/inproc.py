@@ -38,7 +38,7 @@ def timed(n: int, call) -> dict:
 
 
 def argon2_alone(n: int = 20) -> dict:
-    from chalicelib.security import passwords
+    from chalicelib.core.security import passwords
     hashed = passwords.hash_password(PASSWORD)
     hashes, verifies = [], []
     for _ in range(n):
@@ -55,7 +55,7 @@ def argon2_alone(n: int = 20) -> dict:
 
 def deliver_send_queue(app) -> None:
     """What a flow queued goes through the real sender (it mints invitation links at delivery)."""
-    from chalicelib import config
+    from chalicelib.core import config
     received = receive_all("send")
     for start in range(0, len(received), 10):
         result = app.on_send_message(sqs_event(received[start:start + 10], config.queue_name("send")),
@@ -76,8 +76,8 @@ def links_by_address(needle: str) -> dict:
 def clear_throttles(*keys: tuple[str, str]) -> None:
     """The public endpoints are rate-limited per IP (the test client is always 127.0.0.1) and per identifier:
     reset the counters between calls, outside the timed part, or the bench would time 429s."""
-    from chalicelib import lockout
-    from chalicelib.models import Counter
+    from chalicelib.core import lockout
+    from chalicelib.core.models import Counter
     for scope, key in keys:
         Counter(lockout._throttle_key(scope, key)).delete()
 
@@ -101,10 +101,11 @@ def dynamodb_calls(call) -> list[str]:
 
 
 def session_check(http, token: str, n: int = 200) -> dict:
-    """What the live session check (chalicelib/sessions.py) costs an authenticated call: the DynamoDB requests
+    """What the live session check (chalicelib/core/sessions.py) costs an authenticated call: the DynamoDB requests
     of the check alone and of a whole GET /v1/customers?limit=1, and that call's time with the check and with
     the guard as it was before (the tenant's GetItem; role and permissions read from the token)."""
-    from chalicelib import api, sessions, tenants
+    from chalicelib.web import api
+    from chalicelib.core import sessions, tenants
     principal = api.authenticate(f"Bearer {token}")
 
     def check():
@@ -132,9 +133,9 @@ def run(log, n_sign_in: int = 100, n_flows: int = 60) -> dict:
     import contextlib
     from chalice.test import Client
     import app
-    from chalicelib import people
-    from chalicelib.models import Tenant
-    from chalicelib.security import passwords
+    from chalicelib.flows.staff import people
+    from chalicelib.core.models import Tenant
+    from chalicelib.core.security import passwords
     out = {"argon2": argon2_alone()}
     tenant = f"bench-flows-{uuid.uuid4().hex[:6]}"
     Tenant(tenant, name="Bench Flows").save()

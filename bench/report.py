@@ -157,7 +157,7 @@ def write(r: dict) -> None:
         f"{naive['seconds'] / h['seconds']:.1f}× as fast.",
         "",
         f"Building a PynamoDB `Connection` (a botocore client) costs {r['bulk_connection_ms']:.0f} ms here "
-        "(median of 5); `chalicelib.models.transaction()` builds one per process, not one per transaction "
+        "(median of 5); `chalicelib.core.models.transaction()` builds one per process, not one per transaction "
         f"({h['calls'].get('dynamodb:TransactWriteItems', 0)} transactions for {base['rows']:,} rows).",
         "",
         "Bars: " + "; ".join([
@@ -230,7 +230,7 @@ def session_check_lines(sc: dict) -> list[str]:
     return [
         "### The live session check",
         "",
-        "Every staff and portal call checks its session live (`chalicelib/sessions.py`): one BatchGetItem reads "
+        "Every staff and portal call checks its session live (`chalicelib/core/sessions.py`): one BatchGetItem reads "
         "the tenant, the session and the account (strongly consistent for the last two), with no cache, so a "
         "disable or a sign-out is in force on the next call of every container. Measured on `GET "
         "/v1/customers?limit=1` with a staff admin's token, against the guard as it was before (a GetItem on "

@@ -53,7 +53,7 @@ def aws() -> subprocess.Popen:
     moto = common.start_moto(port, common.ROOT / ".local" / "bench-moto.log")
     log(f"moto server (subprocess, pid {moto.pid}) on port {port}; moto log .local/bench-moto.log")
     from ops.local.resources import create_all
-    from chalicelib.security import keys
+    from chalicelib.core.security import keys
     create_all(stage="local", uploads_bucket=common.BUCKET)
     keys.ensure_signing_key()
     return moto

@@ -14,7 +14,7 @@ from bench.common import CallCounter, LambdaContext, receive_all, sqs_event
 
 def run(rate: int, n: int, log) -> dict:
     import app
-    from chalicelib import config, messaging
+    from chalicelib.core import config, messaging
     receive_all("send")  # whatever earlier sections left
     outbox = Path(tempfile.mkdtemp(prefix=f"bench-outbox-{rate}-"))
     os.environ["PORTAL_SEND_RATE_PER_SECOND"] = str(rate)

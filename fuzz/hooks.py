@@ -45,7 +45,7 @@ def partner_token() -> str:
 
 
 def token_kind(operation) -> str | None:
-    """Which identity an operation needs, from its x-policy (chalicelib/openapi.py writes it)."""
+    """Which identity an operation needs, from its x-policy (chalicelib/web/openapi.py writes it)."""
     policy = operation.definition.raw.get("x-policy", "public")
     if policy == "public":
         return None

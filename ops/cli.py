@@ -24,7 +24,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def _stage() -> str:
-    from chalicelib import config
+    from chalicelib.core import config
     return config.stage()
 
 
@@ -57,7 +57,7 @@ def _portal_line(p) -> dict:
 
 
 def portal_create(args) -> None:
-    from chalicelib import partners
+    from chalicelib.flows import partners
     version, text = _agreement(args)
     if version is None or text is None:  # (_agreement gives both or neither)
         raise Failure("a new portal needs --agreement-file and --agreement-version")
@@ -68,7 +68,7 @@ def portal_create(args) -> None:
 
 
 def portal_update(args) -> None:
-    from chalicelib import partners
+    from chalicelib.flows import partners
     version, text = _agreement(args)
     if args.name is None and args.permissions is None and version is None:
         raise Failure("nothing to change: give --name, --permissions or a new agreement")
@@ -78,7 +78,7 @@ def portal_update(args) -> None:
 
 
 def portal_list(args) -> None:
-    from chalicelib import partners
+    from chalicelib.flows import partners
     portals = partners.list_portals()
     if args.json:
         for p in portals:
@@ -92,7 +92,7 @@ def portal_list(args) -> None:
 
 
 def portal_rotate_secret(args) -> None:
-    from chalicelib import partners
+    from chalicelib.flows import partners
     secret = partners.rotate_secret(args.portal_id)
     portal = partners.operator_portal(args.portal_id)
     print(f"new secret for partner portal {portal.portal_id} in stage {_stage()}; the old one no longer works")
@@ -100,13 +100,13 @@ def portal_rotate_secret(args) -> None:
 
 
 def portal_add_user(args) -> None:
-    from chalicelib import partners
+    from chalicelib.flows import partners
     user = partners.add_user(args.portal_id, args.name, args.email, "inactive" if args.inactive else "active")
     print(f"added {user.email} ({user.status}) to partner portal {args.portal_id} as user {user.user_id}")
 
 
 def add_partner_portal(commands) -> None:
-    from chalicelib.partners import PERMISSIONS
+    from chalicelib.flows.partners import PERMISSIONS
     catalogue = "permissions: " + ", ".join(PERMISSIONS)
     group = commands.add_parser("partner-portal", help="define partner portals and their credentials",
                                 description="Partner portals: what a partner may see once a business enables it.")
@@ -162,26 +162,26 @@ def _print_rows(rows: list[dict], as_json: bool, columns: list[str]) -> None:
 
 
 def tenant_create(args) -> None:
-    from chalicelib import tenants
+    from chalicelib.core import tenants
     made = tenants.create(args.tenant_id, args.name, args.admin_email, args.admin_name)
     print(f"created tenant {made['tenant_id']} ({made['name']}); invitation emailed to {made['admin_email']} "
           f"(valid until {made['invitation_expires_at']})")
 
 
 def tenant_list(args) -> None:
-    from chalicelib import tenants
+    from chalicelib.core import tenants
     rows = [{"tenant_id": t.tenant_id, "name": t.name, "status": t.status} for t in tenants.list_all()]
     _print_rows(rows, args.json, ["tenant_id", "name", "status"])
 
 
 def tenant_show(args) -> None:
-    from chalicelib import tenants
+    from chalicelib.core import tenants
     print(json.dumps(tenants.describe(tenants.get(args.tenant_id)), indent=2))
 
 
 def tenant_status(status: str):
     def run(args) -> None:
-        from chalicelib import tenants
+        from chalicelib.core import tenants
         tenants.set_status(args.tenant_id, status)
         print(f"tenant {args.tenant_id} is {'disabled: its users and partners are refused' if status == 'disabled' else 'enabled'}")
     return run
@@ -211,19 +211,19 @@ def add_tenant(commands) -> None:
 # --- keys ---------------------------------------------------------------------------------------------------------
 
 def keys_rotate(args) -> None:
-    from chalicelib.security import keys
+    from chalicelib.core.security import keys
     print(f"new active signing key {keys.rotate()}; older keys keep verifying until retired")
 
 
 def keys_list(args) -> None:
-    from chalicelib.security import keys
-    from chalicelib.directory import iso
+    from chalicelib.core.security import keys
+    from chalicelib.flows.directory import iso
     rows = [{"kid": k["kid"], "created_at": iso(k["created_at"]), "active": k["active"]} for k in keys.list_keys()]
     _print_rows(rows, args.json, ["kid", "created_at", "active"])
 
 
 def keys_retire(args) -> None:
-    from chalicelib.security import keys
+    from chalicelib.core.security import keys
     if args.kid not in {k["kid"] for k in keys.list_keys()}:
         raise Failure(f"no key {args.kid!r}")
     try:
@@ -249,7 +249,7 @@ def add_keys(commands) -> None:
 # --- dlq ----------------------------------------------------------------------------------------------------------
 
 def dlq_list(args) -> None:
-    from chalicelib import dead_letters
+    from chalicelib.core import dead_letters
     rows = []
     for queue in args.queue or list(dead_letters.QUEUES):
         rows += [{"queue": queue, **d} for d in dead_letters.list_dead(queue)]
@@ -257,7 +257,7 @@ def dlq_list(args) -> None:
 
 
 def dlq_redrive(args) -> None:
-    from chalicelib import dead_letters
+    from chalicelib.core import dead_letters
     for queue in args.queue or list(dead_letters.QUEUES):
         bar = Progress(f"redriving {queue}")
         moved = dead_letters.redrive(queue, progress=bar.advance)
@@ -299,9 +299,9 @@ def add_dlq(commands) -> None:
 
 def audit_show(args) -> None:
     from datetime import datetime, timezone
-    from chalicelib.directory import iso
-    from chalicelib.models import AuditEvent
-    from chalicelib import tenants
+    from chalicelib.flows.directory import iso
+    from chalicelib.core.models import AuditEvent
+    from chalicelib.core import tenants
     tenants.get(args.tenant_id)
     condition = None
     if args.since:
@@ -351,9 +351,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(done.code or 0)
     from botocore.exceptions import BotoCoreError, ClientError
     from pynamodb.exceptions import PynamoDBException
-    from chalicelib import config
-    from chalicelib.partners import OperatorError
-    from chalicelib.tenants import TenantError
+    from chalicelib.core import config
+    from chalicelib.flows.partners import OperatorError
+    from chalicelib.core.tenants import TenantError
     try:
         config.require_local_endpoint()  # stage local never reaches a real AWS account
         args.run(args)

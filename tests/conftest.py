@@ -43,7 +43,7 @@ def aws(tmp_path_factory):
     server.start()
     os.environ["PORTAL_OUTBOX_DIR"] = str(tmp_path_factory.mktemp("outbox"))
     from ops.local.resources import create_all
-    from chalicelib.security import keys
+    from chalicelib.core.security import keys
     created = create_all(stage="local", uploads_bucket="portal-access-test-uploads")
     os.environ["PORTAL_UPLOADS_BUCKET"] = "portal-access-test-uploads"
     keys.ensure_signing_key()
@@ -127,9 +127,9 @@ class TenantFixture:
 
 
 def make_tenant(http, name="Test Plumbing", role="admin", password=STRONG_PASSWORD):
-    from chalicelib import people
-    from chalicelib.models import Tenant
-    from chalicelib.security import passwords
+    from chalicelib.flows.staff import people
+    from chalicelib.core.models import Tenant
+    from chalicelib.core.security import passwords
     tenant_id = "t-" + uuid.uuid4().hex[:10]
     Tenant(tenant_id, name=name).save()
     username = f"admin@{tenant_id}.example"
@@ -170,7 +170,7 @@ SCHEDULED_EVENT = {"version": "0", "id": "1", "detail-type": "Scheduled Event", 
 
 def drain(app):
     """Receives what is on the send queue and hands it to the handler in the shape Lambda uses."""
-    from chalicelib import config
+    from chalicelib.core import config
     sqs = config.client("sqs")
     url = sqs.get_queue_url(QueueName=config.queue_name("send"))["QueueUrl"]
     records = []

@@ -99,7 +99,8 @@ def install(provider: "Provider") -> None:
     """Makes the app's Google sign-in use this provider (the stage's OIDC secret, as an operator would set it)."""
     import json
 
-    from chalicelib import config, oidc
+    from chalicelib.core import config
+    from chalicelib.flows.portal import oidc
     sm = config.client("secretsmanager")
     body = json.dumps({"google": {"client_id": provider.client_id, "client_secret": provider.client_secret,
                                   "discovery_url": provider.discovery_url}})

@@ -6,9 +6,9 @@ import urllib.request
 import botocore.client
 import pytest
 
-from chalicelib import config, messaging
-from chalicelib.models import Job, PortalUser
-from chalicelib.invitations import portal_user_id
+from chalicelib.core import config, messaging
+from chalicelib.core.models import Job, PortalUser
+from chalicelib.flows.portal.invitations import portal_user_id
 from conftest import LambdaContext, drain, outbox_for
 
 BUCKET = "portal-access-test-uploads"
@@ -178,7 +178,7 @@ def test_a_run_cut_off_half_way_finishes_without_sending_twice(app, http, tenant
 
 
 def test_poison_upload_fails_the_job_on_the_last_try(app, tenant, monkeypatch):
-    from chalicelib import bulk_invites
+    from chalicelib.flows.portal import bulk_invites
     d = tenant.id
     monkeypatch.setattr(bulk_invites, "_decide", lambda run: (_ for _ in ()).throw(RuntimeError("bug")))
     s3().put_object(Bucket=BUCKET, Key=f"bulk-invites/{d}/poison.csv", Body=b"a@b.example\n")

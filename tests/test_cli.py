@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ops import cli
-from chalicelib.models import PartnerClient, PartnerPortal
+from chalicelib.core.models import PartnerClient, PartnerPortal
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,7 +59,7 @@ def test_create_prints_the_secret_once_and_stores_only_its_hash(capsys, agreemen
     client = PartnerClient.get(portal_id)
     stored = json.dumps([portal.attribute_values, client.attribute_values], default=str)
     assert secret not in stored and client.secret_hash.startswith("$argon2id$")
-    from chalicelib.security import passwords
+    from chalicelib.core.security import passwords
     assert passwords.verify_password(client.secret_hash, secret)
     # the list shows the portal, never a secret
     rc, listed, _ = run(capsys, "partner-portal", "list", "--json")
@@ -207,7 +207,7 @@ def test_a_disabled_tenant_is_refused_at_sign_in_and_on_every_call(http, tenant,
 
 def test_keys_rotate_list_retire(http, tenant, capsys):
     from ops import cli
-    from chalicelib.security import keys
+    from chalicelib.core.security import keys
     old = tenant.admin_token
     assert cli.main(["keys", "rotate"]) == 0
     listed = [json.loads(line) for line in (cli.main(["keys", "list", "--json"]) == 0 and capsys.readouterr().out).splitlines()
@@ -223,7 +223,7 @@ def test_keys_rotate_list_retire(http, tenant, capsys):
 
 
 def test_dlq_list_and_redrive(app, capsys):
-    from chalicelib import config, dead_letters
+    from chalicelib.core import config, dead_letters
     from ops import cli
     sqs = config.client("sqs")
     dlq = sqs.get_queue_url(QueueName=config.resource_name("send-dlq"))["QueueUrl"]

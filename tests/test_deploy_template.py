@@ -389,14 +389,14 @@ def test_the_functions_real_calls_are_allowed_by_their_own_roles(packaged, app, 
     the local sender stands for the SenderEmail parameter)."""
     import botocore.client
 
-    from chalicelib import config
-    from chalicelib.models import Person, now
+    from chalicelib.core import config
+    from chalicelib.core.models import Person, now
     from conftest import SCHEDULED_EVENT, LambdaContext, drain, outbox_for
     from test_bulk_invites import BUCKET, bulk_events
 
     rec = Recorder()
     real_call = botocore.client.BaseClient._make_api_call
-    from chalicelib.security import keys
+    from chalicelib.core.security import keys
     keys._provider().clear_cache()  # the API reads the key ring here even when an earlier test cached it
 
     def recording(client, operation, api_params):
@@ -457,7 +457,7 @@ def test_the_functions_real_calls_are_allowed_by_their_own_roles(packaged, app, 
     deliver_all()
 
     admin = next(p for p in Person.query(d) if p.username == tenant.admin_username)
-    from chalicelib.expiry import due_actions  # back-dated in the schedule's index too, as the writers do
+    from chalicelib.flows.expiry import due_actions  # back-dated in the schedule's index too, as the writers do
     admin.update(actions=[Person.password_set_at.set(now() - 360 * 24 * 3600),
                           *due_actions(admin, password_set_at=now() - 360 * 24 * 3600)])
     with rec.acting("RunSchedule"):
@@ -802,7 +802,7 @@ def test_the_lambda_package_holds_no_operator_or_local_stack_code(packaged):
     import zipfile
     for stage in ("dev", "prod"):
         names = zipfile.ZipFile(ROOT / "build" / "package" / stage / "deployment.zip").namelist()
-        assert "app.py" in names and "chalicelib/sessions.py" in names
+        assert "app.py" in names and "chalicelib/core/sessions.py" in names
         shipped_ops = [n for n in names if n.startswith(("ops/", "chalicelib/local/", "chalicelib/cli.py",
                                                           "chalicelib/seed.py"))]
         assert shipped_ops == [], shipped_ops

@@ -1,4 +1,4 @@
-from chalicelib import directory
+from chalicelib.flows import directory
 
 
 def test_customers_locations_contacts_round_trip(http, tenant):
@@ -75,8 +75,8 @@ def test_patch_with_null_lists_clears_them(http, tenant):
 
 
 def test_office_role_manages_the_directory_but_technicians_cannot(http, tenant):
-    from chalicelib import people
-    from chalicelib.security import passwords
+    from chalicelib.flows.staff import people
+    from chalicelib.core.security import passwords
     pw = passwords.hash_password("Office-Pass-123")
     people.create(tenant.id, kind="employee", name="Office", email="office@x.example", role="office",
                   username="office", password_hash=pw)

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chalicelib import email_scan
+from chalicelib.flows.portal import email_scan
 
 CORPUS = Path(__file__).parent / "csv_corpus"
 EXPECTED = json.loads((CORPUS / "expected.json").read_text())

@@ -21,7 +21,7 @@ import uuid
 import pytest
 from chalice.local import LambdaEventConverter
 
-from chalicelib import lockout
+from chalicelib.core import lockout
 from conftest import ROOT, drain, links_to
 
 PAIRS = 20  # known/unknown pairs per round
@@ -50,7 +50,7 @@ def _shape(body):
 
 
 def _forget_throttle(scope: str, key: str) -> None:
-    from chalicelib.models import Counter
+    from chalicelib.core.models import Counter
     Counter(lockout._throttle_key(scope, key)).delete()
 
 
@@ -255,13 +255,13 @@ def test_staff_reset_verify(http, tenant, staff, own_ip):
 # --- token endpoints ------------------------------------------------------------------------------------------
 
 def _portal_user(portal):
-    from chalicelib import invitations
+    from chalicelib.flows.portal import invitations
     return invitations.find_user(portal["tenant_id"], portal["email"])
 
 
 def test_portal_refresh_with_a_spent_token(http, portal, own_ip):
     """A refresh token that was issued and already used (its session rotated on) against one never issued."""
-    from chalicelib import portal_sessions
+    from chalicelib.flows.portal import portal_sessions
     user = _portal_user(portal)
 
     def known(_):
@@ -277,7 +277,7 @@ def test_portal_refresh_with_a_spent_token(http, portal, own_ip):
 
 def test_portal_refresh_after_sign_out(http, portal, own_ip):
     """A refresh token of a session that was signed out against one never issued."""
-    from chalicelib import portal_sessions
+    from chalicelib.flows.portal import portal_sessions
     user = _portal_user(portal)
 
     def known(_):
@@ -292,7 +292,7 @@ def test_portal_refresh_after_sign_out(http, portal, own_ip):
 
 
 def test_partner_token(http, tenant, own_ip):
-    from chalicelib import partners
+    from chalicelib.flows import partners
     portal, _ = partners.create_portal(f"Timing {uuid.uuid4().hex[:6]}", ["view_customer"], "v1", "Agreement.\n",
                                        portal_id="p-" + uuid.uuid4().hex[:10])
 

@@ -59,7 +59,7 @@ def test_bad_pagination(http, tenant):
 
 
 def test_an_unexpected_failure_is_an_envelope_without_a_trace(http, tenant, monkeypatch):
-    from chalicelib import directory
+    from chalicelib.flows import directory
     monkeypatch.setattr(directory, "list_customers", lambda *a: 1 / 0)
     status, body = http.get("/v1/customers", token=tenant.admin_token)
     assert status == 500 and body == {"error": {"code": "internal_error",

@@ -13,9 +13,9 @@ import botocore.response
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from chalicelib import config, dead_letters
-from chalicelib.invitations import portal_user_id
-from chalicelib.models import Customer, RecordEmail
+from chalicelib.core import config, dead_letters
+from chalicelib.flows.portal.invitations import portal_user_id
+from chalicelib.core.models import Customer, RecordEmail
 from conftest import LambdaContext, make_tenant
 
 ROWS = int(os.environ.get("FAULT_ROWS", 5000))  # the file's rows: 1,000 distinct emails on record (each twice), 3,000 rows of strangers
@@ -142,7 +142,7 @@ def run_queue(handler, short, max_rounds=400):
 
 
 def test_every_invitation_sent_exactly_once_under_faults(app, http, faults, monkeypatch):
-    from chalicelib import messaging
+    from chalicelib.core import messaging
     tenant = make_tenant(http)
     emails = [f"row{i}@{tenant.id}.example" for i in range(INVITABLE)]
     strangers = [f"stranger{i}@{tenant.id}.example" for i in range(ROWS - 2 * INVITABLE)]

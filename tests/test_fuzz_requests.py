@@ -6,7 +6,7 @@ import re
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chalicelib.api import Public
+from chalicelib.web.api import Public
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**40, 2**40), st.floats(allow_nan=False),
                     st.text(max_size=40), st.sampled_from(["", "a@b.example", "+15551234567", "Xx1" * 5, "billing",

@@ -3,8 +3,8 @@ import re
 
 import pytest
 
-from chalicelib.api import Admin, PasswordChange, Public, Staff
-from chalicelib.security import keys
+from chalicelib.web.api import Admin, PasswordChange, Public, Staff
+from chalicelib.core.security import keys
 
 
 def all_routes(app):
@@ -50,7 +50,7 @@ def test_wrong_role_calls_are_refused(app, http, tenant, kind):
         from staff_helpers import staff_member
         tok = staff_member(tenant)[1]
     for path, method, policy in guarded(app):
-        allowed = policy.allows(__import__("chalicelib.api", fromlist=["Principal"]).Principal(
+        allowed = policy.allows(__import__("chalicelib.web.api", fromlist=["Principal"]).Principal(
             kind=typ, tenant_id=tenant.id, subject="someone"))
         if allowed:
             continue  # e.g. a staff route for a staff token: covered by the flow tests

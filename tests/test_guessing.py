@@ -7,9 +7,9 @@ import threading
 
 import pytest
 
-from chalicelib import lockout
-from chalicelib.models import AuditEvent, Counter, Person
-from chalicelib.security import passwords
+from chalicelib.core import lockout
+from chalicelib.core.models import AuditEvent, Counter, Person
+from chalicelib.core.security import passwords
 from staff_helpers import run_together, staff_member, threaded_app, unique
 from test_portal_access import PASSWORD, invited, register  # noqa: F401
 

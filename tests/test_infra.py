@@ -1,5 +1,5 @@
 """infra/template.json, the IAM policies and the local stack built from the template agree with each other
-and with chalicelib.config: one source of truth for names and key schemas."""
+and with chalicelib.core.config: one source of truth for names and key schemas."""
 import json
 import re
 import subprocess
@@ -10,7 +10,7 @@ from urllib.parse import unquote_plus
 
 import pytest
 
-from chalicelib import config
+from chalicelib.core import config
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE_PATH = ROOT / "infra" / "template.json"

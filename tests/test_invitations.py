@@ -4,10 +4,10 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from chalicelib import single_use
-from chalicelib.api import ApiError
-from chalicelib.models import PortalUser, Token
-from chalicelib.security.tokens import token_hash
+from chalicelib.core import single_use
+from chalicelib.web.api import ApiError
+from chalicelib.core.models import PortalUser, Token
+from chalicelib.core.security.tokens import token_hash
 from conftest import LambdaContext, drain, links_to, outbox_for
 
 
@@ -87,7 +87,7 @@ def test_an_expired_invitation_says_so(app, http, household, monkeypatch):
     http.post("/v1/portal/invitations", {"customer_id": h["customer_id"], "email": h["owner"]}, token=h["token"])
     drain(app)
     [link] = links_to(h["owner"], "/register")
-    import chalicelib.single_use as su
+    import chalicelib.core.single_use as su
     later = su.now() + 7 * 24 * 3600 + 1
     monkeypatch.setattr(su, "now", lambda: later)
     with pytest.raises(ApiError) as err:

@@ -8,8 +8,8 @@ import secrets
 import pytest
 from chalice.local import LambdaEventConverter
 
-from chalicelib import lockout
-from chalicelib.models import Counter
+from chalicelib.core import lockout
+from chalicelib.core.models import Counter
 from conftest import STRONG_PASSWORD
 from test_portal_access import PASSWORD, invited, register  # noqa: F401
 

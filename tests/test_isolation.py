@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from chalicelib.api import Principal, Public
-from chalicelib.security import keys
+from chalicelib.web.api import Principal, Public
+from chalicelib.core.security import keys
 
 
 def b64(d):

@@ -146,7 +146,7 @@ def test_make_console_and_make_wait_without_a_stack_say_so_in_one_line(tmp_path)
 # --- stage local never reaches AWS -------------------------------------------------------------------------------
 
 def test_stage_local_refuses_without_a_local_endpoint(monkeypatch):
-    from chalicelib import config
+    from chalicelib.core import config
     monkeypatch.setenv("PORTAL_STAGE", "local")
     monkeypatch.delenv("AWS_ENDPOINT_URL")
     with pytest.raises(config.LocalEndpointMissing) as refused:
@@ -190,7 +190,7 @@ def test_the_console_on_stage_local_without_an_endpoint_refuses_and_sends_nothin
 
 
 def test_links_follow_the_api_port_unless_the_base_url_is_set(monkeypatch):
-    from chalicelib import config
+    from chalicelib.core import config
     monkeypatch.delenv("PORTAL_PUBLIC_BASE_URL")
     monkeypatch.setenv("PORTAL_API_PORT", "8123")
     assert config.public_base_url() == "http://127.0.0.1:8123"
@@ -228,7 +228,7 @@ def test_the_settings_table_names_every_setting_of_the_local_stack():
 
 
 def test_the_readme_counts_the_operations_of_the_openapi_document(app):
-    from chalicelib import openapi
+    from chalicelib.web import openapi
     document = openapi.document(app.api)
     operations = sum(1 for item in document["paths"].values() for method in item
                      if method in ("get", "put", "post", "delete", "patch", "head", "options", "trace"))
@@ -255,8 +255,8 @@ def test_gitignore_ignores_no_tracked_file():
 # --- the messages ---------------------------------------------------------------------------------------------------
 
 def test_the_expiry_warning_opens_the_staff_change_password_page_of_the_business(app, http, tenant):
-    from chalicelib import expiry
-    from chalicelib.staff_signin import PASSWORD_MAX_AGE_SECONDS
+    from chalicelib.flows import expiry
+    from chalicelib.flows.staff.staff_signin import PASSWORD_MAX_AGE_SECONDS
     from staff_helpers import staff_member
     person, _ = staff_member(tenant, kind="employee")
     assert expiry.warn_password_expiry(person, person.password_set_at + PASSWORD_MAX_AGE_SECONDS - 13 * 86400)

@@ -1,4 +1,4 @@
-from chalicelib.api import Public
+from chalicelib.web.api import Public
 
 
 def test_openapi_covers_every_route(app, http):

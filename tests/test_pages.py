@@ -79,7 +79,7 @@ def path_of(link):
 
 
 def test_every_page_is_a_public_html_route(app):
-    from chalicelib.api import Public
+    from chalicelib.web.api import Public
     for path in PAGES:
         for method in ("GET", "POST"):
             view = app.app.routes[path][method].view_function
@@ -125,7 +125,7 @@ def test_link_token_leaves_the_url_for_a_cookie(browser, invited):
 
 
 def test_a_form_without_a_valid_csrf_token_is_not_acted_on(app, browser, client, invited):
-    from chalicelib.models import PortalUser
+    from chalicelib.core.models import PortalUser
     email, link = invited
     browser.get(path_of(link))
     page = browser.get("/register")
@@ -151,8 +151,8 @@ def test_a_form_without_a_valid_csrf_token_is_not_acted_on(app, browser, client,
 
 
 def invited_tenant(link):
-    from chalicelib.models import Token
-    from chalicelib.security.tokens import token_hash
+    from chalicelib.core.models import Token
+    from chalicelib.core.security.tokens import token_hash
     token = urllib.parse.parse_qs(urllib.parse.urlparse(link).query)["token"][0]
     return Token.get(token_hash(token)).tenant_id
 
@@ -196,9 +196,9 @@ def test_used_expired_and_unknown_links_explain_the_next_step(app, browser, http
     missing = browser.get("/staff/accept-invite")
     assert missing.status_code == 400 and "Open the link from your message" in text(missing)
     # a replaced staff invitation says a newer one was sent
-    from chalicelib.models import Token
-    from chalicelib import single_use
-    from chalicelib.security.tokens import token_hash
+    from chalicelib.core.models import Token
+    from chalicelib.core import single_use
+    from chalicelib.core.security.tokens import token_hash
     old = single_use.issue("staff_invite", tenant.id, "nobody", 3600)
     single_use.revoke(token_hash(old), "invitation_replaced")
     replaced = browser.get(f"/staff/accept-invite?token={old}")
@@ -252,9 +252,9 @@ def test_staff_invitation_prefills_the_email_as_username(app, browser, http, ten
 
 
 def test_expired_password_sends_the_person_through_the_change_page(browser, http, tenant):
-    from chalicelib import people
-    from chalicelib.models import Person
-    from chalicelib.security import passwords
+    from chalicelib.flows.staff import people
+    from chalicelib.core.models import Person
+    from chalicelib.core.security import passwords
     person = people.create(tenant.id, kind="employee", name="Old Timer", email=f"old@{tenant.id}.example",
                            username="old.timer", password_hash=passwords.hash_password(PASSWORD))
     Person.get(tenant.id, person.person_id).update(actions=[Person.password_set_at.set(1)])
@@ -275,7 +275,7 @@ def test_expired_password_sends_the_person_through_the_change_page(browser, http
 
 
 def test_a_failure_inside_a_flow_shows_an_apology_page(browser, monkeypatch, tenant):
-    from chalicelib import portal_access
+    from chalicelib.flows.portal import portal_access
 
     def broken(*_args, **_kwargs):
         raise RuntimeError("database on fire")
@@ -287,7 +287,7 @@ def test_a_failure_inside_a_flow_shows_an_apology_page(browser, monkeypatch, ten
 
 
 def test_csrf_key_comes_from_the_key_ring_and_survives_a_rotation(app, browser, tenant):
-    from chalicelib.security import keys
+    from chalicelib.core.security import keys
     first = keys.derived_secrets("pages-csrf")
     assert len(first[0]) == 32 and first[0] != keys.derived_secrets("another-purpose")[0]
     page = browser.get(f"/sign-in?tenant_id={tenant.id}")
@@ -313,7 +313,7 @@ def test_csrf_key_comes_from_the_key_ring_and_survives_a_rotation(app, browser, 
 
 def test_the_front_page_says_what_this_is_and_links_only_what_exists(app, browser, tenant):
     view = app.app.routes["/"]["GET"].view_function
-    from chalicelib.api import Public
+    from chalicelib.web.api import Public
     assert isinstance(view.policy, Public) and view.page is True
     r = browser.get("/")
     assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/html")
@@ -422,8 +422,8 @@ def test_a_disabled_portal_user_is_told_whom_to_ask_on_the_sign_in_page(browser,
 def test_a_current_password_can_be_changed_on_the_change_page(browser, http, tenant):
     """The expiry warning sends people here before their password expires: signing in with it leads to the
     change form, not to "nothing to change"; no session is started on the way."""
-    from chalicelib import people
-    from chalicelib.security import passwords
+    from chalicelib.flows.staff import people
+    from chalicelib.core.security import passwords
     people.create(tenant.id, kind="employee", name="Early Bird", email=f"early@{tenant.id}.example",
                   username="early.bird", password_hash=passwords.hash_password(PASSWORD))
     r = browser.post(f"/staff/change-password?tenant_id={tenant.id}",

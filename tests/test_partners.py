@@ -8,9 +8,9 @@ import uuid
 
 import pytest
 
-from chalicelib import partners
-from chalicelib.api import ApiError
-from chalicelib.models import AuditEvent, PartnerEnablement
+from chalicelib.flows import partners
+from chalicelib.web.api import ApiError
+from chalicelib.core.models import AuditEvent, PartnerEnablement
 
 AGREEMENT = "Partner agreement, first edition.\n"
 

@@ -1,7 +1,7 @@
 import pytest
 
-from chalicelib.security import passwords
-from chalicelib.security.tokens import new_code, new_token, token_hash
+from chalicelib.core.security import passwords
+from chalicelib.core.security.tokens import new_code, new_token, token_hash
 
 
 @pytest.mark.parametrize("password, code", [

@@ -7,7 +7,7 @@ import pytest
 
 from chalice.test import Client
 
-from chalicelib import lockout
+from chalicelib.core import lockout
 from conftest import ROOT, Http, drain, links_to, outbox_for
 
 PASSWORD = "Sunny-Porch-2026"
@@ -92,7 +92,7 @@ def test_refresh_rotates_and_reuse_revokes_the_family(http, tenant, invited):
     assert http.get("/v1/portal/me", token=second["access_token"])[1]["error"]["code"] == "session_ended"
     assert http.post("/v1/portal/token/refresh", {"refresh_token": "x" * 43})[1]["error"]["code"] == \
         "invalid_refresh_token"
-    from chalicelib.models import AuditEvent
+    from chalicelib.core.models import AuditEvent
     assert "portal.refresh_token_reused" in {e.action for e in AuditEvent.query(tenant.id)}
 
 
@@ -143,7 +143,7 @@ def test_reset_link_expires_after_30_minutes(app, http, tenant, invited, monkeyp
     http.post("/v1/portal/password-reset", {"tenant_id": tenant.id, "email": invited["email"]})
     drain(app)
     [link] = links_to(invited["email"], "/reset-password")
-    import chalicelib.single_use as su
+    import chalicelib.core.single_use as su
     later = su.now() + 31 * 60
     monkeypatch.setattr(su, "now", lambda: later)
     status, body = http.post("/v1/portal/password-reset/complete", {"token": token_of(link), "new_password":

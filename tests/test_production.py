@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from chalicelib import config, messaging, observability
+from chalicelib.core import config, messaging, observability
 
 REAL = {"PORTAL_SENDER_EMAIL": "no-reply@mail.acme-plumbing.com", "PORTAL_PUBLIC_BASE_URL": "https://portal.acme-plumbing.com",
         "PORTAL_UPLOADS_BUCKET": "portal-access-prod-uploads", "PORTAL_SES_CONFIGURATION_SET": "portal-access-prod-email"}
@@ -85,8 +85,8 @@ def emitted(out: str) -> list[dict]:
 
 def test_sign_ins_are_counted_by_audience_and_outcome(tenant, monkeypatch, capsys):
     """The flow as the staff sign-in route runs it (the test client would switch metrics off: stage local)."""
-    from chalicelib import staff_signin
-    from chalicelib.api import ApiError
+    from chalicelib.flows.staff import staff_signin
+    from chalicelib.web.api import ApiError
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
     capsys.readouterr()
 

@@ -3,8 +3,8 @@
 import json
 from collections import Counter as Tally
 
-from chalicelib import config
-from chalicelib.models import AuditEvent, Person, now
+from chalicelib.core import config
+from chalicelib.core.models import AuditEvent, Person, now
 from conftest import SCHEDULED_EVENT, LambdaContext, drain, outbox_for
 from test_bulk_invites import BUCKET, bulk_events
 
@@ -52,12 +52,12 @@ def test_schedule_replayed(app, http, tenant):
     """Each of the schedule's three jobs due once (a temporary password past its hour, a stale staff invitation,
     a password 360 days old); the schedule event three times in a row, then interleaved with send-queue
     deliveries: each acts once and the expiry warning is sent once."""
-    from chalicelib import people
-    from chalicelib.security import passwords
-    from chalicelib.staff_signin import PASSWORD_MAX_AGE_SECONDS
+    from chalicelib.flows.staff import people
+    from chalicelib.core.security import passwords
+    from chalicelib.flows.staff.staff_signin import PASSWORD_MAX_AGE_SECONDS
     at = now()
     admin = next(p for p in Person.query(tenant.id))
-    from chalicelib.expiry import due_actions  # back-dated as the writers date them: in the schedule's index too
+    from chalicelib.flows.expiry import due_actions  # back-dated as the writers date them: in the schedule's index too
     admin.update(actions=[Person.temporary_password_expires_at.set(at - 1),
                           *due_actions(admin, temporary_password_expires_at=at - 1)])
     invited = people.create(tenant.id, kind="employee", name="Invited", email=f"inv@{tenant.id}.example")

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from chalicelib.api import Admin, PasswordChange, Public, Staff
+from chalicelib.web.api import Admin, PasswordChange, Public, Staff
 
 # --- one-line fields ----------------------------------------------------------------------------------------
 
@@ -133,7 +133,7 @@ def test_the_openapi_document_says_one_line(http):
 
 
 def test_one_line_unit():
-    from chalicelib.text import control_character
+    from chalicelib.core.text import control_character
     for ch in ["\x00", "\t", "\n", "\x0b", "\x0c", "\r", "\x1f", "\x7f", "\x80", "\x9f", "\u2028", "\u2029",
                *map(chr, range(0x202A, 0x202F)), *map(chr, range(0x2066, 0x206A))]:
         assert control_character(f"a{ch}b") == ch, hex(ord(ch))
@@ -144,7 +144,7 @@ def test_one_line_unit():
 # --- the local stack's console --------------------------------------------------------------------------------
 
 def test_the_outbox_line_names_channel_recipient_and_subject_never_the_message(capsys, tmp_path, monkeypatch):
-    from chalicelib import messaging
+    from chalicelib.core import messaging
     monkeypatch.setenv("PORTAL_OUTBOX_DIR", str(tmp_path))
     code_link = "http://portal.test/staff/reset-password?token=SECRET-LINK-TOKEN-1234567890"
     sms = messaging.sms("t-1", "+15550100999", f"Your code is Xy7Qp2Lm. Or open {code_link}", [code_link])
@@ -237,7 +237,7 @@ def iso_seconds(value):
 
 
 def expire(tenant_id, customer_id):
-    from chalicelib.models import Customer
+    from chalicelib.core.models import Customer
     Customer(tenant_id, customer_id).update(actions=[Customer.access_link_expires_at.set(int(time.time()) - 1)],
                                             add_version_condition=False)
 
@@ -349,7 +349,7 @@ def test_another_business_never_reaches_the_link(http, tenant, other_tenant, lin
 
 
 def test_the_link_routes_need_portal_manage(app, http, tenant, linked):
-    from chalicelib.api import Admin
+    from chalicelib.web.api import Admin
     policies = {(s.method, s.path): s.policy for s in app.api.routes}
     for route in [("POST", "/v1/customers/{customer_id}/access-link"),
                   ("GET", "/v1/customers/{customer_id}/access-link"),

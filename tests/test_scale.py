@@ -3,9 +3,10 @@ a short per-container cache. DynamoDB requests are counted through botocore, as 
 import botocore.client
 import pytest
 
-from chalicelib import expiry, people
-from chalicelib.models import Person, now
-from chalicelib.staff_signin import PASSWORD_MAX_AGE_SECONDS
+from chalicelib.flows import expiry
+from chalicelib.flows.staff import people
+from chalicelib.core.models import Person, now
+from chalicelib.flows.staff.staff_signin import PASSWORD_MAX_AGE_SECONDS
 from conftest import SCHEDULED_EVENT, LambdaContext
 
 
@@ -67,7 +68,7 @@ def test_the_schedule_reads_only_the_people_that_are_due_and_acts_once(app, tena
 
 
 def test_every_writer_of_what_falls_due_dates_it_in_the_index(app, http, tenant):
-    from chalicelib import staff_signin
+    from chalicelib.flows.staff import staff_signin
     person = people.create(tenant.id, kind="employee", name="Writer", email=f"w@{tenant.id}.example",
                            password_hash="argon2-hash")
     assert person.due_key == "due" and person.due_at == person.password_set_at + PASSWORD_MAX_AGE_SECONDS \
@@ -86,7 +87,7 @@ def test_every_writer_of_what_falls_due_dates_it_in_the_index(app, http, tenant)
 # --- audit trails --------------------------------------------------------------------------------------------------
 
 def test_a_trail_page_is_one_query_of_its_own_key_and_full(http, tenant, dynamodb_calls):
-    from chalicelib import audit
+    from chalicelib.core import audit
     admin = next(p for p in Person.query(tenant.id) if p.username == tenant.admin_username)
     subject = people.create(tenant.id, kind="employee", name="Watched", email=f"watched@{tenant.id}.example")
     for i in range(30):  # older: 30 events of this person, some by them, some about them, some by them about others
@@ -120,7 +121,7 @@ def test_a_trail_page_is_one_query_of_its_own_key_and_full(http, tenant, dynamod
 # --- the tenant, cached per container ---------------------------------------------------------------------------
 
 def test_a_disabled_tenant_is_refused_everywhere_within_the_cache_time(http, tenant, monkeypatch, dynamodb_calls):
-    from chalicelib import tenants
+    from chalicelib.core import tenants
     clock = [1000.0]
     monkeypatch.setattr(tenants, "_clock", lambda: clock[0])
     token = tenant.admin_token  # (a sign-in: it reads the tenant itself)

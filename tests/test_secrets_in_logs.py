@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib import config, messaging
+from chalicelib.core import config, messaging
 from conftest import STRONG_PASSWORD, Http, LambdaContext, drain, links_to
 
 PORTAL_PASSWORD = "Porch-Light-" + uuid.uuid4().hex[:8] + "-7A"
@@ -211,7 +211,7 @@ def bulk_flow(app, http, tenant, secrets):
 
 
 def partner_flow(http, tenant, secrets):
-    from chalicelib import partners
+    from chalicelib.flows import partners
     portal, client_secret = partners.create_portal(f"Secret Partner {uuid.uuid4().hex[:6]}", ["view_customer"],
                                                    "v1", "Agreement.\n", portal_id="p-" + uuid.uuid4().hex[:10])
     secrets.add(client_secret)

@@ -15,7 +15,7 @@ import types
 
 import pytest
 
-from chalicelib import lockout
+from chalicelib.core import lockout
 from test_portal_access import invited, register  # noqa: F401
 
 _MARKER_REVERSED = secrets.token_hex(6)[::-1]
@@ -174,7 +174,7 @@ def test_wrong_partner_client_secrets(http, tenant, typed):
 
 def test_the_walk_finds_a_secret_that_is_kept(http, typed):
     """The detector itself: a secret kept in a module-level error's traceback is found."""
-    from chalicelib.api import ApiError
+    from chalicelib.web.api import ApiError
     kept = ApiError(401, "invalid_credentials", "kept")
 
     def sign_in(password):

@@ -2,7 +2,7 @@
 one JSON file per message, and a failed message is reported for retry instead of lost."""
 import json
 
-from chalicelib import messaging
+from chalicelib.core import messaging
 from conftest import LambdaContext, drain, outbox_for
 
 

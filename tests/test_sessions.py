@@ -6,7 +6,7 @@ import concurrent.futures
 import botocore.client
 import pytest
 
-from chalicelib.models import AuditEvent
+from chalicelib.core.models import AuditEvent
 from conftest import drain, links_to
 from staff_helpers import PASSWORD, staff_member, unique_email
 from test_partners import enable, enabled_partner, partner_token
@@ -53,7 +53,7 @@ def test_permissions_come_from_the_live_record_not_the_token(http, tenant):
     _, admin_token = admin(tenant)
     office, office_token = staff_member(tenant, kind="employee", role="office")
     assert http.get("/v1/people", token=office_token)[0] == 403
-    from chalicelib.models import Person
+    from chalicelib.core.models import Person
     Person(tenant.id, office.person_id).update(actions=[Person.permissions.set(["accounts:manage"])],
                                               add_version_condition=False)
     assert http.get("/v1/people", token=office_token)[0] == 200  # the token says nothing of accounts:manage
@@ -104,7 +104,7 @@ def test_nobody_changes_their_own_access(http, tenant, field):
 
 def test_the_last_active_admin_cannot_be_disabled_or_demoted(http, tenant):
     """The tenant's first admin is its only one; a manager holding every permission (not an admin) tries."""
-    from chalicelib import people
+    from chalicelib.flows.staff import people
     everything = list(people.PERMISSIONS)
     _, manager_token = staff_member(tenant, kind="employee", role="office", permissions=everything)
     [first] = [p for p in people_of(tenant) if p.role == "admin"]
@@ -118,7 +118,7 @@ def test_the_last_active_admin_cannot_be_disabled_or_demoted(http, tenant):
 
 
 def people_of(tenant):
-    from chalicelib.models import Person
+    from chalicelib.core.models import Person
     return list(Person.query(tenant.id))
 
 
@@ -129,7 +129,7 @@ def test_two_admins_disabling_each_other_at_once_leave_one(app, tenant):
     from conftest import ROOT
     for p in people_of(tenant):  # leave exactly these two admins active
         if p.role == "admin":
-            from chalicelib.models import Person
+            from chalicelib.core.models import Person
             p.update(actions=[Person.role.set("staff")], add_version_condition=False)
     alice, alice_token = admin(tenant)
     bob, bob_token = admin(tenant)
@@ -147,7 +147,7 @@ def test_two_admins_disabling_each_other_at_once_leave_one(app, tenant):
 
 
 def test_a_token_without_a_session_is_refused(http, tenant):
-    from chalicelib.security import keys
+    from chalicelib.core.security import keys
     person, token = admin(tenant)
     claims = keys.verify(token)
     forged_free = keys.sign({k: v for k, v in claims.items() if k not in ("sid", "iat", "exp", "nbf", "iss", "jti")},
@@ -346,7 +346,7 @@ def test_a_username_and_an_email_share_one_lockout(http, tenant):
 
 def during_password_check(monkeypatch, password, action):
     """Runs `action` once, while the sign-in with `password` is being checked (after the account was read)."""
-    from chalicelib.security import passwords
+    from chalicelib.core.security import passwords
     original, done = passwords.verify_password, []
 
     def checking(stored, typed):
@@ -358,7 +358,7 @@ def during_password_check(monkeypatch, password, action):
 
 
 def test_a_staff_sign_in_under_way_when_the_password_changes_does_not_survive_it(http, tenant, monkeypatch):
-    from chalicelib import people, staff_signin
+    from chalicelib.flows.staff import people, staff_signin
     person, _ = staff_member(tenant)
     during_password_check(monkeypatch, PASSWORD, lambda: staff_signin.set_password(
         people.get(tenant.id, person.person_id), "Brand-New-Secret-991"))
@@ -370,7 +370,8 @@ def test_a_staff_sign_in_under_way_when_the_password_changes_does_not_survive_it
 
 def test_a_portal_sign_in_under_way_when_every_session_ends_does_not_survive_it(http, tenant, invited,
                                                                                  monkeypatch):
-    from chalicelib import invitations, sessions
+    from chalicelib.flows.portal import invitations
+    from chalicelib.core import sessions
     portal_session(http, invited)
     user = invitations.find_user(tenant.id, invited["email"])
     during_password_check(monkeypatch, PORTAL_PASSWORD, lambda: sessions.end_all(
@@ -385,7 +386,7 @@ def test_a_portal_sign_in_under_way_when_every_session_ends_does_not_survive_it(
 
 def test_a_portal_reset_ends_sessions_in_the_same_write_as_the_password(app, http, tenant, invited, monkeypatch):
     """Even if what follows the password's write fails, the old sessions are over."""
-    from chalicelib import audit
+    from chalicelib.core import audit
     old = portal_session(http, invited)
     assert http.post("/v1/portal/password-reset", {"tenant_id": tenant.id, "email": invited["email"]})[0] == 202
     drain(app)

@@ -5,9 +5,9 @@ import re
 
 import pytest
 
-from chalicelib import lockout
-from chalicelib.api import Admin
-from chalicelib.models import AuditEvent, Person, Token, now
+from chalicelib.core import lockout
+from chalicelib.web.api import Admin
+from chalicelib.core.models import AuditEvent, Person, Token, now
 from conftest import SCHEDULED_EVENT, LambdaContext, drain, outbox_for
 from staff_helpers import (PASSWORD, clock, create_person, last_link, run_together,  # noqa: F401
                            staff_member, threaded_app, token_of, unique, unique_email, unique_mobile)
@@ -559,7 +559,7 @@ def test_bulk_invite_dry_run_then_send(app, http, admin, tenant):
 
 
 def test_a_send_to_all_is_refused_past_the_limit_with_the_way_to_do_it(app, http, admin, tenant, monkeypatch):
-    from chalicelib import staff_accounts
+    from chalicelib.flows.staff import staff_accounts
     for name in ("Over A", "Over B", "Over C"):
         create_person(http, admin, kind="employee", name=name, email=unique_email())
     drain(app)

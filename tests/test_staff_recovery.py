@@ -3,9 +3,9 @@ by email and SMS, with case-sensitive 8-character codes valid 10 minutes, 5 trie
 unknown identifiers, rate limits, one winner among concurrent verifications, and nothing secret stored."""
 import pytest
 
-from chalicelib import staff_recovery
-from chalicelib.models import AuditEvent, Token
-from chalicelib.security.tokens import token_hash
+from chalicelib.flows.staff import staff_recovery
+from chalicelib.core.models import AuditEvent, Token
+from chalicelib.core.security.tokens import token_hash
 from conftest import drain, outbox_for
 from staff_helpers import (PASSWORD, clock, last_code, run_together, staff_member,  # noqa: F401
                            threaded_app, unique_email, unique_mobile)
@@ -189,7 +189,7 @@ def _shape(body):
 def test_known_and_unknown_identifiers_get_the_same_answers(app, http, tenant, other_tenant):
     person, _ = staff_member(tenant, kind="employee")
     invited_only = staff_member(tenant, kind="employee")[0]
-    from chalicelib.models import Person
+    from chalicelib.core.models import Person
     Person.get(tenant.id, invited_only.person_id).update(actions=[Person.account_status.set("invited")])
     drain(app)
     cases = [(tenant.id, person.username), (tenant.id, "nobody-here"), (tenant.id, unique_email("ghost")),

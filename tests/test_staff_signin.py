@@ -3,9 +3,10 @@ import time
 
 import pytest
 
-from chalicelib import lockout, people
-from chalicelib.models import AuditEvent, Person, now
-from chalicelib.security import passwords
+from chalicelib.core import lockout
+from chalicelib.flows.staff import people
+from chalicelib.core.models import AuditEvent, Person, now
+from chalicelib.core.security import passwords
 from conftest import SCHEDULED_EVENT, STRONG_PASSWORD, LambdaContext
 
 
@@ -143,7 +144,7 @@ def test_temporary_password_refused_after_expiry_even_before_the_schedule(tenant
 
 def test_schedule_expires_unused_temporary_passwords(app, tenant):
     person = _person(tenant.id, tenant.admin_username)
-    from chalicelib.expiry import due_actions  # back-dated in the schedule's index too, as the writers do
+    from chalicelib.flows.expiry import due_actions  # back-dated in the schedule's index too, as the writers do
     person.update(actions=[Person.temporary_password_expires_at.set(now() - 1),
                            *due_actions(person, temporary_password_expires_at=now() - 1)])
     result = app.run_schedule(SCHEDULED_EVENT, LambdaContext())
@@ -154,7 +155,7 @@ def test_schedule_expires_unused_temporary_passwords(app, tenant):
 
 
 def test_disabled_tenant_cannot_sign_in(tenant):
-    from chalicelib.models import Tenant
+    from chalicelib.core.models import Tenant
     Tenant.get(tenant.id).update(actions=[Tenant.status.set("disabled")])
     assert tenant.sign_in()[0] == 401
 

@@ -5,7 +5,7 @@ import time
 import jwt
 import pytest
 
-from chalicelib.security import keys
+from chalicelib.core.security import keys
 
 
 def _b64(d):

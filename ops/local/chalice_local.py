@@ -85,7 +85,7 @@ def _refuse_without_local_endpoint(argv: list[str]) -> str | None:
     if stage != "local":
         return None
     os.environ.setdefault("PORTAL_STAGE", "local")  # chalice sets it from .chalice/config.json too, later
-    from chalicelib import config
+    from chalicelib.core import config
     return config.local_endpoint_problem()
 
 

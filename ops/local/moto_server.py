@@ -22,7 +22,7 @@ def make_item_writes_atomic() -> None:
             with lock:
                 return _original(*args, **kwargs)
         setattr(DynamoDBBackend, name, serialised)
-    DynamoDBBackend._portal_atomic = True
+    setattr(DynamoDBBackend, "_portal_atomic", True)
 
 
 def main(argv: list[str] | None = None) -> None:

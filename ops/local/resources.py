@@ -16,7 +16,7 @@ from typing import Any, Callable
 import boto3
 from botocore.exceptions import ClientError
 
-from chalicelib import config
+from chalicelib.core import config
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "infra" / "template.json"
 SENDER_DOMAIN = "portal-access.example"

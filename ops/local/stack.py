@@ -121,7 +121,7 @@ def prepare(bucket: str, password: str) -> dict:
     """Resources, signing key, demo tenant: imported only now so boto3/PynamoDB see the moto endpoint."""
     from ops import seed
     from ops.local import resources
-    from chalicelib.security import keys
+    from chalicelib.core.security import keys
     resources.create_all(stage="local", uploads_bucket=bucket)
     keys.ensure_signing_key()
     demo = seed.seed_demo(password)
@@ -206,7 +206,7 @@ def main() -> int:
     set_environment(aws_port, api_port, bucket, local_dir / "outbox")
     api_url = os.environ["PORTAL_PUBLIC_BASE_URL"]
     password, generated = admin_password()
-    from chalicelib.security import passwords
+    from chalicelib.core.security import passwords
     if failures := passwords.policy_failures(password):
         print(f"PORTAL_DEMO_ADMIN_PASSWORD breaks the password policy ({failures[0]}): choose another",
               file=sys.stderr)

@@ -1,0 +1,212 @@
+"""Outgoing email (SES) and SMS (SNS). Flows never call SES or SNS directly: they enqueue messages on the send
+queue (batches of 10) and the send-queue handler delivers each one exactly once (Powertools Idempotency keyed
+on the message id), so a bulk run respects SES's rate and survives throttling by redelivery.
+
+On the local stack every delivered message is also written to the outbox as one JSON file."""
+import html
+import json
+import os
+import time
+import uuid
+from functools import lru_cache
+from pathlib import Path
+from string import Template
+
+from chalicelib.core import config, observability
+from chalicelib.core.observability import logger
+
+SEND_BATCH = 10
+
+
+def email(tenant_id: str, to: str, subject: str, body: str, links: list[str] | None = None,
+          message_id: str | None = None, html: str | None = None) -> dict:
+    return {"message_id": message_id or uuid.uuid4().hex, "tenant_id": tenant_id, "channel": "email", "to": to,
+            "subject": subject, "body": body, "html": html, "links": links or []}
+
+
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+
+
+@lru_cache(maxsize=None)
+def _template(filename: str) -> Template | None:
+    path = TEMPLATES / filename
+    return Template(path.read_text()) if path.exists() else None
+
+
+def _required_template(filename: str) -> Template:
+    found = _template(filename)
+    if found is None:
+        raise FileNotFoundError(TEMPLATES / filename)
+    return found
+
+
+def render_email(tenant_id: str, to: str, template: str, links: list[str], message_id: str | None = None,
+                 **values: str) -> dict:
+    """templates/<template>.txt: first line `Subject: …`, a blank line, then the text body;
+    templates/<template>.html (optional) gets the same values, HTML-escaped. No tracking pixels, no remote
+    images: the HTML is self-contained."""
+    text = _required_template(f"{template}.txt").substitute(values)
+    subject_line, _, body = text.partition("\n\n")
+    html_template = _template(f"{template}.html")
+    html_body = html_template.substitute({k: html.escape(str(v)) for k, v in values.items()}) \
+        if html_template else None
+    return email(tenant_id, to, subject_line.removeprefix("Subject:").strip(), body.strip() + "\n", links,
+                 message_id, html_body)
+
+
+def render_sms(tenant_id: str, to: str, template: str, links: list[str], message_id: str | None = None,
+               **values: str) -> dict:
+    return sms(tenant_id, to, _required_template(f"{template}.sms.txt").substitute(values).strip(), links, message_id)
+
+
+def sms(tenant_id: str, to: str, body: str, links: list[str] | None = None, message_id: str | None = None) -> dict:
+    return {"message_id": message_id or uuid.uuid4().hex, "tenant_id": tenant_id, "channel": "sms", "to": to,
+            "subject": None, "body": body, "links": links or []}
+
+
+@lru_cache(maxsize=1)
+def _send_queue_url() -> str:
+    return config.client("sqs").get_queue_url(QueueName=config.queue_name("send"))["QueueUrl"]
+
+
+def enqueue(messages: list[dict]) -> None:
+    """Puts messages on the send queue, ten per call; a message SQS refuses is retried, never dropped."""
+    sqs = config.client("sqs")
+    for start in range(0, len(messages), SEND_BATCH):
+        pending = {m["message_id"]: m for m in messages[start:start + SEND_BATCH]}
+        for _attempt in range(5):
+            result = sqs.send_message_batch(QueueUrl=_send_queue_url(), Entries=[
+                {"Id": mid, "MessageBody": json.dumps(m)} for mid, m in pending.items()])
+            pending = {f["Id"]: pending[f["Id"]] for f in result.get("Failed", [])}
+            if not pending:
+                break
+            time.sleep(0.2)
+        if pending:
+            raise RuntimeError(f"send queue refused {len(pending)} messages")
+
+
+# Messages whose content is made at delivery time (e.g. an invitation mints its link then), by module:function.
+# Flows that must answer alike whatever the identity (sign-up, reset) queue a message for every request and let
+# the renderer decide, at delivery, what if anything to send (None: nothing).
+RENDERERS = {"portal_invitation": "chalicelib.flows.portal.invitations:render_invitation",
+             "portal_sign_up": "chalicelib.flows.portal.portal_access:render_sign_up",
+             "portal_reset": "chalicelib.flows.portal.portal_access:render_reset",
+             "staff_reset_code": "chalicelib.flows.staff.staff_recovery:render_code"}
+
+
+def render(message: dict) -> dict | None:
+    if not message.get("render"):
+        return message
+    import importlib
+    module, _, function = RENDERERS[message["render"]].partition(":")
+    return getattr(importlib.import_module(module), function)(message)
+
+
+# SES says Throttling (or MaxSendRateExceeded), SNS says Throttled (HTTP 429)
+THROTTLE_CODES = {"Throttling", "ThrottlingException", "MaxSendRateExceeded", "TooManyRequestsException", "Throttled"}
+THROTTLE_TRIES = 4
+
+
+class RateLimiter:
+    """Spaces sends to at most `rate` per second in this process. The send queue's maximum concurrency (app.py,
+    2 consumers) bounds the processes, so their product stays under the account's SES rate."""
+
+    def __init__(self):
+        self._next = 0.0
+
+    def wait(self) -> None:
+        rate = float(os.environ.get("PORTAL_SEND_RATE_PER_SECOND", "14"))
+        now_ = time.monotonic()
+        if self._next > now_:
+            time.sleep(self._next - now_)
+        self._next = max(now_, self._next) + 1.0 / rate
+
+
+_limiter = RateLimiter()
+
+
+def deliver(message: dict) -> dict:
+    """Hands one message to SES or SNS at the configured rate, retrying throttling with exponential back-off
+    and full jitter. Anything else (or throttling that lasts) raises: the queue redelivers the message and,
+    after its maxReceiveCount, dead-letters it; the log line says why."""
+    import random
+    from botocore.exceptions import ClientError
+    for attempt in range(THROTTLE_TRIES):
+        _limiter.wait()
+        try:
+            provider_id = _send(message)
+            break
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] not in THROTTLE_CODES or attempt == THROTTLE_TRIES - 1:
+                raise
+            time.sleep(random.uniform(0, 0.2 * 2 ** attempt))
+    _write_outbox(message)
+    observability.count("MessagesSent", channel=message["channel"])
+    logger.info("message delivered", extra={"channel": message["channel"], "message_id": message["message_id"],
+                                            "tenant_id": message["tenant_id"]})
+    return {"provider_id": provider_id}
+
+
+def _send(message: dict) -> str:
+    if message["channel"] == "email":
+        result = config.client("ses").send_email(
+            Source=config.sender_email(), Destination={"ToAddresses": [message["to"]]},
+            Message={"Subject": {"Data": message["subject"]},
+                     "Body": {"Text": {"Data": message["body"]},
+                              **({"Html": {"Data": message["html"]}} if message.get("html") else {})}},
+            ConfigurationSetName=config.ses_configuration_set(),
+            Tags=[{"Name": "tenant", "Value": message["tenant_id"]}])
+        return result["MessageId"]
+    return config.client("sns").publish(PhoneNumber=message["to"], Message=message["body"],
+                                        MessageAttributes=sms_attributes())["MessageId"]
+
+
+def sms_attributes() -> dict:
+    """Transactional (codes and links go out before marketing traffic), from the stage's origination number or
+    sender id when the operator set one (infra/params-<stage>.json)."""
+    attributes = {"AWS.SNS.SMS.SMSType": {"DataType": "String", "StringValue": "Transactional"}}
+    for env, name in (("PORTAL_SMS_ORIGINATION_NUMBER", "AWS.MM.SMS.OriginationNumber"),
+                      ("PORTAL_SMS_SENDER_ID", "AWS.SNS.SMS.SenderID")):
+        if os.environ.get(env, "").strip():
+            attributes[name] = {"DataType": "String", "StringValue": os.environ[env].strip()}
+    return attributes
+
+
+@lru_cache(maxsize=1)
+def _idempotency():
+    from aws_lambda_powertools.utilities.idempotency import (DynamoDBPersistenceLayer, IdempotencyConfig,
+                                                             idempotent_function)
+    layer = DynamoDBPersistenceLayer(table_name=config.table_name("idempotency"),
+                                     boto3_client=config.client("dynamodb"))
+    settings = IdempotencyConfig(event_key_jmespath="message_id", expires_after_seconds=7 * 24 * 3600)
+
+    @idempotent_function(data_keyword_argument="message", persistence_store=layer, config=settings)
+    def deliver_once(message: dict) -> dict:
+        concrete = render(message)
+        return deliver(concrete) if concrete else {"skipped": True}
+    return settings, deliver_once
+
+
+def deliver_once(message: dict, lambda_context=None) -> dict:
+    settings, once = _idempotency()
+    if lambda_context is not None:
+        settings.register_lambda_context(lambda_context)
+    return once(message=message)
+
+
+def _write_outbox(message: dict) -> None:
+    outbox = config.outbox_dir()
+    if not outbox:
+        return
+    path = Path(outbox)
+    path.mkdir(parents=True, exist_ok=True)
+    record = {k: message.get(k) for k in ("channel", "to", "subject", "body", "links", "html", "message_id",
+                                          "tenant_id")}
+    name = f"{time.time_ns()}-{message['message_id']}.json"
+    tmp = path / f".{name}.tmp"
+    tmp.write_text(json.dumps(record, indent=2))
+    os.replace(tmp, path / name)  # readers never see a half-written file
+    # The console says what went to whom (an email's subject); the message itself, with its code or link, is in the
+    # file only, so a terminal's scrollback or a shared screen never shows one.
+    what = f": {message['subject']}" if message["channel"] == "email" and message.get("subject") else ""
+    print(f"[outbox] {message['channel']} to {message['to']}{what} ({path / name})", flush=True)

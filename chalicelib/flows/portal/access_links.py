@@ -1,0 +1,183 @@
+"""The secure access link of a customer (DESIGN rule 6): a long random token per customer that opens that
+customer's portal while it has no portal users. Once someone has a portal account (or an invitation) for the
+customer, the link alone is not enough any more: the answer is `password_required`.
+
+The link is `{public_base_url}/portal/access?token=…`, a hosted page (pages.access) that moves the token into a
+cookie and off the URL on first load; API clients send it in a body (`POST /v1/portal/access`). No route takes it
+in its path, so it never lands in an access log. It expires when the business says (1-365 days, 90 by default,
+stored on the customer); the business sees the state (`status`) and renews it without changing the link; an
+expired link answers 410 `access_link_expired`. A link made before expiries existed has none and counts as
+expired: the business renews it (or makes a new one).
+
+A link session is a short access token (no refresh token) whose subject is `link:<customer_id>`; every portal
+call re-checks that the link is still the current one, not expired, and that the customer still has no portal
+users (check_session)."""
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
+
+from chalicelib.core import audit, config, lockout, single_use
+from chalicelib.flows import directory
+from chalicelib.web.api import ApiError, Principal, Strict
+from chalicelib.core.models import Customer, PortalUser, Token, now
+from chalicelib.core.security import keys
+from chalicelib.core.text import OneLine
+
+LINK_SECONDS = 10 * 365 * 24 * 3600  # the token record lives until rotated; the customer holds the expiry
+SESSION_SECONDS = 15 * 60
+DAY_SECONDS = 24 * 3600
+DEFAULT_DAYS = 90
+MAX_DAYS = 365
+EXPIRED_MESSAGE = "This link has expired; ask the business for a new one."
+
+ExpiresInDays = Annotated[int, Field(strict=True, ge=1, le=MAX_DAYS,
+                                     description=f"How long the link works, in days (default {DEFAULT_DAYS})")]
+
+
+class LinkOptions(Strict):
+    expires_in_days: ExpiresInDays = DEFAULT_DAYS
+
+
+class OpenLink(Strict):
+    token: Annotated[OneLine, Field(min_length=1, max_length=200, description="The token of the link (?token=)")]
+
+
+class AccessLink(BaseModel):
+    customer_id: str
+    link: str
+    created_at: str
+    expires_at: str
+
+
+class AccessLinkState(BaseModel):
+    customer_id: str
+    status: Literal["active", "expired", "none"]
+    created_at: str | None = None
+    expires_at: str | None = None
+
+
+class LinkSession(BaseModel):
+    access_token: str
+    token_type: str
+    expires_in: int
+
+
+@dataclass
+class Opened:
+    session: LinkSession
+    customer: Customer
+
+
+# --- the business: make, see, renew ----------------------------------------------------------------------------
+
+def _expired(customer: Customer) -> bool:
+    return customer.access_link_expires_at is None or customer.access_link_expires_at <= now()
+
+
+def state(customer: Customer) -> AccessLinkState:
+    if not customer.access_link_hash:
+        return AccessLinkState(customer_id=customer.customer_id, status="none")
+    return AccessLinkState(customer_id=customer.customer_id, status="expired" if _expired(customer) else "active",
+                           created_at=directory.iso(customer.access_link_created_at),
+                           expires_at=directory.iso(customer.access_link_expires_at))
+
+
+def rotate(tenant_id: str, customer_id: str, options: LinkOptions, actor: str, ip: str | None) -> AccessLink:
+    """A new link for the customer; the previous one stops working. The link is shown once, here."""
+    customer = directory.get_customer(tenant_id, customer_id)
+    token = single_use.issue("access_link", tenant_id, customer_id, LINK_SECONDS)
+    previous = customer.access_link_hash
+    created = now()
+    expires = created + options.expires_in_days * DAY_SECONDS
+    customer.update(actions=[Customer.access_link_hash.set(single_use.token_hash(token)),
+                             Customer.access_link_created_at.set(created),
+                             Customer.access_link_expires_at.set(expires)], add_version_condition=False)
+    single_use.revoke(previous, "access_link_rotated")
+    audit.record(tenant_id, "portal.access_link_rotated", actor=actor, target=customer_id, ip=ip,
+                 expires_in_days=options.expires_in_days)
+    return AccessLink(customer_id=customer_id, link=f"{config.public_base_url()}/portal/access?token={token}",
+                      created_at=directory.iso_at(created), expires_at=directory.iso_at(expires))
+
+
+def get_state(tenant_id: str, customer_id: str) -> AccessLinkState:
+    return state(directory.get_customer(tenant_id, customer_id))
+
+
+def renew(tenant_id: str, customer_id: str, options: LinkOptions, actor: str, ip: str | None) -> AccessLinkState:
+    """Moves the expiry of the current link to `expires_in_days` from now; the link itself does not change."""
+    customer = directory.get_customer(tenant_id, customer_id)
+    if not customer.access_link_hash:
+        raise ApiError(409, "no_access_link", "This customer has no access link yet: create one with "
+                       f"POST /v1/customers/{customer_id}/access-link.")
+    expires = now() + options.expires_in_days * DAY_SECONDS
+    customer.update(actions=[Customer.access_link_expires_at.set(expires)], add_version_condition=False)
+    audit.record(tenant_id, "portal.access_link_renewed", actor=actor, target=customer_id, ip=ip,
+                 expires_in_days=options.expires_in_days)
+    return state(customer)
+
+
+# --- the person who has the link -------------------------------------------------------------------------------
+
+def _has_portal_users(tenant_id: str, customer_id: str) -> bool:
+    query = PortalUser.query(tenant_id, filter_condition=PortalUser.customer_ids.contains(customer_id)
+                             & PortalUser.status.is_in("invited", "active"))
+    return next(iter(query), None) is not None
+
+
+def _current(token: str) -> tuple[Token, Customer]:
+    """The link's record and customer while the link opens; otherwise the error that says why."""
+    record = single_use.look_up(token, "access_link")
+    customer = directory.get_customer(record.tenant_id, record.subject_id)
+    if customer.access_link_hash != record.token_hash:
+        raise ApiError(410, "access_link_rotated", "This link was replaced; ask the business for the new one.")
+    if _expired(customer):
+        raise ApiError(410, "access_link_expired", EXPIRED_MESSAGE)
+    if _has_portal_users(record.tenant_id, customer.customer_id):
+        raise ApiError(403, "password_required", "This customer has portal accounts: sign in with your email and "
+                       "password.")
+    return record, customer
+
+
+@lockout.limit_guesses_per_ip("links", "token_invalid")
+def check(token: str, ip: str | None) -> Customer:
+    """What the link would open, without opening it (the hosted page's first load, before the token leaves the
+    URL). A wrong token counts as a guess, as on every endpoint that takes a link token."""
+    return _current(token)[1]
+
+
+@lockout.limit_guesses_per_ip("links", "token_invalid")
+def open_link(token: str, ip: str | None, user_agent: str | None = None) -> Opened:
+    record, customer = _current(token)
+    audit.record(record.tenant_id, "portal.access_link_used", target=customer.customer_id, ip=ip)
+    return Opened(_link_session(record, customer, ip, user_agent), customer)
+
+
+def _link_session(record: Token, customer: Customer, ip: str | None, user_agent: str | None) -> LinkSession:
+    """The one place a link session's access token is minted: a session of kind `link` (chalicelib/core/sessions.py)
+    whose id the token names, so the guard checks it live on every call."""
+    from chalicelib.core import sessions
+    subject = f"link:{customer.customer_id}"
+    session = sessions.start(record.tenant_id, "link", subject, "access_link", ip=ip, user_agent=user_agent,
+                             seconds=SESSION_SECONDS)
+    claims = {"sub": subject, "tid": record.tenant_id, "typ": "portal", "amr": "access_link",
+              "sid": session.family_id, "lnk": record.token_hash[:16],
+              "grants": [{"customer_id": customer.customer_id, "access": "billing", "contact_id": None,
+                          "admin": False}]}
+    return LinkSession(access_token=keys.sign(claims, SESSION_SECONDS), token_type="Bearer",
+                       expires_in=SESSION_SECONDS)
+
+
+def link_current(customer: Customer, link_claim: object) -> bool:
+    """Whether a link session's link (the token's `lnk`) is still the customer's link and not expired: the guard
+    asks on every call of a link session (sessions.check), on the customer record it has already read."""
+    return (customer.access_link_hash or "")[:16] == link_claim and not _expired(customer)
+
+
+def check_session(principal: Principal) -> Customer:
+    """A link session stays valid only while its link is current, not expired (the guard checked both), and the
+    customer has no portal users."""
+    customer = principal.live.record
+    if _has_portal_users(principal.tenant_id, customer.customer_id):
+        raise ApiError(401, "session_ended", "This session has ended; sign in with your email and password.")
+    return customer
