@@ -10,8 +10,9 @@ from chalicelib.core import audit, config, observability, sessions
 from chalicelib.flows import directory, partners
 from chalicelib.web import openapi, pages
 from chalicelib.flows.staff import staff_accounts, staff_recovery, staff_signin
-from chalicelib.web.api import (Admin, Api, Partner, Password, PasswordChange, Public, Reply, Staff, Strict,
-                           chalice_error_to_envelope, forget_request)
+from chalicelib.web import middleware
+from chalicelib.core.schema import Password, Strict
+from chalicelib.web.api import Admin, Api, Partner, PasswordChange, Public, Reply, Staff
 from chalicelib.web.api import PortalUser as PortalSignedIn
 from chalicelib.flows.directory import (ContactCreate, ContactOut, ContactPage, ContactPatch, CustomerCreate,
                                   CustomerOut, CustomerPage, CustomerPatch, LocationCreate, LocationOut,
@@ -24,9 +25,7 @@ from chalicelib.flows.staff.staff_recovery import (CodeSent, CompleteReset, Rese
 from chalicelib.core.text import OneLine
 
 app = Chalice(app_name="portal-access")
-app.register_middleware(forget_request(app), "http")
-app.register_middleware(chalice_error_to_envelope, "http")
-observability.register(app)
+middleware.register(app)
 api = Api(app)
 
 DIRECTORY = Admin("directory:manage")
@@ -157,7 +156,7 @@ def get_customer(call, customer_id):
 @api.route("/v1/customers/{customer_id}", "PATCH", DIRECTORY, body=CustomerPatch, response=CustomerOut)
 def patch_customer(call, customer_id):
     """Change a customer's name, emails, phones or billing address."""
-    return directory.patch_customer(call.tenant_id, customer_id, call.body)
+    return invitations.patch_customer(call.tenant_id, customer_id, call.body)
 
 
 @api.route("/v1/customers/{customer_id}/locations", "POST", DIRECTORY, body=LocationCreate,
@@ -182,7 +181,7 @@ def get_location(call, location_id):
 @api.route("/v1/locations/{location_id}", "PATCH", DIRECTORY, body=LocationPatch, response=LocationOut)
 def patch_location(call, location_id):
     """Change a location's name, address or emails."""
-    return directory.patch_location(call.tenant_id, location_id, call.body)
+    return invitations.patch_location(call.tenant_id, location_id, call.body)
 
 
 @api.route("/v1/customers/{customer_id}/contacts", "POST", DIRECTORY, body=ContactCreate,
@@ -207,7 +206,7 @@ def get_contact(call, contact_id):
 @api.route("/v1/contacts/{contact_id}", "PATCH", DIRECTORY, body=ContactPatch, response=ContactOut)
 def patch_contact(call, contact_id):
     """Change a contact's name, email or phone."""
-    return directory.patch_contact(call.tenant_id, contact_id, call.body)
+    return invitations.patch_contact(call.tenant_id, contact_id, call.body)
 
 
 # --- customer portal: invitations, bulk invitations, portal users (admin) ----------------------------------

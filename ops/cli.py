@@ -162,26 +162,26 @@ def _print_rows(rows: list[dict], as_json: bool, columns: list[str]) -> None:
 
 
 def tenant_create(args) -> None:
-    from chalicelib.core import tenants
+    from chalicelib.flows import tenants
     made = tenants.create(args.tenant_id, args.name, args.admin_email, args.admin_name)
     print(f"created tenant {made['tenant_id']} ({made['name']}); invitation emailed to {made['admin_email']} "
           f"(valid until {made['invitation_expires_at']})")
 
 
 def tenant_list(args) -> None:
-    from chalicelib.core import tenants
+    from chalicelib.flows import tenants
     rows = [{"tenant_id": t.tenant_id, "name": t.name, "status": t.status} for t in tenants.list_all()]
     _print_rows(rows, args.json, ["tenant_id", "name", "status"])
 
 
 def tenant_show(args) -> None:
-    from chalicelib.core import tenants
+    from chalicelib.flows import tenants
     print(json.dumps(tenants.describe(tenants.get(args.tenant_id)), indent=2))
 
 
 def tenant_status(status: str):
     def run(args) -> None:
-        from chalicelib.core import tenants
+        from chalicelib.flows import tenants
         tenants.set_status(args.tenant_id, status)
         print(f"tenant {args.tenant_id} is {'disabled: its users and partners are refused' if status == 'disabled' else 'enabled'}")
     return run
@@ -217,7 +217,7 @@ def keys_rotate(args) -> None:
 
 def keys_list(args) -> None:
     from chalicelib.core.security import keys
-    from chalicelib.flows.directory import iso
+    from chalicelib.core.paging import iso
     rows = [{"kid": k["kid"], "created_at": iso(k["created_at"]), "active": k["active"]} for k in keys.list_keys()]
     _print_rows(rows, args.json, ["kid", "created_at", "active"])
 
@@ -299,9 +299,9 @@ def add_dlq(commands) -> None:
 
 def audit_show(args) -> None:
     from datetime import datetime, timezone
-    from chalicelib.flows.directory import iso
+    from chalicelib.core.paging import iso
     from chalicelib.core.models import AuditEvent
-    from chalicelib.core import tenants
+    from chalicelib.flows import tenants
     tenants.get(args.tenant_id)
     condition = None
     if args.since:
@@ -353,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     from pynamodb.exceptions import PynamoDBException
     from chalicelib.core import config
     from chalicelib.flows.partners import OperatorError
-    from chalicelib.core.tenants import TenantError
+    from chalicelib.flows.tenants import TenantError
     try:
         config.require_local_endpoint()  # stage local never reaches a real AWS account
         args.run(args)

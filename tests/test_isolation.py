@@ -8,7 +8,9 @@ import re
 
 import pytest
 
-from chalicelib.web.api import Principal, Public
+from chalicelib.core.principal import Principal
+
+from chalicelib.web.api import Public
 from chalicelib.core.security import keys
 
 

@@ -256,7 +256,7 @@ def test_gitignore_ignores_no_tracked_file():
 
 def test_the_expiry_warning_opens_the_staff_change_password_page_of_the_business(app, http, tenant):
     from chalicelib.flows import expiry
-    from chalicelib.flows.staff.staff_signin import PASSWORD_MAX_AGE_SECONDS
+    from chalicelib.core.due import PASSWORD_MAX_AGE_SECONDS
     from staff_helpers import staff_member
     person, _ = staff_member(tenant, kind="employee")
     assert expiry.warn_password_expiry(person, person.password_set_at + PASSWORD_MAX_AGE_SECONDS - 13 * 86400)

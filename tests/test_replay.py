@@ -54,10 +54,10 @@ def test_schedule_replayed(app, http, tenant):
     deliveries: each acts once and the expiry warning is sent once."""
     from chalicelib.flows.staff import people
     from chalicelib.core.security import passwords
-    from chalicelib.flows.staff.staff_signin import PASSWORD_MAX_AGE_SECONDS
+    from chalicelib.core.due import PASSWORD_MAX_AGE_SECONDS
     at = now()
     admin = next(p for p in Person.query(tenant.id))
-    from chalicelib.flows.expiry import due_actions  # back-dated as the writers date them: in the schedule's index too
+    from chalicelib.core.due import due_actions  # back-dated as the writers date them: in the schedule's index too
     admin.update(actions=[Person.temporary_password_expires_at.set(at - 1),
                           *due_actions(admin, temporary_password_expires_at=at - 1)])
     invited = people.create(tenant.id, kind="employee", name="Invited", email=f"inv@{tenant.id}.example")

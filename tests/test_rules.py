@@ -164,7 +164,8 @@ def test_a_portal_user_on_a_staff_route_is_told_it_needs_a_staff_sign_in(http, t
 
 
 def test_no_refusal_names_a_policy(app):
-    from chalicelib.web.api import Principal, _forbidden
+    from chalicelib.core.principal import Principal
+    from chalicelib.web.api import _forbidden
     for spec in app.api.routes:
         for kind in ("staff", "portal", "partner", "password_change"):
             message = _forbidden(spec.policy, Principal(kind=kind, tenant_id="t", subject="s")).message

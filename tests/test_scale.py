@@ -3,10 +3,10 @@ a short per-container cache. DynamoDB requests are counted through botocore, as 
 import botocore.client
 import pytest
 
-from chalicelib.flows import expiry
+from chalicelib.core import due
 from chalicelib.flows.staff import people
 from chalicelib.core.models import Person, now
-from chalicelib.flows.staff.staff_signin import PASSWORD_MAX_AGE_SECONDS
+from chalicelib.core.due import PASSWORD_MAX_AGE_SECONDS
 from conftest import SCHEDULED_EVENT, LambdaContext
 
 
@@ -27,7 +27,7 @@ def dynamodb_calls(monkeypatch):
 def _back_date(person, **changes):
     """Makes something of the person due now, as the writers would have dated it (the index moves with it)."""
     person.update(actions=[getattr(Person, k).set(v) for k, v in changes.items()]
-                  + expiry.due_actions(person, **changes))
+                  + due.due_actions(person, **changes))
 
 
 # --- the schedule ----------------------------------------------------------------------------------------------
@@ -72,7 +72,7 @@ def test_every_writer_of_what_falls_due_dates_it_in_the_index(app, http, tenant)
     person = people.create(tenant.id, kind="employee", name="Writer", email=f"w@{tenant.id}.example",
                            password_hash="argon2-hash")
     assert person.due_key == "due" and person.due_at == person.password_set_at + PASSWORD_MAX_AGE_SECONDS \
-        - expiry.WARN_BEFORE_SECONDS
+        - due.WARN_BEFORE_SECONDS
     staff_signin.set_password(person, "Temporary-Pass-77", must_change=True, temporary_for=3600)
     person.refresh()
     assert person.due_at == person.temporary_password_expires_at
@@ -122,6 +122,7 @@ def test_a_trail_page_is_one_query_of_its_own_key_and_full(http, tenant, dynamod
 
 def test_a_disabled_tenant_is_refused_everywhere_within_the_cache_time(http, tenant, monkeypatch, dynamodb_calls):
     from chalicelib.core import tenants
+    from chalicelib.flows.tenants import set_status
     clock = [1000.0]
     monkeypatch.setattr(tenants, "_clock", lambda: clock[0])
     token = tenant.admin_token  # (a sign-in: it reads the tenant itself)
@@ -132,7 +133,7 @@ def test_a_disabled_tenant_is_refused_everywhere_within_the_cache_time(http, ten
     assert len(batch["RequestItems"]) == 2  # session and account only: the tenant came from the cache
     assert all(t["ConsistentRead"] for t in batch["RequestItems"].values())
     elsewhere = dict(tenants._active)  # what another warm container holds
-    tenants.set_status(tenant.id, "disabled")
+    set_status(tenant.id, "disabled")
     status, body = http.get("/v1/staff/me", token=token)
     assert status == 403 and body["error"]["code"] == "tenant_disabled"  # this container: at once
     tenants._active.update(elsewhere)  # another container, which read the tenant just before the disable
@@ -141,4 +142,4 @@ def test_a_disabled_tenant_is_refused_everywhere_within_the_cache_time(http, ten
     clock[0] += 1
     status, body = http.get("/v1/staff/me", token=token)
     assert status == 403 and body["error"]["code"] == "tenant_disabled"  # CACHE_SECONDS after: refused there too
-    tenants.set_status(tenant.id, "active")
+    set_status(tenant.id, "active")

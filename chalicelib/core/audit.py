@@ -6,6 +6,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from chalicelib.core.models import AuditEvent
+from chalicelib.core.paging import iso_at, make_cursor, page_args
 
 FORBIDDEN_DETAIL_KEYS = {"password", "new_password", "token", "code", "secret", "client_secret"}
 
@@ -42,7 +43,6 @@ def trail(tenant_id: str, subject_id: str, query: dict, *, as_actor: bool = True
     key on by-trail (about it) and, when as_actor, one on by-actor (by it, about another), each of one page plus
     one item, merged by event_id. Every page is full; the cursor is the last event_id shown. The indexes are
     eventually consistent: an event recorded a moment ago may show a moment later."""
-    from chalicelib.flows.directory import iso_at, make_cursor, page_args
     limit, start = page_args(query)
     older = AuditEvent.event_id < start if start else None
     found: dict[str, AuditEvent] = {}

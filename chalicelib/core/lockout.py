@@ -14,7 +14,7 @@ from typing import Callable, TypeVar
 
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
-from chalicelib.web.api import ApiError
+from chalicelib.core.errors import Error, Locked, Throttled
 from chalicelib.core.models import Counter
 
 MAX_FAILURES = 5  # the default of PORTAL_SIGN_IN_MAX_FAILURES
@@ -53,8 +53,8 @@ def _lock_seconds(lockouts_before: int) -> int:
     return min(FIRST_LOCK_SECONDS * 2 ** lockouts_before, MAX_LOCK_SECONDS)
 
 
-def locked_error(retry_after: int) -> ApiError:
-    return ApiError(423, "account_locked", "Too many failed sign-ins; try again later.",
+def locked_error(retry_after: int) -> Error:
+    return Locked("account_locked", "Too many failed sign-ins; try again later.",
                     retry_after=max(1, int(retry_after)))
 
 
@@ -90,7 +90,7 @@ def attempt(scope: str, tenant_id: str, identifier: str) -> Attempt:
     return Attempt(key, int(counter.hits), int(counter.window_start), int(counter.lockouts or 0))
 
 
-def _refusal(key: str, current: int) -> ApiError:
+def _refusal(key: str, current: int) -> Error:
     try:
         counter = Counter.get(key, consistent_read=True)
     except DoesNotExist:  # cleared meanwhile (a right password): try again at once
@@ -177,8 +177,8 @@ def _count(key: str, window_seconds: int, limit: int | None = None) -> Counter |
 
 
 def _too_many(counter: Counter, window_seconds: int, message: str = "Too many requests; wait a little and try "
-              "again.") -> ApiError:
-    return ApiError(429, "too_many_requests", message,
+              "again.") -> Error:
+    return Throttled("too_many_requests", message,
                     retry_after=max(1, int(counter.window_start) + window_seconds - int(time.time())))
 
 
@@ -230,7 +230,7 @@ def _give_back_guess(key: str, window_start: int) -> None:
 def limit_guesses_per_ip(scope: str, wrong_guess_code: str) -> Callable[[F], F]:
     """Decorates a flow that takes an `ip` argument: each call reserves one of that IP's `guesses_per_ip()` wrong
     guesses in this scope and hour before the flow runs (429 when none is left, even for the right secret), and
-    gives it back unless the answer was a wrong guess (an ApiError with this code)."""
+    gives it back unless the answer was a wrong guess (an Error with this code)."""
     def wrap(flow: F) -> F:
         signature = inspect.signature(flow)
 
@@ -242,7 +242,7 @@ def limit_guesses_per_ip(scope: str, wrong_guess_code: str) -> Callable[[F], F]:
             wrong_guess = False
             try:
                 return flow(*args, **kwargs)
-            except ApiError as err:
+            except Error as err:
                 wrong_guess = err.code == wrong_guess_code
                 raise
             finally:

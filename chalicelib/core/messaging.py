@@ -8,6 +8,7 @@ import json
 import os
 import time
 import uuid
+from typing import Callable
 from functools import lru_cache
 from pathlib import Path
 from string import Template
@@ -83,23 +84,6 @@ def enqueue(messages: list[dict]) -> None:
             time.sleep(0.2)
         if pending:
             raise RuntimeError(f"send queue refused {len(pending)} messages")
-
-
-# Messages whose content is made at delivery time (e.g. an invitation mints its link then), by module:function.
-# Flows that must answer alike whatever the identity (sign-up, reset) queue a message for every request and let
-# the renderer decide, at delivery, what if anything to send (None: nothing).
-RENDERERS = {"portal_invitation": "chalicelib.flows.portal.invitations:render_invitation",
-             "portal_sign_up": "chalicelib.flows.portal.portal_access:render_sign_up",
-             "portal_reset": "chalicelib.flows.portal.portal_access:render_reset",
-             "staff_reset_code": "chalicelib.flows.staff.staff_recovery:render_code"}
-
-
-def render(message: dict) -> dict | None:
-    if not message.get("render"):
-        return message
-    import importlib
-    module, _, function = RENDERERS[message["render"]].partition(":")
-    return getattr(importlib.import_module(module), function)(message)
 
 
 # SES says Throttling (or MaxSendRateExceeded), SNS says Throttled (HTTP 429)
@@ -181,17 +165,19 @@ def _idempotency():
     settings = IdempotencyConfig(event_key_jmespath="message_id", expires_after_seconds=7 * 24 * 3600)
 
     @idempotent_function(data_keyword_argument="message", persistence_store=layer, config=settings)
-    def deliver_once(message: dict) -> dict:
+    def deliver_once(message: dict, render: Callable[[dict], dict | None]) -> dict:
         concrete = render(message)
         return deliver(concrete) if concrete else {"skipped": True}
     return settings, deliver_once
 
 
-def deliver_once(message: dict, lambda_context=None) -> dict:
+def deliver_once(message: dict, render: Callable[[dict], dict | None], lambda_context=None) -> dict:
+    """Delivers the message once per message_id (Powertools Idempotency): `render` makes its content first (the
+    send-queue handler's renderers, for messages made at delivery time)."""
     settings, once = _idempotency()
     if lambda_context is not None:
         settings.register_lambda_context(lambda_context)
-    return once(message=message)
+    return once(message=message, render=render)
 
 
 def _write_outbox(message: dict) -> None:

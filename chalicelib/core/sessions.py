@@ -23,7 +23,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from chalicelib.core import audit
-from chalicelib.web.api import ApiError, Principal
+from chalicelib.core.errors import Error, NotFound, Unauthenticated
+from chalicelib.core.principal import Principal
 from chalicelib.core.models import (Customer, Person, PortalUser, Session, Tenant, _transaction_connection, now)
 
 STAFF_SESSION_SECONDS = 15 * 60  # as long as its access token: staff have no refresh token (yet)
@@ -36,8 +37,8 @@ LIST_LIMIT = 100
 SUBJECTS: dict[str, Any] = {"staff": Person, "portal": PortalUser, "link": Customer}
 
 
-def session_ended(message: str = "This session has ended; sign in again.") -> ApiError:
-    return ApiError(401, "session_ended", message)
+def session_ended(message: str = "This session has ended; sign in again.") -> Error:
+    return Unauthenticated("session_ended", message)
 
 
 class SessionOut(BaseModel):
@@ -87,8 +88,17 @@ def _account_active(principal: Principal, subject_kind: str, record: Any) -> boo
         return record.account_status == "active"
     if subject_kind == "portal":
         return record.status == "active"
-    from chalicelib.flows.portal import access_links  # a customer record: its link must still be the one the session opened
-    return access_links.link_current(record, principal.claims.get("lnk"))
+    return link_current(record, principal.claims.get("lnk"))
+
+
+def link_expired(customer: Customer) -> bool:
+    return customer.access_link_expires_at is None or customer.access_link_expires_at <= now()
+
+
+def link_current(customer: Customer, link_claim: object) -> bool:
+    """Whether a link session's link (the token's `lnk`) is still the customer's link and not expired: asked on
+    every call of a link session, on the customer record the guard has already read."""
+    return (customer.access_link_hash or "")[:16] == link_claim and not link_expired(customer)
 
 
 # --- the live check ---------------------------------------------------------------------------------------------
@@ -211,7 +221,7 @@ def end_own(principal: Principal, session_id: str, ip: str | None) -> None:
     session = principal.live.session if session_id == own_sid else _get(session_id) if len(session_id) <= 64 else None
     if session is None or session.tenant_id != principal.tenant_id or session.user_id != principal.subject \
             or session.subject_kind != subject_kind_of(principal):
-        raise ApiError(404, "session_not_found", "You have no such session.")
+        raise NotFound("session_not_found", "You have no such session.")
     end(session, actor=principal.subject, reason="signed_out", ip=ip)
 
 

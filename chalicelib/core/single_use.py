@@ -3,7 +3,7 @@ random values, stored only as SHA-256 with an expiry and a TTL, consumed by one 
 many concurrent uses exactly one wins."""
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
-from chalicelib.web.api import ApiError
+from chalicelib.core.errors import Gone, Invalid
 from chalicelib.core.models import Token, now
 from chalicelib.core.security.tokens import new_token, token_hash
 
@@ -25,19 +25,19 @@ def issue(kind: str, tenant_id: str, subject_id: str, lifetime_seconds: int, **d
 def look_up(token: str, kind: str, *, expired_code: str = "token_expired") -> Token:
     """The token if it can still be used; otherwise the error that says why (used, expired, unknown)."""
     if not isinstance(token, str) or not 20 <= len(token) <= 100:
-        raise ApiError(400, "token_invalid", "This link is not valid.")
+        raise Invalid("token_invalid", "This link is not valid.")
     try:
         record = Token.get(token_hash(token), consistent_read=True)
     except DoesNotExist:
-        raise ApiError(400, "token_invalid", "This link is not valid.") from None
+        raise Invalid("token_invalid", "This link is not valid.") from None
     if record.kind != kind:
-        raise ApiError(400, "token_invalid", "This link is not valid.")
+        raise Invalid("token_invalid", "This link is not valid.")
     if record.revoked:
-        raise ApiError(410, record.revoked, REVOKED_MESSAGES.get(record.revoked, "This link no longer works."))
+        raise Gone(record.revoked, REVOKED_MESSAGES.get(record.revoked, "This link no longer works."))
     if record.used_at:
-        raise ApiError(410, "token_used", "This link was already used.")
+        raise Gone("token_used", "This link was already used.")
     if record.expires_at < now():
-        raise ApiError(410, expired_code, "This link has expired; ask for a new one.")
+        raise Gone(expired_code, "This link has expired; ask for a new one.")
     return record
 
 
@@ -53,7 +53,7 @@ def spend(record: Token) -> Token:
         record.update(actions=[Token.used_at.set(now())],
                       condition=Token.used_at.does_not_exist() & (Token.expires_at >= now()))
     except UpdateError:
-        raise ApiError(410, "token_used", "This link was already used.") from None
+        raise Gone("token_used", "This link was already used.") from None
     return record
 
 

@@ -1,77 +1,24 @@
-"""Onboarding and running tenants (the operator console's `tenant` commands): a tenant and its first admin, who
-gets an emailed invitation; no password is ever printed or stored by the operator. A disabled tenant's staff,
-portal users and partners are refused at sign-in and on every call (chalicelib/web/api.py checks on each request).
+"""Whether a tenant is active, as every call asks it. A disabled tenant's staff, portal users and partners are
+refused at sign-in and on every call (chalicelib/web/api.py checks on each request).
 
-Every call asks whether its tenant is active; each warm container keeps the answer for CACHE_SECONDS
-(PORTAL_TENANT_CACHE_SECONDS, 5 by default), so a disable reaches every container within that time (at once on the
-container that made it) and costs no read on most calls. Sign-in reads the tenant itself, uncached."""
+Each warm container keeps the answer for CACHE_SECONDS (PORTAL_TENANT_CACHE_SECONDS, 5 by default), so a disable
+reaches every container within that time (at once on the container that made it) and costs no read on most calls.
+Sign-in reads the tenant itself, uncached."""
 import os
-import re
 import time
 
-from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
+from pynamodb.exceptions import DoesNotExist
 
-from chalicelib.core import audit
-from chalicelib.flows.staff import people
-from chalicelib.core.models import Person, Tenant
+from chalicelib.core.models import Tenant
 
-TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 CACHE_SECONDS = float(os.environ.get("PORTAL_TENANT_CACHE_SECONDS", "5"))
 _clock = time.monotonic  # the cache's clock (tests move it)
 _active: dict[str, tuple[float, bool]] = {}  # tenant_id -> (when read, active)
 
 
-class TenantError(Exception):
-    """An operator request that cannot be done; the console prints it as one line."""
-
-
-def create(tenant_id: str, name: str, admin_email: str, admin_name: str = "Administrator") -> dict:
-    from chalicelib.core import identity
-    from chalicelib.flows.staff import staff_accounts
-    if not TENANT_ID.match(tenant_id):
-        raise TenantError("tenant id: 2-63 characters, lower-case letters, digits and dashes")
-    try:
-        email = identity.normalise_email(admin_email)
-    except ValueError as exc:
-        raise TenantError(f"admin email: {exc}") from None
-    if not name.strip():
-        raise TenantError("the tenant needs a name")
-    try:
-        Tenant(tenant_id, name=name.strip()).save(condition=Tenant.tenant_id.does_not_exist())
-    except PutError:
-        raise TenantError(f"tenant {tenant_id!r} already exists") from None
-    admin = people.create(tenant_id, kind="employee", name=admin_name, email=email, role="admin")
-    sent = staff_accounts._invite(admin, "email", "operator", None)
-    audit.record(tenant_id, "tenant.created", actor="operator", target=admin.person_id, name=name.strip())
-    return {"tenant_id": tenant_id, "name": name.strip(), "admin_person_id": admin.person_id, "admin_email": email,
-            "invitation_expires_at": sent["expires_at"]}
-
-
-def get(tenant_id: str) -> Tenant:
-    try:
-        return Tenant.get(tenant_id, consistent_read=True)
-    except DoesNotExist:
-        raise TenantError(f"no tenant {tenant_id!r}") from None
-
-
-def describe(tenant: Tenant) -> dict:
-    admins = [p for p in Person.query(tenant.tenant_id) if p.role == "admin"]
-    return {"tenant_id": tenant.tenant_id, "name": tenant.name, "status": tenant.status,
-            "self_signup": bool(tenant.self_signup), "third_party_signin": list(tenant.third_party_signin or []),
-            "admins": [{"email": a.email, "status": a.account_status} for a in admins]}
-
-
-def list_all() -> list[Tenant]:
-    return sorted(Tenant.scan(), key=lambda t: t.tenant_id)
-
-
-def set_status(tenant_id: str, status: str) -> None:
-    try:
-        Tenant(tenant_id).update(actions=[Tenant.status.set(status)], condition=Tenant.tenant_id.exists())
-    except UpdateError:
-        raise TenantError(f"no tenant {tenant_id!r}") from None
+def forget(tenant_id: str) -> None:
+    """This container's answer is stale (it just changed the tenant's status)."""
     _active.pop(tenant_id, None)
-    audit.record(tenant_id, f"tenant.{'disabled' if status == 'disabled' else 'enabled'}", actor="operator")
 
 
 def cached_active(tenant_id: str) -> bool | None:

@@ -7,7 +7,7 @@ from what it is. So request models type them `OneLine`: a value holding any such
 Refused: Unicode category Cc (U+0000-U+001F, U+007F-U+009F: NUL, tab, CR, LF, ESC, DEL, NEL ...), the line and
 paragraph separators U+2028 and U+2029, and the bidi embeddings, overrides and isolates U+202A-U+202E and
 U+2066-U+2069. Other format characters (zero-width joiners of emoji and Indic scripts, LRM/RLM) are ordinary text.
-Passwords and client secrets are not one-line text: they are kept exactly as typed (api.Password)."""
+Passwords and client secrets are not one-line text: they are kept exactly as typed (schema.Password)."""
 import re
 from typing import Annotated, Any
 

@@ -5,9 +5,24 @@ from typing import TYPE_CHECKING
 
 from chalicelib.core import dead_letters, messaging, observability
 from chalicelib.core.observability import logger
+from chalicelib.flows.portal import invitations, portal_access
+from chalicelib.flows.staff import staff_recovery
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+
+
+# Messages whose content is made at delivery time (an invitation mints its link then). Flows that must answer alike
+# whatever the identity (sign-up, reset) queue a message for every request and let the renderer decide, at
+# delivery, what if anything to send (None: nothing).
+RENDERERS = {"portal_invitation": invitations.render_invitation,
+             "portal_sign_up": portal_access.render_sign_up,
+             "portal_reset": portal_access.render_reset,
+             "staff_reset_code": staff_recovery.render_code}
+
+
+def render(message: dict) -> dict | None:
+    return RENDERERS[message["render"]](message) if message.get("render") else message
 
 
 def handle_batch(raw_event: dict, context) -> "PartialItemFailureResponse":
@@ -16,7 +31,7 @@ def handle_batch(raw_event: dict, context) -> "PartialItemFailureResponse":
     def deliver(record) -> None:
         message = json.loads(record.body)
         try:
-            messaging.deliver_once(message, context)
+            messaging.deliver_once(message, render, context)
         except Exception as exc:
             # The reason travels with the retry and the DLQ message's logs; the message body holds no secret
             # beyond the link it exists to deliver, and the link is never logged.

@@ -1,17 +1,16 @@
 """The tenant's directory: customers, their locations and contacts. Every email on a record is also indexed in
 RecordEmail (same transaction), which is how invitations and sign-up check DESIGN rule 2."""
-import base64
-import json
 import uuid
-from datetime import datetime, timezone
 from typing import Annotated
 
 from pydantic import BaseModel, Field
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
 
-from chalicelib.web.api import ApiError, Strict
+from chalicelib.core.errors import Conflict, Invalid, NotFound
+from chalicelib.core.schema import Strict
 from chalicelib.core.identity import Email
+from chalicelib.core.paging import iso_at, make_cursor, page_args
 from chalicelib.core.models import Contact, Customer, Location, RecordEmail, now, transaction
 from chalicelib.core.text import OneLine
 
@@ -19,7 +18,6 @@ Name = Annotated[OneLine, Field(min_length=1, max_length=200)]
 Text = Annotated[OneLine, Field(min_length=1, max_length=500)]
 Phone = Annotated[OneLine, Field(min_length=3, max_length=32)]
 EmailList = Annotated[list[Email], Field(max_length=20)]
-MAX_PAGE = 100
 
 
 class CustomerCreate(Strict):
@@ -106,45 +104,8 @@ class ContactPage(BaseModel):
     next_cursor: str | None = None
 
 
-def iso(ts: int | float | None) -> str | None:
-    return iso_at(ts) if ts else None
-
-
-def iso_at(ts: int | float) -> str:
-    """A time every record has (created_at, updated_at, an audit event's at)."""
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
-
-
 def _dedupe(emails: list[str]) -> list[str]:
     return list(dict.fromkeys(emails))
-
-
-# --- pagination: the cursor holds only the range key; the tenant always comes from the token ---------------
-
-def page_args(query: dict) -> tuple[int, str | None]:
-    try:
-        limit = int(query.get("limit", 50))
-    except ValueError:
-        raise ApiError(400, "invalid_request", "limit must be a number.", field="limit") from None
-    if not 1 <= limit <= MAX_PAGE:
-        raise ApiError(400, "invalid_request", f"limit must be between 1 and {MAX_PAGE}.", field="limit")
-    cursor = query.get("cursor")
-    if cursor is None:
-        return limit, None
-    try:
-        value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))["k"]
-        if not isinstance(value, str):
-            raise ValueError
-    except (ValueError, KeyError, TypeError):
-        raise ApiError(400, "invalid_cursor", "The cursor is not one this API gave out.", field="cursor") from None
-    return limit, value
-
-
-def make_cursor(last_key: dict | None, range_attr: str) -> str | None:
-    if not last_key:
-        return None
-    value = last_key[range_attr]["S"]
-    return base64.urlsafe_b64encode(json.dumps({"k": value}).encode()).decode().rstrip("=")
 
 
 def _page(model, tenant_id: str, range_attr: str, query: dict, out):
@@ -170,13 +131,8 @@ def _write(record, tenant_id: str, ref: str, old_emails: list[str], new_emails: 
             _index_emails(tx, tenant_id, ref, old_emails, new_emails)
             tx.save(record)  # the version attribute makes a concurrent edit fail rather than be lost
     except TransactWriteError:
-        raise ApiError(409, "edit_conflict", "Someone else changed this record at the same time; try again.") \
+        raise Conflict("edit_conflict", "Someone else changed this record at the same time; try again.") \
             from None
-    removed = set(old_emails) - set(new_emails)
-    if removed:  # a corrected email: invitations that rested on the old address stop working
-        from chalicelib.flows.portal import invitations
-        for email in removed:
-            invitations.email_removed_from_record(tenant_id, email, record.customer_id)
     return record
 
 
@@ -192,7 +148,7 @@ def get_customer(tenant_id: str, customer_id: str) -> Customer:
     try:
         return Customer.get(tenant_id, customer_id, consistent_read=True)
     except DoesNotExist:
-        raise ApiError(404, "customer_not_found", "No such customer in this business.") from None
+        raise NotFound("customer_not_found", "No such customer in this business.") from None
 
 
 def create_customer(tenant_id: str, body: CustomerCreate) -> CustomerOut:
@@ -205,18 +161,20 @@ def list_customers(tenant_id: str, query: dict) -> dict:
     return _page(Customer, tenant_id, "customer_id", query, customer_out)
 
 
-def patch_customer(tenant_id: str, customer_id: str, body: CustomerPatch) -> CustomerOut:
+def patch_customer(tenant_id: str, customer_id: str, body: CustomerPatch) -> tuple[CustomerOut, set[str]]:
+    """The customer as changed, and the emails taken off it (invitations.patch_customer acts on those)."""
     c = get_customer(tenant_id, customer_id)
     old = list(c.emails or [])
     changes = body.model_dump(exclude_unset=True)
     if "name" in changes and changes["name"] is None:
-        raise ApiError(400, "invalid_request", "name cannot be empty.", field="name")
+        raise Invalid("invalid_request", "name cannot be empty.", field="name")
     for key, value in changes.items():
         if key in ("emails", "phones") and value is None:  # null clears a list (DynamoDB holds no null list)
             value = []
         setattr(c, key, _dedupe(value) if key == "emails" else value)
     c.updated_at = now()
-    return customer_out(_write(c, tenant_id, f"customer:{customer_id}", old, list(c.emails or [])))
+    new = list(c.emails or [])
+    return customer_out(_write(c, tenant_id, f"customer:{customer_id}", old, new)), set(old) - set(new)
 
 
 # --- locations ----------------------------------------------------------------------------------------------
@@ -235,7 +193,7 @@ def get_location(tenant_id: str, location_id: str) -> Location:
     try:
         return Location.get(tenant_id, location_id, consistent_read=True)
     except DoesNotExist:
-        raise ApiError(404, "location_not_found", "No such location in this business.") from None
+        raise NotFound("location_not_found", "No such location in this business.") from None
 
 
 def create_location(tenant_id: str, customer_id: str, body: LocationCreate) -> LocationOut:
@@ -250,17 +208,18 @@ def list_locations(tenant_id: str, customer_id: str, query: dict) -> dict:
     return _by_customer(Location, tenant_id, customer_id, "location_id", query, location_out)
 
 
-def patch_location(tenant_id: str, location_id: str, body: LocationPatch) -> LocationOut:
+def patch_location(tenant_id: str, location_id: str, body: LocationPatch) -> tuple[LocationOut, set[str]]:
     loc = get_location(tenant_id, location_id)
     old = list(loc.emails or [])
     for key, value in body.model_dump(exclude_unset=True).items():
         if value is None and key == "address":
-            raise ApiError(400, "invalid_request", "address cannot be empty.", field="address")
+            raise Invalid("invalid_request", "address cannot be empty.", field="address")
         if key == "emails":  # null clears the list (DynamoDB holds no null list)
             value = _dedupe(value or [])
         setattr(loc, key, value)
     loc.updated_at = now()
-    return location_out(_write(loc, tenant_id, _location_ref(loc), old, list(loc.emails or [])))
+    new = list(loc.emails or [])
+    return location_out(_write(loc, tenant_id, _location_ref(loc), old, new)), set(old) - set(new)
 
 
 # --- contacts -----------------------------------------------------------------------------------------------
@@ -278,7 +237,7 @@ def get_contact(tenant_id: str, contact_id: str) -> Contact:
     try:
         return Contact.get(tenant_id, contact_id, consistent_read=True)
     except DoesNotExist:
-        raise ApiError(404, "contact_not_found", "No such contact in this business.") from None
+        raise NotFound("contact_not_found", "No such contact in this business.") from None
 
 
 def create_contact(tenant_id: str, customer_id: str, body: ContactCreate) -> Contact:
@@ -293,15 +252,16 @@ def list_contacts(tenant_id: str, customer_id: str, query: dict) -> dict:
     return _by_customer(Contact, tenant_id, customer_id, "contact_id", query, contact_out)
 
 
-def patch_contact(tenant_id: str, contact_id: str, body: ContactPatch) -> ContactOut:
+def patch_contact(tenant_id: str, contact_id: str, body: ContactPatch) -> tuple[ContactOut, set[str]]:
     c = get_contact(tenant_id, contact_id)
     old = [c.email] if c.email else []
     for key, value in body.model_dump(exclude_unset=True).items():
         if value is None and key == "name":
-            raise ApiError(400, "invalid_request", "name cannot be empty.", field="name")
+            raise Invalid("invalid_request", "name cannot be empty.", field="name")
         setattr(c, key, value)
     c.updated_at = now()
-    return contact_out(_write(c, tenant_id, _contact_ref(c), old, [c.email] if c.email else []))
+    new = [c.email] if c.email else []
+    return contact_out(_write(c, tenant_id, _contact_ref(c), old, new)), set(old) - set(new)
 
 
 def _by_customer(model, tenant_id: str, customer_id: str, range_attr: str, query: dict, out) -> dict:

@@ -11,8 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
 
 from chalicelib.core import audit, lockout
-from chalicelib.web.api import ApiError, Principal, Strict
-from chalicelib.flows.directory import LocationOut, iso, iso_at, location_out, make_cursor, page_args
+from chalicelib.core.errors import Conflict, Error, Forbidden, Invalid, NotFound, Unauthenticated
+from chalicelib.core.principal import Principal
+from chalicelib.core.schema import Strict
+from chalicelib.core.paging import iso, iso_at, make_cursor, page_args
+from chalicelib.flows.directory import LocationOut, location_out
 from chalicelib.core.models import (Location, PartnerClient, PartnerEnablement, PartnerPortal, PartnerUser,
                                Person, Tenant, now, transaction)
 from chalicelib.core.text import OneLine
@@ -41,12 +44,12 @@ CLIENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,127}$")
 
 # Errors are made afresh for every raise: one kept at module level keeps the traceback of every raise (each one
 # adds its frames), and with them the client secrets that were sent.
-def invalid_client() -> ApiError:
-    return ApiError(401, "invalid_client", "The client id or client secret is not right.")
+def invalid_client() -> Error:
+    return Unauthenticated("invalid_client", "The client id or client secret is not right.")
 
 
-def not_enabled() -> ApiError:
-    return ApiError(403, "partner_access_disabled", "This business has not enabled your partner portal.")
+def not_enabled() -> Error:
+    return Forbidden("partner_access_disabled", "This business has not enabled your partner portal.")
 
 
 Id = Annotated[OneLine, Field(min_length=1, max_length=128)]
@@ -147,7 +150,7 @@ def get_portal(portal_id: str) -> PartnerPortal:
     # An id that could never exist is not sent to DynamoDB (an over-long key would be its error, our 500).
     portal = _get(PartnerPortal, portal_id) if PORTAL_ID.match(portal_id) else None
     if portal is None:
-        raise ApiError(404, "partner_portal_not_found", "No such partner portal.")
+        raise NotFound("partner_portal_not_found", "No such partner portal.")
     return portal
 
 
@@ -181,7 +184,7 @@ def _take(results, limit: int, range_attr: str) -> tuple[list, str | None]:
 def _flag(query: dict, name: str) -> bool:
     value = (query.get(name) or "false").lower()
     if value not in ("true", "false", "1", "0"):
-        raise ApiError(400, "invalid_request", f"{name} must be true or false.", field=name)
+        raise Invalid("invalid_request", f"{name} must be true or false.", field=name)
     return value in ("true", "1")
 
 
@@ -212,8 +215,8 @@ def _email_of(tenant_id: str, person_id: str) -> str | None:
     return (person.email or person.username) if person else None
 
 
-def edit_conflict() -> ApiError:
-    return ApiError(409, "edit_conflict", "Someone else enabled or disabled this portal at the same time; "
+def edit_conflict() -> Error:
+    return Conflict("edit_conflict", "Someone else enabled or disabled this portal at the same time; "
                                           "reload and try again.")
 
 
@@ -221,7 +224,7 @@ def enable(tenant_id: str, portal_id: str, body: EnableBody, actor: str, ip: str
            user_agent: str | None) -> PartnerPortalOut:
     portal = get_portal(portal_id)
     if not body.accept or body.agreement_version != portal.agreement_version:
-        raise ApiError(400, "agreement_not_accepted", f"Enabling this portal needs acceptance of version "
+        raise Invalid("agreement_not_accepted", f"Enabling this portal needs acceptance of version "
                        f"{portal.agreement_version} of its agreement: send accept true with that version.",
                        agreement_version=portal.agreement_version)
     e = _get(PartnerEnablement, tenant_id, portal_id) or PartnerEnablement(tenant_id, portal_id)
@@ -240,7 +243,7 @@ def enable(tenant_id: str, portal_id: str, body: EnableBody, actor: str, ip: str
     except TransactWriteError:
         current = get_portal(portal_id).agreement_version
         if current != portal.agreement_version:
-            raise ApiError(400, "agreement_not_accepted", "A new version of the agreement was just published; "
+            raise Invalid("agreement_not_accepted", "A new version of the agreement was just published; "
                            "read and accept it.", agreement_version=current) from None
         raise edit_conflict() from None
     audit.record(tenant_id, "partner.enabled", actor=actor, target=portal_id, ip=ip,
@@ -330,12 +333,12 @@ def check_access(principal: Principal, permission: str | None, route: str, param
                  outcome=outcome, **({"permission": permission} if permission else {}),
                  **({"params": dict(params)} if params else {}))
     if outcome == "partner_access_disabled":
-        raise ApiError(403, outcome, "This business has disabled your partner portal.")
+        raise Forbidden(outcome, "This business has disabled your partner portal.")
     if outcome == "session_ended":
-        raise ApiError(401, outcome, "This token was issued before the business disabled your portal; get a new "
+        raise Unauthenticated(outcome, "This token was issued before the business disabled your portal; get a new "
                        "token.")
     if outcome == "permission_not_granted" and permission:  # (only ever set with a permission)
-        raise ApiError(403, outcome, f"Your portal does not have the {PERMISSIONS.get(permission, permission)} "
+        raise Forbidden(outcome, f"Your portal does not have the {PERMISSIONS.get(permission, permission)} "
                                      "permission for this call.", permission=permission)
 
 

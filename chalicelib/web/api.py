@@ -5,54 +5,53 @@ the body and generate the OpenAPI document), and the error envelope of DESIGN fo
     def create_customer(req): ...
 
 The handler gets a `Call` (principal, validated body, query, client ip) and path parameters; it returns a
-JSON-able value or raises ApiError. The tenant is always the one in the caller's token."""
+JSON-able value or raises a flow error (core/errors.py). The tenant is always the one in the caller's token."""
 import json
 import uuid
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Callable
+from typing import Any, Callable
 
 from chalice import Response
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+from pydantic import BaseModel, ValidationError
+
+from chalicelib.core import errors
+from chalicelib.core.errors import Error
+from chalicelib.core.principal import Principal
 
 MAX_BODY_BYTES = 64 * 1024
 
 
-class Strict(BaseModel):
-    """A request body: unknown fields are refused, text is trimmed (a pasted email's trailing space)."""
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-# A password is kept exactly as typed, spaces included, in every body that carries one: trimming it in one place
-# and not another would lock the person out of the password they chose.
-Password = Annotated[str, StringConstraints(strip_whitespace=False, min_length=1, max_length=1024)]
-
-
-class ApiError(Exception):
+class ApiError(Error):
+    """An error only the web layer raises, with its HTTP status (405, 415, 500; the refusals of the guard)."""
     def __init__(self, status: int, code: str, message: str, **extra: Any):
-        super().__init__(message)
-        self.status, self.code, self.message, self.extra = status, code, message, extra
+        super().__init__(code, message, **extra)
+        self.status = status
+
+
+# Each kind of flow error and the status it answers (chalicelib/core/errors.py).
+STATUS = {errors.Invalid: 400, errors.Unauthenticated: 401, errors.Forbidden: 403, errors.NotFound: 404,
+          errors.Conflict: 409, errors.Gone: 410, errors.TooLarge: 413, errors.Locked: 423, errors.Throttled: 429}
+
+
+def status_of(err: Error) -> int:
+    if isinstance(err, ApiError):
+        return err.status
+    for kind, status in STATUS.items():
+        if isinstance(err, kind):
+            return status
+    return 500
 
 
 def error_body(code: str, message: str, **extra: Any) -> dict:
     return {"error": {"code": code, "message": message, **extra}}
 
 
-def error_response(err: ApiError, headers: dict | None = None) -> Response:
-    return Response(body=error_body(err.code, err.message, **err.extra), status_code=err.status,
+def error_response(err: Error, headers: dict | None = None) -> Response:
+    return Response(body=error_body(err.code, err.message, **err.extra), status_code=status_of(err),
                     headers={"Content-Type": "application/json", "Cache-Control": "no-store", **(headers or {})})
 
 
 # --- who may call a route -------------------------------------------------------------------------------
-
-@dataclass
-class Principal:
-    kind: str  # staff | portal | partner | password_change
-    tenant_id: str
-    subject: str
-    permissions: frozenset = frozenset()
-    claims: dict = field(default_factory=dict)
-    live: Any = None  # sessions.Live: the session and account the guard read for this call (staff and portal)
-
 
 class Policy:
     name = "policy"
@@ -315,9 +314,9 @@ class Api:
             call = Call(principal, body, dict(request.query_params or {}), ip,
                         request.headers.get("user-agent"), request_id)
             result = fn(call, **path_params)
-        except ApiError as err:
+        except Error as err:
             # The route template, never the concrete path or body: those may carry tokens or passwords.
-            logger.info("request refused", extra={"route": f"{spec.method} {spec.path}", "status": err.status,
+            logger.info("request refused", extra={"route": f"{spec.method} {spec.path}", "status": status_of(err),
                                                    "code": err.code})
             return error_response(err)
         if isinstance(result, Response):
@@ -367,30 +366,3 @@ class Api:
             mark_view(not_allowed, Public())
             name = "method_not_allowed_" + path.strip("/").replace("/", "_").replace("{", "").replace("}", "")
             self.app.route(path, methods=others, content_types=["*/*"], name=name)(not_allowed)
-
-
-def forget_request(app):
-    """An http middleware that drops the request from the app once it is answered: Chalice keeps the last
-    request on `app.current_request` until the next one, and with it the body a warm Lambda would otherwise hold
-    (a typed password) for as long as the container idles."""
-    def forget(event, get_response):
-        try:
-            return get_response(event)
-        finally:
-            app.current_request = None
-    return forget
-
-
-def chalice_error_to_envelope(event, get_response):
-    """Chalice's own errors (its 415/405/500 bodies `{"Code", "Message"}`) get the DESIGN envelope too."""
-    response = get_response(event)
-    body = response.body
-    if isinstance(body, dict) and "Code" in body and "error" not in body:
-        code = {"InternalServerError": "internal_error", "MethodNotAllowedError": "method_not_allowed",
-                "UnsupportedMediaType": "unsupported_media_type", "BadRequestError": "bad_request",
-                "NotFoundError": "not_found"}.get(body["Code"], "error")
-        message = "Something went wrong on our side; try again." if response.status_code >= 500 \
-            else str(body.get("Message", ""))
-        response.body = error_body(code, message)
-        response.headers["Content-Type"] = "application/json"
-    return response

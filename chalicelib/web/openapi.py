@@ -3,7 +3,7 @@ validate with, so it cannot drift from what the API accepts."""
 from functools import lru_cache
 
 from chalicelib.web.api import Api, Public
-from chalicelib.flows.directory import MAX_PAGE
+from chalicelib.core.paging import MAX_PAGE
 
 ERROR_SCHEMA = {
     "type": "object", "required": ["error"],
@@ -16,7 +16,7 @@ COMMON_ERRORS = {"400": "Invalid request", "401": "Not signed in", "403": "Not a
                  "415": "Not JSON", "423": "Locked", "429": "Too many requests"}
 
 
-# Query parameters are strings unless said here (what the handlers accept: directory.page_args for limit).
+# Query parameters are strings unless said here (what the handlers accept: paging.page_args for limit).
 QUERY_SCHEMAS = {"limit": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}}
 
 

@@ -8,12 +8,14 @@ import sys
 import threading
 
 _WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
+_atomic = False
 
 
 def make_item_writes_atomic() -> None:
-    from moto.dynamodb.models import DynamoDBBackend
-    if getattr(DynamoDBBackend, "_portal_atomic", False):
+    global _atomic
+    if _atomic:
         return
+    from moto.dynamodb.models import DynamoDBBackend
     lock = threading.RLock()  # re-entrant: a transaction's writes go through the item writes
     for name in _WRITES:
         original = getattr(DynamoDBBackend, name)
@@ -22,7 +24,7 @@ def make_item_writes_atomic() -> None:
             with lock:
                 return _original(*args, **kwargs)
         setattr(DynamoDBBackend, name, serialised)
-    setattr(DynamoDBBackend, "_portal_atomic", True)
+    _atomic = True
 
 
 def main(argv: list[str] | None = None) -> None:

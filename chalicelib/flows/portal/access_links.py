@@ -17,9 +17,11 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from chalicelib.core import audit, config, lockout, single_use
+from chalicelib.core import audit, config, lockout, paging, sessions, single_use
 from chalicelib.flows import directory
-from chalicelib.web.api import ApiError, Principal, Strict
+from chalicelib.core.errors import Conflict, Forbidden, Gone, Unauthenticated
+from chalicelib.core.principal import Principal
+from chalicelib.core.schema import Strict
 from chalicelib.core.models import Customer, PortalUser, Token, now
 from chalicelib.core.security import keys
 from chalicelib.core.text import OneLine
@@ -71,16 +73,13 @@ class Opened:
 
 # --- the business: make, see, renew ----------------------------------------------------------------------------
 
-def _expired(customer: Customer) -> bool:
-    return customer.access_link_expires_at is None or customer.access_link_expires_at <= now()
-
-
 def state(customer: Customer) -> AccessLinkState:
     if not customer.access_link_hash:
         return AccessLinkState(customer_id=customer.customer_id, status="none")
-    return AccessLinkState(customer_id=customer.customer_id, status="expired" if _expired(customer) else "active",
-                           created_at=directory.iso(customer.access_link_created_at),
-                           expires_at=directory.iso(customer.access_link_expires_at))
+    status = "expired" if sessions.link_expired(customer) else "active"
+    return AccessLinkState(customer_id=customer.customer_id, status=status,
+                           created_at=paging.iso(customer.access_link_created_at),
+                           expires_at=paging.iso(customer.access_link_expires_at))
 
 
 def rotate(tenant_id: str, customer_id: str, options: LinkOptions, actor: str, ip: str | None) -> AccessLink:
@@ -97,7 +96,7 @@ def rotate(tenant_id: str, customer_id: str, options: LinkOptions, actor: str, i
     audit.record(tenant_id, "portal.access_link_rotated", actor=actor, target=customer_id, ip=ip,
                  expires_in_days=options.expires_in_days)
     return AccessLink(customer_id=customer_id, link=f"{config.public_base_url()}/portal/access?token={token}",
-                      created_at=directory.iso_at(created), expires_at=directory.iso_at(expires))
+                      created_at=paging.iso_at(created), expires_at=paging.iso_at(expires))
 
 
 def get_state(tenant_id: str, customer_id: str) -> AccessLinkState:
@@ -108,7 +107,7 @@ def renew(tenant_id: str, customer_id: str, options: LinkOptions, actor: str, ip
     """Moves the expiry of the current link to `expires_in_days` from now; the link itself does not change."""
     customer = directory.get_customer(tenant_id, customer_id)
     if not customer.access_link_hash:
-        raise ApiError(409, "no_access_link", "This customer has no access link yet: create one with "
+        raise Conflict("no_access_link", "This customer has no access link yet: create one with "
                        f"POST /v1/customers/{customer_id}/access-link.")
     expires = now() + options.expires_in_days * DAY_SECONDS
     customer.update(actions=[Customer.access_link_expires_at.set(expires)], add_version_condition=False)
@@ -130,11 +129,11 @@ def _current(token: str) -> tuple[Token, Customer]:
     record = single_use.look_up(token, "access_link")
     customer = directory.get_customer(record.tenant_id, record.subject_id)
     if customer.access_link_hash != record.token_hash:
-        raise ApiError(410, "access_link_rotated", "This link was replaced; ask the business for the new one.")
-    if _expired(customer):
-        raise ApiError(410, "access_link_expired", EXPIRED_MESSAGE)
+        raise Gone("access_link_rotated", "This link was replaced; ask the business for the new one.")
+    if sessions.link_expired(customer):
+        raise Gone("access_link_expired", EXPIRED_MESSAGE)
     if _has_portal_users(record.tenant_id, customer.customer_id):
-        raise ApiError(403, "password_required", "This customer has portal accounts: sign in with your email and "
+        raise Forbidden("password_required", "This customer has portal accounts: sign in with your email and "
                        "password.")
     return record, customer
 
@@ -156,7 +155,6 @@ def open_link(token: str, ip: str | None, user_agent: str | None = None) -> Open
 def _link_session(record: Token, customer: Customer, ip: str | None, user_agent: str | None) -> LinkSession:
     """The one place a link session's access token is minted: a session of kind `link` (chalicelib/core/sessions.py)
     whose id the token names, so the guard checks it live on every call."""
-    from chalicelib.core import sessions
     subject = f"link:{customer.customer_id}"
     session = sessions.start(record.tenant_id, "link", subject, "access_link", ip=ip, user_agent=user_agent,
                              seconds=SESSION_SECONDS)
@@ -168,16 +166,10 @@ def _link_session(record: Token, customer: Customer, ip: str | None, user_agent:
                        expires_in=SESSION_SECONDS)
 
 
-def link_current(customer: Customer, link_claim: object) -> bool:
-    """Whether a link session's link (the token's `lnk`) is still the customer's link and not expired: the guard
-    asks on every call of a link session (sessions.check), on the customer record it has already read."""
-    return (customer.access_link_hash or "")[:16] == link_claim and not _expired(customer)
-
-
 def check_session(principal: Principal) -> Customer:
     """A link session stays valid only while its link is current, not expired (the guard checked both), and the
     customer has no portal users."""
     customer = principal.live.record
     if _has_portal_users(principal.tenant_id, customer.customer_id):
-        raise ApiError(401, "session_ended", "This session has ended; sign in with your email and password.")
+        raise Unauthenticated("session_ended", "This session has ended; sign in with your email and password.")
     return customer

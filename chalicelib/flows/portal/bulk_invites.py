@@ -21,8 +21,8 @@ from pynamodb.expressions.update import Action
 
 from chalicelib.core import audit, config, dead_letters, messaging, observability
 from chalicelib.flows.portal import email_scan
-from chalicelib.web.api import ApiError
-from chalicelib.flows.directory import iso_at, make_cursor, page_args
+from chalicelib.core.errors import NotFound
+from chalicelib.core.paging import iso_at, make_cursor, page_args
 from chalicelib.flows.portal.invitations import (ACCESS_RANK, grants_from_refs, invite_message, merge_grant, portal_user_id,
                                     status_key)
 from chalicelib.core.models import Job, PortalUser, RecordEmail, Tenant, now, transaction
@@ -416,7 +416,7 @@ def get_job(tenant_id: str, job_id: str) -> BulkJob:
     try:
         job = Job.get(tenant_id, job_id, consistent_read=True)
     except DoesNotExist:
-        raise ApiError(404, "job_not_found", "No such bulk invitation job in this business.") from None
+        raise NotFound("job_not_found", "No such bulk invitation job in this business.") from None
     if job.kind != JOB_KIND:
-        raise ApiError(404, "job_not_found", "No such bulk invitation job in this business.")
+        raise NotFound("job_not_found", "No such bulk invitation job in this business.")
     return job_out(job)

@@ -14,8 +14,8 @@ from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
 from chalicelib.core import audit, config, messaging, single_use
 from chalicelib.flows import directory
-from chalicelib.web.api import ApiError
-from chalicelib.flows.directory import iso, iso_at, page_args, make_cursor
+from chalicelib.core.errors import Conflict, Invalid, NotFound
+from chalicelib.core.paging import iso, iso_at, make_cursor, page_args
 from chalicelib.core.identity import Email
 from chalicelib.core.models import Grant, PortalUser, Tenant, now
 from chalicelib.core.text import OneLine
@@ -147,7 +147,7 @@ def get_user(tenant_id: str, user_id: str) -> PortalUser:
     try:
         return PortalUser.get(tenant_id, user_id, consistent_read=True)
     except DoesNotExist:
-        raise ApiError(404, "portal_user_not_found", "No such portal user in this business.") from None
+        raise NotFound("portal_user_not_found", "No such portal user in this business.") from None
 
 
 def find_user(tenant_id: str, email: str) -> PortalUser | None:
@@ -230,11 +230,11 @@ def invite(tenant_id: str, body: InvitationCreate, actor: str, ip: str | None = 
         directory.get_location(tenant_id, body.location_id)
     allowed = grants_from_refs(refs, body.customer_id, body.location_id)
     if not allowed:
-        raise ApiError(400, "email_not_on_record", "This email is not on that customer or location record; add it "
+        raise Invalid("email_not_on_record", "This email is not on that customer or location record; add it "
                        "to the record first.", field="email")
     (customer_id, (max_access, contact_id)), = allowed.items()
     if ACCESS_RANK[body.access] > ACCESS_RANK[max_access]:
-        raise ApiError(400, "access_not_allowed", f"An email found only on a location or contact can get at most "
+        raise Invalid("access_not_allowed", f"An email found only on a location or contact can get at most "
                        f"{max_access} access.", field="access")
     user = upsert_invited(tenant_id, body.email, customer_id, body.access, contact_id, body.admin, actor)
     if notify:
@@ -260,10 +260,10 @@ def upsert_invited(tenant_id: str, email: str, customer_id: str, access: str, co
             except PutError:
                 continue
         if user.status == "active":
-            raise ApiError(409, "already_active", "This person already has a portal account; change their "
+            raise Conflict("already_active", "This person already has a portal account; change their "
                            "access with PATCH /v1/portal/users/{id}.", user_id=user.user_id)
         if user.status == "disabled":
-            raise ApiError(409, "user_disabled", "This portal user is disabled; enable them first.",
+            raise Conflict("user_disabled", "This portal user is disabled; enable them first.",
                            user_id=user.user_id)
         user.grants = merge_grant(list(user.grants or []), customer_id, access, contact_id, admin)
         user.customer_ids = {g.customer_id for g in user.grants}
@@ -273,23 +273,47 @@ def upsert_invited(tenant_id: str, email: str, customer_id: str, access: str, co
             return user
         except PutError:
             continue
-    raise ApiError(409, "edit_conflict", "This portal user changed at the same time; try again.")
+    raise Conflict("edit_conflict", "This portal user changed at the same time; try again.")
 
 
 def resend(tenant_id: str, user_id: str, actor: str, ip: str | None = None) -> PortalUserOut:
     user = get_user(tenant_id, user_id)
     if user.status == "active":
-        raise ApiError(409, "already_active", "This person already has a portal account.")
+        raise Conflict("already_active", "This person already has a portal account.")
     if user.status != "invited":
-        raise ApiError(409, "user_disabled", "This portal user is disabled; enable them first.")
+        raise Conflict("user_disabled", "This portal user is disabled; enable them first.")
     # the grants must still be backed by the records (the email may have been corrected meanwhile)
     backed = grants_from_refs(directory.records_for_email(tenant_id, user.email))
     if not any(g.customer_id in backed for g in user.grants or []):
-        raise ApiError(409, "email_not_on_record", "This email is no longer on any of the user's customer "
+        raise Conflict("email_not_on_record", "This email is no longer on any of the user's customer "
                        "records; invite the corrected address instead.")
     messaging.enqueue([invite_message(tenant_id, user.user_id, uuid.uuid4().hex)])
     audit.record(tenant_id, "portal.invitation_resent", actor=actor, target=user.user_id, ip=ip)
     return user_out(user)
+
+
+def patch_customer(tenant_id: str, customer_id: str, body: directory.CustomerPatch) -> directory.CustomerOut:
+    """An edit of a record's emails: an invitation that rested on an address taken off it stops working."""
+    out, removed = directory.patch_customer(tenant_id, customer_id, body)
+    _emails_removed(tenant_id, out.customer_id, removed)
+    return out
+
+
+def patch_location(tenant_id: str, location_id: str, body: directory.LocationPatch) -> directory.LocationOut:
+    out, removed = directory.patch_location(tenant_id, location_id, body)
+    _emails_removed(tenant_id, out.customer_id, removed)
+    return out
+
+
+def patch_contact(tenant_id: str, contact_id: str, body: directory.ContactPatch) -> directory.ContactOut:
+    out, removed = directory.patch_contact(tenant_id, contact_id, body)
+    _emails_removed(tenant_id, out.customer_id, removed)
+    return out
+
+
+def _emails_removed(tenant_id: str, customer_id: str, removed: set[str]) -> None:
+    for email in sorted(removed):
+        email_removed_from_record(tenant_id, email, customer_id)
 
 
 def email_removed_from_record(tenant_id: str, email: str, customer_id: str) -> None:
@@ -315,7 +339,7 @@ def list_users(tenant_id: str, query: dict) -> dict:
     limit, start = page_args(query)
     status, customer_id = query.get("status"), query.get("customer_id")
     if status is not None and status not in ("invited", "active", "disabled"):
-        raise ApiError(400, "invalid_request", "status must be invited, active or disabled.", field="status")
+        raise Invalid("invalid_request", "status must be invited, active or disabled.", field="status")
     condition = PortalUser.customer_ids.contains(customer_id) if customer_id else None
     if status:
         key = status_key(tenant_id, status)
@@ -343,7 +367,7 @@ def patch_user(tenant_id: str, user_id: str, body: PortalUserPatch, actor: str, 
         user.customer_ids = {g.customer_id for g in body.grants} or None
     if body.status is not None:
         if body.status == "active" and not user.password_hash:
-            raise ApiError(409, "not_registered", "This user has not registered yet; resend the invitation.")
+            raise Conflict("not_registered", "This user has not registered yet; resend the invitation.")
         user.status, user.status_key = body.status, status_key(tenant_id, body.status)
         if body.status == "disabled":
             single_use.revoke(user.invitation_token_hash, "invitation_revoked")
@@ -352,7 +376,7 @@ def patch_user(tenant_id: str, user_id: str, body: PortalUserPatch, actor: str, 
     try:
         user.save()
     except PutError:
-        raise ApiError(409, "edit_conflict", "This portal user changed at the same time; try again.") from None
+        raise Conflict("edit_conflict", "This portal user changed at the same time; try again.") from None
     if body.status == "disabled":
         audit.record(tenant_id, "session.ended_all", actor=actor, target=user_id, ip=ip, reason="disabled")
     for customer_id, contact_id in widened:
@@ -374,20 +398,20 @@ def _checked_grants(tenant_id: str, user: PortalUser, wanted: list[GrantIn]) -> 
     grants, widened = [], []
     for g in wanted:
         if g.customer_id not in backed:
-            raise ApiError(400, "email_not_on_record", f"{user.email} is not on customer {g.customer_id}.",
+            raise Invalid("email_not_on_record", f"{user.email} is not on customer {g.customer_id}.",
                            field="grants")
         most, email_contact = backed[g.customer_id]
         if ACCESS_RANK[g.access] > ACCESS_RANK[most]:
-            raise ApiError(400, "access_not_allowed", f"At most {most} access on customer {g.customer_id}.",
+            raise Invalid("access_not_allowed", f"At most {most} access on customer {g.customer_id}.",
                            field="grants")
         limit = current[g.customer_id] if g.customer_id in current else email_contact
         if g.contact_id is not None:
             contact = contacts.get(g.contact_id)  # another tenant's contact is not found: the same answer
             if contact is None or contact.customer_id != g.customer_id:
-                raise ApiError(400, "contact_not_on_customer", f"Contact {g.contact_id} is not a contact of "
+                raise Invalid("contact_not_on_customer", f"Contact {g.contact_id} is not a contact of "
                                f"customer {g.customer_id}.", field="grants")
             if email_contact is not None and g.contact_id != email_contact:
-                raise ApiError(400, "email_not_on_record", f"{user.email} is not on contact {g.contact_id}; the "
+                raise Invalid("email_not_on_record", f"{user.email} is not on contact {g.contact_id}; the "
                                f"grant can be limited to the contact it is on.", field="grants")
             limit = g.contact_id
         elif g.whole_customer:
@@ -444,11 +468,11 @@ def create_contact(tenant_id: str, customer_id: str, body: directory.ContactCrea
     existing = None
     if body.send_portal_invite:
         if not body.email:
-            raise ApiError(400, "email_required", "A portal invitation needs the contact's email.", field="email")
+            raise Invalid("email_required", "A portal invitation needs the contact's email.", field="email")
         directory.get_customer(tenant_id, customer_id)
         existing = find_user(tenant_id, body.email)
         if existing is not None and existing.status == "disabled":
-            raise ApiError(409, "user_disabled", "This email belongs to a disabled portal user; enable them first.",
+            raise Conflict("user_disabled", "This email belongs to a disabled portal user; enable them first.",
                            user_id=existing.user_id)
     contact = directory.create_contact(tenant_id, customer_id, body)
     out = ContactWithInvite(**directory.contact_out(contact).model_dump())

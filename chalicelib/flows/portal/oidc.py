@@ -21,7 +21,7 @@ from pynamodb.expressions.update import Action
 from chalicelib.core import audit, config, single_use
 from chalicelib.flows import directory
 from chalicelib.flows.portal import invitations, portal_sessions
-from chalicelib.web.api import ApiError
+from chalicelib.core.errors import Forbidden, Invalid, NotFound, Unauthenticated
 from chalicelib.core.models import PortalUser, Tenant, now
 
 PROVIDERS = ("google", "microsoft")
@@ -41,14 +41,14 @@ def _provider_secrets():
 
 def provider_config(provider: str) -> dict:
     if provider not in PROVIDERS:
-        raise ApiError(404, "unknown_provider", "Sign-in is possible with google or microsoft.")
+        raise NotFound("unknown_provider", "Sign-in is possible with google or microsoft.")
     try:
         settings = _provider_secrets().get(secret_name(), transform="json", max_age=300) or {}
     except Exception:  # no secret in this stage: the provider is simply not configured
         settings = {}
     conf = settings.get(provider)
     if not conf or not conf.get("client_id") or not conf.get("discovery_url"):
-        raise ApiError(404, "provider_not_configured", f"Sign-in with {provider} is not set up here.")
+        raise NotFound("provider_not_configured", f"Sign-in with {provider} is not set up here.")
     return conf
 
 
@@ -78,13 +78,13 @@ def _tenant_allows(tenant_id: str, provider: str) -> Tenant:
     except Tenant.DoesNotExist:
         tenant = None
     if tenant is None or tenant.status != "active" or provider not in (tenant.third_party_signin or []):
-        raise ApiError(403, "provider_not_allowed", f"This business does not offer sign-in with {provider}.")
+        raise Forbidden("provider_not_allowed", f"This business does not offer sign-in with {provider}.")
     return tenant
 
 
 def start(provider: str, tenant_id: str | None) -> Response:
     if not tenant_id:
-        raise ApiError(400, "invalid_request", "tenant_id is required.", field="tenant_id")
+        raise Invalid("invalid_request", "tenant_id is required.", field="tenant_id")
     conf = provider_config(provider)
     _tenant_allows(tenant_id, provider)
     discovery = _discovery(conf["discovery_url"])
@@ -110,12 +110,12 @@ def sign_in(provider: str, query: dict, ip: str | None) -> PortalUser:
     """The provider's answer checked end to end (state, code, ID token, email on a record): the portal user it
     signs in, linked or created."""
     if query.get("error"):
-        raise ApiError(401, "provider_refused", f"{provider} did not sign you in ({query['error'][:60]}).")
+        raise Unauthenticated("provider_refused", f"{provider} did not sign you in ({query['error'][:60]}).")
     if not query.get("code") or not query.get("state"):
-        raise ApiError(400, "invalid_request", "The provider's answer lacks code or state.")
+        raise Invalid("invalid_request", "The provider's answer lacks code or state.")
     state = single_use.consume(query["state"], "oidc_state")
     if state.subject_id != provider:
-        raise ApiError(400, "token_invalid", "This sign-in was started with another provider.")
+        raise Invalid("token_invalid", "This sign-in was started with another provider.")
     data = state.data.as_dict()
     tenant = _tenant_allows(state.tenant_id, provider)
     conf = provider_config(provider)
@@ -124,7 +124,7 @@ def sign_in(provider: str, query: dict, ip: str | None) -> PortalUser:
     email = str(claims["email"]).strip().lower()
     allowed = invitations.grants_from_refs(directory.records_for_email(tenant.tenant_id, email))
     if not allowed:
-        raise ApiError(403, "email_not_on_record", "This email is not on any customer record of this business.")
+        raise Forbidden("email_not_on_record", "This email is not on any customer record of this business.")
     user = _link_or_create(tenant.tenant_id, email, allowed, f"{provider}:{claims['sub']}")
     audit.record(tenant.tenant_id, "portal.signed_in", actor=user.user_id, ip=ip, provider=provider)
     return user
@@ -142,9 +142,9 @@ def _exchange_code(conf: dict, provider: str, code: str, verifier: str) -> str:
         with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as r:
             answer = json.loads(r.read())
     except (urllib.error.URLError, ValueError):
-        raise ApiError(401, "provider_refused", f"{provider} did not accept the sign-in; try again.") from None
+        raise Unauthenticated("provider_refused", f"{provider} did not accept the sign-in; try again.") from None
     if not answer.get("id_token"):
-        raise ApiError(401, "provider_refused", f"{provider} sent no ID token.")
+        raise Unauthenticated("provider_refused", f"{provider} sent no ID token.")
     return answer["id_token"]
 
 
@@ -156,16 +156,16 @@ def _verified_claims(provider: str, conf: dict, id_token: str, nonce: str) -> di
         claims = jwt.decode(id_token, key.key, algorithms=["RS256", "ES256"], audience=conf["client_id"],
                             options={"require": ["exp", "iat", "iss", "aud", "sub"], "verify_iss": False})
     except jwt.PyJWTError:
-        raise ApiError(401, "id_token_invalid", f"The ID token from {provider} did not verify.") from None
+        raise Unauthenticated("id_token_invalid", f"The ID token from {provider} did not verify.") from None
     if not _issuer_ok(discovery["issuer"], claims):
-        raise ApiError(401, "id_token_invalid", f"The ID token is not from {provider}.")
+        raise Unauthenticated("id_token_invalid", f"The ID token is not from {provider}.")
     if not secrets.compare_digest(str(claims.get("nonce", "")), nonce):
-        raise ApiError(401, "id_token_invalid", "The ID token does not belong to this sign-in.")
+        raise Unauthenticated("id_token_invalid", "The ID token does not belong to this sign-in.")
     # Google states email_verified; Microsoft personal and work accounts state xms_edov (email domain verified).
     verified = claims.get("email_verified") is True or str(claims.get("email_verified")).lower() == "true" \
         or claims.get("xms_edov") is True
     if not claims.get("email") or not verified:
-        raise ApiError(403, "email_not_verified", f"{provider} did not confirm this email address.")
+        raise Forbidden("email_not_verified", f"{provider} did not confirm this email address.")
     return claims
 
 
@@ -179,7 +179,7 @@ def _issuer_ok(expected: str, claims: dict) -> bool:
 def _link_or_create(tenant_id: str, email: str, allowed: dict, identity: str) -> PortalUser:
     user = invitations.find_user(tenant_id, email)
     if user is not None and user.status == "disabled":
-        raise ApiError(403, "account_disabled", "This account is disabled; contact the business.")
+        raise Forbidden("account_disabled", "This account is disabled; contact the business.")
     if user is None:  # `allowed` is never empty here
         user = [invitations.upsert_invited(tenant_id, email, customer_id, access, contact_id, False, identity)
                 for customer_id, (access, contact_id) in allowed.items()][-1]

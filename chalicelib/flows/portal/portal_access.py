@@ -16,7 +16,9 @@ from pynamodb.exceptions import DoesNotExist, UpdateError
 from chalicelib.core import audit, config, lockout, messaging, single_use
 from chalicelib.flows import directory
 from chalicelib.flows.portal import invitations, portal_sessions
-from chalicelib.web.api import ApiError, Password, Principal, Strict
+from chalicelib.core.errors import Error, Forbidden, Gone, Invalid, Unauthenticated
+from chalicelib.core.schema import Password, Strict
+from chalicelib.core.principal import Principal
 from chalicelib.core.identity import Email
 from chalicelib.core.models import Customer, PortalUser, Tenant, now
 from chalicelib.core.security import passwords
@@ -30,14 +32,14 @@ TenantId = Annotated[OneLine, Field(min_length=1, max_length=64)]
 Token = Annotated[OneLine, Field(min_length=1, max_length=200)]
 
 
-def wrong_credentials() -> ApiError:
+def wrong_credentials() -> Error:
     """A fresh error for every raise: a module-level one would keep its last traceback, and with it the frames
     holding the typed password."""
-    return ApiError(401, "invalid_credentials", "The email or password is not right.")
+    return Unauthenticated("invalid_credentials", "The email or password is not right.")
 
 
-def account_disabled(tenant_name: str) -> ApiError:
-    return ApiError(403, "account_disabled", f"This account is disabled; ask {tenant_name} to enable it.")
+def account_disabled(tenant_name: str) -> Error:
+    return Forbidden("account_disabled", f"This account is disabled; ask {tenant_name} to enable it.")
 
 
 class RegisterRequest(Strict):
@@ -112,11 +114,11 @@ class Me(BaseModel):
 
 def _check_new_password(password: str, confirm: str | None, field: str = "password") -> None:
     if confirm is not None and confirm != password:
-        raise ApiError(400, "passwords_differ", "The two passwords are not the same.", field=f"{field}_confirm")
+        raise Invalid("passwords_differ", "The two passwords are not the same.", field=f"{field}_confirm")
     try:
         passwords.check_policy(password)
     except passwords.PolicyViolation as exc:
-        raise ApiError(400, exc.code, exc.message, field=field) from None
+        raise Invalid(exc.code, exc.message, field=field) from None
 
 
 @lockout.limit_guesses_per_ip("links", "token_invalid")
@@ -127,14 +129,14 @@ def register(body: RegisterRequest, ip: str | None, user_agent: str | None) -> d
     try:
         user = PortalUser.get(record.tenant_id, record.subject_id, consistent_read=True)
     except DoesNotExist:
-        raise ApiError(410, "invitation_revoked", "This invitation was withdrawn.") from None
+        raise Gone("invitation_revoked", "This invitation was withdrawn.") from None
     if user.status != "invited" or user.invitation_token_hash != record.token_hash:
-        raise ApiError(410, "invitation_replaced" if user.status == "invited" else "token_used",
+        raise Gone("invitation_replaced" if user.status == "invited" else "token_used",
                        "This link no longer works; use the latest invitation email.")
     backed = invitations.grants_from_refs(directory.records_for_email(user.tenant_id, user.email))
     grants = [g for g in user.grants or [] if g.customer_id in backed]
     if not grants:  # the email was taken off every record since the invitation was sent
-        raise ApiError(410, "invitation_revoked", "This invitation was withdrawn; ask the business for a new one.")
+        raise Gone("invitation_revoked", "This invitation was withdrawn; ask the business for a new one.")
     single_use.spend(record)
     password_hash = passwords.hash_password(body.password)
     try:
@@ -145,7 +147,7 @@ def register(body: RegisterRequest, ip: str | None, user_agent: str | None) -> d
                              PortalUser.updated_at.set(now())],
                     condition=PortalUser.status == "invited", add_version_condition=False)
     except UpdateError:
-        raise ApiError(410, "token_used", "This link was already used.") from None
+        raise Gone("token_used", "This link was already used.") from None
     audit.record(user.tenant_id, "portal.registered", actor=user.user_id, ip=ip, user_agent=user_agent)
     return portal_sessions.start(user, "invitation", ip, user_agent)
 
@@ -197,7 +199,7 @@ def render_sign_up(message: dict) -> dict | None:
     try:
         user = [invitations.upsert_invited(tenant_id, email, customer_id, access, contact_id, False, "self_signup")
                 for customer_id, (access, contact_id) in allowed.items()][-1]
-    except ApiError:  # activated or disabled meanwhile
+    except Error:  # activated or disabled meanwhile
         return None
     audit.record(tenant_id, "portal.signed_up", target=user.user_id, ip=message.get("ip"))
     return invitations.render_invitation(invitations.invite_message(tenant_id, user.user_id, message["message_id"]),
@@ -309,15 +311,15 @@ def complete_reset(body: ResetComplete, ip: str | None, user_agent: str | None) 
     try:
         user = PortalUser.get(record.tenant_id, record.subject_id, consistent_read=True)
     except DoesNotExist:
-        raise ApiError(410, "token_used", "This link no longer works.") from None
+        raise Gone("token_used", "This link no longer works.") from None
     if user.status != "active":
         tenant = _tenant(user.tenant_id)
         raise account_disabled(tenant.name if tenant else "the business")
     if user.reset_link_token_hash != record.token_hash:  # an older link whose revocation did not land
-        raise ApiError(410, "link_replaced", LINK_REPLACED)
+        raise Gone("link_replaced", LINK_REPLACED)
     if user.password_hash and passwords.verify_password(user.password_hash, body.new_password):
         # One rule with the staff resets and changes: a reset chooses a new password (the link stays usable).
-        raise ApiError(400, "password_reused", "Choose a password different from the current one.",
+        raise Invalid("password_reused", "Choose a password different from the current one.",
                        field="new_password")
     single_use.spend(record)  # exactly one of two racing resets gets past here
     try:  # the reset ends the link with it: no earlier link can be live, a later one (minted since) stays so
@@ -327,7 +329,7 @@ def complete_reset(body: ResetComplete, ip: str | None, user_agent: str | None) 
                              PortalUser.session_epoch.add(1)],  # every session ends in the same write
                     condition=PortalUser.reset_link_token_hash == record.token_hash, add_version_condition=False)
     except UpdateError:  # a newer link was minted between the check and here: this one is replaced
-        raise ApiError(410, "link_replaced", LINK_REPLACED) from None
+        raise Gone("link_replaced", LINK_REPLACED) from None
     # whoever knew the old password is signed out everywhere (the update above moved the session epoch on)
     audit.record(user.tenant_id, "session.ended_all", actor=user.user_id, target=user.user_id, ip=ip,
                  reason="password_reset")

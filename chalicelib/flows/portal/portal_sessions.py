@@ -10,7 +10,7 @@ from functools import lru_cache
 from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
 from chalicelib.core import audit, lockout, sessions
-from chalicelib.web.api import ApiError
+from chalicelib.core.errors import Error, Unauthenticated
 from chalicelib.core.models import AuditEvent, PortalUser, now
 from chalicelib.core.models import Session as PortalSession
 from chalicelib.core.security import keys
@@ -20,8 +20,8 @@ ACCESS_TOKEN_SECONDS = 15 * 60
 REFRESH_TOKEN_SECONDS = sessions.PORTAL_SESSION_SECONDS
 
 
-def invalid_refresh() -> ApiError:
-    return ApiError(401, "invalid_refresh_token", "This refresh token is not valid; sign in again.")
+def invalid_refresh() -> Error:
+    return Unauthenticated("invalid_refresh_token", "This refresh token is not valid; sign in again.")
 
 
 NOBODY = "-"  # a key no session or user has: read in place of a missing one, so both cost the same

@@ -7,8 +7,8 @@ from typing import Callable, Literal, get_args
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
 
-from chalicelib.core import identity
-from chalicelib.web.api import ApiError
+from chalicelib.core import due, identity
+from chalicelib.core.errors import Conflict, Invalid, NotFound
 from chalicelib.core.models import Claim, Person, Tenant, now, transaction
 
 # What an admin can be allowed to do; the admin role holds every permission.
@@ -26,7 +26,7 @@ def get(tenant_id: str, person_id: str) -> Person:
     try:
         return Person.get(tenant_id, person_id, consistent_read=True)
     except DoesNotExist:
-        raise ApiError(404, "person_not_found", "No such person in this business.") from None
+        raise NotFound("person_not_found", "No such person in this business.") from None
 
 
 def find_by_username(tenant_id: str, username: str) -> Person | None:
@@ -58,8 +58,7 @@ def create(tenant_id: str, *, kind: str, name: str, email: str | None = None, mo
                     password_hash=password_hash, password_set_at=now() if password_hash else None,
                     account_status="active" if password_hash else "no_account")
     if password_hash:  # the schedule's index: this password's expiry warning falls due (expiry.py)
-        from chalicelib.flows import expiry
-        person.due_key, person.due_at = expiry.due_fields(person).values()
+        person.due_key, person.due_at = due.due_fields(person).values()
     claims = [(k, v) for k, v in (("email", email), ("mobile", mobile), ("username", username)) if v]
     try:
         with transaction() as tx:
@@ -68,7 +67,7 @@ def create(tenant_id: str, *, kind: str, name: str, email: str | None = None, mo
             tx.save(person, condition=Person.person_id.does_not_exist())
     except TransactWriteError as exc:
         taken = identity.taken_claims(exc, claims) or ["email"]
-        raise ApiError(409, f"{taken[0]}_taken", f"Another person of this business already has this {taken[0]}.",
+        raise Conflict(f"{taken[0]}_taken", f"Another person of this business already has this {taken[0]}.",
                        field=taken[0]) from None
     return person
 
@@ -105,9 +104,9 @@ def update(person: Person, changes: dict, also: Callable | None = None) -> Perso
                                             + [("update", "person")])
         taken = [kind for kind, _ in claims if codes.get(kind) == "ConditionalCheckFailed"]
         if taken:
-            raise ApiError(409, f"{taken[0]}_taken", f"Another person of this business already has this "
+            raise Conflict(f"{taken[0]}_taken", f"Another person of this business already has this "
                            f"{taken[0]}.", field=taken[0]) from None
-        raise ApiError(409, "edit_conflict", "Someone else changed this person at the same time; try again.") \
+        raise Conflict("edit_conflict", "Someone else changed this person at the same time; try again.") \
             from None
     person.refresh(consistent_read=True)
     return person
@@ -134,14 +133,14 @@ def check_username(person: Person, username: str, *, field: str = "username") ->
     if person.email and value.lower() == person.email:
         return
     if "@" in value:
-        raise ApiError(400, "invalid_username", "A username with an @ must be your own email address; choose "
+        raise Invalid("invalid_username", "A username with an @ must be your own email address; choose "
                        "another username, or use your email.", field=field)
     mobile = _as_mobile(value)
     if mobile is not None and mobile != person.mobile:
-        raise ApiError(400, "invalid_username", "A username that is a phone number must be your own mobile "
+        raise Invalid("invalid_username", "A username that is a phone number must be your own mobile "
                        "number; choose another username.", field=field)
     if not USERNAME_RE.match(value):
-        raise ApiError(400, "invalid_username", "A username is 3 to 64 letters, digits and . _ @ + - "
+        raise Invalid("invalid_username", "A username is 3 to 64 letters, digits and . _ @ + - "
                        "(starting with a letter or digit).", field=field)
 
 

@@ -9,11 +9,12 @@ from typing import Annotated, Callable, Iterable, Literal
 from pydantic import BaseModel, Field, model_validator
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
-from chalicelib.core import audit, config, lockout, sessions, single_use
-from chalicelib.flows import expiry
+from chalicelib.core import audit, config, due, lockout, sessions, single_use
 from chalicelib.flows.staff import people, staff_signin
-from chalicelib.web.api import ApiError, Password, Principal, Strict
-from chalicelib.flows.directory import iso, iso_at, make_cursor, page_args
+from chalicelib.core.errors import Conflict, Error, Forbidden, Gone, Invalid, NotFound, Throttled
+from chalicelib.core.schema import Password, Strict
+from chalicelib.core.principal import Principal
+from chalicelib.core.paging import iso, iso_at, make_cursor, page_args
 from chalicelib.core.identity import Email, Mobile
 from chalicelib.core.models import Job, Person, Tenant, now
 from chalicelib.core.security import passwords
@@ -181,7 +182,7 @@ def _locks(tenant_id: str, persons: list[Person]) -> dict[str, int]:
 def person_out(person: Person, locked_until: int | None = None) -> PersonOut:
     if locked_until is None and person.username:
         locked_until = _locks(person.tenant_id, [person]).get(person.username)
-    expires = person.password_set_at + staff_signin.PASSWORD_MAX_AGE_SECONDS if person.password_set_at else None
+    expires = person.password_set_at + due.PASSWORD_MAX_AGE_SECONDS if person.password_set_at else None
     return PersonOut(
         person_id=person.person_id, kind=person.kind, name=person.name, email=person.email, mobile=person.mobile,
         role=person.role, permissions=list(person.permissions or []),
@@ -203,9 +204,9 @@ def list_people(tenant_id: str, query: dict) -> dict:
     limit, start = page_args(query)
     status, kind = query.get("status"), query.get("kind")
     if status is not None and status not in STATUSES:
-        raise ApiError(400, "invalid_request", f"status must be one of {', '.join(STATUSES)}.", field="status")
+        raise Invalid("invalid_request", f"status must be one of {', '.join(STATUSES)}.", field="status")
     if kind is not None and kind not in ("employee", "technician"):
-        raise ApiError(400, "invalid_request", "kind must be employee or technician.", field="kind")
+        raise Invalid("invalid_request", "kind must be employee or technician.", field="kind")
     condition = None
     if kind:
         condition &= Person.kind == kind
@@ -242,9 +243,9 @@ def list_people(tenant_id: str, query: dict) -> dict:
 def _need_contact(kind: str, email: str | None, mobile: str | None) -> None:
     """DESIGN rule 8: employees need an email; technicians an email or a mobile number."""
     if kind == "employee" and not email:
-        raise ApiError(400, "email_required", "An employee needs an email address.", field="email")
+        raise Invalid("email_required", "An employee needs an email address.", field="email")
     if not email and not mobile:
-        raise ApiError(400, "contact_required", "A technician needs an email address or a mobile number.",
+        raise Invalid("contact_required", "A technician needs an email address or a mobile number.",
                        field="mobile")
 
 
@@ -253,7 +254,7 @@ def _may_grant(caller: Principal, role: str, permissions: Iterable[str]) -> None
     granted = people.ROLE_PERMISSIONS.get(role, set()) | set(permissions)
     missing = granted - set(caller.permissions)
     if missing:
-        raise ApiError(403, "cannot_grant", f"You cannot grant what you do not hold: {', '.join(sorted(missing))}.",
+        raise Forbidden("cannot_grant", f"You cannot grant what you do not hold: {', '.join(sorted(missing))}.",
                        field="permissions")
 
 
@@ -262,7 +263,7 @@ def _managed(caller: Principal, person_id: str) -> Person:
     they do (else a holder of accounts:manage alone could reset an admin's password and become them)."""
     person = people.get(caller.tenant_id, person_id)
     if not _may_manage(caller, person):
-        raise ApiError(403, "cannot_manage", "This person holds permissions you do not; ask an admin.")
+        raise Forbidden("cannot_manage", "This person holds permissions you do not; ask an admin.")
     return person
 
 
@@ -274,7 +275,7 @@ def create_person(caller: Principal, body: PersonCreate, ip: str | None) -> Pers
     _need_contact(body.kind, body.email, body.mobile)
     role = body.role or ("technician" if body.kind == "technician" else "staff")
     if body.mobile_access and body.kind != "technician":
-        raise ApiError(400, "invalid_request", "mobile_access is for technicians.", field="mobile_access")
+        raise Invalid("invalid_request", "mobile_access is for technicians.", field="mobile_access")
     _may_grant(caller, role, body.permissions)
     person = people.create(caller.tenant_id, kind=body.kind, name=body.name, email=body.email, mobile=body.mobile,
                            role=role, permissions=sorted(set(body.permissions)), mobile_access=body.mobile_access)
@@ -291,24 +292,24 @@ def patch_person(caller: Principal, person_id: str, body: PersonPatch, ip: str |
     if "status" in changes:  # the one shape for people and portal users; `disabled` is its deprecated spelling
         status = changes.pop("status")
         if status is None:
-            raise ApiError(400, "invalid_request", "status cannot be empty.", field="status")
+            raise Invalid("invalid_request", "status cannot be empty.", field="status")
         if changes.get("disabled") is not None and changes["disabled"] != (status == "disabled"):
-            raise ApiError(400, "invalid_request", "status and disabled disagree; send status only.",
+            raise Invalid("invalid_request", "status and disabled disagree; send status only.",
                            field="status")
         changes["disabled"] = status == "disabled"  # from here on, exactly the checks `disabled` goes through
     if person_id == caller.subject and set(changes) & set(ACCESS_FIELDS):
         # Else a token that outlived a demotion could undo it; an admin's own access is another admin's call.
-        raise ApiError(403, "cannot_change_own_access", "You cannot change your own role, permissions or "
+        raise Forbidden("cannot_change_own_access", "You cannot change your own role, permissions or "
                        "disabled state; ask another admin.")
     person = _managed(caller, person_id)
     for required in ("kind", "name", "role", "permissions", "mobile_access"):
         if required in changes and changes[required] is None:
-            raise ApiError(400, "invalid_request", f"{required} cannot be empty.", field=required)
+            raise Invalid("invalid_request", f"{required} cannot be empty.", field=required)
     disabled = changes.pop("disabled", None)
     merged = {k: changes.get(k, getattr(person, k)) for k in ("kind", "email", "mobile", "role", "permissions")}
     _need_contact(merged["kind"], merged["email"], merged["mobile"])
     if changes.get("mobile_access") and merged["kind"] != "technician":
-        raise ApiError(400, "invalid_request", "mobile_access is for technicians.", field="mobile_access")
+        raise Invalid("invalid_request", "mobile_access is for technicians.", field="mobile_access")
     if "role" in changes or "permissions" in changes:
         _may_grant(caller, merged["role"], list(merged["permissions"] or []))
     if "permissions" in changes:
@@ -327,7 +328,7 @@ def patch_person(caller: Principal, person_id: str, body: PersonPatch, ip: str |
         elif not disabled and person.account_status == "disabled":
             changes["account_status"] = "active" if person.username else "no_account"
             # an enabled password's expiry warning is due again (the schedule dropped it while disabled)
-            changes.update(expiry.due_fields(person, account_status=changes["account_status"]))
+            changes.update(due.due_fields(person, account_status=changes["account_status"]))
     access_changed = (changes.get("account_status") == "disabled"
                       or changes.get("role", person.role) != person.role
                       or ("permissions" in changes and set(changes["permissions"]) != set(person.permissions or ())))
@@ -368,7 +369,7 @@ def _last_admin_guard(person: Person, changes: dict) -> Callable | None:
                           filter_condition=(Person.role == "admin") & (Person.account_status == "active")
                           & (Person.person_id != person.person_id))
     if next(iter(others), None) is None:
-        raise ApiError(409, "last_admin", "This is the business's last active admin: make someone else an admin "
+        raise Conflict("last_admin", "This is the business's last active admin: make someone else an admin "
                        "first.")
 
     def bump(tx) -> None:
@@ -392,7 +393,7 @@ def sign_out_person(caller: Principal, person_id: str, ip: str | None) -> None:
 
 def _pick_channel(person: Person, preferred: str | None) -> str:
     if preferred and preferred != people.channel_for(person, preferred):
-        raise ApiError(400, "channel_unavailable", f"This person has no {'email' if preferred == 'email' else 'mobile'}"
+        raise Invalid("channel_unavailable", f"This person has no {'email' if preferred == 'email' else 'mobile'}"
                        f" to send to.", field="channel")
     chosen = people.channel_for(person, preferred)
     if chosen is None:
@@ -400,8 +401,8 @@ def _pick_channel(person: Person, preferred: str | None) -> str:
     return chosen
 
 
-def no_contact() -> ApiError:  # a fresh error each time: a module-level one keeps every raise's traceback
-    return ApiError(409, "no_contact", "This person has neither an email nor a mobile number.")
+def no_contact() -> Error:  # a fresh error each time: a module-level one keeps every raise's traceback
+    return Conflict("no_contact", "This person has neither an email nor a mobile number.")
 
 
 def _invitable(person: Person) -> str | None:
@@ -425,12 +426,12 @@ def _invite(person: Person, channel: str, actor: str, ip: str | None, outbox: li
         person.update(actions=[Person.invitation_token_hash.set(token_hash(token)), Person.invited_at.set(at),
                                Person.invitation_expires_at.set(at + INVITE_SECONDS),
                                Person.account_status.set("invited"), Person.updated_at.set(at),
-                               *expiry.due_actions(person, account_status="invited",
+                               *due.due_actions(person, account_status="invited",
                                                    invitation_expires_at=at + INVITE_SECONDS)],
                       condition=Person.account_status.is_in("no_account", "invited"))
     except UpdateError:
         single_use.revoke(token_hash(token))
-        raise ApiError(409, "edit_conflict", "Someone else changed this person at the same time; try again.") \
+        raise Conflict("edit_conflict", "Someone else changed this person at the same time; try again.") \
             from None
     single_use.revoke(previous, "invitation_replaced")
     link = f"{config.public_base_url()}/staff/accept-invite?token={token}"
@@ -452,9 +453,9 @@ def invite(caller: Principal, person_id: str, body: SendOptions | None, ip: str 
     person = _managed(caller, person_id)
     reason = _invitable(person)
     if reason == "disabled":
-        raise ApiError(409, "account_disabled", "This person's account is disabled; enable it first.")
+        raise Conflict("account_disabled", "This person's account is disabled; enable it first.")
     if reason == "has_account":
-        raise ApiError(409, "account_exists", "This person already has an account; send a reset link instead.")
+        raise Conflict("account_exists", "This person already has an account; send a reset link instead.")
     return _invite(person, _pick_channel(person, body.channel if body else None), caller.subject, ip)
 
 
@@ -470,7 +471,7 @@ def _count_username_taken(person: Person) -> None:
     limit, window = USERNAME_TAKEN_PER_INVITATION
     if not within_hourly_cap("staff-invite-username-taken", f"{person.tenant_id}#{person.person_id}", limit):
         import time
-        raise ApiError(429, "too_many_requests", "Too many usernames that are taken; wait a little and try again.",
+        raise Throttled("too_many_requests", "Too many usernames that are taken; wait a little and try again.",
                        retry_after=max(1, window - int(time.time()) % window))
 
 
@@ -485,24 +486,24 @@ def accept_invite(body: AcceptInvite, ip: str | None, user_agent: str | None = N
     try:
         person = Person.get(record.tenant_id, record.subject_id, consistent_read=True)
     except DoesNotExist:
-        raise ApiError(400, "token_invalid", "This link is not valid.") from None
+        raise Invalid("token_invalid", "This link is not valid.") from None
     if person.account_status == "disabled":
-        raise ApiError(403, "account_disabled", "This account is disabled; ask your administrator.")
+        raise Forbidden("account_disabled", "This account is disabled; ask your administrator.")
     if person.invitation_token_hash != record.token_hash:
-        raise ApiError(410, "invitation_replaced", "A newer invitation was sent; use the link in the latest one.")
+        raise Gone("invitation_replaced", "A newer invitation was sent; use the link in the latest one.")
     # Every field is checked and every problem answered at once (the first in code/field, all in `fields`).
     username = (body.username or person.email or "").strip()
-    problems = [ApiError(400, "username_required", "Choose a username.", field="username")] if not username \
+    problems = [Invalid("username_required", "Choose a username.", field="username")] if not username \
         else staff_signin.caught(lambda: people.check_username(person, username))
     problems += staff_signin.caught(lambda: _check_policy(body.password, "password"))
     if password_confirm is not None and password_confirm != body.password:
-        problems.append(ApiError(400, "passwords_differ", "The two passwords are not the same.",
+        problems.append(Invalid("passwords_differ", "The two passwords are not the same.",
                                  field="password_confirm"))
     staff_signin.refuse(problems)
     try:
         staff_signin.set_password_with_link(person, body.password, record, new_username=username,
                                             username_field="username")
-    except ApiError as err:
+    except Error as err:
         if err.code == "username_taken":  # 429 instead once the invitation has heard it too often
             _count_username_taken(person)
         raise
@@ -516,15 +517,15 @@ def _check_policy(password: str, field: str) -> None:
     try:
         passwords.check_policy(password)
     except passwords.PolicyViolation as exc:
-        raise ApiError(400, exc.code, exc.message, field=field) from None
+        raise Invalid(exc.code, exc.message, field=field) from None
 
 
 def _with_account(caller: Principal, person_id: str) -> Person:
     person = _managed(caller, person_id)
     if person.account_status == "disabled":
-        raise ApiError(409, "account_disabled", "This person's account is disabled; enable it first.")
+        raise Conflict("account_disabled", "This person's account is disabled; enable it first.")
     if not person.username:
-        raise ApiError(409, "no_account", "This person has no account yet; invite them or create one.")
+        raise Conflict("no_account", "This person has no account yet; invite them or create one.")
     return person
 
 
@@ -532,9 +533,9 @@ def create_account(caller: Principal, person_id: str, body: AccountCreate, ip: s
     """Rule 10: the admin chooses a username and password; the first sign-in demands a new one of each."""
     person = _managed(caller, person_id)
     if person.account_status == "disabled":
-        raise ApiError(409, "account_disabled", "This person's account is disabled; enable it first.")
+        raise Conflict("account_disabled", "This person's account is disabled; enable it first.")
     if person.username or person.account_status == "active":
-        raise ApiError(409, "account_exists", "This person already has an account; set a temporary password "
+        raise Conflict("account_exists", "This person already has an account; set a temporary password "
                        "or send a reset link instead.")
     people.check_username(person, body.username)
     _check_policy(body.password, "password")
@@ -553,7 +554,7 @@ def _send_reset_link(person: Person, channel: str, actor: str, ip: str | None, o
                       condition=Person.account_status == "active")
     except UpdateError:
         single_use.revoke(token_hash(token))
-        raise ApiError(409, "edit_conflict", "Someone else changed this person at the same time; try again.") \
+        raise Conflict("edit_conflict", "Someone else changed this person at the same time; try again.") \
             from None
     single_use.revoke(previous, "link_replaced")
     link = f"{config.public_base_url()}/staff/reset-password?token={token}"
@@ -641,7 +642,7 @@ def bulk(caller: Principal, kind: str, body: BulkRequest, ip: str | None) -> dic
     to_contact = sum(1 for person in persons if not skip_reason(person))
     if not dry and to_contact > BULK_MAX_IDS:
         # A run contacts everyone within this one request: past this many it would outlive API Gateway's 29 s.
-        raise ApiError(400, "too_many_people", f"{to_contact} people would be contacted; a run contacts at most "
+        raise Invalid("too_many_people", f"{to_contact} people would be contacted; a run contacts at most "
                        f"{BULK_MAX_IDS}: list them with a dry run and send by person_ids, {BULK_MAX_IDS} at a time.",
                        count=to_contact, limit=BULK_MAX_IDS)
     job_id = None if dry else uuid.uuid4().hex
@@ -662,7 +663,7 @@ def bulk(caller: Principal, kind: str, body: BulkRequest, ip: str | None) -> dic
         try:
             contact(person, channel, caller.subject, ip, outbox, job_id)
             outcomes.append({**row, "outcome": "sent", "channel": channel})
-        except ApiError as err:  # e.g. changed at the same moment: report it, carry on with the others
+        except Error as err:  # e.g. changed at the same moment: report it, carry on with the others
             outcomes.append({**row, "outcome": "failed", "reason": err.code})
         if len(outbox) >= messaging.SEND_BATCH:
             messaging.enqueue(outbox)
@@ -689,7 +690,7 @@ def get_bulk_job(tenant_id: str, job_id: str) -> dict:
     except DoesNotExist:
         job = None
     if job is None or not job.kind.startswith("staff_bulk_"):
-        raise ApiError(404, "job_not_found", "No such bulk run in this business.")
+        raise NotFound("job_not_found", "No such bulk run in this business.")
     summary = job.summary.as_dict() if hasattr(job.summary, "as_dict") else dict(job.summary or {})
     return {"job_id": job.job_id, "kind": job.kind.removeprefix("staff_bulk_"), "type": summary.get("type", "send"),
             "status": job.status, "counts": summary.get("counts", {}), "outcomes": summary.get("outcomes", []),

@@ -28,7 +28,8 @@ from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from chalicelib.core import audit, identity, lockout, messaging, single_use
 from chalicelib.flows.staff import people, staff_signin
-from chalicelib.web.api import ApiError, Password, Strict
+from chalicelib.core.errors import Error, Forbidden, Gone, Invalid, Throttled
+from chalicelib.core.schema import Password, Strict
 from chalicelib.core.models import Counter, Person, Token, now
 from chalicelib.core.observability import logger
 from chalicelib.core.security import passwords
@@ -159,8 +160,8 @@ def _flow(flow_id: str) -> Token:
     return flow
 
 
-def _dead() -> ApiError:
-    return ApiError(410, "flow_dead", "Too many wrong codes; start again from \"Forgot password?\".")
+def _dead() -> Error:
+    return Gone("flow_dead", "Too many wrong codes; start again from \"Forgot password?\".")
 
 
 # --- the four steps -----------------------------------------------------------------------------------------
@@ -189,10 +190,10 @@ def send_code(body: SendCode, ip: str | None) -> dict:
     except UpdateError:
         flow.refresh(consistent_read=True)
         if flow.used_at:
-            raise ApiError(410, "token_used", "This reset was already verified.") from None
+            raise Gone("token_used", "This reset was already verified.") from None
         if flow.attempts >= MAX_ATTEMPTS:
             raise _dead() from None
-        raise ApiError(429, "too_many_codes", "That is enough codes for this reset; start again.") from None
+        raise Throttled("too_many_codes", "That is enough codes for this reset; start again.") from None
     # Queued for every flow; the sender sends it only to an eligible person (render_code). The queued message
     # carries the code, as the email or SMS it becomes does.
     messaging.enqueue([{"message_id": uuid.uuid4().hex, "tenant_id": flow.tenant_id, "channel": "email",
@@ -237,7 +238,7 @@ def verify(body: VerifyCode, ip: str | None) -> dict:
     except UpdateError:
         flow.refresh(consistent_read=True)
         if flow.used_at:
-            raise ApiError(410, "token_used", "This reset was already verified.") from None
+            raise Gone("token_used", "This reset was already verified.") from None
         raise _dead() from None
     given = _code_hash(body.flow_id, body.code.strip())
     if not flow.code_hash or not hmac.compare_digest(given, flow.code_hash):
@@ -246,14 +247,14 @@ def verify(body: VerifyCode, ip: str | None) -> dict:
                      else flow.subject_id, ip=ip, attempts_left=left)  # for every flow: the same write
         if left <= 0:
             raise _dead()
-        raise ApiError(400, "code_invalid", "That code is not right.", field="code", attempts_left=left)
+        raise Invalid("code_invalid", "That code is not right.", field="code", attempts_left=left)
     if flow.code_expires_at < now():
-        raise ApiError(410, "code_expired", "This code has expired; ask for a new one.")
+        raise Gone("code_expired", "This code has expired; ask for a new one.")
     try:
         flow.update(actions=[Token.used_at.set(now())],
                     condition=Token.used_at.does_not_exist() & (Token.code_hash == given))
     except UpdateError:
-        raise ApiError(410, "token_used", "This reset was already verified.") from None
+        raise Gone("token_used", "This reset was already verified.") from None
     token = single_use.issue(RESET_KIND, flow.tenant_id, flow.subject_id, RESET_TOKEN_SECONDS, via="code")
     audit.record(flow.tenant_id, "staff.reset_code_verified", target=flow.subject_id, ip=ip)
     return {"reset_token": token, "expires_in": RESET_TOKEN_SECONDS}
@@ -267,15 +268,15 @@ def complete(body: CompleteReset, ip: str | None) -> dict:
     try:
         person = Person.get(record.tenant_id, record.subject_id, consistent_read=True)
     except DoesNotExist:
-        raise ApiError(400, "token_invalid", "This link is not valid.") from None
+        raise Invalid("token_invalid", "This link is not valid.") from None
     if person.account_status != "active":
-        raise ApiError(403, "account_not_active", "This account is not active; ask your administrator.")
+        raise Forbidden("account_not_active", "This account is not active; ask your administrator.")
     try:
         passwords.check_policy(body.new_password)
     except passwords.PolicyViolation as exc:
-        raise ApiError(400, exc.code, exc.message, field="new_password") from None
+        raise Invalid(exc.code, exc.message, field="new_password") from None
     if person.password_hash and passwords.verify_password(person.password_hash, body.new_password):
-        raise ApiError(400, "password_reused", "Choose a password different from the current one.",
+        raise Invalid("password_reused", "Choose a password different from the current one.",
                        field="new_password")
     staff_signin.set_password_with_link(person, body.new_password, record)
     data = record.data.as_dict() if hasattr(record.data, "as_dict") else dict(record.data or {})

@@ -5,25 +5,25 @@ from typing import Callable
 
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib.core import audit, lockout
+from chalicelib.core import audit, due, lockout
 from chalicelib.flows.staff import people
-from chalicelib.web.api import ApiError, Principal
+from chalicelib.core.errors import Conflict, Error, Forbidden, Gone, Invalid, Unauthenticated
+from chalicelib.core.principal import Principal
 from chalicelib.core.models import Person, Tenant, now
 from chalicelib.core.security import keys, passwords
 
 ACCESS_TOKEN_SECONDS = 15 * 60
 CHANGE_TOKEN_SECONDS = 10 * 60
-PASSWORD_MAX_AGE_SECONDS = 365 * 24 * 3600
 
 
 # Errors are made afresh for every raise: one kept at module level would keep the traceback of its last raise,
 # and with it the frames holding the password that was typed, alive in a warm Lambda.
-def wrong_credentials() -> ApiError:
-    return ApiError(401, "invalid_credentials", "The username or password is not right.")
+def wrong_credentials() -> Error:
+    return Unauthenticated("invalid_credentials", "The username or password is not right.")
 
 
-def temporary_expired() -> ApiError:
-    return ApiError(401, "temporary_password_expired",
+def temporary_expired() -> Error:
+    return Unauthenticated("temporary_password_expired",
                     "This temporary password has expired; ask your admin for a new one.")
 
 
@@ -58,7 +58,7 @@ def _password_fingerprint(person: Person) -> str:
 
 
 def password_expired(person: Person) -> bool:
-    return bool(person.password_set_at) and person.password_set_at + PASSWORD_MAX_AGE_SECONDS < now()
+    return bool(person.password_set_at) and person.password_set_at + due.PASSWORD_MAX_AGE_SECONDS < now()
 
 
 @lockout.limit_guesses_per_ip("staff-sign-in", "invalid_credentials")
@@ -101,12 +101,12 @@ def sign_in(tenant_id: str, username: str, password: str, ip: str | None, user_a
     if person.must_change_password:
         # An admin-chosen account (rule 10) needs a new username too; a temporary password only a new password.
         if person.temporary_password_expires_at:
-            raise ApiError(403, "password_change_required", "Choose a new password to continue.",
+            raise Forbidden("password_change_required", "Choose a new password to continue.",
                            change_token=_change_token(person, "temporary"))
-        raise ApiError(403, "password_change_required", "Choose a new username and password to continue.",
+        raise Forbidden("password_change_required", "Choose a new username and password to continue.",
                        change_token=_change_token(person, "admin_set"))
     if password_expired(person):
-        raise ApiError(403, "password_expired", "Your password is over a year old; choose a new one.",
+        raise Forbidden("password_expired", "Your password is over a year old; choose a new one.",
                        change_token=_change_token(person, "expired"))
     if to_change_password:
         return {"change_token": _change_token(person, "chosen")}
@@ -114,17 +114,17 @@ def sign_in(tenant_id: str, username: str, password: str, ip: str | None, user_a
     return start_session(person, "password", ip, user_agent)
 
 
-def caught(check: Callable[[], None]) -> list[ApiError]:
+def caught(check: Callable[[], None]) -> list[Error]:
     """The refusal a check raises, as a list (empty when it passes). Its traceback is dropped: kept, it would keep
     the check's frames, and with them the password that was typed, for as long as the error lives."""
     try:
         check()
-    except ApiError as err:
+    except Error as err:
         return [err.with_traceback(None)]
     return []
 
 
-def refuse(problems: list[ApiError]) -> None:
+def refuse(problems: list[Error]) -> None:
     """Every problem of a form at once (issue 20): the first one's code, field and message, as a client read them
     before, and `fields` listing each problem (field, code, problem), one per field, so a client or the hosted
     page can show every one next to its field."""
@@ -136,18 +136,18 @@ def refuse(problems: list[ApiError]) -> None:
         if name not in seen:
             seen.add(name)
             fields.append({"field": name, "code": err.code, "problem": err.message})
-    raise ApiError(first.status, first.code, first.message, **{**first.extra, "fields": fields})
+    raise type(first)(first.code, first.message, **{**first.extra, "fields": fields})
 
 
-def new_password_problems(person: Person, new_password: str, field: str, confirm: str | None = None) -> list[ApiError]:
+def new_password_problems(person: Person, new_password: str, field: str, confirm: str | None = None) -> list[Error]:
     """The new password against the policy, then against the current one (400 password_reused: one rule for
     every reset and change), and its confirmation when the form has one."""
     problems = caught(lambda: _check_policy(new_password, field))
     if not problems and person.password_hash and passwords.verify_password(person.password_hash, new_password):
-        problems.append(ApiError(400, "password_reused", "Choose a password different from the current one.",
+        problems.append(Invalid("password_reused", "Choose a password different from the current one.",
                                  field=field))
     if confirm is not None and confirm != new_password:
-        problems.append(ApiError(400, "passwords_differ", "The two passwords are not the same.",
+        problems.append(Invalid("passwords_differ", "The two passwords are not the same.",
                                  field=f"{field}_confirm"))
     return problems
 
@@ -156,7 +156,7 @@ def _check_policy(password: str, field: str) -> None:
     try:
         passwords.check_policy(password)
     except passwords.PolicyViolation as exc:
-        raise ApiError(400, exc.code, exc.message, field=field) from None
+        raise Invalid(exc.code, exc.message, field=field) from None
 
 
 def change_password(principal: Principal, current_password: str | None, new_password: str,
@@ -166,18 +166,18 @@ def change_password(principal: Principal, current_password: str | None, new_pass
     change token is answered alone, before anything else."""
     person = people.get(principal.tenant_id, principal.subject)
     if person.account_status != "active":  # a verified (activated) account, not a disabled one
-        raise ApiError(403, "account_not_active", "This account is not active.")
-    problems: list[ApiError] = []
+        raise Forbidden("account_not_active", "This account is not active.")
+    problems: list[Error] = []
     if principal.kind == "password_change":
         if principal.claims.get("pwd") != _password_fingerprint(person):
-            raise ApiError(401, "token_used", "This change link was already used; sign in again.")
+            raise Unauthenticated("token_used", "This change link was already used; sign in again.")
         if principal.claims.get("reason") == "admin_set":
             # DESIGN rule 10: an admin chose both, so the person replaces both.
             if not new_username:
-                problems.append(ApiError(400, "username_required", "Choose your own username as well.",
+                problems.append(Invalid("username_required", "Choose your own username as well.",
                                          field="new_username"))
             elif new_username.strip().lower() == (person.username or "").lower():
-                problems.append(ApiError(400, "username_unchanged", "Choose a username other than the one you were "
+                problems.append(Invalid("username_unchanged", "Choose a username other than the one you were "
                                          "given.", field="new_username"))
     else:  # a wrong current password counts towards the sign-in lockout, counted before it is checked
         name = person.username or person.person_id
@@ -186,7 +186,7 @@ def change_password(principal: Principal, current_password: str | None, new_pass
             locked_for = lockout.failed(counted)
             if locked_for:
                 audit.record(person.tenant_id, "staff.locked", actor=person.person_id, ip=ip, seconds=locked_for)
-            raise ApiError(400, "current_password_wrong", "The current password is not right.",
+            raise Invalid("current_password_wrong", "The current password is not right.",
                            field="current_password")
         lockout.clear("staff", person.tenant_id, name)
     if new_username is not None and not problems:
@@ -216,8 +216,8 @@ def set_password(person: Person, new_password: str, *, new_username: str | None 
                Person.expired_temporary_hash.remove(), Person.session_epoch.add(1)]
     actions.append(Person.temporary_password_expires_at.set(at + temporary_for) if temporary_for
                    else Person.temporary_password_expires_at.remove())
-    from chalicelib.flows import expiry  # the schedule's index: this password's expiry or its warning falls due
-    actions += expiry.due_actions(person, password_hash=hash_, password_set_at=at, must_change_password=must_change,
+    # the schedule's index: this password's expiry or its warning falls due
+    actions += due.due_actions(person, password_hash=hash_, password_set_at=at, must_change_password=must_change,
                                   account_status="active", invitation_expires_at=None,
                                   temporary_password_expires_at=at + temporary_for if temporary_for else None)
     new_name = new_username.strip() if new_username else None
@@ -238,9 +238,9 @@ def set_password(person: Person, new_password: str, *, new_username: str | None 
     except TransactWriteError as exc:
         reasons = identity.cancellation_codes(exc, items)
         if reasons.get("username") == "ConditionalCheckFailed":
-            raise ApiError(409, "username_taken", "This username is taken; choose another.",
+            raise Conflict("username_taken", "This username is taken; choose another.",
                            field=username_field) from None
-        raise ApiError(409, "edit_conflict", "Someone else changed this account at the same time; try again.") \
+        raise Conflict("edit_conflict", "Someone else changed this account at the same time; try again.") \
             from None
     old_username, had_password = person.username, bool(person.password_hash)
     person.refresh(consistent_read=True)
@@ -267,7 +267,7 @@ def set_password_with_link(person: Person, new_password: str, link, **options) -
                     condition=Token.used_at.does_not_exist() & Token.revoked.does_not_exist()
                     & (Token.expires_at >= at))
     except UpdateError:
-        raise ApiError(410, "token_used", "This link was already used.") from None
+        raise Gone("token_used", "This link was already used.") from None
     try:
         set_password(person, new_password, **options)
     except Exception:

@@ -1,0 +1,14 @@
+"""The building blocks of the request schemas each flow declares beside itself (one-line text: text.py)."""
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+
+class Strict(BaseModel):
+    """A request body: unknown fields are refused, text is trimmed (a pasted email's trailing space)."""
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+# A password is kept exactly as typed, spaces included, in every body that carries one: trimming it in one place
+# and not another would lock the person out of the password they chose.
+Password = Annotated[str, StringConstraints(strip_whitespace=False, min_length=1, max_length=1024)]
