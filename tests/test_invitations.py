@@ -5,7 +5,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from chalicelib.core import single_use
-from chalicelib.web.api import ApiError
+from chalicelib.core.errors import Error, Gone
 from chalicelib.core.models import PortalUser, Token
 from chalicelib.core.security.tokens import token_hash
 from conftest import LambdaContext, drain, links_to, outbox_for
@@ -68,14 +68,14 @@ def test_resend_replaces_the_link_and_an_active_account_is_409(app, http, tenant
     user_id = http.post("/v1/portal/invitations", body, token=h["token"])[1]["user_id"]
     drain(app)
     first, second = links_to(h["owner"], "/register")
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(Error) as err:
         single_use.look_up(token_of(first), "portal_invitation")
-    assert err.value.status == 410 and err.value.code == "invitation_replaced"
+    assert isinstance(err.value, Gone) and err.value.code == "invitation_replaced"
     assert single_use.look_up(token_of(second), "portal_invitation")
     # resend by user id works the same
     assert http.post(f"/v1/portal/users/{user_id}/resend-invitation", token=h["token"])[0] == 202
     drain(app)
-    with pytest.raises(ApiError):
+    with pytest.raises(Error):
         single_use.look_up(token_of(second), "portal_invitation")
     PortalUser.get(tenant.id, user_id).update(actions=[PortalUser.status.set("active")])
     status, err_body = http.post("/v1/portal/invitations", body, token=h["token"])
@@ -90,7 +90,7 @@ def test_an_expired_invitation_says_so(app, http, household, monkeypatch):
     import chalicelib.core.single_use as su
     later = su.now() + 7 * 24 * 3600 + 1
     monkeypatch.setattr(su, "now", lambda: later)
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(Error) as err:
         su.look_up(token_of(link), "portal_invitation", expired_code="invitation_expired")
     assert err.value.code == "invitation_expired"
 
@@ -118,7 +118,7 @@ def test_corrected_email_moves_the_invitation(app, http, tenant, household):
     [old_link] = links_to(h["owner"], "/register")
     fixed = f"owner.fixed@{tenant.id}.example"
     assert http.patch(f"/v1/customers/{h['customer_id']}", {"emails": [fixed]}, token=h["token"])[0] == 200
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(Error) as err:
         single_use.look_up(token_of(old_link), "portal_invitation")
     assert err.value.code == "invitation_revoked"
     status, user = http.post("/v1/portal/invitations", {"customer_id": h["customer_id"], "email": fixed},

@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from chalicelib.flows import partners
-from chalicelib.web.api import ApiError
+from chalicelib.core.errors import Error
 from chalicelib.core.models import AuditEvent, PartnerEnablement
 
 AGREEMENT = "Partner agreement, first edition.\n"
@@ -303,7 +303,7 @@ def test_concurrent_enables_and_disables_lose_no_update(http, tenant):
                 else:
                     partners.enable(tenant.id, portal.portal_id, accept, person, "10.0.0.1", f"agent-{i}")
                 results.append("ok")
-            except ApiError as err:
+            except Error as err:
                 results.append(err.code)
 
     # The moto server runs in this process: a long switch interval keeps each of its requests from being

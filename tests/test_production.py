@@ -86,7 +86,7 @@ def emitted(out: str) -> list[dict]:
 def test_sign_ins_are_counted_by_audience_and_outcome(tenant, monkeypatch, capsys):
     """The flow as the staff sign-in route runs it (the test client would switch metrics off: stage local)."""
     from chalicelib.flows.staff import staff_signin
-    from chalicelib.web.api import ApiError
+    from chalicelib.core.errors import Error
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
     capsys.readouterr()
 
@@ -94,7 +94,7 @@ def test_sign_ins_are_counted_by_audience_and_outcome(tenant, monkeypatch, capsy
         return observability.sign_in_outcome("staff", lambda: staff_signin.sign_in(
             tenant.id, tenant.admin_username, password, "192.0.2.10"))
     assert sign_in(tenant.admin_password)["access_token"]
-    with pytest.raises(ApiError):
+    with pytest.raises(Error):
         sign_in("Wrong-Password-1")
     metrics = emitted(capsys.readouterr().out)
     outcomes = [(m["audience"], m["outcome"], m["SignIns"]) for m in metrics if "SignIns" in m]

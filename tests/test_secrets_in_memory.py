@@ -174,8 +174,8 @@ def test_wrong_partner_client_secrets(http, tenant, typed):
 
 def test_the_walk_finds_a_secret_that_is_kept(http, typed):
     """The detector itself: a secret kept in a module-level error's traceback is found."""
-    from chalicelib.web.api import ApiError
-    kept = ApiError(401, "invalid_credentials", "kept")
+    from chalicelib.core.errors import Unauthenticated
+    kept = Unauthenticated("invalid_credentials", "kept")
 
     def sign_in(password):
         raise kept
@@ -183,7 +183,7 @@ def test_the_walk_finds_a_secret_that_is_kept(http, typed):
     def call(secret):
         try:
             sign_in(secret)
-        except ApiError:
+        except Unauthenticated:
             pass
     typed.submit(call)
     typed.submit(lambda s: None)

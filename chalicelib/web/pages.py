@@ -42,7 +42,8 @@ from pydantic import ValidationError
 from pynamodb.exceptions import DoesNotExist
 
 from chalicelib.core import config
-from chalicelib.web.api import ApiError, Public, mark_view
+from chalicelib.core.errors import Error, Unauthenticated
+from chalicelib.web.api import Public, mark_view, status_of
 from chalicelib.core.security.passwords import POLICY_TEXT, RULE_MESSAGES
 
 if TYPE_CHECKING:  # models load lazily here: a page that needs none never pays for PynamoDB
@@ -469,13 +470,13 @@ def _explain(exc: Exception, errors: Errors, fields: dict[str, str], password: s
             else:
                 errors.add(name, "This is too long or not in the expected form.")
         return None
-    assert isinstance(exc, ApiError)
+    assert isinstance(exc, Error)
     if exc.code in LINK_PROBLEMS:
         return exc.code
     problems = exc.extra.get("fields")
     if problems and all(isinstance(f, dict) and "code" in f for f in problems):  # every field's problem at once
         for f in problems:
-            _explain(ApiError(exc.status, f["code"], f["problem"], field=f["field"]), errors, fields, password)
+            _explain(type(exc)(f["code"], f["problem"], field=f["field"]), errors, fields, password)
         return None
     name = fields.get(exc.extra.get("field") or "", None)
     if exc.code in RULE_MESSAGES:
@@ -519,7 +520,7 @@ def _submit(p: Page, errors: Errors, *, required: dict[str, str], flow: Callable
         return None
     try:
         flow()
-    except (ApiError, ValidationError) as exc:
+    except (Error, ValidationError) as exc:
         code = _explain(exc, errors, fields, password)
         if not code:
             return None
@@ -542,7 +543,7 @@ def _link_token(p: Page, kind: str, cookie: str, max_age: int = 3600, expired_co
         token = p.query["token"]
         try:
             single_use.look_up(token, kind, expired_code=expired_code)
-        except ApiError as err:
+        except Error as err:
             return None, None, err
         p.keep(cookie, token, max_age)
         rest = {k: v for k, v in p.query.items() if k != "token"}
@@ -552,7 +553,7 @@ def _link_token(p: Page, kind: str, cookie: str, max_age: int = 3600, expired_co
         return None, None, None
     try:
         return token, single_use.look_up(token, kind, expired_code=expired_code), None
-    except ApiError as err:
+    except Error as err:
         p.clear_cookie(cookie)
         return token, None, err
 
@@ -565,7 +566,7 @@ def register(p: Page) -> Response:
     token, record, answer = _link_token(p, "portal_invitation", "pa_register", expired_code="invitation_expired")
     if isinstance(answer, Response):
         return answer
-    if isinstance(answer, ApiError):
+    if isinstance(answer, Error):
         return _register_problem(p, answer.code, _token_tenant(token or p.query.get("token")))
     if token is None:
         return _sign_up(p)
@@ -628,7 +629,7 @@ def _sign_up(p: Page) -> Response:
                 try:
                     answer = portal_access.sign_up(portal_access.SignUpRequest(tenant_id=tenant.tenant_id,
                                                                                email=email), p.ip)
-                except (ApiError, ValidationError) as exc:
+                except (Error, ValidationError) as exc:
                     _explain(exc, errors, {"email": "email"})
                 else:
                     return p.message(202, tenant_name=tenant.name, section=PORTAL, heading="Check your email",
@@ -654,7 +655,7 @@ def reset_password(p: Page) -> Response:
     token, record, answer = _link_token(p, "portal_reset", "pa_reset", max_age=portal_access.RESET_SECONDS)
     if isinstance(answer, Response):
         return answer
-    if isinstance(answer, ApiError):
+    if isinstance(answer, Error):
         return _reset_problem(p, answer.code, _token_tenant(token or p.query.get("token")))
     if token is None:
         return _reset_request(p)
@@ -712,7 +713,7 @@ def _reset_request(p: Page) -> Response:
                 try:
                     portal_access.request_reset(portal_access.ResetRequest(tenant_id=tenant.tenant_id, email=email),
                                                 p.ip)
-                except (ApiError, ValidationError) as exc:
+                except (Error, ValidationError) as exc:
                     _explain(exc, errors, {"email": "email"})
                 else:
                     return p.message(202, tenant_name=tenant.name, section=PORTAL, heading="Check your email",
@@ -755,7 +756,7 @@ def sign_in(p: Page) -> Response:
                 try:
                     portal_access.sign_in(portal_access.SignInRequest(
                         tenant_id=tenant.tenant_id, email=email, password=p.form["password"]), p.ip, p.user_agent)
-                except (ApiError, ValidationError) as exc:
+                except (Error, ValidationError) as exc:
                     _explain(exc, errors, {"email": "email", "password": "password"})
                 else:
                     return p.message(200, tenant_name=tenant.name, section=PORTAL, heading="You are signed in",
@@ -844,11 +845,11 @@ def oidc_result(request, provider: str, finish: Callable[[], "PortalUser"]) -> R
     name = PROVIDERS.get(provider, provider)
     try:
         user = finish()
-    except ApiError as err:
+    except Error as err:
         tenant_id = _token_tenant(p.query.get("state"))  # the state names the business even once it is spent
         tenant_name = _tenant_name(tenant_id)
         actions = [("Back to sign-in", url("/sign-in", tenant_id=tenant_id))] if tenant_id and tenant_name else []
-        return p.message(err.status, tenant_name=tenant_name, section=PORTAL,
+        return p.message(status_of(err), tenant_name=tenant_name, section=PORTAL,
                          heading=f"We could not sign you in with {name}",
                          paragraphs=[err.message, "Try again from the sign-in page of the business, or sign in "
                                                   "with your email address and password."],
@@ -879,7 +880,7 @@ def access(p: Page) -> Response:
         token = p.query["token"]
         try:
             access_links.check(token, p.ip)
-        except ApiError as err:
+        except Error as err:
             return _access_problem(p, err, _token_tenant(token))
         p.set_cookie(ACCESS, token, path=p.path, max_age=ACCESS_COOKIE_SECONDS, same_site="Strict")
         return p.redirect(p.self_url())
@@ -891,7 +892,7 @@ def access(p: Page) -> Response:
                               next_steps=["Open the secure access link the business sent you."])
     try:
         opened = access_links.open_link(token, p.ip, p.user_agent)
-    except ApiError as err:
+    except Error as err:
         p.clear_cookie(ACCESS)
         return _access_problem(p, err, _token_tenant(token))
     customer = opened.customer
@@ -916,7 +917,7 @@ def _access_hop(p: Page) -> Response:
     return response
 
 
-def _access_problem(p: Page, err: ApiError, tenant_id: str | None) -> Response:
+def _access_problem(p: Page, err: Error, tenant_id: str | None) -> Response:
     tenant_name = _tenant_name(tenant_id)
     who = tenant_name or "the business that gave you the link"
     if err.code == "password_required":
@@ -949,7 +950,7 @@ def accept_invite(p: Page) -> Response:
     token, record, answer = _link_token(p, "staff_invite", "pa_invite")
     if isinstance(answer, Response):
         return answer
-    if isinstance(answer, ApiError):
+    if isinstance(answer, Error):
         return _invite_problem(p, answer.code, _token_tenant(token or p.query.get("token")))
     if token is None:
         return _invite_problem(p, "link_missing", None)
@@ -1021,7 +1022,7 @@ def staff_reset_password(p: Page) -> Response:
         token = p.query["token"]
         try:
             single_use.look_up(token, staff_recovery.RESET_KIND)
-        except ApiError as err:
+        except Error as err:
             return _staff_reset_problem(p, err.code, _token_tenant(token))
         p.keep(STATE, f"reset.{token}", staff_recovery.RESET_TOKEN_SECONDS)
         return p.redirect(p.self_url())
@@ -1037,7 +1038,7 @@ def staff_reset_password(p: Page) -> Response:
         stage, channel, flow_id = (rest.split(".", 2) + ["", "", ""])[:3]
         try:
             flow = single_use.look_up(flow_id, staff_recovery.FLOW_KIND, expired_code="flow_expired")
-        except ApiError as err:
+        except Error as err:
             p.clear_cookie(STATE)
             return _staff_reset_problem(p, err.code, _token_tenant(flow_id))
         if flow.attempts >= staff_recovery.MAX_ATTEMPTS:
@@ -1077,7 +1078,7 @@ def _staff_reset_start(p: Page, tenant_id: str) -> Response:
                 try:
                     answer = staff_recovery.start(staff_recovery.ResetStart(tenant_id=tenant.tenant_id,
                                                                             identifier=identifier), p.ip)
-                except (ApiError, ValidationError) as exc:
+                except (Error, ValidationError) as exc:
                     _explain(exc, errors, {"identifier": "identifier", "tenant_id": "identifier"})
                 else:
                     p.keep(STATE, f"flow.channel.{suggested_channel(identifier)}.{answer['flow_id']}",
@@ -1121,7 +1122,7 @@ def _staff_reset_channel(p: Page, flow, flow_id: str, suggested: str = "") -> Re
             try:
                 staff_recovery.send_code(
                     staff_recovery.SendCode.model_validate({"flow_id": flow_id, "channel": channel}), p.ip)
-            except (ApiError, ValidationError) as exc:
+            except (Error, ValidationError) as exc:
                 code = _explain(exc, errors, {"channel": "channel"})
                 if code:
                     p.clear_cookie(STATE)
@@ -1157,7 +1158,7 @@ def _staff_reset_code(p: Page, flow, flow_id: str, channel: str) -> Response:
                 staff_recovery.send_code(
                     staff_recovery.SendCode.model_validate({"flow_id": flow_id, "channel": channel or None}), p.ip)
                 notice = "We sent a new code. The previous code no longer works."
-            except (ApiError, ValidationError) as exc:
+            except (Error, ValidationError) as exc:
                 code = _explain(exc, errors, {})
                 if code:
                     p.clear_cookie(STATE)
@@ -1168,7 +1169,7 @@ def _staff_reset_code(p: Page, flow, flow_id: str, channel: str) -> Response:
                 try:
                     answer = staff_recovery.verify(staff_recovery.VerifyCode(flow_id=flow_id,
                                                                              code=p.form["code"]), p.ip)
-                except (ApiError, ValidationError) as exc:
+                except (Error, ValidationError) as exc:
                     code = _explain(exc, errors, {"code": "code"})
                     if code:
                         p.clear_cookie(STATE)
@@ -1202,7 +1203,7 @@ def _staff_reset_new(p: Page, reset_token: str) -> Response:
     from chalicelib.flows.staff import staff_recovery
     try:
         record = single_use.look_up(reset_token, staff_recovery.RESET_KIND)
-    except ApiError as err:
+    except Error as err:
         p.clear_cookie(STATE)
         return _staff_reset_problem(p, err.code, _token_tenant(reset_token))
     tenant_name = _tenant_name(record.tenant_id)
@@ -1254,7 +1255,7 @@ def _change_principal(token: str | None):
         return None, "link_missing"
     try:
         principal = authenticate(f"Bearer {token}")
-    except ApiError as err:
+    except Error as err:
         return None, "change_expired" if err.code == "token_expired" else "token_invalid"
     if principal.kind != "password_change":
         return None, "token_invalid"
@@ -1323,7 +1324,7 @@ def _change_sign_in(p: Page, tenant_id: str) -> Response:
                     # a password that is current is changed too (the expiry warning sends people here early)
                     chosen = staff_signin.sign_in(tenant.tenant_id, username, p.form["password"], p.ip,
                                                   to_change_password=True)
-                except ApiError as err:
+                except Error as err:
                     if err.code in ("password_change_required", "password_expired") and err.extra.get("change_token"):
                         p.keep(CHANGE, err.extra["change_token"], staff_signin.CHANGE_TOKEN_SECONDS)
                         return p.redirect(url("/staff/change-password"))
@@ -1367,8 +1368,8 @@ def _change_form(p: Page, principal) -> Response:
                 try:
                     staff_signin.change_password(principal, None, password, username if needs_username else None,
                                                  p.ip, new_password_confirm=confirm)
-                except ApiError as err:
-                    if err.status == 401:  # the change token was already used (the password changed since)
+                except Error as err:
+                    if isinstance(err, Unauthenticated):  # the change token was used (the password changed since)
                         p.clear_cookie(CHANGE)
                         return _change_problem(p, "token_used", principal.tenant_id)
                     _explain(err, errors, {"new_password": "new_password", "new_username": "new_username",
