@@ -216,8 +216,8 @@ def keys_rotate(args) -> None:
 
 
 def keys_list(args) -> None:
-    from chalicelib.core.security import keys
     from chalicelib.core.paging import iso
+    from chalicelib.core.security import keys
     rows = [{"kid": k["kid"], "created_at": iso(k["created_at"]), "active": k["active"]} for k in keys.list_keys()]
     _print_rows(rows, args.json, ["kid", "created_at", "active"])
 
@@ -299,8 +299,9 @@ def add_dlq(commands) -> None:
 
 def audit_show(args) -> None:
     from datetime import datetime, timezone
-    from chalicelib.core.paging import iso
+
     from chalicelib.core.models import AuditEvent
+    from chalicelib.core.paging import iso
     from chalicelib.flows import tenants
     tenants.get(args.tenant_id)
     condition = None
@@ -351,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(done.code or 0)
     from botocore.exceptions import BotoCoreError, ClientError
     from pynamodb.exceptions import PynamoDBException
+
     from chalicelib.core import config
     from chalicelib.flows.partners import OperatorError
     from chalicelib.flows.tenants import TenantError

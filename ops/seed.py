@@ -3,10 +3,10 @@ emails. Refuses to run outside the local stage: demo credentials never reach a r
 from pynamodb.exceptions import DoesNotExist
 
 from chalicelib.core import config
-from chalicelib.flows import directory
-from chalicelib.flows.staff import people
 from chalicelib.core.models import Tenant
 from chalicelib.core.security import passwords
+from chalicelib.flows import directory
+from chalicelib.flows.staff import people
 
 DEMO_TENANT = "demo"
 DEMO_ADMIN = "admin@demo.example"
@@ -61,8 +61,8 @@ DEMO_AGREEMENT = """Partner Access Agreement (demo, version 2024-01)
 def seed_partner_portals(secret: str | None) -> dict:
     """Blue Collar Coach (client `demo-partner`, with `secret`, else a generated one that is returned so the stack
     can print it) and a call centre with other permissions. Idempotent; local stage only, like seed_demo."""
-    from chalicelib.flows import partners
     from chalicelib.core.models import PartnerPortal
+    from chalicelib.flows import partners
     if not config.is_local():
         raise SystemExit(f"refusing to seed partner credentials in stage {config.stage()!r}: only 'local' is allowed")
     out = {"portal_id": DEMO_PORTALS[0][0], "client_id": DEMO_PARTNER_CLIENT, "secret": None, "created": False}

@@ -37,13 +37,14 @@ STRONG_PASSWORD = "Correct-Horse-42-Battery"
 @pytest.fixture(scope="session", autouse=True)
 def aws(tmp_path_factory):
     from moto.server import ThreadedMotoServer
+
     from ops.local.moto_server import make_item_writes_atomic
     make_item_writes_atomic()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=_PORT, verbose=False)
     server.start()
     os.environ["PORTAL_OUTBOX_DIR"] = str(tmp_path_factory.mktemp("outbox"))
-    from ops.local.resources import create_all
     from chalicelib.core.security import keys
+    from ops.local.resources import create_all
     created = create_all(stage="local", uploads_bucket="portal-access-test-uploads")
     os.environ["PORTAL_UPLOADS_BUCKET"] = "portal-access-test-uploads"
     keys.ensure_signing_key()
@@ -127,9 +128,9 @@ class TenantFixture:
 
 
 def make_tenant(http, name="Test Plumbing", role="admin", password=STRONG_PASSWORD):
-    from chalicelib.flows.staff import people
     from chalicelib.core.models import Tenant
     from chalicelib.core.security import passwords
+    from chalicelib.flows.staff import people
     tenant_id = "t-" + uuid.uuid4().hex[:10]
     Tenant(tenant_id, name=name).save()
     username = f"admin@{tenant_id}.example"

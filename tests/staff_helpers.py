@@ -7,7 +7,6 @@ import uuid
 from contextlib import contextmanager
 
 import pytest
-
 from conftest import drain, links_to, outbox_for
 
 PASSWORD = "Staff-Member-Pass-31"
@@ -28,8 +27,8 @@ class Clock:
 
 @pytest.fixture
 def clock(monkeypatch):
-    from chalicelib.flows import expiry
     from chalicelib.core import models, single_use
+    from chalicelib.flows import expiry
     from chalicelib.flows.staff import staff_accounts, staff_recovery, staff_signin
     c = Clock()
     for module in (models, single_use, staff_signin, staff_accounts, staff_recovery, expiry):
@@ -52,8 +51,8 @@ def unique_mobile():
 def staff_member(tenant, kind="technician", role=None, permissions=(), email=None, mobile=None,
                  password=PASSWORD, username=None):
     """A person with an account made directly (people.create), and their access token from a real sign-in."""
-    from chalicelib.flows.staff import people
     from chalicelib.core.security import passwords
+    from chalicelib.flows.staff import people
     email = email if email is not None else (unique_email(kind) if kind == "employee" else None)
     mobile = mobile if mobile is not None else (unique_mobile() if kind == "technician" else None)
     username = username or unique(kind)

@@ -5,11 +5,11 @@ import urllib.request
 
 import botocore.client
 import pytest
+from conftest import LambdaContext, drain, outbox_for
 
 from chalicelib.core import config, messaging
 from chalicelib.core.models import Job, PortalUser
 from chalicelib.flows.portal.invitations import portal_user_id
-from conftest import LambdaContext, drain, outbox_for
 
 BUCKET = "portal-access-test-uploads"
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ops import cli
 from chalicelib.core.models import PartnerClient, PartnerPortal
+from ops import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -175,8 +175,10 @@ def test_an_unreachable_endpoint_is_a_one_line_error():
 
 def test_tenant_create_invites_the_first_admin_and_refuses_an_existing_id(app, http, capsys):
     import uuid
-    from ops import cli
+
     from conftest import drain, links_to
+
+    from ops import cli
     tid = "acme-" + uuid.uuid4().hex[:6]
     assert cli.main(["tenant", "create", tid, "--name", "Acme Heating", "--admin-email", f"Boss@{tid}.example"]) == 0
     out = capsys.readouterr().out
@@ -206,8 +208,8 @@ def test_a_disabled_tenant_is_refused_at_sign_in_and_on_every_call(http, tenant,
 
 
 def test_keys_rotate_list_retire(http, tenant, capsys):
-    from ops import cli
     from chalicelib.core.security import keys
+    from ops import cli
     old = tenant.admin_token
     assert cli.main(["keys", "rotate"]) == 0
     listed = [json.loads(line) for line in (cli.main(["keys", "list", "--json"]) == 0 and capsys.readouterr().out).splitlines()

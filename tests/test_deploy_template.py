@@ -388,11 +388,11 @@ def test_the_functions_real_calls_are_allowed_by_their_own_roles(packaged, app, 
     it makes is recorded, then checked against its role in the packaged dev template (local names mapped to dev's;
     the local sender stands for the SenderEmail parameter)."""
     import botocore.client
+    from conftest import SCHEDULED_EVENT, LambdaContext, drain, outbox_for
+    from test_bulk_invites import BUCKET, bulk_events
 
     from chalicelib.core import config
     from chalicelib.core.models import Person, now
-    from conftest import SCHEDULED_EVENT, LambdaContext, drain, outbox_for
-    from test_bulk_invites import BUCKET, bulk_events
 
     rec = Recorder()
     real_call = botocore.client.BaseClient._make_api_call

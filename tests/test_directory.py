@@ -75,8 +75,8 @@ def test_patch_with_null_lists_clears_them(http, tenant):
 
 
 def test_office_role_manages_the_directory_but_technicians_cannot(http, tenant):
-    from chalicelib.flows.staff import people
     from chalicelib.core.security import passwords
+    from chalicelib.flows.staff import people
     pw = passwords.hash_password("Office-Pass-123")
     people.create(tenant.id, kind="employee", name="Office", email="office@x.example", role="office",
                   username="office", password_hash=pw)

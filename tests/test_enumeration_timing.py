@@ -20,9 +20,9 @@ import uuid
 
 import pytest
 from chalice.local import LambdaEventConverter
+from conftest import ROOT, drain, links_to
 
 from chalicelib.core import lockout
-from conftest import ROOT, drain, links_to
 
 PAIRS = 20  # known/unknown pairs per round
 ROUNDS = 4  # a round more (its samples added) while the medians are apart: a noisy neighbour, not the code

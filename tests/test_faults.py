@@ -12,11 +12,11 @@ import botocore.endpoint
 import botocore.response
 import pytest
 from botocore.awsrequest import AWSResponse
+from conftest import LambdaContext, make_tenant
 
 from chalicelib.core import config, dead_letters
-from chalicelib.flows.portal.invitations import portal_user_id
 from chalicelib.core.models import Customer, RecordEmail
-from conftest import LambdaContext, make_tenant
+from chalicelib.flows.portal.invitations import portal_user_id
 
 ROWS = int(os.environ.get("FAULT_ROWS", 5000))  # the file's rows: 1,000 distinct emails on record (each twice), 3,000 rows of strangers
 INVITABLE = int(os.environ.get("FAULT_INVITABLE", 1000))

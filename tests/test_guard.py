@@ -3,8 +3,8 @@ import re
 
 import pytest
 
-from chalicelib.web.api import Admin, PasswordChange, Public, Staff
 from chalicelib.core.security import keys
+from chalicelib.web.api import Admin, PasswordChange, Public, Staff
 
 
 def all_routes(app):

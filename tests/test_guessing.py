@@ -6,12 +6,12 @@ import os
 import threading
 
 import pytest
+from staff_helpers import run_together, staff_member, threaded_app, unique
+from test_portal_access import PASSWORD, invited, register  # noqa: F401
 
 from chalicelib.core import lockout
 from chalicelib.core.models import AuditEvent, Counter, Person
 from chalicelib.core.security import passwords
-from staff_helpers import run_together, staff_member, threaded_app, unique
-from test_portal_access import PASSWORD, invited, register  # noqa: F401
 
 N = 25
 

@@ -64,6 +64,7 @@ def receive_all(sqs, url: str, until, timeout: float = 10.0) -> list[dict]:
 
 def test_local_stack_is_built_from_the_template(moto):
     import boto3
+
     from ops.local.resources import create_all
 
     first = create_all(stage=STAGE)

@@ -3,12 +3,12 @@ import json
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from conftest import LambdaContext, drain, links_to, outbox_for
 
 from chalicelib.core import single_use
 from chalicelib.core.errors import Error, Gone
 from chalicelib.core.models import PortalUser, Token
 from chalicelib.core.security.tokens import token_hash
-from conftest import LambdaContext, drain, links_to, outbox_for
 
 
 def token_of(link):

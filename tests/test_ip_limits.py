@@ -7,11 +7,11 @@ import secrets
 
 import pytest
 from chalice.local import LambdaEventConverter
+from conftest import STRONG_PASSWORD
+from test_portal_access import PASSWORD, invited, register  # noqa: F401
 
 from chalicelib.core import lockout
 from chalicelib.core.models import Counter
-from conftest import STRONG_PASSWORD
-from test_portal_access import PASSWORD, invited, register  # noqa: F401
 
 LIMIT = 5
 

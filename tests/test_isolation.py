@@ -9,9 +9,8 @@ import re
 import pytest
 
 from chalicelib.core.principal import Principal
-
-from chalicelib.web.api import Public
 from chalicelib.core.security import keys
+from chalicelib.web.api import Public
 
 
 def b64(d):

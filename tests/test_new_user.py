@@ -15,7 +15,6 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-
 from conftest import drain, outbox_for
 from test_local_stack import free_port, listening, stack_env, wait_for
 
@@ -229,7 +228,7 @@ def test_the_settings_table_names_every_setting_of_the_local_stack():
 
 def test_the_readme_counts_the_operations_of_the_openapi_document(app):
     from chalicelib.web import openapi
-    document = openapi.document(app.api)
+    document = openapi.document()
     operations = sum(1 for item in document["paths"].values() for method in item
                      if method in ("get", "put", "post", "delete", "patch", "head", "options", "trace"))
     stated = re.findall(r"operation of `/v1/openapi\.json` \(all (\d+)\)", README)
@@ -255,9 +254,10 @@ def test_gitignore_ignores_no_tracked_file():
 # --- the messages ---------------------------------------------------------------------------------------------------
 
 def test_the_expiry_warning_opens_the_staff_change_password_page_of_the_business(app, http, tenant):
-    from chalicelib.flows import expiry
-    from chalicelib.core.due import PASSWORD_MAX_AGE_SECONDS
     from staff_helpers import staff_member
+
+    from chalicelib.core.due import PASSWORD_MAX_AGE_SECONDS
+    from chalicelib.flows import expiry
     person, _ = staff_member(tenant, kind="employee")
     assert expiry.warn_password_expiry(person, person.password_set_at + PASSWORD_MAX_AGE_SECONDS - 13 * 86400)
     drain(app)

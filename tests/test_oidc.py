@@ -4,7 +4,6 @@ import urllib.parse
 import urllib.request
 
 import pytest
-
 from oidc_provider import Provider, install
 
 

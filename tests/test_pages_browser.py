@@ -9,9 +9,8 @@ import re
 import threading
 
 import pytest
-from playwright.sync_api import expect
-
 from conftest import ROOT, drain, links_to, make_tenant, outbox_for
+from playwright.sync_api import expect
 
 os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
 
@@ -303,8 +302,8 @@ def test_staff_accept_invite_from_an_sms_link(app, http, business, page, server)
 
 
 def test_staff_code_reset_with_the_code_from_the_outbox(app, http, business, page, server):
-    from chalicelib.flows.staff import people
     from chalicelib.core.security import passwords
+    from chalicelib.flows.staff import people
     mobile = "+15550100456"
     people.create(business.id, kind="technician", name="Alex Moreno", email="alex.moreno@example.com",
                   mobile=mobile, role="technician", username="alex.moreno",
@@ -402,8 +401,8 @@ def test_accept_invite_shows_every_error_at_once_and_offers_no_email_to_a_techni
 
 
 def test_a_technicians_reset_by_mobile_preselects_sms_and_the_forced_change_hint(app, http, business, page, server):
-    from chalicelib.flows.staff import people
     from chalicelib.core.security import passwords
+    from chalicelib.flows.staff import people
     mobile = "+15550100188"
     people.create(business.id, kind="technician", name="Lee Park", mobile=mobile, role="technician",
                   username="lee.park", password_hash=passwords.hash_password(PASSWORD))

@@ -8,9 +8,9 @@ import uuid
 
 import pytest
 
-from chalicelib.flows import partners
 from chalicelib.core.errors import Error
 from chalicelib.core.models import AuditEvent, PartnerEnablement
+from chalicelib.flows import partners
 
 AGREEMENT = "Partner agreement, first edition.\n"
 

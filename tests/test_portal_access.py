@@ -4,11 +4,10 @@ import concurrent.futures
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-
 from chalice.test import Client
+from conftest import ROOT, Http, drain, links_to, outbox_for
 
 from chalicelib.core import lockout
-from conftest import ROOT, Http, drain, links_to, outbox_for
 
 PASSWORD = "Sunny-Porch-2026"
 

@@ -85,8 +85,8 @@ def emitted(out: str) -> list[dict]:
 
 def test_sign_ins_are_counted_by_audience_and_outcome(tenant, monkeypatch, capsys):
     """The flow as the staff sign-in route runs it (the test client would switch metrics off: stage local)."""
-    from chalicelib.flows.staff import staff_signin
     from chalicelib.core.errors import Error
+    from chalicelib.flows.staff import staff_signin
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
     capsys.readouterr()
 

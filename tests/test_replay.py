@@ -3,10 +3,11 @@
 import json
 from collections import Counter as Tally
 
-from chalicelib.core import config
-from chalicelib.core.models import AuditEvent, Person, now
 from conftest import SCHEDULED_EVENT, LambdaContext, drain, outbox_for
 from test_bulk_invites import BUCKET, bulk_events
+
+from chalicelib.core import config
+from chalicelib.core.models import AuditEvent, Person, now
 
 
 def audit_actions(tenant_id):
@@ -52,9 +53,9 @@ def test_schedule_replayed(app, http, tenant):
     """Each of the schedule's three jobs due once (a temporary password past its hour, a stale staff invitation,
     a password 360 days old); the schedule event three times in a row, then interleaved with send-queue
     deliveries: each acts once and the expiry warning is sent once."""
-    from chalicelib.flows.staff import people
-    from chalicelib.core.security import passwords
     from chalicelib.core.due import PASSWORD_MAX_AGE_SECONDS
+    from chalicelib.core.security import passwords
+    from chalicelib.flows.staff import people
     at = now()
     admin = next(p for p in Person.query(tenant.id))
     from chalicelib.core.due import due_actions  # back-dated as the writers date them: in the schedule's index too

@@ -9,13 +9,13 @@ import uuid
 
 import pytest
 from chalice.local import LambdaEventConverter
-
-from chalicelib.flows.portal import portal_access
-from chalicelib.core import single_use
-from chalicelib.flows.staff import staff_accounts, staff_recovery
-from chalicelib.core.security.tokens import token_hash
 from conftest import drain, links_to, outbox_for
 from staff_helpers import run_together, staff_member, threaded_app, unique_email, unique_mobile
+
+from chalicelib.core import single_use
+from chalicelib.core.security.tokens import token_hash
+from chalicelib.flows.portal import portal_access
+from chalicelib.flows.staff import staff_accounts, staff_recovery
 
 STAFF_RESET = "/v1/staff/password-reset"
 
@@ -361,8 +361,8 @@ def test_an_admin_cannot_give_a_colleagues_email_as_a_username_either(http, tena
 
 
 def test_sign_in_by_email_finds_the_person_whose_email_it_is(http, tenant):
-    from chalicelib.flows.staff import people
     from chalicelib.core.security import passwords
+    from chalicelib.flows.staff import people
     victim_email = unique_email("victim")
     victim = people.create(tenant.id, kind="employee", name="Victim", email=victim_email, username="victim.own",
                            password_hash=passwords.hash_password("Victim-Password-123"))
@@ -379,8 +379,8 @@ def test_sign_in_by_email_finds_the_person_whose_email_it_is(http, tenant):
 
 
 def test_find_by_username_reads_the_same_for_known_and_unknown_identifiers(tenant, monkeypatch):
-    from chalicelib.flows.staff import people
     from chalicelib.core.models import Claim, Person
+    from chalicelib.flows.staff import people
     person, _ = staff_member(tenant, kind="employee")
     calls = []
     for model, name in ((Claim, "batch_get"), (Claim, "get"), (Person, "get"), (Person, "batch_get")):

@@ -2,12 +2,12 @@
 a short per-container cache. DynamoDB requests are counted through botocore, as the live-check test does."""
 import botocore.client
 import pytest
+from conftest import SCHEDULED_EVENT, LambdaContext
 
 from chalicelib.core import due
-from chalicelib.flows.staff import people
-from chalicelib.core.models import Person, now
 from chalicelib.core.due import PASSWORD_MAX_AGE_SECONDS
-from conftest import SCHEDULED_EVENT, LambdaContext
+from chalicelib.core.models import Person, now
+from chalicelib.flows.staff import people
 
 
 @pytest.fixture

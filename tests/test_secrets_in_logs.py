@@ -22,9 +22,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+from conftest import STRONG_PASSWORD, Http, LambdaContext, drain, links_to
 
 from chalicelib.core import config, messaging
-from conftest import STRONG_PASSWORD, Http, LambdaContext, drain, links_to
 
 PORTAL_PASSWORD = "Porch-Light-" + uuid.uuid4().hex[:8] + "-7A"
 STAFF_PASSWORD = "Crew-Pass-" + uuid.uuid4().hex[:8] + "-3B"

@@ -14,9 +14,9 @@ import secrets
 import types
 
 import pytest
+from test_portal_access import invited, register  # noqa: F401
 
 from chalicelib.core import lockout
-from test_portal_access import invited, register  # noqa: F401
 
 _MARKER_REVERSED = secrets.token_hex(6)[::-1]
 _PATTERN = "Sx7" + "".join(f"[{c}]" for c in _MARKER_REVERSED[::-1]) + "[0-9a-f]{32}"

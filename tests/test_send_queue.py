@@ -2,8 +2,9 @@
 one JSON file per message, and a failed message is reported for retry instead of lost."""
 import json
 
-from chalicelib.core import messaging
 from conftest import LambdaContext, drain, outbox_for
+
+from chalicelib.core import messaging
 
 
 def test_messages_are_delivered_once_and_written_to_the_outbox(app):
@@ -42,6 +43,7 @@ def test_a_failed_send_is_reported_for_retry(app, monkeypatch):
 
 def test_throttling_is_retried_with_back_off_and_the_rate_is_kept(app, monkeypatch):
     import time as time_module
+
     from botocore.exceptions import ClientError
     real_send = messaging._send
     failures = {"left": 2}

@@ -5,13 +5,13 @@ import concurrent.futures
 
 import botocore.client
 import pytest
-
-from chalicelib.core.models import AuditEvent
 from conftest import drain, links_to
 from staff_helpers import PASSWORD, staff_member, unique_email
 from test_partners import enable, enabled_partner, partner_token
 from test_portal_access import PASSWORD as PORTAL_PASSWORD
 from test_portal_access import invited, register  # noqa: F401  (the fixture)
+
+from chalicelib.core.models import AuditEvent
 
 
 def ended(response):
@@ -124,9 +124,8 @@ def people_of(tenant):
 
 def test_two_admins_disabling_each_other_at_once_leave_one(app, tenant):
     """The last-admin check and the change are serialised: never zero active admins."""
-    from conftest import Http
     from chalice.test import Client
-    from conftest import ROOT
+    from conftest import ROOT, Http
     for p in people_of(tenant):  # leave exactly these two admins active
         if p.role == "admin":
             from chalicelib.core.models import Person
@@ -370,8 +369,8 @@ def test_a_staff_sign_in_under_way_when_the_password_changes_does_not_survive_it
 
 def test_a_portal_sign_in_under_way_when_every_session_ends_does_not_survive_it(http, tenant, invited,
                                                                                  monkeypatch):
-    from chalicelib.flows.portal import invitations
     from chalicelib.core import sessions
+    from chalicelib.flows.portal import invitations
     portal_session(http, invited)
     user = invitations.find_user(tenant.id, invited["email"])
     during_password_check(monkeypatch, PORTAL_PASSWORD, lambda: sessions.end_all(

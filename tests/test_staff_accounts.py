@@ -4,13 +4,24 @@ Every message goes through the send queue (drain) and is read back from the outb
 import re
 
 import pytest
+from conftest import SCHEDULED_EVENT, LambdaContext, drain, outbox_for
+from staff_helpers import (  # noqa: F401
+    PASSWORD,
+    clock,
+    create_person,
+    last_link,
+    run_together,
+    staff_member,
+    threaded_app,
+    token_of,
+    unique,
+    unique_email,
+    unique_mobile,
+)
 
 from chalicelib.core import lockout
-from chalicelib.web.api import Admin
 from chalicelib.core.models import AuditEvent, Person, Token, now
-from conftest import SCHEDULED_EVENT, LambdaContext, drain, outbox_for
-from staff_helpers import (PASSWORD, clock, create_person, last_link, run_together,  # noqa: F401
-                           staff_member, threaded_app, token_of, unique, unique_email, unique_mobile)
+from chalicelib.web.api import ROUTES, Admin
 
 NEW_PASSWORD = "Chosen-Password-2468"
 ACCEPT = "/staff/accept-invite?token="
@@ -599,7 +610,7 @@ def test_bad_bulk_bodies(http, admin, body):
 # --- who may do it (rule 16) and tenant isolation -----------------------------------------------------------
 
 def accounts_routes(app):
-    return [(r.method, r.path) for r in app.api.routes
+    return [(r.method, r.path) for r in ROUTES
             if isinstance(r.policy, Admin) and r.policy.permission == "accounts:manage"]
 
 

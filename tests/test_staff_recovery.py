@@ -2,13 +2,21 @@
 by email and SMS, with case-sensitive 8-character codes valid 10 minutes, 5 tries per flow, the same answers for
 unknown identifiers, rate limits, one winner among concurrent verifications, and nothing secret stored."""
 import pytest
+from conftest import drain, outbox_for
+from staff_helpers import (  # noqa: F401
+    PASSWORD,
+    clock,
+    last_code,
+    run_together,
+    staff_member,
+    threaded_app,
+    unique_email,
+    unique_mobile,
+)
 
-from chalicelib.flows.staff import staff_recovery
 from chalicelib.core.models import AuditEvent, Token
 from chalicelib.core.security.tokens import token_hash
-from conftest import drain, outbox_for
-from staff_helpers import (PASSWORD, clock, last_code, run_together, staff_member,  # noqa: F401
-                           threaded_app, unique_email, unique_mobile)
+from chalicelib.flows.staff import staff_recovery
 
 NEW_PASSWORD = "Recovered-Pass-8642"
 BASE = "/v1/staff/password-reset"

@@ -2,12 +2,12 @@ import statistics
 import time
 
 import pytest
+from conftest import SCHEDULED_EVENT, STRONG_PASSWORD, LambdaContext
 
 from chalicelib.core import lockout
-from chalicelib.flows.staff import people
 from chalicelib.core.models import AuditEvent, Person, now
 from chalicelib.core.security import passwords
-from conftest import SCHEDULED_EVENT, STRONG_PASSWORD, LambdaContext
+from chalicelib.flows.staff import people
 
 
 def actions(tenant_id):

@@ -1,6 +1,5 @@
 """Normalising identifiers and claiming them uniquely per tenant (emails, usernames, mobiles)."""
 import re
-
 from typing import Annotated
 
 from pydantic import AfterValidator, WithJsonSchema

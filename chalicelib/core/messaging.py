@@ -8,10 +8,10 @@ import json
 import os
 import time
 import uuid
-from typing import Callable
 from functools import lru_cache
 from pathlib import Path
 from string import Template
+from typing import Callable
 
 from chalicelib.core import config, observability
 from chalicelib.core.observability import logger
@@ -114,6 +114,7 @@ def deliver(message: dict) -> dict:
     and full jitter. Anything else (or throttling that lasts) raises: the queue redelivers the message and,
     after its maxReceiveCount, dead-letters it; the log line says why."""
     import random
+
     from botocore.exceptions import ClientError
     for attempt in range(THROTTLE_TRIES):
         _limiter.wait()
@@ -158,8 +159,11 @@ def sms_attributes() -> dict:
 
 @lru_cache(maxsize=1)
 def _idempotency():
-    from aws_lambda_powertools.utilities.idempotency import (DynamoDBPersistenceLayer, IdempotencyConfig,
-                                                             idempotent_function)
+    from aws_lambda_powertools.utilities.idempotency import (
+        DynamoDBPersistenceLayer,
+        IdempotencyConfig,
+        idempotent_function,
+    )
     layer = DynamoDBPersistenceLayer(table_name=config.table_name("idempotency"),
                                      boto3_client=config.client("dynamodb"))
     settings = IdempotencyConfig(event_key_jmespath="message_id", expires_after_seconds=7 * 24 * 3600)

@@ -24,8 +24,8 @@ from pydantic import BaseModel
 
 from chalicelib.core import audit
 from chalicelib.core.errors import Error, NotFound, Unauthenticated
+from chalicelib.core.models import Customer, Person, PortalUser, Session, Tenant, _transaction_connection, now
 from chalicelib.core.principal import Principal
-from chalicelib.core.models import (Customer, Person, PortalUser, Session, Tenant, _transaction_connection, now)
 
 STAFF_SESSION_SECONDS = 15 * 60  # as long as its access token: staff have no refresh token (yet)
 PORTAL_SESSION_SECONDS = 30 * 24 * 3600  # as long as its refresh tokens

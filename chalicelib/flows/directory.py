@@ -6,12 +6,11 @@ from typing import Annotated
 from pydantic import BaseModel, Field
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
-
 from chalicelib.core.errors import Conflict, Invalid, NotFound
-from chalicelib.core.schema import Strict
 from chalicelib.core.identity import Email
-from chalicelib.core.paging import iso_at, make_cursor, page_args
 from chalicelib.core.models import Contact, Customer, Location, RecordEmail, now, transaction
+from chalicelib.core.paging import iso_at, make_cursor, page_args
+from chalicelib.core.schema import Strict
 from chalicelib.core.text import OneLine
 
 Name = Annotated[OneLine, Field(min_length=1, max_length=200)]

@@ -15,10 +15,10 @@ from urllib.parse import urlencode
 from pynamodb.exceptions import UpdateError
 
 from chalicelib.core import audit, config
-from chalicelib.flows.staff import people
+from chalicelib.core.due import DUE, PASSWORD_MAX_AGE_SECONDS, WARN_BEFORE_SECONDS, due_actions, next_due
 from chalicelib.core.models import Person, _transaction_connection, now
 from chalicelib.core.observability import logger
-from chalicelib.core.due import DUE, PASSWORD_MAX_AGE_SECONDS, WARN_BEFORE_SECONDS, due_actions, next_due
+from chalicelib.flows.staff import people
 
 RUN_BUDGET_SECONDS = 20  # of the function's 30 s: what is left stays due for the next run, 5 minutes later
 

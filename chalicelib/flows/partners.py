@@ -12,13 +12,22 @@ from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
 
 from chalicelib.core import audit, lockout
 from chalicelib.core.errors import Conflict, Error, Forbidden, Invalid, NotFound, Unauthenticated
+from chalicelib.core.models import (
+    Location,
+    PartnerClient,
+    PartnerEnablement,
+    PartnerPortal,
+    PartnerUser,
+    Person,
+    Tenant,
+    now,
+    transaction,
+)
+from chalicelib.core.paging import iso, iso_at, make_cursor, page_args
 from chalicelib.core.principal import Principal
 from chalicelib.core.schema import Strict
-from chalicelib.core.paging import iso, iso_at, make_cursor, page_args
-from chalicelib.flows.directory import LocationOut, location_out
-from chalicelib.core.models import (Location, PartnerClient, PartnerEnablement, PartnerPortal, PartnerUser,
-                               Person, Tenant, now, transaction)
 from chalicelib.core.text import OneLine
+from chalicelib.flows.directory import LocationOut, location_out
 
 # The fixed catalogue a portal's permissions come from (rule 18), in the order a tenant sees them.
 PERMISSIONS = {

@@ -189,8 +189,8 @@ def _tenant_disabled() -> ApiError:
 def _check_live(principal: Principal) -> None:
     """A disabled tenant is cut off on every call. A staff or portal session is checked live (sessions.py): one
     read of tenant, session and account; a staff caller's permissions become the live person's."""
-    from chalicelib.flows.staff import people
     from chalicelib.core import sessions, tenants
+    from chalicelib.flows.staff import people
     if principal.kind not in ("staff", "portal"):
         if not tenants.is_active(principal.tenant_id):
             raise _tenant_disabled()
@@ -268,9 +268,17 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+# Every JSON route of the app, in the order the areas are registered (web/routes/__init__.py): the OpenAPI
+# document lists them in this order.
+ROUTES: list[RouteSpec] = []
+# What a listing route's query takes (the same on every list).
+PAGING = {"limit": "Page size, 1-100 (default 50)", "cursor": "next_cursor of the previous page"}
+
+
 class Api:
-    def __init__(self, app) -> None:
-        self.app = app
+    """Declares the JSON routes of one area on its Chalice Blueprint (web/routes/*.py)."""
+    def __init__(self, blueprint) -> None:
+        self.app = blueprint
         self.routes: list[RouteSpec] = []
 
     def route(self, path: str, method: str, policy: Policy, *, body: type[BaseModel] | None = None,
@@ -351,18 +359,19 @@ class Api:
             message, problems = _validation_message(exc)
             raise ApiError(400, "invalid_request", message, fields=problems) from None
 
-    def add_method_not_allowed(self) -> None:
-        """API Gateway answers other methods on a known path with its own body; route them to the envelope."""
-        by_path: dict[str, set] = {}
-        for spec in self.routes:
-            by_path.setdefault(spec.path, set()).add(spec.method)
-        for path, methods in by_path.items():
-            others = [m for m in ("GET", "POST", "PUT", "PATCH", "DELETE") if m not in methods]
-            allowed = ", ".join(sorted(methods))
 
-            def not_allowed(allowed=allowed, **_):
-                return error_response(ApiError(405, "method_not_allowed", f"Use {allowed} on this path."),
-                                      {"Allow": allowed})
-            mark_view(not_allowed, Public())
-            name = "method_not_allowed_" + path.strip("/").replace("/", "_").replace("{", "").replace("}", "")
-            self.app.route(path, methods=others, content_types=["*/*"], name=name)(not_allowed)
+def add_method_not_allowed(app) -> None:
+    """API Gateway answers other methods on a known path with its own body; route them to the envelope."""
+    by_path: dict[str, set] = {}
+    for spec in ROUTES:
+        by_path.setdefault(spec.path, set()).add(spec.method)
+    for path, methods in by_path.items():
+        others = [m for m in ("GET", "POST", "PUT", "PATCH", "DELETE") if m not in methods]
+        allowed = ", ".join(sorted(methods))
+
+        def not_allowed(allowed=allowed, **_):
+            return error_response(ApiError(405, "method_not_allowed", f"Use {allowed} on this path."),
+                                  {"Allow": allowed})
+        mark_view(not_allowed, Public())
+        name = "method_not_allowed_" + path.strip("/").replace("/", "_").replace("{", "").replace("}", "")
+        app.route(path, methods=others, content_types=["*/*"], name=name)(not_allowed)

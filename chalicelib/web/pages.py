@@ -43,8 +43,8 @@ from pynamodb.exceptions import DoesNotExist
 
 from chalicelib.core import config
 from chalicelib.core.errors import Error, Unauthenticated
-from chalicelib.web.api import Public, mark_view, status_of
 from chalicelib.core.security.passwords import POLICY_TEXT, RULE_MESSAGES
+from chalicelib.web.api import Public, mark_view, status_of
 
 if TYPE_CHECKING:  # models load lazily here: a page that needs none never pays for PynamoDB
     from chalicelib.core.models import PortalUser
@@ -559,8 +559,8 @@ def _link_token(p: Page, kind: str, cookie: str, max_age: int = 3600, expired_co
 
 
 def register(p: Page) -> Response:
-    from chalicelib.flows.portal import portal_access
     from chalicelib.core.models import PortalUser
+    from chalicelib.flows.portal import portal_access
     if "token" not in p.query and "tenant_id" in p.query:
         return _sign_up(p)
     token, record, answer = _link_token(p, "portal_invitation", "pa_register", expired_code="invitation_expired")
@@ -648,8 +648,8 @@ def _sign_up(p: Page) -> Response:
 # --- customer portal: /reset-password ---------------------------------------------------------------------------
 
 def reset_password(p: Page) -> Response:
-    from chalicelib.flows.portal import portal_access
     from chalicelib.core.models import PortalUser
+    from chalicelib.flows.portal import portal_access
     if "token" not in p.query and "tenant_id" in p.query:
         return _reset_request(p)
     token, record, answer = _link_token(p, "portal_reset", "pa_reset", max_age=portal_access.RESET_SECONDS)
@@ -945,8 +945,8 @@ STAFF = "Staff account"
 
 
 def accept_invite(p: Page) -> Response:
-    from chalicelib.flows.staff import staff_accounts
     from chalicelib.core.models import Person
+    from chalicelib.flows.staff import staff_accounts
     token, record, answer = _link_token(p, "staff_invite", "pa_invite")
     if isinstance(answer, Response):
         return answer

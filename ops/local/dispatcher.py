@@ -128,6 +128,7 @@ def main() -> int:
         signal.signal(signal.SIGINT, lambda *_: stop.set())
     app = load_app()
     import boto3
+
     from chalicelib.core import config
     if problem := config.local_endpoint_problem():  # stage local never reaches a real AWS account
         log(f"error: {problem}")

@@ -119,9 +119,9 @@ def set_environment(aws_port: int, api_port: int, bucket: str, outbox: Path) -> 
 
 def prepare(bucket: str, password: str) -> dict:
     """Resources, signing key, demo tenant: imported only now so boto3/PynamoDB see the moto endpoint."""
+    from chalicelib.core.security import keys
     from ops import seed
     from ops.local import resources
-    from chalicelib.core.security import keys
     resources.create_all(stage="local", uploads_bucket=bucket)
     keys.ensure_signing_key()
     demo = seed.seed_demo(password)

@@ -44,6 +44,7 @@ def _seed_key(seed: str) -> dict:
     (infra/aws.json), and every function derives the same ES256 key from it, so sign-in works from the first
     minute with no write and no race between cold starts. The first `keys rotate` stores it as a previous key."""
     import hashlib
+
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.hazmat.primitives.kdf.hkdf import HKDF

@@ -18,13 +18,13 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field
 
 from chalicelib.core import audit, config, lockout, paging, sessions, single_use
-from chalicelib.flows import directory
 from chalicelib.core.errors import Conflict, Forbidden, Gone, Unauthenticated
+from chalicelib.core.models import Customer, PortalUser, Token, now
 from chalicelib.core.principal import Principal
 from chalicelib.core.schema import Strict
-from chalicelib.core.models import Customer, PortalUser, Token, now
 from chalicelib.core.security import keys
 from chalicelib.core.text import OneLine
+from chalicelib.flows import directory
 
 LINK_SECONDS = 10 * 365 * 24 * 3600  # the token record lives until rotated; the customer holds the expiry
 SESSION_SECONDS = 15 * 60
@@ -76,8 +76,8 @@ class Opened:
 def state(customer: Customer) -> AccessLinkState:
     if not customer.access_link_hash:
         return AccessLinkState(customer_id=customer.customer_id, status="none")
-    status = "expired" if sessions.link_expired(customer) else "active"
-    return AccessLinkState(customer_id=customer.customer_id, status=status,
+    return AccessLinkState(customer_id=customer.customer_id,
+                           status="expired" if sessions.link_expired(customer) else "active",
                            created_at=paging.iso(customer.access_link_created_at),
                            expires_at=paging.iso(customer.access_link_expires_at))
 

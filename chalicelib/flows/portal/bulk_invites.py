@@ -13,24 +13,28 @@ import tempfile
 import time
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
 from pynamodb.expressions.update import Action
 
-from chalicelib.core import audit, config, dead_letters, messaging, observability
-from chalicelib.flows.portal import email_scan
+from chalicelib.core import audit, config, messaging, observability
 from chalicelib.core.errors import NotFound
-from chalicelib.core.paging import iso_at, make_cursor, page_args
-from chalicelib.flows.portal.invitations import (ACCESS_RANK, grants_from_refs, invite_message, merge_grant, portal_user_id,
-                                    status_key)
 from chalicelib.core.models import Job, PortalUser, RecordEmail, Tenant, now, transaction
 from chalicelib.core.observability import logger
+from chalicelib.core.paging import iso_at, make_cursor, page_args
 from chalicelib.core.text import OneLine
+from chalicelib.flows.portal import email_scan
+from chalicelib.flows.portal.invitations import (
+    ACCESS_RANK,
+    grants_from_refs,
+    invite_message,
+    merge_grant,
+    portal_user_id,
+    status_key,
+)
 
-if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 
 PREFIX = "bulk-invites/"
 REPORT_PREFIX = "bulk-invite-reports/"
@@ -134,25 +138,6 @@ class Report:
             config.client("s3").upload_file(out.name, bucket, key, ExtraArgs={"ContentType": "application/json"},
                                             Config=_report_transfer())
         self.rows.close()
-
-
-def handle_batch(raw_event: dict, context) -> "PartialItemFailureResponse":
-    """The bulk queue's handler: each SQS record is one S3 notification (or S3's test event, skipped)."""
-    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-
-    def process(record) -> None:
-        receive_count = int(record.attributes.approximate_receive_count or 1)
-        for upload in uploads_in(record.body):
-            try:
-                handle(upload, receive_count)
-            except Exception as exc:  # the queue retries; the log says why (keys and codes only, no content)
-                logger.exception("bulk upload failed", extra={"key": upload.key, "receive_count": receive_count})
-                dead_letters.record_failure("bulk-invites", record.message_id, exc, receive_count)
-                raise
-
-    return process_partial_response(event=raw_event, record_handler=process, context=context,
-                                    processor=BatchProcessor(event_type=EventType.SQS,
-                                                             raise_on_entire_batch_failure=False))
 
 
 def handle(upload: Upload, receive_count: int = 1) -> dict:

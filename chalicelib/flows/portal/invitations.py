@@ -13,12 +13,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
 from chalicelib.core import audit, config, messaging, single_use
-from chalicelib.flows import directory
 from chalicelib.core.errors import Conflict, Invalid, NotFound
-from chalicelib.core.paging import iso, iso_at, make_cursor, page_args
 from chalicelib.core.identity import Email
 from chalicelib.core.models import Grant, PortalUser, Tenant, now
+from chalicelib.core.paging import iso, iso_at, make_cursor, page_args
 from chalicelib.core.text import OneLine
+from chalicelib.flows import directory
 
 INVITATION_SECONDS = 7 * 24 * 3600
 Access = Literal["billing", "non_billing", "none"]

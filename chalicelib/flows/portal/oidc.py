@@ -19,10 +19,10 @@ from chalice import Response
 from pynamodb.expressions.update import Action
 
 from chalicelib.core import audit, config, single_use
-from chalicelib.flows import directory
-from chalicelib.flows.portal import invitations, portal_sessions
 from chalicelib.core.errors import Forbidden, Invalid, NotFound, Unauthenticated
 from chalicelib.core.models import PortalUser, Tenant, now
+from chalicelib.flows import directory
+from chalicelib.flows.portal import invitations, portal_sessions
 
 PROVIDERS = ("google", "microsoft")
 STATE_SECONDS = 10 * 60

@@ -14,15 +14,15 @@ from pydantic import BaseModel, Field
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from chalicelib.core import audit, config, lockout, messaging, single_use
-from chalicelib.flows import directory
-from chalicelib.flows.portal import invitations, portal_sessions
 from chalicelib.core.errors import Error, Forbidden, Gone, Invalid, Unauthenticated
-from chalicelib.core.schema import Password, Strict
-from chalicelib.core.principal import Principal
 from chalicelib.core.identity import Email
 from chalicelib.core.models import Customer, PortalUser, Tenant, now
+from chalicelib.core.principal import Principal
+from chalicelib.core.schema import Password, Strict
 from chalicelib.core.security import passwords
 from chalicelib.core.text import OneLine
+from chalicelib.flows import directory
+from chalicelib.flows.portal import invitations, portal_sessions
 
 RESET_SECONDS = 30 * 60
 # Reset emails delivered to one portal user per hour, whatever asked for them; past it the sender sends nothing

@@ -6,7 +6,6 @@ from typing import Callable, Literal, get_args
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
-
 from chalicelib.core import due, identity
 from chalicelib.core.errors import Conflict, Invalid, NotFound
 from chalicelib.core.models import Claim, Person, Tenant, now, transaction

@@ -10,16 +10,16 @@ from pydantic import BaseModel, Field, model_validator
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from chalicelib.core import audit, config, due, lockout, sessions, single_use
-from chalicelib.flows.staff import people, staff_signin
 from chalicelib.core.errors import Conflict, Error, Forbidden, Gone, Invalid, NotFound, Throttled
-from chalicelib.core.schema import Password, Strict
-from chalicelib.core.principal import Principal
-from chalicelib.core.paging import iso, iso_at, make_cursor, page_args
 from chalicelib.core.identity import Email, Mobile
 from chalicelib.core.models import Job, Person, Tenant, now
+from chalicelib.core.paging import iso, iso_at, make_cursor, page_args
+from chalicelib.core.principal import Principal
+from chalicelib.core.schema import Password, Strict
 from chalicelib.core.security import passwords
 from chalicelib.core.security.tokens import token_hash
 from chalicelib.core.text import OneLine
+from chalicelib.flows.staff import people, staff_signin
 
 INVITE_SECONDS = 7 * 24 * 3600
 RESET_LINK_SECONDS = 24 * 3600

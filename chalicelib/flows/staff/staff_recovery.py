@@ -27,14 +27,14 @@ from pydantic import BaseModel, Field
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from chalicelib.core import audit, identity, lockout, messaging, single_use
-from chalicelib.flows.staff import people, staff_signin
 from chalicelib.core.errors import Error, Forbidden, Gone, Invalid, Throttled
-from chalicelib.core.schema import Password, Strict
 from chalicelib.core.models import Counter, Person, Token, now
 from chalicelib.core.observability import logger
+from chalicelib.core.schema import Password, Strict
 from chalicelib.core.security import passwords
 from chalicelib.core.security.tokens import new_code
 from chalicelib.core.text import OneLine
+from chalicelib.flows.staff import people, staff_signin
 
 FLOW_KIND = "staff_reset_flow"
 RESET_KIND = "staff_reset"  # also the kind of admin-sent reset links (staff_accounts)

@@ -1,16 +1,47 @@
 """Staff sign-in and password change (DESIGN rules 10-12): one answer for every wrong credential, lockout
 with back-off, forced change for admin-set, temporary and expired passwords; `set_password` is the one place
 a staff password is stored, and every change is announced to the person (ASVS 2.2.3)."""
-from typing import Callable
+from typing import Annotated, Callable
 
+from pydantic import BaseModel, Field, StringConstraints
 from pynamodb.exceptions import DoesNotExist
 
 from chalicelib.core import audit, due, lockout
-from chalicelib.flows.staff import people
 from chalicelib.core.errors import Conflict, Error, Forbidden, Gone, Invalid, Unauthenticated
-from chalicelib.core.principal import Principal
 from chalicelib.core.models import Person, Tenant, now
+from chalicelib.core.principal import Principal
+from chalicelib.core.schema import Password, Strict
 from chalicelib.core.security import keys, passwords
+from chalicelib.core.text import OneLine
+from chalicelib.flows.staff import people
+
+Short = Annotated[OneLine, Field(min_length=1, max_length=256)]
+
+
+class StaffSignIn(Strict):
+    tenant_id: Annotated[OneLine, Field(min_length=1, max_length=64)]
+    username: Short
+    password: Password
+
+
+class ChangePassword(Strict):
+    current_password: Annotated[str, StringConstraints(strip_whitespace=False, max_length=1024)] | None = None
+    new_password: Password
+    new_username: Short | None = None
+
+
+class AccessToken(BaseModel):
+    access_token: str
+    token_type: str
+    expires_in: int
+
+
+class StaffMe(BaseModel):
+    person_id: str
+    tenant_id: str
+    role: str
+    permissions: list[str]
+
 
 ACCESS_TOKEN_SECONDS = 15 * 60
 CHANGE_TOKEN_SECONDS = 10 * 60
@@ -205,6 +236,7 @@ def set_password(person: Person, new_password: str, *, new_username: str | None 
     password also ends every session of the person (in the same write), any pending invitation, reset link,
     retired temporary password and sign-in lockout. `ended_by`: who set it, for the audit trail."""
     from pynamodb.exceptions import TransactWriteError
+
     from chalicelib.core import identity, lockout, single_use
     from chalicelib.core.models import Claim, transaction
     hash_, at = passwords.hash_password(new_password), now()
@@ -260,6 +292,7 @@ def set_password_with_link(person: Person, new_password: str, link, **options) -
     single-item condition is atomic everywhere; moto's transactions are not under concurrency). If setting the
     password then fails (the username was taken meanwhile, a concurrent edit), the link is given back."""
     from pynamodb.exceptions import UpdateError
+
     from chalicelib.core.models import Token
     at = now()
     try:

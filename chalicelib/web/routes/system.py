@@ -1,0 +1,28 @@
+"""Public routes of the service itself: health, the OpenAPI document, the token-verifying keys."""
+from chalice import Blueprint
+
+from chalicelib.core import config
+from chalicelib.web import openapi
+from chalicelib.web.api import Api, Public
+
+routes = Blueprint(__name__)
+api = Api(routes)
+
+
+@api.route("/v1/health", "GET", Public())
+def health(call):
+    """Liveness of the API."""
+    return {"status": "ok", "stage": config.stage()}
+
+
+@api.route("/v1/openapi.json", "GET", Public())
+def openapi_document(call):
+    """This API, as OpenAPI 3.1."""
+    return openapi.document()
+
+
+@api.route("/.well-known/jwks.json", "GET", Public())
+def jwks(call):
+    """Public keys that verify access tokens (every key not yet retired)."""
+    from chalicelib.core.security import keys
+    return keys.jwks()
