@@ -15,7 +15,7 @@ from staff_helpers import run_together, staff_member, threaded_app, unique_email
 from chalicelib.core import single_use
 from chalicelib.core.security.tokens import token_hash
 from chalicelib.flows.portal import portal_access
-from chalicelib.flows.staff import staff_accounts, staff_recovery
+from chalicelib.flows.staff import staff_invitations, staff_recovery
 
 STAFF_RESET = "/v1/staff/password-reset"
 
@@ -408,7 +408,7 @@ def test_username_taken_answers_are_limited_per_invitation(app, http, tenant):
         from_ip(f"192.0.2.{i + 1}")  # one IP each: the limit is the invitation's
         status, body = accept(http, token, name)
         answers.append((status, body["error"]["code"]))
-    limit, _window = staff_accounts.USERNAME_TAKEN_PER_INVITATION
+    limit, _window = staff_invitations.USERNAME_TAKEN_PER_INVITATION
     assert answers == [(409, "username_taken")] * limit + [(429, "too_many_requests")] * (len(taken) - limit)
     assert accept(http, token, "free.name.here")[0] == 200  # the invitation itself still works
 
@@ -435,5 +435,5 @@ def test_concurrent_tries_hear_username_taken_no_more_often(app, http, tenant):
     assert not [r for r in results if isinstance(r, Exception)], results
     codes = [body["error"]["code"] for _, body in results]
     # (concurrent tries mostly meet the link held by another: token_used, which gives a taken name away neither)
-    assert codes.count("username_taken") <= staff_accounts.USERNAME_TAKEN_PER_INVITATION[0], codes
+    assert codes.count("username_taken") <= staff_invitations.USERNAME_TAKEN_PER_INVITATION[0], codes
     assert set(codes) <= {"username_taken", "token_used", "too_many_requests"}, codes

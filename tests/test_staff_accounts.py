@@ -570,13 +570,13 @@ def test_bulk_invite_dry_run_then_send(app, http, admin, tenant):
 
 
 def test_a_send_to_all_is_refused_past_the_limit_with_the_way_to_do_it(app, http, admin, tenant, monkeypatch):
-    from chalicelib.flows.staff import staff_accounts
+    from chalicelib.flows.staff import staff_bulk
     for name in ("Over A", "Over B", "Over C"):
         create_person(http, admin, kind="employee", name=name, email=unique_email())
     drain(app)
     would = [o for o in http.post("/v1/people/bulk-invite", {"all": True, "type": "dry_run"}, token=admin)[1]
              ["outcomes"] if o["outcome"] == "would_send"]
-    monkeypatch.setattr(staff_accounts, "BULK_MAX_IDS", len(would) - 1)
+    monkeypatch.setattr(staff_bulk, "BULK_MAX_IDS", len(would) - 1)
     status, body = http.post("/v1/people/bulk-invite", {"all": True, "type": "send"}, token=admin)
     assert status == 400 and body["error"]["code"] == "too_many_people"
     assert body["error"]["count"] == len(would) and body["error"]["limit"] == len(would) - 1

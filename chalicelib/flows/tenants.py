@@ -6,7 +6,7 @@ from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
 from chalicelib.core import audit, identity, tenants
 from chalicelib.core.models import Person, Tenant
-from chalicelib.flows.staff import people, staff_accounts
+from chalicelib.flows.staff import people, staff_invitations
 
 TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 
@@ -29,7 +29,7 @@ def create(tenant_id: str, name: str, admin_email: str, admin_name: str = "Admin
     except PutError:
         raise TenantError(f"tenant {tenant_id!r} already exists") from None
     admin = people.create(tenant_id, kind="employee", name=admin_name, email=email, role="admin")
-    sent = staff_accounts._invite(admin, "email", "operator", None)
+    sent = staff_invitations.send_invitation(admin, "email", "operator", None)
     audit.record(tenant_id, "tenant.created", actor="operator", target=admin.person_id, name=name.strip())
     return {"tenant_id": tenant_id, "name": name.strip(), "admin_person_id": admin.person_id, "admin_email": email,
             "invitation_expires_at": sent["expires_at"]}

@@ -946,7 +946,7 @@ STAFF = "Staff account"
 
 def accept_invite(p: Page) -> Response:
     from chalicelib.core.models import Person
-    from chalicelib.flows.staff import staff_accounts
+    from chalicelib.flows.staff import staff_invitations
     token, record, answer = _link_token(p, "staff_invite", "pa_invite")
     if isinstance(answer, Response):
         return answer
@@ -967,7 +967,7 @@ def accept_invite(p: Page) -> Response:
             p, errors, required={"username": "Choose a username.", "password": "Enter a password.",
                                  "password_confirm": "Type the password again."},
             # the confirmation goes to the flow, which answers every field's problem at once
-            flow=lambda: staff_accounts.accept_invite(staff_accounts.AcceptInvite(
+            flow=lambda: staff_invitations.accept_invite(staff_invitations.AcceptInvite(
                 token=token, username=username, password=password), p.ip,
                 password_confirm=p.form.get("password_confirm", "")),
             fields={"username": "username", "password": "password", "password_confirm": "password_confirm"},

@@ -173,7 +173,7 @@ def refuse(problems: list[Error]) -> None:
 def new_password_problems(person: Person, new_password: str, field: str, confirm: str | None = None) -> list[Error]:
     """The new password against the policy, then against the current one (400 password_reused: one rule for
     every reset and change), and its confirmation when the form has one."""
-    problems = caught(lambda: _check_policy(new_password, field))
+    problems = caught(lambda: check_policy(new_password, field))
     if not problems and person.password_hash and passwords.verify_password(person.password_hash, new_password):
         problems.append(Invalid("password_reused", "Choose a password different from the current one.",
                                  field=field))
@@ -183,7 +183,8 @@ def new_password_problems(person: Person, new_password: str, field: str, confirm
     return problems
 
 
-def _check_policy(password: str, field: str) -> None:
+def check_policy(password: str, field: str) -> None:
+    """The password policy, as a field's error (400 with the policy's code)."""
     try:
         passwords.check_policy(password)
     except passwords.PolicyViolation as exc:

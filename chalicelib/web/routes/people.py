@@ -3,22 +3,11 @@ bulk jobs, sessions and audit; and the public steps of accepting an invitation a
 from chalice import Blueprint
 
 from chalicelib.core import audit, sessions
-from chalicelib.flows.staff import staff_accounts, staff_recovery
-from chalicelib.flows.staff.staff_accounts import (
-    AcceptInvite,
-    AccountCreate,
-    BulkOut,
-    BulkRequest,
-    InviteOut,
-    PersonCreate,
-    PersonOut,
-    PersonPage,
-    PersonPatch,
-    ResetLinkOut,
-    SendOptions,
-    TemporaryPasswordBody,
-    TemporaryPasswordOut,
-)
+from chalicelib.flows.staff import admin_passwords, staff_accounts, staff_bulk, staff_invitations, staff_recovery
+from chalicelib.flows.staff.staff_invitations import AcceptInvite, InviteOut, SendOptions
+from chalicelib.flows.staff.admin_passwords import AccountCreate, ResetLinkOut, TemporaryPasswordBody, TemporaryPasswordOut
+from chalicelib.flows.staff.staff_bulk import BulkOut, BulkRequest
+from chalicelib.flows.staff.staff_accounts import PersonCreate, PersonOut, PersonPage, PersonPatch
 from chalicelib.flows.staff.staff_recovery import (
     CodeSent,
     CompleteReset,
@@ -68,45 +57,45 @@ def patch_person(call, person_id):
 @api.route("/v1/people/{person_id}/invite", "POST", ACCOUNTS, body=SendOptions, response=InviteOut, status=202)
 def invite_person(call, person_id):
     """Send an account invitation by email, or SMS when there is only a mobile (replaces an earlier link)."""
-    return staff_accounts.invite(call.principal, person_id, call.body, call.ip)
+    return staff_invitations.invite(call.principal, person_id, call.body, call.ip)
 
 
 @api.route("/v1/people/{person_id}/account", "POST", ACCOUNTS, body=AccountCreate, response=PersonOut, status=201)
 def create_person_account(call, person_id):
     """Create the account with a username and password; the first sign-in demands new ones."""
-    return staff_accounts.create_account(call.principal, person_id, call.body, call.ip)
+    return admin_passwords.create_account(call.principal, person_id, call.body, call.ip)
 
 
 @api.route("/v1/people/{person_id}/password-reset-link", "POST", ACCOUNTS, body=SendOptions,
            response=ResetLinkOut, status=202)
 def send_password_reset_link(call, person_id):
     """Send a password reset link by email or SMS (replaces an earlier link)."""
-    return staff_accounts.send_reset_link(call.principal, person_id, call.body, call.ip)
+    return admin_passwords.send_reset_link(call.principal, person_id, call.body, call.ip)
 
 
 @api.route("/v1/people/{person_id}/temporary-password", "POST", ACCOUNTS, body=TemporaryPasswordBody,
            response=TemporaryPasswordOut, status=201)
 def set_temporary_password(call, person_id):
     """Set a temporary password valid 60 minutes (generated and shown once unless given)."""
-    return staff_accounts.set_temporary_password(call.principal, person_id, call.body, call.ip)
+    return admin_passwords.set_temporary_password(call.principal, person_id, call.body, call.ip)
 
 
 @api.route("/v1/people/bulk-invite", "POST", ACCOUNTS, body=BulkRequest, response=BulkOut)
 def bulk_invite_people(call):
     """Invite all or selected people without an account (type dry_run lists who would be contacted)."""
-    return staff_accounts.bulk(call.principal, "invite", call.body, call.ip)
+    return staff_bulk.bulk(call.principal, "invite", call.body, call.ip)
 
 
 @api.route("/v1/people/bulk-password-reset", "POST", ACCOUNTS, body=BulkRequest, response=BulkOut)
 def bulk_reset_people(call):
     """Send password reset links to all or selected people with an account (or a dry run)."""
-    return staff_accounts.bulk(call.principal, "password_reset", call.body, call.ip)
+    return staff_bulk.bulk(call.principal, "password_reset", call.body, call.ip)
 
 
 @api.route("/v1/people/bulk-jobs/{job_id}", "GET", ACCOUNTS, response=BulkOut)
 def get_people_bulk_job(call, job_id):
     """One bulk invitation or reset run with every person's outcome."""
-    return staff_accounts.get_bulk_job(call.tenant_id, job_id)
+    return staff_bulk.get_bulk_job(call.tenant_id, job_id)
 
 
 @api.route("/v1/people/{person_id}/sessions", "GET", ACCOUNTS, response=sessions.SessionList)
@@ -131,7 +120,7 @@ def person_audit(call, person_id):
 @api.route("/v1/staff/accept-invite", "POST", Public(), body=AcceptInvite, response=AccessToken)
 def staff_accept_invite(call):
     """Accept an invitation: choose a username (default: your email) and a password; signs you in."""
-    return staff_accounts.accept_invite(call.body, call.ip, call.user_agent)
+    return staff_invitations.accept_invite(call.body, call.ip, call.user_agent)
 
 
 @api.route("/v1/staff/password-reset/start", "POST", Public(), body=ResetStart, response=ResetStarted, status=202)
