@@ -57,29 +57,29 @@ def _portal_line(p) -> dict:
 
 
 def portal_create(args) -> None:
-    from chalicelib.flows import partners
+    from ops import partner_portals
     version, text = _agreement(args)
     if version is None or text is None:  # (_agreement gives both or neither)
         raise Failure("a new portal needs --agreement-file and --agreement-version")
-    portal, secret = partners.create_portal(args.name, args.permissions, version, text, portal_id=args.portal_id,
+    portal, secret = partner_portals.create_portal(args.name, args.permissions, version, text, portal_id=args.portal_id,
                                             client_id=args.client_id)
     print(f"created partner portal {portal.portal_id} ({portal.name}) in stage {_stage()}")
     _show_secret(portal, secret)
 
 
 def portal_update(args) -> None:
-    from chalicelib.flows import partners
+    from ops import partner_portals
     version, text = _agreement(args)
     if args.name is None and args.permissions is None and version is None:
         raise Failure("nothing to change: give --name, --permissions or a new agreement")
-    portal = partners.update_portal(args.portal_id, name=args.name, permissions=args.permissions,
+    portal = partner_portals.update_portal(args.portal_id, name=args.name, permissions=args.permissions,
                                     agreement_version=version, agreement_text=text)
     print(f"updated partner portal {portal.portal_id} in stage {_stage()}: {json.dumps(_portal_line(portal))}")
 
 
 def portal_list(args) -> None:
-    from chalicelib.flows import partners
-    portals = partners.list_portals()
+    from ops import partner_portals
+    portals = partner_portals.list_portals()
     if args.json:
         for p in portals:
             print(json.dumps(_portal_line(p)))
@@ -92,16 +92,16 @@ def portal_list(args) -> None:
 
 
 def portal_rotate_secret(args) -> None:
-    from chalicelib.flows import partners
-    secret = partners.rotate_secret(args.portal_id)
-    portal = partners.operator_portal(args.portal_id)
+    from ops import partner_portals
+    secret = partner_portals.rotate_secret(args.portal_id)
+    portal = partner_portals.operator_portal(args.portal_id)
     print(f"new secret for partner portal {portal.portal_id} in stage {_stage()}; the old one no longer works")
     _show_secret(portal, secret)
 
 
 def portal_add_user(args) -> None:
-    from chalicelib.flows import partners
-    user = partners.add_user(args.portal_id, args.name, args.email, "inactive" if args.inactive else "active")
+    from ops import partner_portals
+    user = partner_portals.add_user(args.portal_id, args.name, args.email, "inactive" if args.inactive else "active")
     print(f"added {user.email} ({user.status}) to partner portal {args.portal_id} as user {user.user_id}")
 
 
@@ -354,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     from pynamodb.exceptions import PynamoDBException
 
     from chalicelib.core import config
-    from chalicelib.flows.partners import OperatorError
+    from ops.partner_portals import OperatorError
     from chalicelib.flows.tenants import TenantError
     try:
         config.require_local_endpoint()  # stage local never reaches a real AWS account

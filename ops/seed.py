@@ -62,7 +62,7 @@ def seed_partner_portals(secret: str | None) -> dict:
     """Blue Collar Coach (client `demo-partner`, with `secret`, else a generated one that is returned so the stack
     can print it) and a call centre with other permissions. Idempotent; local stage only, like seed_demo."""
     from chalicelib.core.models import PartnerPortal
-    from chalicelib.flows import partners
+    from ops import partner_portals
     if not config.is_local():
         raise SystemExit(f"refusing to seed partner credentials in stage {config.stage()!r}: only 'local' is allowed")
     out = {"portal_id": DEMO_PORTALS[0][0], "client_id": DEMO_PARTNER_CLIENT, "secret": None, "created": False}
@@ -74,9 +74,9 @@ def seed_partner_portals(secret: str | None) -> dict:
             pass
         demo_partner = client_id == DEMO_PARTNER_CLIENT
         try:  # the call centre's secret is thrown away: `portal-access partner-portal rotate-secret` makes one
-            _, made = partners.create_portal(name, permissions, "2024-01", DEMO_AGREEMENT, portal_id=portal_id,
+            _, made = partner_portals.create_portal(name, permissions, "2024-01", DEMO_AGREEMENT, portal_id=portal_id,
                                              client_id=client_id, secret=secret if demo_partner else None)
-        except partners.OperatorError as exc:
+        except partner_portals.OperatorError as exc:
             raise SystemExit(f"PORTAL_DEMO_PARTNER_SECRET: {exc}") from None
         if demo_partner:
             out.update(created=True, secret=None if secret else made)

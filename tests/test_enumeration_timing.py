@@ -292,8 +292,8 @@ def test_portal_refresh_after_sign_out(http, portal, own_ip):
 
 
 def test_partner_token(http, tenant, own_ip):
-    from chalicelib.flows import partners
-    portal, _ = partners.create_portal(f"Timing {uuid.uuid4().hex[:6]}", ["view_customer"], "v1", "Agreement.\n",
+    from ops import partner_portals
+    portal, _ = partner_portals.create_portal(f"Timing {uuid.uuid4().hex[:6]}", ["view_customer"], "v1", "Agreement.\n",
                                        portal_id="p-" + uuid.uuid4().hex[:10])
 
     def token(client_id):

@@ -11,6 +11,7 @@ import pytest
 from chalicelib.core.errors import Error
 from chalicelib.core.models import AuditEvent, PartnerEnablement
 from chalicelib.flows import partners
+from ops import partner_portals
 
 AGREEMENT = "Partner agreement, first edition.\n"
 
@@ -18,7 +19,7 @@ AGREEMENT = "Partner agreement, first edition.\n"
 def make_portal(perms=("view_customer", "view_location"), version="v1"):
     """A fresh portal per test (the portal tables are shared by every tenant of the test process)."""
     pid = "p-" + uuid.uuid4().hex[:10]
-    portal, secret = partners.create_portal(f"Portal {pid}", list(perms), version, AGREEMENT, portal_id=pid)
+    portal, secret = partner_portals.create_portal(f"Portal {pid}", list(perms), version, AGREEMENT, portal_id=pid)
     return portal, secret
 
 
@@ -103,7 +104,7 @@ def test_a_new_agreement_version_needs_acceptance_again(http, tenant):
     portal, _ = make_portal()
     admin = tenant.admin_token
     assert enable(http, tenant, portal.portal_id)[0] == 200
-    partners.update_portal(portal.portal_id, agreement_version="v2", agreement_text="Second edition.\n")
+    partner_portals.update_portal(portal.portal_id, agreement_version="v2", agreement_text="Second edition.\n")
     # still enabled on the acceptance of v1, and the tenant can see a newer version waits
     got = http.get(f"/v1/partner-portals/{portal.portal_id}", token=admin)[1]
     assert got["enabled"] and got["agreement_version"] == "v2" and got["enablement"]["agreement_version"] == "v1"
@@ -123,7 +124,7 @@ def test_an_agreement_published_during_the_enable_is_not_accepted_by_it(http, te
         found = real_get_portal(portal_id)
         if not calls:  # the operator publishes v2 right after the enable read v1
             calls.append(1)
-            partners.update_portal(portal_id, agreement_version="v2", agreement_text="Second edition.\n")
+            partner_portals.update_portal(portal_id, agreement_version="v2", agreement_text="Second edition.\n")
         return found
     monkeypatch.setattr(partners, "get_portal", get_portal_then_publish)
     status, body = enable(http, tenant, portal.portal_id, "v1")
@@ -155,7 +156,7 @@ def test_calls_outside_the_permissions_are_refused(http, tenant):
     assert status == 200 and scope["tenant_id"] == tenant.id
     assert scope["permissions"] == [{"key": "view_customer", "label": "View Customer"}]
     # a permission withdrawn by the operator stops working at once, whatever the token says
-    partners.update_portal(portal.portal_id, permissions=["view_location"])
+    partner_portals.update_portal(portal.portal_id, permissions=["view_location"])
     assert http.get("/v1/partner/customers", token=token)[1]["error"]["code"] == "permission_not_granted"
     assert http.get("/v1/partner/locations", token=token)[0] == 200
 
@@ -221,8 +222,8 @@ def test_token_requests_are_rate_limited_per_client(http, tenant, monkeypatch):
 def test_rotating_the_secret_ends_tokens_made_with_the_old_one(http, tenant, monkeypatch):
     portal, secret, token = enabled_partner(http, tenant)
     import time
-    monkeypatch.setattr(partners, "now", lambda: int(time.time()) + 1)  # the rotation happens after the token
-    new = partners.rotate_secret(portal.portal_id)
+    monkeypatch.setattr(partner_portals, "now", lambda: int(time.time()) + 1)  # the rotation happens after the token
+    new = partner_portals.rotate_secret(portal.portal_id)
     assert http.get("/v1/partner/customers", token=token)[1]["error"]["code"] == "partner_access_disabled"
     assert partner_token(http, portal, secret, tenant.id)[0] == 401
     assert partner_token(http, portal, new, tenant.id)[0] == 200
@@ -230,8 +231,8 @@ def test_rotating_the_secret_ends_tokens_made_with_the_old_one(http, tenant, mon
 
 def test_users_active_by_default_inactive_on_request(http, tenant):
     portal, _ = make_portal()
-    partners.add_user(portal.portal_id, "Ada Coach", "Ada@Coach.example")
-    partners.add_user(portal.portal_id, "Old Coach", "old@coach.example", status="inactive")
+    partner_portals.add_user(portal.portal_id, "Ada Coach", "Ada@Coach.example")
+    partner_portals.add_user(portal.portal_id, "Old Coach", "old@coach.example", status="inactive")
     admin = tenant.admin_token
     status, body = http.get(f"/v1/partner-portals/{portal.portal_id}/users", token=admin)
     assert status == 200 and [(u["email"], u["status"]) for u in body["items"]] == [("ada@coach.example", "active")]
@@ -244,8 +245,8 @@ def test_users_active_by_default_inactive_on_request(http, tenant):
     second = http.get(f"/v1/partner-portals/{portal.portal_id}/users?include_inactive=true&limit=1"
                       f"&cursor={first['next_cursor']}", token=admin)[1]
     assert len(first["items"]) == len(second["items"]) == 1 and first["items"] != second["items"]
-    with pytest.raises(partners.OperatorError, match="already"):
-        partners.add_user(portal.portal_id, "Ada Again", "ada@coach.example")
+    with pytest.raises(partner_portals.OperatorError, match="already"):
+        partner_portals.add_user(portal.portal_id, "Ada Again", "ada@coach.example")
 
 
 def test_every_partner_call_is_audited(http, tenant, other_tenant):

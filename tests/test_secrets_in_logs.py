@@ -211,8 +211,8 @@ def bulk_flow(app, http, tenant, secrets):
 
 
 def partner_flow(http, tenant, secrets):
-    from chalicelib.flows import partners
-    portal, client_secret = partners.create_portal(f"Secret Partner {uuid.uuid4().hex[:6]}", ["view_customer"],
+    from ops import partner_portals
+    portal, client_secret = partner_portals.create_portal(f"Secret Partner {uuid.uuid4().hex[:6]}", ["view_customer"],
                                                    "v1", "Agreement.\n", portal_id="p-" + uuid.uuid4().hex[:10])
     secrets.add(client_secret)
     assert http.post(f"/v1/partner-portals/{portal.portal_id}/enable", {"accept": True, "agreement_version": "v1"},
@@ -225,7 +225,7 @@ def partner_flow(http, tenant, secrets):
     assert status == 200
     secrets.add(body["access_token"])
     assert http.get("/v1/partner/permissions", token=body["access_token"])[0] == 200
-    rotated = partners.rotate_secret(portal.portal_id)
+    rotated = partner_portals.rotate_secret(portal.portal_id)
     secrets.add(rotated)
 
 

@@ -1,10 +1,9 @@
-"""Partner portals (DESIGN rules 18-21). Operators define portals with the console (ops/cli.py); a tenant's
+"""Partner portals (DESIGN rules 18-21). Operators define portals with the console (ops/partner_portals.py); a tenant's
 admin enables one by accepting its legal agreement; the partner then exchanges its client credentials for a
 short-lived token per tenant. The token alone is never enough: `check_access` re-reads the enablement and the
 portal on every partner call, so a disable (or a withdrawn permission) stops the very next call."""
 import hashlib
 import re
-import secrets
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
@@ -46,9 +45,7 @@ TOKEN_SECONDS = 10 * 60
 # caller can make us do. A partner caches one token per tenant for its lifetime, so these leave room for hundreds.
 TOKEN_LIMIT_PER_CLIENT = 60
 TOKEN_LIMIT_PER_IP = 120
-MAX_AGREEMENT_CHARS = 100_000
 PORTAL_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,63}$")
-CLIENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,127}$")
 
 
 # Errors are made afresh for every raise: one kept at module level keeps the traceback of every raise (each one
@@ -148,7 +145,7 @@ class PartnerLocationPage(BaseModel):
 
 # --- reading ----------------------------------------------------------------------------------------------------
 
-def _get(model, *key):
+def get_item(model, *key):
     try:
         return model.get(*key, consistent_read=True)
     except DoesNotExist:
@@ -157,7 +154,7 @@ def _get(model, *key):
 
 def get_portal(portal_id: str) -> PartnerPortal:
     # An id that could never exist is not sent to DynamoDB (an over-long key would be its error, our 500).
-    portal = _get(PartnerPortal, portal_id) if PORTAL_ID.match(portal_id) else None
+    portal = get_item(PartnerPortal, portal_id) if PORTAL_ID.match(portal_id) else None
     if portal is None:
         raise NotFound("partner_portal_not_found", "No such partner portal.")
     return portal
@@ -207,7 +204,7 @@ def list_for_tenant(tenant_id: str) -> dict:
 
 
 def get_for_tenant(tenant_id: str, portal_id: str) -> PartnerPortalOut:
-    return portal_out(get_portal(portal_id), _get(PartnerEnablement, tenant_id, portal_id))
+    return portal_out(get_portal(portal_id), get_item(PartnerEnablement, tenant_id, portal_id))
 
 
 def agreement(portal_id: str) -> PartnerAgreement:
@@ -220,7 +217,7 @@ def _digest(text: str) -> str:
 
 
 def _email_of(tenant_id: str, person_id: str) -> str | None:
-    person = _get(Person, tenant_id, person_id)
+    person = get_item(Person, tenant_id, person_id)
     return (person.email or person.username) if person else None
 
 
@@ -236,7 +233,7 @@ def enable(tenant_id: str, portal_id: str, body: EnableBody, actor: str, ip: str
         raise Invalid("agreement_not_accepted", f"Enabling this portal needs acceptance of version "
                        f"{portal.agreement_version} of its agreement: send accept true with that version.",
                        agreement_version=portal.agreement_version)
-    e = _get(PartnerEnablement, tenant_id, portal_id) or PartnerEnablement(tenant_id, portal_id)
+    e = get_item(PartnerEnablement, tenant_id, portal_id) or PartnerEnablement(tenant_id, portal_id)
     e.enabled, e.accepted_by, e.accepted_by_email, e.accepted_at = True, actor, _email_of(tenant_id, actor), now()
     e.agreement_version, e.agreement_sha256 = portal.agreement_version, _digest(portal.agreement_text)
     e.ip, e.user_agent = ip, (user_agent or "")[:512] or None
@@ -262,7 +259,7 @@ def enable(tenant_id: str, portal_id: str, body: EnableBody, actor: str, ip: str
 
 def disable(tenant_id: str, portal_id: str, actor: str, ip: str | None) -> PartnerPortalOut:
     portal = get_portal(portal_id)
-    e = _get(PartnerEnablement, tenant_id, portal_id)
+    e = get_item(PartnerEnablement, tenant_id, portal_id)
     if e is None or not e.enabled:
         return portal_out(portal, e)  # already off: nothing to write, nothing to audit
     e.enabled, e.disabled_by, e.disabled_at, e.updated_at = False, actor, now(), now()
@@ -297,7 +294,7 @@ def portal_audit(tenant_id: str, portal_id: str, query: dict) -> dict:
 # --- partners -----------------------------------------------------------------------------------------------------
 
 def _tenant_active(tenant_id: str) -> bool:
-    tenant = _get(Tenant, tenant_id)
+    tenant = get_item(Tenant, tenant_id)
     return tenant is not None and tenant.status == "active"
 
 
@@ -305,12 +302,12 @@ def issue_token(body: PartnerTokenRequest, ip: str | None) -> dict:
     from chalicelib.core.security import keys, passwords
     lockout.throttle("partner-token-client", body.client_id, TOKEN_LIMIT_PER_CLIENT, 60)
     lockout.throttle("partner-token-ip", ip or "unknown", TOKEN_LIMIT_PER_IP, 60)
-    client = _get(PartnerClient, body.client_id)
+    client = get_item(PartnerClient, body.client_id)
     # Unknown client and wrong secret: the same answer after the same argon2 work (a dummy hash when unknown).
     if not passwords.verify_password(client.secret_hash if client else None, body.client_secret):
         raise invalid_client()
-    portal = _get(PartnerPortal, client.portal_id)
-    e = _get(PartnerEnablement, body.tenant_id, client.portal_id)
+    portal = get_item(PartnerPortal, client.portal_id)
+    e = get_item(PartnerEnablement, body.tenant_id, client.portal_id)
     # One answer for "no such tenant", "not enabled" and "disabled tenant": a partner learns nothing more.
     if portal is None or e is None or not e.enabled or not _tenant_active(body.tenant_id):
         raise not_enabled()
@@ -328,8 +325,8 @@ def check_access(principal: Principal, permission: str | None, route: str, param
     """Runs before every partner route (api.Partner): the enablement and the portal as they are now, not as they
     were when the token was issued. Every call, refused or not, goes into the tenant's audit trail."""
     tenant_id, portal_id = principal.tenant_id, principal.subject
-    e = _get(PartnerEnablement, tenant_id, portal_id)
-    portal = _get(PartnerPortal, portal_id) if e is not None and e.enabled else None
+    e = get_item(PartnerEnablement, tenant_id, portal_id)
+    portal = get_item(PartnerPortal, portal_id) if e is not None and e.enabled else None
     if portal is None or principal.claims.get("iat", 0) < (portal.secret_rotated_at or 0):
         outcome = "partner_access_disabled"  # not enabled, or a token minted with a secret since rotated
     elif e is None or principal.claims.get("sid") != f"{portal_id}:{int(e.generation or 0)}":
@@ -367,144 +364,3 @@ def list_locations(tenant_id: str, query: dict) -> dict:
     results = Location.query(tenant_id, limit=limit, last_evaluated_key=start_key)
     items = [location_out(loc) for loc in results]
     return {"items": items, "next_cursor": make_cursor(results.last_evaluated_key, "location_id")}
-
-
-# --- operators (the console) ----------------------------------------------------------------------------------
-
-class OperatorError(Exception):
-    """Bad input to an operator command: the console prints it as one line."""
-
-
-def check_permissions(keys: list[str]) -> list[str]:
-    unknown = [k for k in keys if k not in PERMISSIONS]
-    if unknown:
-        raise OperatorError(f"unknown permission {unknown[0]!r}; choose from: {', '.join(PERMISSIONS)}")
-    if not keys:
-        raise OperatorError("a portal needs at least one permission")
-    return [k for k in PERMISSIONS if k in set(keys)]
-
-
-def _check_agreement(version: str, text: str) -> None:
-    if not version.strip() or len(version) > 64:
-        raise OperatorError("the agreement version must be 1-64 characters")
-    if not text.strip():
-        raise OperatorError("the agreement text is empty")
-    if len(text) > MAX_AGREEMENT_CHARS:
-        raise OperatorError(f"the agreement text is over {MAX_AGREEMENT_CHARS} characters")
-
-
-def new_secret() -> str:
-    return secrets.token_urlsafe(32)  # 256 bits
-
-
-def _check_secret(secret: str) -> None:
-    if not 16 <= len(secret) <= 256:
-        raise OperatorError("a client secret must be 16-256 characters")
-
-
-def slug(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:64]
-
-
-def create_portal(name: str, permissions: list[str], agreement_version: str, agreement_text: str, *,
-                  portal_id: str | None = None, client_id: str | None = None,
-                  secret: str | None = None) -> tuple[PartnerPortal, str]:
-    """Creates the portal and its credentials; returns the secret, which exists in clear only in this answer."""
-    name = name.strip()
-    if not name or len(name) > 200:
-        raise OperatorError("the name must be 1-200 characters")
-    portal_id = portal_id or slug(name)
-    client_id = client_id or portal_id
-    if not PORTAL_ID.match(portal_id):
-        raise OperatorError(f"invalid portal id {portal_id!r}: lower-case letters, digits and -, 2-64 characters")
-    if not CLIENT_ID.match(client_id):
-        raise OperatorError(f"invalid client id {client_id!r}: letters, digits, '.', '_' and -, 3-128 characters")
-    perms = check_permissions(permissions)
-    _check_agreement(agreement_version, agreement_text)
-    secret = secret or new_secret()
-    _check_secret(secret)
-    from chalicelib.core.security import passwords
-    portal = PartnerPortal(portal_id, name=name, permissions=perms, client_id=client_id,
-                           agreement_version=agreement_version.strip(), agreement_text=agreement_text)
-    client = PartnerClient(client_id, portal_id=portal_id, secret_hash=passwords.hash_password(secret))
-    try:
-        with transaction() as tx:  # the database keeps both ids unique
-            tx.save(portal, condition=PartnerPortal.portal_id.does_not_exist())
-            tx.save(client, condition=PartnerClient.client_id.does_not_exist())
-    except TransactWriteError:
-        taken = f"portal id {portal_id!r}" if _get(PartnerPortal, portal_id) else f"client id {client_id!r}"
-        raise OperatorError(f"{taken} is already taken") from None
-    return portal, secret
-
-
-def operator_portal(portal_id: str) -> PartnerPortal:
-    portal = _get(PartnerPortal, portal_id)
-    if portal is None:
-        raise OperatorError(f"no partner portal {portal_id!r}")
-    return portal
-
-
-def update_portal(portal_id: str, *, name: str | None = None, permissions: list[str] | None = None,
-                  agreement_version: str | None = None, agreement_text: str | None = None) -> PartnerPortal:
-    portal = operator_portal(portal_id)
-    if name is not None:
-        if not name.strip() or len(name) > 200:
-            raise OperatorError("the name must be 1-200 characters")
-        portal.name = name.strip()
-    if permissions is not None:
-        portal.permissions = check_permissions(permissions)
-    if (agreement_version is None) != (agreement_text is None):
-        raise OperatorError("a new agreement needs both its text and its version")
-    if agreement_version is not None and agreement_text is not None:  # both or neither, checked above
-        _check_agreement(agreement_version, agreement_text)
-        # Tenants accepted a version: its text must never change under them.
-        if agreement_version.strip() == portal.agreement_version and agreement_text != portal.agreement_text:
-            raise OperatorError(f"the agreement text changed: give it a new version (not {portal.agreement_version})")
-        portal.agreement_version, portal.agreement_text = agreement_version.strip(), agreement_text
-    portal.updated_at = now()
-    try:
-        portal.save()
-    except PutError:
-        raise OperatorError("the portal was changed by someone else meanwhile; run the command again") from None
-    return portal
-
-
-def list_portals() -> list[PartnerPortal]:
-    return sorted(PartnerPortal.scan(consistent_read=True), key=lambda p: p.name.lower())
-
-
-def rotate_secret(portal_id: str, secret: str | None = None) -> str:
-    """A new secret at once; the old one stops working, and so do tokens minted with it (check_access)."""
-    from chalicelib.core.security import passwords
-    portal = operator_portal(portal_id)
-    secret = secret or new_secret()
-    _check_secret(secret)
-    client = _get(PartnerClient, portal.client_id) or PartnerClient(portal.client_id, portal_id=portal_id)
-    client.secret_hash, client.rotated_at = passwords.hash_password(secret), now()
-    portal.secret_rotated_at = client.rotated_at
-    try:
-        with transaction() as tx:
-            tx.save(client)
-            tx.save(portal)
-    except TransactWriteError:
-        raise OperatorError("the portal was changed by someone else meanwhile; run the command again") from None
-    return secret
-
-
-def add_user(portal_id: str, name: str, email: str, status: str = "active") -> PartnerUser:
-    from chalicelib.core.identity import normalise_email
-    operator_portal(portal_id)
-    if not name.strip() or len(name) > 200:
-        raise OperatorError("the user's name must be 1-200 characters")
-    try:
-        email = normalise_email(email)
-    except ValueError as exc:
-        raise OperatorError(f"invalid email {email!r}: {exc}") from None
-    # The id derives from the email, so the conditional put itself keeps one user per email per portal.
-    user = PartnerUser(portal_id, hashlib.sha256(email.encode()).hexdigest()[:24], name=name.strip(), email=email,
-                       status=status)
-    try:
-        user.save(condition=PartnerUser.user_id.does_not_exist())
-    except PutError:
-        raise OperatorError(f"{email} is already a user of this portal") from None
-    return user
