@@ -47,10 +47,11 @@ bench: $(STAMP)
 	command -v wrk >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y wrk)
 	$(BIN)/python -m bench $(if $(BULK_SIZES),--bulk-sizes $(BULK_SIZES)) $(if $(ONLY),--only $(ONLY))
 
-# Static checks (issue 8): lint, types, security linter, supply chain.
+# Static checks (issue 8): lint, types, the import layers (issue 15), security linter, supply chain.
 check: $(STAMP)
 	$(BIN)/ruff check chalicelib ops app.py tests bench fuzz tools
 	$(BIN)/mypy
+	$(BIN)/lint-imports  # the layers web/events -> flows -> core, and no import cycle ([tool.importlinter])
 	$(BIN)/bandit -q -r chalicelib app.py --severity-level high
 	$(BIN)/python tools/audit.py  # pip-audit of requirements.txt against PyPI (needs the network; fails without)
 
