@@ -1,0 +1,25 @@
+"""Bulk jobs (portal CSV runs, staff bulk actions)."""
+from typing import Any
+
+from pynamodb.attributes import (
+    MapAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+)
+from pynamodb.models import Model
+
+from chalicelib.core.models.base import now, table_meta
+
+
+class Job(Model):
+    Meta = table_meta("jobs")
+    tenant_id = UnicodeAttribute(hash_key=True)
+    job_id = UnicodeAttribute(range_key=True)
+    kind = UnicodeAttribute()
+    status = UnicodeAttribute(default="running")  # queued | running | done | failed
+    summary: MapAttribute[str, Any] = MapAttribute(default=dict)
+    source = UnicodeAttribute(null=True)  # e.g. the S3 key a bulk run reads
+    error = UnicodeAttribute(null=True)
+    attempts = NumberAttribute(default=0)
+    created_at = NumberAttribute(default=now)
+    updated_at = NumberAttribute(default=now)
