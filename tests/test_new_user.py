@@ -235,14 +235,16 @@ def test_the_readme_counts_the_operations_of_the_openapi_document(app):
     assert stated == [str(operations)]
 
 
-def test_the_layout_lists_every_module_of_chalicelib_on_a_line_of_its_own():
+def test_the_layout_has_a_line_per_folder_naming_every_module_in_it():
+    """One line per folder (issue 15), and every module named on its folder's line, so the tree cannot drift."""
     layout = re.search(r"```\n(app\.py.*?)```", section("Layout"), re.S).group(1)
-    lines = layout.splitlines()
+    lines = {line.split()[0]: line for line in layout.splitlines() if line.strip()}
     for path in sorted((ROOT / "chalicelib").rglob("*.py")):
         if path.name == "__init__.py":
             continue
-        name = path.relative_to(ROOT / "chalicelib").as_posix()
-        assert [line for line in lines if re.match(rf"^  {re.escape(name)}\s{{2,}}\S", line)], name
+        folder = path.parent.relative_to(ROOT).as_posix() + "/"
+        assert folder in lines, folder
+        assert re.search(rf"\b{re.escape(path.stem)}\b", lines[folder]), (folder, path.stem)
 
 
 def test_gitignore_ignores_no_tracked_file():

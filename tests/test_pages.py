@@ -437,3 +437,17 @@ def test_a_current_password_can_be_changed_on_the_change_page(browser, http, ten
     assert r.status_code == 200 and "Your password was changed" in text(r)
     assert tenant.sign_in("early.bird", STRONG_PASSWORD)[0] == 200
     assert tenant.sign_in("early.bird", PASSWORD)[0] == 401
+
+
+def test_page_templates_escape_every_value_and_refuse_a_missing_one(app):
+    """Jinja2 with autoescape and StrictUndefined (chalicelib/pages/render.py): a business name or an address is
+    text, never markup; a value a template needs and is not given is an error, never a blank."""
+    import jinja2
+    from chalicelib.pages.render import render
+    body = render("pages/message.html", tenant_name='<b>"Bob" & Co</b>', section="Customer portal",
+                  heading="<script>alert(1)</script>", paragraphs=["<i>x</i>"], actions=[("Go", "/x?a=1&b=2")],
+                  tone="ok")
+    assert "<b>" not in body and "<script>alert" not in body and "<i>" not in body
+    assert "&lt;b&gt;&#34;Bob&#34; &amp; Co&lt;/b&gt;" in body and 'href="/x?a=1&amp;b=2"' in body
+    with pytest.raises(jinja2.UndefinedError):
+        render("pages/message.html", tenant_name=None, section="", heading="No paragraphs", actions=(), tone="ok")

@@ -78,3 +78,23 @@ def test_lasting_throttling_gives_the_message_back_to_the_queue(app, monkeypatch
                           "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
                           "awsRegion": "us-east-1"}]}
     assert app.on_send_message(event, LambdaContext()) == {"batchItemFailures": [{"itemIdentifier": "m-throttled"}]}
+
+
+def test_templates_escape_only_the_html_body_and_refuse_a_missing_value():
+    """Jinja2 (templates/emails/): a value is HTML-escaped in the HTML body only; the subject, the text body and
+    an SMS read as typed. A value the template needs and is not given is an error, never a blank."""
+    import jinja2
+    import pytest
+    values = {"tenant_name": 'Bright & "Co" <Ltd>', "name": "Lee", "link": "https://x.example/r?token=a&b=c",
+              "days": 14}
+    mail = messaging.render_email("t1", "a@b.example", "staff-invite", [values["link"]], **values)
+    assert mail["subject"] == 'Bright & "Co" <Ltd> invites you to create your staff account'
+    assert 'Hello Lee,\n\nBright & "Co" <Ltd> has invited' in mail["body"] and values["link"] in mail["body"]
+    assert "Bright &amp; &#34;Co&#34; &lt;Ltd&gt;" in mail["html"] and "<Ltd>" not in mail["html"]
+    assert 'href="https://x.example/r?token=a&amp;b=c"' in mail["html"] and mail["html"].endswith("</body></html>\n")
+    text = messaging.render_sms("t1", "+15550100", "staff-invite", [values["link"]], **values)
+    assert text["body"] == ('Bright & "Co" <Ltd>: create your staff account (link valid 14 days, works once): '
+                            "https://x.example/r?token=a&b=c")
+    with pytest.raises(jinja2.UndefinedError):
+        messaging.render_email("t1", "a@b.example", "staff-invite", [], **{k: v for k, v in values.items()
+                                                                            if k != "days"})

@@ -3,18 +3,19 @@ queue (batches of 10) and the send-queue handler delivers each one exactly once 
 on the message id), so a bulk run respects SES's rate and survives throttling by redelivery.
 
 On the local stack every delivered message is also written to the outbox as one JSON file."""
-import html
 import json
 import os
 import time
 import uuid
 from functools import lru_cache
 from pathlib import Path
-from string import Template
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from chalicelib.core import config, observability
 from chalicelib.core.observability import logger
+
+if TYPE_CHECKING:
+    import jinja2
 
 SEND_BATCH = 10
 
@@ -28,36 +29,44 @@ def email(tenant_id: str, to: str, subject: str, body: str, links: list[str] | N
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 
 
-@lru_cache(maxsize=None)
-def _template(filename: str) -> Template | None:
-    path = TEMPLATES / filename
-    return Template(path.read_text()) if path.exists() else None
+@lru_cache(maxsize=1)
+def _templates() -> "jinja2.Environment":
+    """templates/emails/, made on the first message (an API request never imports Jinja2). Only the .html bodies
+    are HTML-escaped: a .txt body or an SMS is plain text, sent as it reads. StrictUndefined: a value a template
+    needs and is not given is an error, never a blank in a sent message."""
+    import jinja2
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
+                              autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
+                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                              keep_trailing_newline=True)
 
 
-def _required_template(filename: str) -> Template:
-    found = _template(filename)
-    if found is None:
-        raise FileNotFoundError(TEMPLATES / filename)
-    return found
+def _render(filename: str, values: dict, *, required: bool = True) -> str | None:
+    """templates/emails/<filename> filled with `values`; None when it is not required and there is none."""
+    import jinja2
+    try:
+        template = _templates().get_template(f"emails/{filename}")
+    except jinja2.TemplateNotFound:
+        if required:
+            raise FileNotFoundError(TEMPLATES / "emails" / filename) from None
+        return None
+    return template.render(values)
 
 
 def render_email(tenant_id: str, to: str, template: str, links: list[str], message_id: str | None = None,
                  **values: str) -> dict:
-    """templates/<template>.txt: first line `Subject: …`, a blank line, then the text body;
-    templates/<template>.html (optional) gets the same values, HTML-escaped. No tracking pixels, no remote
-    images: the HTML is self-contained."""
-    text = _required_template(f"{template}.txt").substitute(values)
+    """templates/emails/<template>.txt: first line `Subject: …`, a blank line, then the text body;
+    templates/emails/<template>.html (optional, on emails/layout.html) gets the same values, HTML-escaped. No
+    tracking pixels, no remote images: the HTML is self-contained."""
+    text = _render(f"{template}.txt", values) or ""
     subject_line, _, body = text.partition("\n\n")
-    html_template = _template(f"{template}.html")
-    html_body = html_template.substitute({k: html.escape(str(v)) for k, v in values.items()}) \
-        if html_template else None
     return email(tenant_id, to, subject_line.removeprefix("Subject:").strip(), body.strip() + "\n", links,
-                 message_id, html_body)
+                 message_id, _render(f"{template}.html", values, required=False))
 
 
 def render_sms(tenant_id: str, to: str, template: str, links: list[str], message_id: str | None = None,
                **values: str) -> dict:
-    return sms(tenant_id, to, _required_template(f"{template}.sms.txt").substitute(values).strip(), links, message_id)
+    return sms(tenant_id, to, (_render(f"{template}.sms.txt", values) or "").strip(), links, message_id)
 
 
 def sms(tenant_id: str, to: str, body: str, links: list[str] | None = None, message_id: str | None = None) -> dict:

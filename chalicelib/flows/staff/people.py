@@ -178,7 +178,7 @@ def tenant_name(tenant_id: str) -> str:
 
 
 def message(person: Person, template: str, links: list[str], channel: str | None = None, **values) -> dict | None:
-    """The rendered email or SMS (templates/<template>.txt|.html|.sms.txt), or None without a way to reach
+    """The rendered email or SMS (templates/emails/<template>.txt|.html|.sms.txt), or None without a way to reach
     them. Every template gets `name` and `tenant_name`."""
     from chalicelib.core import messaging
     chosen = channel_for(person, channel)
