@@ -440,10 +440,10 @@ def test_a_current_password_can_be_changed_on_the_change_page(browser, http, ten
 
 
 def test_page_templates_escape_every_value_and_refuse_a_missing_one(app):
-    """Jinja2 with autoescape and StrictUndefined (chalicelib/pages/render.py): a business name or an address is
+    """Jinja2 with autoescape and StrictUndefined (chalicelib/web/pages/render.py): a business name or an address is
     text, never markup; a value a template needs and is not given is an error, never a blank."""
     import jinja2
-    from chalicelib.pages.render import render
+    from chalicelib.web.pages.render import render
     body = render("pages/message.html", tenant_name='<b>"Bob" & Co</b>', section="Customer portal",
                   heading="<script>alert(1)</script>", paragraphs=["<i>x</i>"], actions=[("Go", "/x?a=1&b=2")],
                   tone="ok")
