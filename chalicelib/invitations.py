@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
-from chalicelib import audit, config, directory, messaging, single_use
+from chalicelib import audit, config, directory, identity, messaging, single_use
 from chalicelib.api import ApiError
 from chalicelib.directory import iso, iso_at, page_args, make_cursor
 from chalicelib.identity import Email
@@ -419,7 +419,7 @@ def record_delivery_problem(notification: dict) -> int:
     marked = 0
     for tenant_id in tenant_ids:
         for address in recipients:
-            email = address.strip().lower()
+            email = identity.email_key(address)
             try:
                 PortalUser(tenant_id, portal_user_id(email)).update(
                     actions=[PortalUser.delivery_problem.set(problem)], condition=PortalUser.user_id.exists(),

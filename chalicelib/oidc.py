@@ -18,7 +18,7 @@ from functools import lru_cache
 from chalice import Response
 from pynamodb.expressions.update import Action
 
-from chalicelib import audit, config, directory, invitations, portal_sessions, single_use
+from chalicelib import audit, config, directory, identity, invitations, portal_sessions, single_use
 from chalicelib.api import ApiError
 from chalicelib.models import PortalUser, Tenant, now
 
@@ -119,7 +119,7 @@ def sign_in(provider: str, query: dict, ip: str | None) -> PortalUser:
     conf = provider_config(provider)
     claims = _verified_claims(provider, conf, _exchange_code(conf, provider, query["code"], data["verifier"]),
                               data["nonce"])
-    email = str(claims["email"]).strip().lower()
+    email = identity.email_key(str(claims["email"]))
     allowed = invitations.grants_from_refs(directory.records_for_email(tenant.tenant_id, email))
     if not allowed:
         raise ApiError(403, "email_not_on_record", "This email is not on any customer record of this business.")
