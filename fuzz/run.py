@@ -149,7 +149,7 @@ def known_ids(api: str, token: str, customers: list[dict]) -> dict[str, list[str
     Half of the generated ids of those parameters are these (config.toml), so the routes behind them are reached."""
     people = [expect(call(api, "POST", "/v1/people", body, token=token), 201, "creating a person")["person_id"]
               for body in ({"kind": "employee", "name": "Fuzz Employee", "email": "fuzz.employee@example.com"},
-                           {"kind": "technician", "name": "Fuzz Tech", "mobile": "+15555550123"})]
+                           {"kind": "technician", "name": "Fuzz Tech", "mobile": "+12015550123"})]
     oakridge = next(c for c in customers if "pm@oakridge.example" in c["emails"])
     invited = expect(call(api, "POST", "/v1/portal/invitations", {"customer_id": oakridge["customer_id"],
                                                                   "email": "pm@oakridge.example"}, token=token),

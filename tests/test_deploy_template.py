@@ -415,7 +415,7 @@ def test_the_functions_real_calls_are_allowed_by_their_own_roles(packaged, app, 
     def deliver_all():
         drain(Sender)
 
-    d, mobile = tenant.id, "+15557654321"
+    d, mobile = tenant.id, "+12017654321"
     with rec.acting("APIHandler"):
         token = tenant.admin_token
         customer = http.post("/v1/customers", {"name": "Policy", "emails": [f"owner@{d}.example"]}, token=token)[1]

@@ -80,7 +80,7 @@ def test_office_role_manages_the_directory_but_technicians_cannot(http, tenant):
     pw = passwords.hash_password("Office-Pass-123")
     people.create(tenant.id, kind="employee", name="Office", email="office@x.example", role="office",
                   username="office", password_hash=pw)
-    people.create(tenant.id, kind="technician", name="Tech", mobile="+15550001111", role="technician",
+    people.create(tenant.id, kind="technician", name="Tech", mobile="+12015550111", role="technician",
                   username="tech", password_hash=pw)
     office = tenant.sign_in("office", "Office-Pass-123")[1]["access_token"]
     tech = tenant.sign_in("tech", "Office-Pass-123")[1]["access_token"]

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from chalicelib.web.api import ROUTES, Public
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**40, 2**40), st.floats(allow_nan=False),
-                    st.text(max_size=40), st.sampled_from(["", "a@b.example", "+15551234567", "Xx1" * 5, "billing",
+                    st.text(max_size=40), st.sampled_from(["", "a@b.example", "+12015550123", "Xx1" * 5, "billing",
                                                             "\x00", "é" * 3, "../../etc", "null"]))
 values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner,
                                                                                            max_size=4), max_leaves=8)

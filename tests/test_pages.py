@@ -371,7 +371,7 @@ def test_new_password_forms_carry_the_account_username(app, browser, http, invit
 
 
 def test_the_staff_reset_preselects_the_channel_the_identifier_names(browser, tenant):
-    for identifier, checked in (("+1 555 010 0999", "sms"), ("someone@crew.example", "email"),
+    for identifier, checked in (("+1 201 555 0999", "sms"), ("someone@crew.example", "email"),
                                 ("some.username", "email")):
         start = f"/staff/reset-password?tenant_id={tenant.id}"
         r = browser.post(start, {"step": "start", "identifier": identifier})
@@ -382,7 +382,7 @@ def test_the_staff_reset_preselects_the_channel_the_identifier_names(browser, te
 
 
 def test_the_forced_change_hint_says_only_what_the_person_has(browser, http, tenant):
-    status, person = http.post("/v1/people", {"kind": "technician", "name": "Mobile Only", "mobile": "+15550107001"},
+    status, person = http.post("/v1/people", {"kind": "technician", "name": "Mobile Only", "mobile": "+12015557001"},
                                token=tenant.admin_token)
     assert http.post(f"/v1/people/{person['person_id']}/account", {"username": "mob.only", "password": PASSWORD},
                      token=tenant.admin_token)[0] == 201

@@ -271,7 +271,7 @@ def test_portal_reset_by_link(app, http, business, page, server):
 
 def test_staff_accept_invite_from_an_sms_link(app, http, business, page, server):
     token = business.admin_token
-    mobile = "+15550100123"
+    mobile = "+12015550123"
     status, person = http.post("/v1/people", {"kind": "technician", "name": "Casey Tran", "mobile": mobile},
                                token=token)
     assert status == 201, person
@@ -304,7 +304,7 @@ def test_staff_accept_invite_from_an_sms_link(app, http, business, page, server)
 def test_staff_code_reset_with_the_code_from_the_outbox(app, http, business, page, server):
     from chalicelib.core.security import passwords
     from chalicelib.flows.staff import people
-    mobile = "+15550100456"
+    mobile = "+12015550156"
     people.create(business.id, kind="technician", name="Alex Moreno", email="alex.moreno@example.com",
                   mobile=mobile, role="technician", username="alex.moreno",
                   password_hash=passwords.hash_password(PASSWORD))
@@ -380,7 +380,7 @@ def test_staff_forced_change_at_first_sign_in(app, http, business, page, server)
 def test_accept_invite_shows_every_error_at_once_and_offers_no_email_to_a_technician_without_one(
         app, http, business, page, server):
     token = business.admin_token
-    mobile = "+15550100177"
+    mobile = "+12015550177"
     status, person = http.post("/v1/people", {"kind": "technician", "name": "Dana Wu", "mobile": mobile},
                                token=token)
     assert status == 201, person
@@ -403,11 +403,11 @@ def test_accept_invite_shows_every_error_at_once_and_offers_no_email_to_a_techni
 def test_a_technicians_reset_by_mobile_preselects_sms_and_the_forced_change_hint(app, http, business, page, server):
     from chalicelib.core.security import passwords
     from chalicelib.flows.staff import people
-    mobile = "+15550100188"
+    mobile = "+12015550188"
     people.create(business.id, kind="technician", name="Lee Park", mobile=mobile, role="technician",
                   username="lee.park", password_hash=passwords.hash_password(PASSWORD))
     page.goto(f"/staff/reset-password?tenant_id={business.id}")
-    page.get_by_label("Username, email address or mobile number").fill("(555) 010-0188")
+    page.get_by_label("Username, email address or mobile number").fill("(201) 555-0188")
     page.get_by_role("button", name="Continue").click()
     expect(page.get_by_role("heading", name="Verify your account")).to_be_visible()
     expect(page.get_by_label("Text message (SMS)")).to_be_checked()  # what was typed names the channel
@@ -416,7 +416,7 @@ def test_a_technicians_reset_by_mobile_preselects_sms_and_the_forced_change_hint
     drain(app)
     assert outbox_for(mobile)[-1]["channel"] == "sms"
 
-    status, tech = http.post("/v1/people", {"kind": "technician", "name": "Rae Cole", "mobile": "+15550100199"},
+    status, tech = http.post("/v1/people", {"kind": "technician", "name": "Rae Cole", "mobile": "+12015550199"},
                              token=business.admin_token)
     assert http.post(f"/v1/people/{tech['person_id']}/account", {"username": "rae-given", "password": PASSWORD},
                      token=business.admin_token)[0] == 201

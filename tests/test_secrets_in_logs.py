@@ -190,7 +190,7 @@ def staff_flows(app, http, tenant, secrets):
     final = secrets.add(passwords()[0])
     assert http.post("/v1/staff/change-password", {"new_password": final}, token=change)[0] == 200
     # an admin-set account (rule 10)
-    tech = http.post("/v1/people", {"kind": "technician", "name": "Tech", "mobile": "+1555" + str(uuid.uuid4().int)[:7]},
+    tech = http.post("/v1/people", {"kind": "technician", "name": "Tech", "mobile": f"+1201{2_000_000 + uuid.uuid4().int % 8_000_000}"},
                      token=admin)[1]
     given = secrets.add(passwords()[0])
     assert http.post(f"/v1/people/{tech['person_id']}/account", {"username": f"tech.{uuid.uuid4().hex[:6]}",

@@ -93,7 +93,7 @@ def _person(tenant_id, username):
 
 
 def test_admin_set_password_forces_a_new_username_and_password(http, tenant):
-    person = people.create(tenant.id, kind="technician", name="Tech", mobile="+15551230001",
+    person = people.create(tenant.id, kind="technician", name="Tech", mobile="+12015551231",
                            username="tech1", password_hash=passwords.hash_password("Temp-Pass-1234"))
     person.update(actions=[Person.must_change_password.set(True)])
     status, body = tenant.sign_in("tech1", "Temp-Pass-1234")
@@ -106,7 +106,7 @@ def test_admin_set_password_forces_a_new_username_and_password(http, tenant):
     status, body = http.post("/v1/staff/change-password", {"new_password": "Temp-Pass-1234",
                                                             "new_username": "tech.one"}, token=change)
     assert status == 400 and body["error"]["code"] == "password_reused"
-    people.create(tenant.id, kind="technician", name="Other", mobile="+15551230002", username="taken.name",
+    people.create(tenant.id, kind="technician", name="Other", mobile="+12015551232", username="taken.name",
                   password_hash=passwords.hash_password("Other-Pass-1234"))
     status, body = http.post("/v1/staff/change-password", {"new_password": "Fresh-Pass-5678",
                                                             "new_username": "Taken.Name"}, token=change)

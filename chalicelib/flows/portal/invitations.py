@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
-from chalicelib.core import audit, config, messaging, single_use
+from chalicelib.core import audit, config, identity, messaging, single_use
 from chalicelib.core.errors import Conflict, Invalid, NotFound
 from chalicelib.core.identity import Email
 from chalicelib.core.models import Grant, PortalUser, Tenant, now
@@ -444,7 +444,7 @@ def record_delivery_problem(notification: dict) -> int:
     marked = 0
     for tenant_id in tenant_ids:
         for address in recipients:
-            email = address.strip().lower()
+            email = identity.email_key(address)
             try:
                 PortalUser(tenant_id, portal_user_id(email)).update(
                     actions=[PortalUser.delivery_problem.set(problem)], condition=PortalUser.user_id.exists(),

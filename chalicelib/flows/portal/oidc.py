@@ -18,7 +18,7 @@ from functools import lru_cache
 from chalice import Response
 from pynamodb.expressions.update import Action
 
-from chalicelib.core import audit, config, single_use
+from chalicelib.core import audit, config, identity, single_use
 from chalicelib.core.errors import Forbidden, Invalid, NotFound, Unauthenticated
 from chalicelib.core.models import PortalUser, Tenant, now
 from chalicelib.flows import directory
@@ -121,7 +121,7 @@ def sign_in(provider: str, query: dict, ip: str | None) -> PortalUser:
     conf = provider_config(provider)
     claims = _verified_claims(provider, conf, _exchange_code(conf, provider, query["code"], data["verifier"]),
                               data["nonce"])
-    email = str(claims["email"]).strip().lower()
+    email = identity.email_key(str(claims["email"]))
     allowed = invitations.grants_from_refs(directory.records_for_email(tenant.tenant_id, email))
     if not allowed:
         raise Forbidden("email_not_on_record", "This email is not on any customer record of this business.")

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 from pydantic import BaseModel, Field
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
-from chalicelib.core import audit, config, lockout, messaging, single_use
+from chalicelib.core import audit, config, identity, lockout, messaging, single_use
 from chalicelib.core.errors import Error, Forbidden, Gone, Invalid, Unauthenticated
 from chalicelib.core.identity import Email
 from chalicelib.core.models import Customer, PortalUser, Tenant, now
@@ -217,7 +217,7 @@ def _tenant(tenant_id: str) -> Tenant | None:
 
 @lockout.limit_guesses_per_ip("portal-sign-in", "invalid_credentials")
 def sign_in(body: SignInRequest, ip: str | None, user_agent: str | None) -> dict:
-    email = body.email.lower()  # (Strict trimmed it)
+    email = identity.email_key(body.email)  # every spelling of the address is one account (and one lockout)
     counted = lockout.attempt("portal", body.tenant_id, email)  # before the password is checked (423 when locked)
     tenant = _tenant(body.tenant_id)
     user = invitations.find_user(body.tenant_id, email)  # read whatever the tenant's state: the same work
