@@ -12,10 +12,10 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
-from chalicelib.core import audit, config, messaging, single_use
+from chalicelib.core import audit, config, messaging, single_use, tenants
 from chalicelib.core.errors import Conflict, Invalid, NotFound
 from chalicelib.core.identity import Email
-from chalicelib.core.models import Grant, PortalUser, Tenant, now
+from chalicelib.core.models import Grant, PortalUser, now
 from chalicelib.core.paging import iso, iso_at, make_cursor, page_args
 from chalicelib.core.text import OneLine
 from chalicelib.flows import directory
@@ -212,7 +212,7 @@ def render_invitation(message: dict, template: str = "portal-invitation") -> dic
     else:
         raise RuntimeError("invitation link kept changing under us")  # the queue retries the message
     single_use.revoke(previous, "invitation_replaced")
-    tenant = Tenant.get(tenant_id)
+    tenant = tenants.get(tenant_id)
     link = f"{config.public_base_url()}/register?token={token}"
     return messaging.render_email(tenant_id, user.email, template, [link], message["message_id"],
                                   tenant_name=tenant.name, link=link, days=str(INVITATION_SECONDS // 86400),

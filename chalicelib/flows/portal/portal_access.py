@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 from pydantic import BaseModel, Field
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
-from chalicelib.core import audit, config, lockout, messaging, single_use
+from chalicelib.core import audit, config, lockout, messaging, single_use, tenants
 from chalicelib.core.errors import Error, Forbidden, Gone, Invalid, Unauthenticated
 from chalicelib.core.identity import Email
 from chalicelib.core.models import Customer, PortalUser, Tenant, now
@@ -163,8 +163,8 @@ def sign_up(body: SignUpRequest, ip: str | None) -> dict:
     for an email with an account, one on a record and a stranger's (no lookup here whose cost could tell)."""
     lockout.throttle("portal-signup-ip", ip or "unknown", limit=20, window_seconds=3600)
     lockout.throttle("portal-signup-email", f"{body.tenant_id}#{body.email}", limit=3, window_seconds=3600)
-    tenant = _tenant(body.tenant_id)
-    if tenant is None or not tenant.self_signup or tenant.status != "active":
+    tenant = tenants.active(body.tenant_id)
+    if tenant is None or not tenant.self_signup:
         return SAME_ANSWER  # the business's setting: the same for every email
     messaging.enqueue([_decided_at_delivery("portal_sign_up", tenant.tenant_id, body.email, ip)])
     return SAME_ANSWER
@@ -180,8 +180,8 @@ def render_sign_up(message: dict) -> dict | None:
     invited user and gets the invitation; one with an active account is told so, with the sign-in and reset
     links; anything else (on no record, disabled, sign-up switched off since) gets nothing."""
     tenant_id, email = message["tenant_id"], message["email"]
-    tenant = _tenant(tenant_id)
-    if tenant is None or not tenant.self_signup or tenant.status != "active":
+    tenant = tenants.active(tenant_id)
+    if tenant is None or not tenant.self_signup:
         return None
     allowed = invitations.grants_from_refs(directory.records_for_email(tenant_id, email))
     if not allowed:
@@ -206,20 +206,13 @@ def render_sign_up(message: dict) -> dict | None:
                                          template="portal-sign-up")  # it answers a request: not "invites you"
 
 
-def _tenant(tenant_id: str) -> Tenant | None:
-    try:
-        return Tenant.get(tenant_id)
-    except DoesNotExist:
-        return None
-
-
 # --- sign-in --------------------------------------------------------------------------------------------------------
 
 @lockout.limit_guesses_per_ip("portal-sign-in", "invalid_credentials")
 def sign_in(body: SignInRequest, ip: str | None, user_agent: str | None) -> dict:
     email = body.email.lower()  # (Strict trimmed it)
     counted = lockout.attempt("portal", body.tenant_id, email)  # before the password is checked (423 when locked)
-    tenant = _tenant(body.tenant_id)
+    tenant = tenants.find(body.tenant_id)
     user = invitations.find_user(body.tenant_id, email)  # read whatever the tenant's state: the same work
     if tenant is None or tenant.status != "active":
         user = None
@@ -252,7 +245,7 @@ def request_reset(body: ResetRequest, ip: str | None) -> dict:
     active account at delivery (render_reset) and sends nothing otherwise."""
     lockout.throttle("portal-reset-ip", ip or "unknown", limit=20, window_seconds=3600)
     lockout.throttle("portal-reset-email", f"{body.tenant_id}#{body.email}", limit=3, window_seconds=3600)
-    if _tenant(body.tenant_id) is not None:
+    if tenants.find(body.tenant_id) is not None:
         messaging.enqueue([_decided_at_delivery("portal_reset", body.tenant_id, body.email, ip)])
     return SAME_ANSWER
 
@@ -262,7 +255,7 @@ def render_reset(message: dict) -> dict | None:
     minutes from the email's arrival; None (nothing sent) unless the email has an active account that had fewer
     than RESET_LINKS_PER_USER_PER_HOUR reset emails this hour."""
     tenant_id = message["tenant_id"]
-    tenant, user = _tenant(tenant_id), invitations.find_user(tenant_id, message["email"])
+    tenant, user = tenants.find(tenant_id), invitations.find_user(tenant_id, message["email"])
     if tenant is None or user is None or user.status != "active":
         return None
     from chalicelib.flows.staff.staff_recovery import within_hourly_cap
@@ -313,7 +306,7 @@ def complete_reset(body: ResetComplete, ip: str | None, user_agent: str | None) 
     except DoesNotExist:
         raise Gone("token_used", "This link no longer works.") from None
     if user.status != "active":
-        tenant = _tenant(user.tenant_id)
+        tenant = tenants.find(user.tenant_id)
         raise account_disabled(tenant.name if tenant else "the business")
     if user.reset_link_token_hash != record.token_hash:  # an older link whose revocation did not land
         raise Gone("link_replaced", LINK_REPLACED)
@@ -334,7 +327,7 @@ def complete_reset(body: ResetComplete, ip: str | None, user_agent: str | None) 
     audit.record(user.tenant_id, "session.ended_all", actor=user.user_id, target=user.user_id, ip=ip,
                  reason="password_reset")
     lockout.clear("portal", user.tenant_id, user.email)
-    tenant = _tenant(user.tenant_id)
+    tenant = tenants.find(user.tenant_id)
     when = datetime.now(timezone.utc).strftime("%d %b %Y %H:%M UTC")
     messaging.enqueue([messaging.render_email(user.tenant_id, user.email, "portal-password-changed", [],
                                               tenant_name=tenant.name if tenant else "", when=when)])
@@ -348,12 +341,12 @@ def me(principal: Principal) -> Me:
     if principal.claims.get("amr") == "access_link":
         from chalicelib.flows.portal import access_links
         customer = access_links.check_session(principal)
-        tenant = _tenant(principal.tenant_id)
+        tenant = tenants.find(principal.tenant_id)
         return Me(user_id=principal.subject, tenant_id=principal.tenant_id, tenant_name=tenant.name if tenant else "",
                   email="", status="access_link", signed_in_with="access_link",
                   grants=[MeGrant(customer_id=customer.customer_id, customer_name=customer.name, access="billing")])
     user = principal.live.record  # the guard read it and checked the session is alive
-    tenant = _tenant(user.tenant_id)
+    tenant = tenants.find(user.tenant_id)
     grants = [g for g in user.grants or [] if g.access != "none"]
     names = {c.customer_id: c.name for c in Customer.batch_get([(user.tenant_id, g.customer_id) for g in grants])} \
         if grants else {}
@@ -366,7 +359,7 @@ def me(principal: Principal) -> Me:
 # --- the tenant's settings (admin) -------------------------------------------------------------------------------------
 
 def get_settings(tenant_id: str) -> Settings:
-    tenant = Tenant.get(tenant_id)  # the guard already found the caller's tenant active
+    tenant = tenants.get(tenant_id)  # the guard already found the caller's tenant active
     return Settings.model_validate({"self_signup": bool(tenant.self_signup),
                                     "third_party_signin": list(tenant.third_party_signin or [])})
 
