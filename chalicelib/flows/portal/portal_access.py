@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from urllib.parse import urlencode
 
 from pydantic import BaseModel, Field
-from pynamodb.exceptions import DoesNotExist, UpdateError
+from pynamodb.exceptions import UpdateError
 
 from chalicelib.core import audit, config, lockout, messaging, single_use, tenants
 from chalicelib.core.errors import Error, Forbidden, Gone, Invalid, Unauthenticated
@@ -125,11 +125,9 @@ def _check_new_password(password: str, confirm: str | None, field: str = "passwo
 def register(body: RegisterRequest, ip: str | None, user_agent: str | None) -> dict:
     """Consumes the invitation exactly once, sets the password, signs the user in."""
     _check_new_password(body.password, body.password_confirm)  # a policy failure does not spend the link
-    record = single_use.look_up(body.token, "portal_invitation", expired_code="invitation_expired")
-    try:
-        user = PortalUser.get(record.tenant_id, record.subject_id, consistent_read=True)
-    except DoesNotExist:
-        raise Gone("invitation_revoked", "This invitation was withdrawn.") from None
+    record, user = single_use.look_up_holder(body.token, "portal_invitation", PortalUser,
+                                             Gone("invitation_revoked", "This invitation was withdrawn."),
+                                             expired_code="invitation_expired")
     if user.status != "invited" or user.invitation_token_hash != record.token_hash:
         raise Gone("invitation_replaced" if user.status == "invited" else "token_used",
                        "This link no longer works; use the latest invitation email.")
@@ -300,11 +298,8 @@ LINK_REPLACED = "A newer reset link was sent, or the password was reset since; u
 def complete_reset(body: ResetComplete, ip: str | None, user_agent: str | None) -> dict:
     _check_new_password(body.new_password, body.new_password_confirm, field="new_password")
     # Checks first, then spend the link: a refused attempt leaves it usable (as staff_recovery.complete does).
-    record = single_use.look_up(body.token, "portal_reset")
-    try:
-        user = PortalUser.get(record.tenant_id, record.subject_id, consistent_read=True)
-    except DoesNotExist:
-        raise Gone("token_used", "This link no longer works.") from None
+    record, user = single_use.look_up_holder(body.token, "portal_reset", PortalUser,
+                                             Gone("token_used", "This link no longer works."))
     if user.status != "active":
         tenant = tenants.find(user.tenant_id)
         raise account_disabled(tenant.name if tenant else "the business")

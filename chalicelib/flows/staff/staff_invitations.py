@@ -3,7 +3,7 @@ one sets the username and password. The link is a single-use token that lives 7 
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
-from pynamodb.exceptions import DoesNotExist, UpdateError
+from pynamodb.exceptions import UpdateError
 
 from chalicelib.core import audit, config, due, lockout, single_use
 from chalicelib.core.errors import Conflict, Error, Forbidden, Gone, Invalid, Throttled
@@ -135,11 +135,8 @@ def accept_invite(body: AcceptInvite, ip: str | None, user_agent: str | None = N
     """The invitation link's page: choose a username (default: the email) and a password. Every check comes
     before the link is consumed, so a refused username or password leaves it usable; of concurrent accepts
     exactly one wins (set_password_with_link)."""
-    record = single_use.look_up(body.token, "staff_invite")
-    try:
-        person = Person.get(record.tenant_id, record.subject_id, consistent_read=True)
-    except DoesNotExist:
-        raise Invalid("token_invalid", "This link is not valid.") from None
+    record, person = single_use.look_up_holder(body.token, "staff_invite", Person,
+                                               Invalid("token_invalid", "This link is not valid."))
     if person.account_status == "disabled":
         raise Forbidden("account_disabled", "This account is disabled; ask your administrator.")
     if person.invitation_token_hash != record.token_hash:

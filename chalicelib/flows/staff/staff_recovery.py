@@ -264,11 +264,8 @@ def complete(body: CompleteReset, ip: str | None) -> dict:
     """Sets the new password and consumes the reset token (exactly once); checks come first so a refused
     password leaves the token usable."""
     _throttle("complete_ip", ip)
-    record = single_use.look_up(body.reset_token, RESET_KIND)
-    try:
-        person = Person.get(record.tenant_id, record.subject_id, consistent_read=True)
-    except DoesNotExist:
-        raise Invalid("token_invalid", "This link is not valid.") from None
+    record, person = single_use.look_up_holder(body.reset_token, RESET_KIND, Person,
+                                               Invalid("token_invalid", "This link is not valid."))
     if person.account_status != "active":
         raise Forbidden("account_not_active", "This account is not active; ask your administrator.")
     try:
