@@ -259,36 +259,15 @@ def render_reset(message: dict) -> dict | None:
     from chalicelib.flows.staff.staff_recovery import within_hourly_cap
     if not within_hourly_cap("portal-reset-links", f"{tenant_id}#{user.user_id}", RESET_LINKS_PER_USER_PER_HOUR):
         return None
-    token = single_use.issue("portal_reset", user.tenant_id, user.user_id, RESET_SECONDS)
-    if not _make_current_reset_link(user, single_use.token_hash(token)):
+    # the reset answers 410 link_replaced for an older link, as a replaced staff reset link does
+    token = invitations.mint_link(user, "portal_reset", RESET_SECONDS, stored_as="reset_link_token_hash",
+                                  status="active", actions=[], revoked="link_replaced", replaced="link_replaced")
+    if token is None:
         return None
     link = f"{config.public_base_url()}/reset-password?token={token}"
     audit.record(user.tenant_id, "portal.reset_requested", target=user.user_id, ip=message.get("ip"))
     return messaging.render_email(user.tenant_id, user.email, "portal-reset", [link], message["message_id"],
                                   tenant_name=tenant.name, link=link, minutes=str(RESET_SECONDS // 60))
-
-
-def _make_current_reset_link(user: PortalUser, new_hash: str) -> bool:
-    """Stores the new link's hash as the user's one live reset link and revokes the previous one (it then
-    answers 410 link_replaced, as a replaced staff reset link does). The swap is conditioned on the hash read,
-    so of links minted at once exactly one stays live. False (the new link revoked) if the user is not active."""
-    for _attempt in range(5):
-        previous = user.reset_link_token_hash
-        same_link = PortalUser.reset_link_token_hash == previous if previous \
-            else PortalUser.reset_link_token_hash.does_not_exist()
-        try:
-            user.update(actions=[PortalUser.reset_link_token_hash.set(new_hash)],
-                        condition=(PortalUser.status == "active") & same_link, add_version_condition=False)
-            break
-        except UpdateError:
-            user.refresh(consistent_read=True)
-            if user.status != "active":
-                single_use.revoke(new_hash, "link_replaced")
-                return False
-    else:
-        raise RuntimeError("reset link kept changing under us")  # the queue retries the message
-    single_use.revoke(previous, "link_replaced")
-    return True
 
 
 LINK_REPLACED = "A newer reset link was sent, or the password was reset since; use the latest email."
