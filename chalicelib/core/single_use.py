@@ -1,13 +1,17 @@
 """Single-use tokens behind every emailed or texted link (invitations, resets, staff invites): issued as 256-bit
 random values, stored only as SHA-256 with an expiry and a TTL, consumed by one conditional write so that of
 many concurrent uses exactly one wins."""
-from pynamodb.exceptions import DoesNotExist, UpdateError
+from typing import TypeVar
 
-from chalicelib.core.errors import Gone, Invalid
+from pynamodb.exceptions import DoesNotExist, UpdateError
+from pynamodb.models import Model
+
+from chalicelib.core.errors import Error, Gone, Invalid
 from chalicelib.core.models import Token, now
 from chalicelib.core.security.tokens import new_token, token_hash
 
 TTL_GRACE_SECONDS = 7 * 24 * 3600  # keep used/expired tokens a while so their links explain themselves
+Holder = TypeVar("Holder", bound=Model)
 REVOKED_MESSAGES = {
     "invitation_replaced": "A newer invitation was sent; use the link in the latest email.",
     "invitation_revoked": "This invitation was withdrawn; ask the business to invite you again.",
@@ -39,6 +43,20 @@ def look_up(token: str, kind: str, *, expired_code: str = "token_expired") -> To
     if record.expires_at < now():
         raise Gone(expired_code, "This link has expired; ask for a new one.")
     return record
+
+
+def look_up_holder(token: str, kind: str, holder: type[Holder], missing: Error, *,
+                   expired_code: str = "token_expired") -> tuple[Token, Holder]:
+    """The first step of a link that sets a password (an invitation, a reset link): the token if it can still be
+    used (look_up) and the record it was issued for (`holder`, keyed by the token's tenant and subject), read
+    strongly consistent; `missing` when that record is gone. Nothing is spent: the flow checks the record (its
+    state, then that the link is still the one it holds) and spends the token last, so a refused attempt leaves
+    the link usable."""
+    record = look_up(token, kind, expired_code=expired_code)
+    try:
+        return record, holder.get(record.tenant_id, record.subject_id, consistent_read=True)
+    except DoesNotExist:
+        raise missing from None
 
 
 def consume(token: str, kind: str, *, expired_code: str = "token_expired") -> Token:

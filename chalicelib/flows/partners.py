@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
 
-from chalicelib.core import audit, lockout
+from chalicelib.core import audit, lockout, tenants
 from chalicelib.core.errors import Conflict, Error, Forbidden, Invalid, NotFound, Unauthenticated
 from chalicelib.core.models import (
     Location,
@@ -18,7 +18,6 @@ from chalicelib.core.models import (
     PartnerPortal,
     PartnerUser,
     Person,
-    Tenant,
     now,
     transaction,
 )
@@ -293,11 +292,6 @@ def portal_audit(tenant_id: str, portal_id: str, query: dict) -> dict:
 
 # --- partners -----------------------------------------------------------------------------------------------------
 
-def _tenant_active(tenant_id: str) -> bool:
-    tenant = get_item(Tenant, tenant_id)
-    return tenant is not None and tenant.status == "active"
-
-
 def issue_token(body: PartnerTokenRequest, ip: str | None) -> dict:
     from chalicelib.core.security import keys, passwords
     lockout.throttle("partner-token-client", body.client_id, TOKEN_LIMIT_PER_CLIENT, 60)
@@ -309,7 +303,7 @@ def issue_token(body: PartnerTokenRequest, ip: str | None) -> dict:
     portal = get_item(PartnerPortal, client.portal_id)
     e = get_item(PartnerEnablement, body.tenant_id, client.portal_id)
     # One answer for "no such tenant", "not enabled" and "disabled tenant": a partner learns nothing more.
-    if portal is None or e is None or not e.enabled or not _tenant_active(body.tenant_id):
+    if portal is None or e is None or not e.enabled or tenants.active(body.tenant_id, consistent=True) is None:
         raise not_enabled()
     perms = [k for k in PERMISSIONS if k in set(portal.permissions)]
     # sid names the token's session: the portal's enablement for this business, in its current generation

@@ -2,7 +2,7 @@
 gets an emailed invitation; no password is ever printed or stored by the operator."""
 import re
 
-from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
+from pynamodb.exceptions import PutError, UpdateError
 
 from chalicelib.core import audit, identity, tenants
 from chalicelib.core.models import Person, Tenant
@@ -36,10 +36,10 @@ def create(tenant_id: str, name: str, admin_email: str, admin_name: str = "Admin
 
 
 def get(tenant_id: str) -> Tenant:
-    try:
-        return Tenant.get(tenant_id, consistent_read=True)
-    except DoesNotExist:
-        raise TenantError(f"no tenant {tenant_id!r}") from None
+    tenant = tenants.find(tenant_id, consistent=True)
+    if tenant is None:
+        raise TenantError(f"no tenant {tenant_id!r}")
+    return tenant
 
 
 def describe(tenant: Tenant) -> dict:

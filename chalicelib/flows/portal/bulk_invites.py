@@ -19,9 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
 from pynamodb.expressions.update import Action
 
-from chalicelib.core import audit, config, messaging, observability
+from chalicelib.core import audit, config, messaging, observability, tenants
 from chalicelib.core.errors import NotFound
-from chalicelib.core.models import Job, PortalUser, RecordEmail, Tenant, now, transaction
+from chalicelib.core.models import Job, PortalUser, RecordEmail, now, transaction
 from chalicelib.core.observability import logger
 from chalicelib.core.paging import iso_at, make_cursor, page_args
 from chalicelib.core.text import OneLine
@@ -150,9 +150,7 @@ def handle(upload: Upload, receive_count: int = 1) -> dict:
     tenant_id, name = key_parts[1], "/".join(key_parts[2:])
     report_key = f"{REPORT_PREFIX}{tenant_id}/{name}.json"
     header = {"job_id": upload.job_id, "tenant_id": tenant_id, "source": f"s3://{upload.bucket}/{upload.key}"}
-    try:
-        Tenant.get(tenant_id)
-    except DoesNotExist:
+    if tenants.find(tenant_id) is None:
         # No tenant to hold a job: the report under that prefix and the log say why nothing was sent.
         Report().upload(upload.bucket, report_key, {**header, "status": "failed", "error": "unknown_tenant",
                                                     "message": f"There is no business {tenant_id!r}."})

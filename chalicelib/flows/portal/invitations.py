@@ -12,10 +12,10 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
-from chalicelib.core import audit, config, identity, messaging, single_use
+from chalicelib.core import audit, config, identity, messaging, single_use, tenants
 from chalicelib.core.errors import Conflict, Invalid, NotFound
 from chalicelib.core.identity import Email
-from chalicelib.core.models import Grant, PortalUser, Tenant, now
+from chalicelib.core.models import Grant, PortalUser, now
 from chalicelib.core.paging import iso, iso_at, make_cursor, page_args
 from chalicelib.core.text import OneLine
 from chalicelib.flows import directory
@@ -181,6 +181,33 @@ def access_text(grants) -> str:
     return ACCESS_TEXT["mixed" if billing == {True, False} else "billing" if True in billing else "non_billing"]
 
 
+def mint_link(user: PortalUser, kind: str, seconds: int, *, stored_as: str, status: str, actions: list,
+              revoked: str, replaced: str, **data: str) -> str | None:
+    """The one way a portal user's link is made (the invitation, the reset link; at delivery, by the sender): a new
+    single-use token of `kind` whose hash becomes the user's one live link in `stored_as` (with `actions`), and the
+    previous link then answers `replaced`. The swap is conditioned on the hash read, so of links minted at once
+    exactly one stays live, and on the user's `status`: None (the new token revoked as `revoked`) once the user
+    left it. A link that keeps changing under us raises, and the queue retries the message."""
+    token = single_use.issue(kind, user.tenant_id, user.user_id, seconds, **data)
+    new_hash, attribute = single_use.token_hash(token), getattr(PortalUser, stored_as)
+    for _attempt in range(5):
+        previous = getattr(user, stored_as)
+        same_link = attribute == previous if previous else attribute.does_not_exist()
+        try:
+            user.update(actions=[attribute.set(new_hash), *actions],
+                        condition=(PortalUser.status == status) & same_link, add_version_condition=False)
+            break
+        except UpdateError:
+            user.refresh(consistent_read=True)
+            if user.status != status:
+                single_use.revoke(new_hash, revoked)
+                return None
+    else:
+        raise RuntimeError(f"{kind} link kept changing under us")
+    single_use.revoke(previous, replaced)
+    return token
+
+
 def render_invitation(message: dict, template: str = "portal-invitation") -> dict | None:
     """Called by the sender, once per message id: mints the link, replaces the previous one, builds the email
     (`template`: portal-invitation, or portal-sign-up when it answers a self sign-up). None when there is nothing
@@ -192,27 +219,13 @@ def render_invitation(message: dict, template: str = "portal-invitation") -> dic
         return None
     if user.status != "invited":
         return None
-    token = single_use.issue("portal_invitation", tenant_id, user_id, INVITATION_SECONDS, email=user.email)
-    new_hash = single_use.token_hash(token)
-    for _attempt in range(5):  # swap in the new link only if the one we read is still current
-        previous = user.invitation_token_hash
-        same_link = PortalUser.invitation_token_hash == previous if previous \
-            else PortalUser.invitation_token_hash.does_not_exist()
-        try:
-            user.update(actions=[PortalUser.invitation_token_hash.set(new_hash),
-                                 PortalUser.invitation_expires_at.set(now() + INVITATION_SECONDS),
-                                 PortalUser.last_sent_at.set(now())],
-                        condition=(PortalUser.status == "invited") & same_link, add_version_condition=False)
-            break
-        except UpdateError:
-            user.refresh(consistent_read=True)
-            if user.status != "invited":
-                single_use.revoke(new_hash, "invitation_revoked")
-                return None
-    else:
-        raise RuntimeError("invitation link kept changing under us")  # the queue retries the message
-    single_use.revoke(previous, "invitation_replaced")
-    tenant = Tenant.get(tenant_id)
+    token = mint_link(user, "portal_invitation", INVITATION_SECONDS, stored_as="invitation_token_hash",
+                      status="invited", actions=[PortalUser.invitation_expires_at.set(now() + INVITATION_SECONDS),
+                                                 PortalUser.last_sent_at.set(now())],
+                      revoked="invitation_revoked", replaced="invitation_replaced", email=user.email)
+    if token is None:
+        return None
+    tenant = tenants.get(tenant_id)
     link = f"{config.public_base_url()}/register?token={token}"
     return messaging.render_email(tenant_id, user.email, template, [link], message["message_id"],
                                   tenant_name=tenant.name, link=link, days=str(INVITATION_SECONDS // 86400),

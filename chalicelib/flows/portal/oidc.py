@@ -18,7 +18,7 @@ from functools import lru_cache
 from chalice import Response
 from pynamodb.expressions.update import Action
 
-from chalicelib.core import audit, config, identity, single_use
+from chalicelib.core import audit, config, identity, single_use, tenants
 from chalicelib.core.errors import Forbidden, Invalid, NotFound, Unauthenticated
 from chalicelib.core.models import PortalUser, Tenant, now
 from chalicelib.flows import directory
@@ -73,11 +73,8 @@ def _callback_url(provider: str) -> str:
 
 
 def _tenant_allows(tenant_id: str, provider: str) -> Tenant:
-    try:
-        tenant = Tenant.get(tenant_id)
-    except Tenant.DoesNotExist:
-        tenant = None
-    if tenant is None or tenant.status != "active" or provider not in (tenant.third_party_signin or []):
+    tenant = tenants.active(tenant_id)
+    if tenant is None or provider not in (tenant.third_party_signin or []):
         raise Forbidden("provider_not_allowed", f"This business does not offer sign-in with {provider}.")
     return tenant
 

@@ -11,9 +11,9 @@ from typing import Annotated, Literal
 from urllib.parse import urlencode
 
 from pydantic import BaseModel, Field
-from pynamodb.exceptions import DoesNotExist, UpdateError
+from pynamodb.exceptions import UpdateError
 
-from chalicelib.core import audit, config, identity, lockout, messaging, single_use
+from chalicelib.core import audit, config, identity, lockout, messaging, single_use, tenants
 from chalicelib.core.errors import Error, Forbidden, Gone, Invalid, Unauthenticated
 from chalicelib.core.identity import Email
 from chalicelib.core.models import Customer, PortalUser, Tenant, now
@@ -125,11 +125,9 @@ def _check_new_password(password: str, confirm: str | None, field: str = "passwo
 def register(body: RegisterRequest, ip: str | None, user_agent: str | None) -> dict:
     """Consumes the invitation exactly once, sets the password, signs the user in."""
     _check_new_password(body.password, body.password_confirm)  # a policy failure does not spend the link
-    record = single_use.look_up(body.token, "portal_invitation", expired_code="invitation_expired")
-    try:
-        user = PortalUser.get(record.tenant_id, record.subject_id, consistent_read=True)
-    except DoesNotExist:
-        raise Gone("invitation_revoked", "This invitation was withdrawn.") from None
+    record, user = single_use.look_up_holder(body.token, "portal_invitation", PortalUser,
+                                             Gone("invitation_revoked", "This invitation was withdrawn."),
+                                             expired_code="invitation_expired")
     if user.status != "invited" or user.invitation_token_hash != record.token_hash:
         raise Gone("invitation_replaced" if user.status == "invited" else "token_used",
                        "This link no longer works; use the latest invitation email.")
@@ -163,8 +161,8 @@ def sign_up(body: SignUpRequest, ip: str | None) -> dict:
     for an email with an account, one on a record and a stranger's (no lookup here whose cost could tell)."""
     lockout.throttle("portal-signup-ip", ip or "unknown", limit=20, window_seconds=3600)
     lockout.throttle("portal-signup-email", f"{body.tenant_id}#{body.email}", limit=3, window_seconds=3600)
-    tenant = _tenant(body.tenant_id)
-    if tenant is None or not tenant.self_signup or tenant.status != "active":
+    tenant = tenants.active(body.tenant_id)
+    if tenant is None or not tenant.self_signup:
         return SAME_ANSWER  # the business's setting: the same for every email
     messaging.enqueue([_decided_at_delivery("portal_sign_up", tenant.tenant_id, body.email, ip)])
     return SAME_ANSWER
@@ -180,8 +178,8 @@ def render_sign_up(message: dict) -> dict | None:
     invited user and gets the invitation; one with an active account is told so, with the sign-in and reset
     links; anything else (on no record, disabled, sign-up switched off since) gets nothing."""
     tenant_id, email = message["tenant_id"], message["email"]
-    tenant = _tenant(tenant_id)
-    if tenant is None or not tenant.self_signup or tenant.status != "active":
+    tenant = tenants.active(tenant_id)
+    if tenant is None or not tenant.self_signup:
         return None
     allowed = invitations.grants_from_refs(directory.records_for_email(tenant_id, email))
     if not allowed:
@@ -206,20 +204,13 @@ def render_sign_up(message: dict) -> dict | None:
                                          template="portal-sign-up")  # it answers a request: not "invites you"
 
 
-def _tenant(tenant_id: str) -> Tenant | None:
-    try:
-        return Tenant.get(tenant_id)
-    except DoesNotExist:
-        return None
-
-
 # --- sign-in --------------------------------------------------------------------------------------------------------
 
 @lockout.limit_guesses_per_ip("portal-sign-in", "invalid_credentials")
 def sign_in(body: SignInRequest, ip: str | None, user_agent: str | None) -> dict:
     email = identity.email_key(body.email)  # every spelling of the address is one account (and one lockout)
     counted = lockout.attempt("portal", body.tenant_id, email)  # before the password is checked (423 when locked)
-    tenant = _tenant(body.tenant_id)
+    tenant = tenants.find(body.tenant_id)
     user = invitations.find_user(body.tenant_id, email)  # read whatever the tenant's state: the same work
     if tenant is None or tenant.status != "active":
         user = None
@@ -252,7 +243,7 @@ def request_reset(body: ResetRequest, ip: str | None) -> dict:
     active account at delivery (render_reset) and sends nothing otherwise."""
     lockout.throttle("portal-reset-ip", ip or "unknown", limit=20, window_seconds=3600)
     lockout.throttle("portal-reset-email", f"{body.tenant_id}#{body.email}", limit=3, window_seconds=3600)
-    if _tenant(body.tenant_id) is not None:
+    if tenants.find(body.tenant_id) is not None:
         messaging.enqueue([_decided_at_delivery("portal_reset", body.tenant_id, body.email, ip)])
     return SAME_ANSWER
 
@@ -262,42 +253,21 @@ def render_reset(message: dict) -> dict | None:
     minutes from the email's arrival; None (nothing sent) unless the email has an active account that had fewer
     than RESET_LINKS_PER_USER_PER_HOUR reset emails this hour."""
     tenant_id = message["tenant_id"]
-    tenant, user = _tenant(tenant_id), invitations.find_user(tenant_id, message["email"])
+    tenant, user = tenants.find(tenant_id), invitations.find_user(tenant_id, message["email"])
     if tenant is None or user is None or user.status != "active":
         return None
     from chalicelib.flows.staff.staff_recovery import within_hourly_cap
     if not within_hourly_cap("portal-reset-links", f"{tenant_id}#{user.user_id}", RESET_LINKS_PER_USER_PER_HOUR):
         return None
-    token = single_use.issue("portal_reset", user.tenant_id, user.user_id, RESET_SECONDS)
-    if not _make_current_reset_link(user, single_use.token_hash(token)):
+    # the reset answers 410 link_replaced for an older link, as a replaced staff reset link does
+    token = invitations.mint_link(user, "portal_reset", RESET_SECONDS, stored_as="reset_link_token_hash",
+                                  status="active", actions=[], revoked="link_replaced", replaced="link_replaced")
+    if token is None:
         return None
     link = f"{config.public_base_url()}/reset-password?token={token}"
     audit.record(user.tenant_id, "portal.reset_requested", target=user.user_id, ip=message.get("ip"))
     return messaging.render_email(user.tenant_id, user.email, "portal-reset", [link], message["message_id"],
                                   tenant_name=tenant.name, link=link, minutes=str(RESET_SECONDS // 60))
-
-
-def _make_current_reset_link(user: PortalUser, new_hash: str) -> bool:
-    """Stores the new link's hash as the user's one live reset link and revokes the previous one (it then
-    answers 410 link_replaced, as a replaced staff reset link does). The swap is conditioned on the hash read,
-    so of links minted at once exactly one stays live. False (the new link revoked) if the user is not active."""
-    for _attempt in range(5):
-        previous = user.reset_link_token_hash
-        same_link = PortalUser.reset_link_token_hash == previous if previous \
-            else PortalUser.reset_link_token_hash.does_not_exist()
-        try:
-            user.update(actions=[PortalUser.reset_link_token_hash.set(new_hash)],
-                        condition=(PortalUser.status == "active") & same_link, add_version_condition=False)
-            break
-        except UpdateError:
-            user.refresh(consistent_read=True)
-            if user.status != "active":
-                single_use.revoke(new_hash, "link_replaced")
-                return False
-    else:
-        raise RuntimeError("reset link kept changing under us")  # the queue retries the message
-    single_use.revoke(previous, "link_replaced")
-    return True
 
 
 LINK_REPLACED = "A newer reset link was sent, or the password was reset since; use the latest email."
@@ -307,13 +277,10 @@ LINK_REPLACED = "A newer reset link was sent, or the password was reset since; u
 def complete_reset(body: ResetComplete, ip: str | None, user_agent: str | None) -> dict:
     _check_new_password(body.new_password, body.new_password_confirm, field="new_password")
     # Checks first, then spend the link: a refused attempt leaves it usable (as staff_recovery.complete does).
-    record = single_use.look_up(body.token, "portal_reset")
-    try:
-        user = PortalUser.get(record.tenant_id, record.subject_id, consistent_read=True)
-    except DoesNotExist:
-        raise Gone("token_used", "This link no longer works.") from None
+    record, user = single_use.look_up_holder(body.token, "portal_reset", PortalUser,
+                                             Gone("token_used", "This link no longer works."))
     if user.status != "active":
-        tenant = _tenant(user.tenant_id)
+        tenant = tenants.find(user.tenant_id)
         raise account_disabled(tenant.name if tenant else "the business")
     if user.reset_link_token_hash != record.token_hash:  # an older link whose revocation did not land
         raise Gone("link_replaced", LINK_REPLACED)
@@ -334,7 +301,7 @@ def complete_reset(body: ResetComplete, ip: str | None, user_agent: str | None) 
     audit.record(user.tenant_id, "session.ended_all", actor=user.user_id, target=user.user_id, ip=ip,
                  reason="password_reset")
     lockout.clear("portal", user.tenant_id, user.email)
-    tenant = _tenant(user.tenant_id)
+    tenant = tenants.find(user.tenant_id)
     when = datetime.now(timezone.utc).strftime("%d %b %Y %H:%M UTC")
     messaging.enqueue([messaging.render_email(user.tenant_id, user.email, "portal-password-changed", [],
                                               tenant_name=tenant.name if tenant else "", when=when)])
@@ -348,12 +315,12 @@ def me(principal: Principal) -> Me:
     if principal.claims.get("amr") == "access_link":
         from chalicelib.flows.portal import access_links
         customer = access_links.check_session(principal)
-        tenant = _tenant(principal.tenant_id)
+        tenant = tenants.find(principal.tenant_id)
         return Me(user_id=principal.subject, tenant_id=principal.tenant_id, tenant_name=tenant.name if tenant else "",
                   email="", status="access_link", signed_in_with="access_link",
                   grants=[MeGrant(customer_id=customer.customer_id, customer_name=customer.name, access="billing")])
     user = principal.live.record  # the guard read it and checked the session is alive
-    tenant = _tenant(user.tenant_id)
+    tenant = tenants.find(user.tenant_id)
     grants = [g for g in user.grants or [] if g.access != "none"]
     names = {c.customer_id: c.name for c in Customer.batch_get([(user.tenant_id, g.customer_id) for g in grants])} \
         if grants else {}
@@ -366,7 +333,7 @@ def me(principal: Principal) -> Me:
 # --- the tenant's settings (admin) -------------------------------------------------------------------------------------
 
 def get_settings(tenant_id: str) -> Settings:
-    tenant = Tenant.get(tenant_id)  # the guard already found the caller's tenant active
+    tenant = tenants.get(tenant_id)  # the guard already found the caller's tenant active
     return Settings.model_validate({"self_signup": bool(tenant.self_signup),
                                     "third_party_signin": list(tenant.third_party_signin or [])})
 

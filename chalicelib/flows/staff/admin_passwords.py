@@ -2,35 +2,25 @@
 changed at first sign-in, an emailed or texted reset link, a temporary password that dies after 60 minutes."""
 import secrets
 import string
-from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
-from pynamodb.exceptions import UpdateError
 
-from chalicelib.core import audit, config, single_use
+from chalicelib.core import audit
 from chalicelib.core.errors import Conflict
 from chalicelib.core.models import Person, now
 from chalicelib.core.paging import iso, iso_at
 from chalicelib.core.principal import Principal
 from chalicelib.core.schema import Password, Strict
 from chalicelib.core.security import passwords
-from chalicelib.core.security.tokens import token_hash
-from chalicelib.core.text import OneLine
 from chalicelib.flows.staff import people, staff_accounts, staff_invitations, staff_signin
 
 RESET_LINK_SECONDS = 24 * 3600
 TEMPORARY_PASSWORD_SECONDS = 60 * 60
 
-Name = Annotated[OneLine, Field(min_length=1, max_length=200)]
-Username = Annotated[OneLine, Field(min_length=1, max_length=254)]
-Channel = Literal["email", "sms"]
-Permission = people.Permission
-Role = Literal["admin", "office", "technician", "staff"]
-Kind = Literal["employee", "technician"]
 
 
 class AccountCreate(Strict):
-    username: Username
+    username: staff_invitations.Username
     password: Password
 
 
@@ -79,26 +69,11 @@ def create_account(caller: Principal, person_id: str, body: AccountCreate, ip: s
 
 def deliver_reset_link(person: Person, channel: str, actor: str, ip: str | None, outbox: list | None = None,
                      job_id: str | None = None) -> dict:
-    token = single_use.issue("staff_reset", person.tenant_id, person.person_id, RESET_LINK_SECONDS, via="link")
-    previous = person.reset_link_token_hash
-    try:
-        person.update(actions=[Person.reset_link_token_hash.set(token_hash(token)), Person.updated_at.set(now())],
-                      condition=Person.account_status == "active")
-    except UpdateError:
-        single_use.revoke(token_hash(token))
-        raise Conflict("edit_conflict", "Someone else changed this person at the same time; try again.") \
-            from None
-    single_use.revoke(previous, "link_replaced")
-    link = f"{config.public_base_url()}/staff/reset-password?token={token}"
-    msg = people.message(person, "staff-reset-link", [link], channel, link=link,
-                         hours=str(RESET_LINK_SECONDS // 3600))
-    if msg is None:  # never: the channel is one the person has
-        raise staff_invitations.no_contact()
-    if outbox is None:
-        from chalicelib.core import messaging
-        messaging.enqueue([msg])
-    else:
-        outbox.append(msg)
+    staff_invitations.send_link(person, channel, outbox, kind="staff_reset", seconds=RESET_LINK_SECONDS,
+                                stored_as="reset_link_token_hash", actions=[Person.updated_at.set(now())],
+                                condition=Person.account_status == "active", replaced="link_replaced",
+                                path="/staff/reset-password", template="staff-reset-link",
+                                token_data={"via": "link"}, hours=str(RESET_LINK_SECONDS // 3600))
     audit.record(person.tenant_id, "staff.reset_link_sent", actor=actor, target=person.person_id, ip=ip,
                  channel=channel, **({"job_id": job_id} if job_id else {}))
     return {"person_id": person.person_id, "channel": channel, "expires_at": iso(now() + RESET_LINK_SECONDS)}

@@ -6,9 +6,9 @@ from typing import Callable, Literal, get_args
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
-from chalicelib.core import due, identity
+from chalicelib.core import due, identity, tenants
 from chalicelib.core.errors import Conflict, Invalid, NotFound
-from chalicelib.core.models import Claim, Person, Tenant, now, transaction
+from chalicelib.core.models import Claim, Person, now, transaction
 
 # What an admin can be allowed to do; the admin role holds every permission.
 Permission = Literal["accounts:manage", "directory:manage", "portal:manage", "partners:manage", "audit:read"]
@@ -171,10 +171,8 @@ def channel_for(person: Person, preferred: str | None = None) -> str | None:
 
 
 def tenant_name(tenant_id: str) -> str:
-    try:
-        return Tenant.get(tenant_id).name
-    except DoesNotExist:
-        return "Your company"
+    tenant = tenants.find(tenant_id)
+    return tenant.name if tenant is not None else "Your company"
 
 
 def message(person: Person, template: str, links: list[str], channel: str | None = None, **values) -> dict | None:

@@ -6,7 +6,7 @@ from typing import Annotated, Callable, Iterable, Literal
 
 from pydantic import BaseModel, Field
 
-from chalicelib.core import audit, due, lockout, sessions, single_use
+from chalicelib.core import audit, due, lockout, sessions, single_use, tenants
 from chalicelib.core.errors import Conflict, Forbidden, Invalid
 from chalicelib.core.identity import Email, Mobile
 from chalicelib.core.models import Person, Tenant, now
@@ -21,8 +21,6 @@ from chalicelib.flows.staff import people, staff_signin
 STATUSES = ("no_account", "invited", "active", "locked", "disabled", "password_expired")
 
 Name = Annotated[OneLine, Field(min_length=1, max_length=200)]
-Username = Annotated[OneLine, Field(min_length=1, max_length=254)]
-Channel = Literal["email", "sms"]
 Permission = people.Permission
 Role = Literal["admin", "office", "technician", "staff"]
 Kind = Literal["employee", "technician"]
@@ -283,7 +281,7 @@ def _last_admin_guard(person: Person, changes: dict) -> Callable | None:
     conditioned on the value read before the check, so of two admins removing each other at once one fails."""
     if not _is_active_admin(person) or _is_active_admin(person, changes):
         return None
-    tenant = Tenant.get(person.tenant_id, consistent_read=True)
+    tenant = tenants.get(person.tenant_id, consistent=True)
     seen = int(tenant.admin_changes or 0)
     others = Person.query(person.tenant_id, consistent_read=True,
                           filter_condition=(Person.role == "admin") & (Person.account_status == "active")

@@ -17,12 +17,6 @@ from chalicelib.flows.staff import admin_passwords, people, staff_accounts, staf
 
 BULK_MAX_IDS = 1000
 
-Name = Annotated[OneLine, Field(min_length=1, max_length=200)]
-Username = Annotated[OneLine, Field(min_length=1, max_length=254)]
-Channel = Literal["email", "sms"]
-Permission = people.Permission
-Role = Literal["admin", "office", "technician", "staff"]
-Kind = Literal["employee", "technician"]
 
 
 class BulkRequest(Strict):
@@ -30,7 +24,7 @@ class BulkRequest(Strict):
                           Field(min_length=1, max_length=BULK_MAX_IDS)] | None = None
     all: bool = False
     type: Literal["dry_run", "send"] = Field("dry_run", description="dry_run lists who would be contacted")
-    channel: Channel | None = None
+    channel: staff_invitations.Channel | None = None
 
     @model_validator(mode="after")
     def one_selection(self):
@@ -65,7 +59,7 @@ def _resettable(person: Person) -> str | None:
     if not person.username or person.account_status != "active":
         return "no_account"
     if people.channel_for(person) is None:
-        return "staff_invitations.no_contact"
+        return "no_contact"
     return None
 
 
@@ -106,7 +100,7 @@ def bulk(caller: Principal, kind: str, body: BulkRequest, ip: str | None) -> dic
         channel = people.channel_for(person, body.channel)
         row = {"person_id": person.person_id, "name": person.name}
         if reason or channel is None:  # (skip_reason already skips a person with no channel)
-            outcomes.append({**row, "outcome": "skipped", "reason": reason or "staff_invitations.no_contact"})
+            outcomes.append({**row, "outcome": "skipped", "reason": reason or "no_contact"})
             continue
         if dry:
             outcomes.append({**row, "outcome": "would_send", "channel": channel})

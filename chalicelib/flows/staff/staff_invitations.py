@@ -3,7 +3,8 @@ one sets the username and password. The link is a single-use token that lives 7 
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
-from pynamodb.exceptions import DoesNotExist, UpdateError
+from pynamodb.exceptions import UpdateError
+from pynamodb.expressions.condition import Condition
 
 from chalicelib.core import audit, config, due, lockout, single_use
 from chalicelib.core.errors import Conflict, Error, Forbidden, Gone, Invalid, Throttled
@@ -17,12 +18,8 @@ from chalicelib.flows.staff import people, staff_accounts, staff_signin
 
 INVITE_SECONDS = 7 * 24 * 3600
 
-Name = Annotated[OneLine, Field(min_length=1, max_length=200)]
 Username = Annotated[OneLine, Field(min_length=1, max_length=254)]
 Channel = Literal["email", "sms"]
-Permission = people.Permission
-Role = Literal["admin", "office", "technician", "staff"]
-Kind = Literal["employee", "technician"]
 
 
 class SendOptions(Strict):
@@ -69,26 +66,25 @@ def invitable(person: Person) -> str | None:
     return None
 
 
-def send_invitation(person: Person, channel: str, actor: str, ip: str | None, outbox: list | None = None,
-            job_id: str | None = None) -> dict:
-    """Issues a new invitation link (the previous one stops working) and queues the message."""
-    token = single_use.issue("staff_invite", person.tenant_id, person.person_id, INVITE_SECONDS)
-    previous, at = person.invitation_token_hash, now()
+def send_link(person: Person, channel: str, outbox: list | None, *, kind: str, seconds: int, stored_as: str,
+              actions: list, condition: Condition, replaced: str, path: str, template: str,
+              token_data: dict | None = None, **values: str) -> None:
+    """The one way a staff link goes out (an invitation, an admin-sent reset link): mints a single-use token of
+    `kind`, stores its hash in the person's `stored_as` with `actions`, on `condition` and the person's version (a
+    concurrent accept, re-send or edit wins: 409 edit_conflict, and the new token dies), makes the link it replaces
+    answer `replaced`, and queues the message carrying the link (`template` with `values`; into `outbox` when a
+    bulk run sends them in batches)."""
+    token = single_use.issue(kind, person.tenant_id, person.person_id, seconds, **(token_data or {}))
+    previous = getattr(person, stored_as)
     try:
-        # The version condition and the status condition: a concurrent accept or re-invite wins, this one fails.
-        person.update(actions=[Person.invitation_token_hash.set(token_hash(token)), Person.invited_at.set(at),
-                               Person.invitation_expires_at.set(at + INVITE_SECONDS),
-                               Person.account_status.set("invited"), Person.updated_at.set(at),
-                               *due.due_actions(person, account_status="invited",
-                                                   invitation_expires_at=at + INVITE_SECONDS)],
-                      condition=Person.account_status.is_in("no_account", "invited"))
+        person.update(actions=[getattr(Person, stored_as).set(token_hash(token)), *actions], condition=condition)
     except UpdateError:
         single_use.revoke(token_hash(token))
         raise Conflict("edit_conflict", "Someone else changed this person at the same time; try again.") \
             from None
-    single_use.revoke(previous, "invitation_replaced")
-    link = f"{config.public_base_url()}/staff/accept-invite?token={token}"
-    msg = people.message(person, "staff-invite", [link], channel, link=link, days=str(INVITE_SECONDS // 86400))
+    single_use.revoke(previous, replaced)
+    link = f"{config.public_base_url()}{path}?token={token}"
+    msg = people.message(person, template, [link], channel, link=link, **values)
     if msg is None:  # never: the channel is one the person has
         raise no_contact()
     if outbox is None:
@@ -96,6 +92,18 @@ def send_invitation(person: Person, channel: str, actor: str, ip: str | None, ou
         messaging.enqueue([msg])
     else:
         outbox.append(msg)
+
+
+def send_invitation(person: Person, channel: str, actor: str, ip: str | None, outbox: list | None = None,
+            job_id: str | None = None) -> dict:
+    """Issues a new invitation link (the previous one stops working) and queues the message."""
+    at = now()
+    send_link(person, channel, outbox, kind="staff_invite", seconds=INVITE_SECONDS, stored_as="invitation_token_hash",
+              actions=[Person.invited_at.set(at), Person.invitation_expires_at.set(at + INVITE_SECONDS),
+                       Person.account_status.set("invited"), Person.updated_at.set(at),
+                       *due.due_actions(person, account_status="invited", invitation_expires_at=at + INVITE_SECONDS)],
+              condition=Person.account_status.is_in("no_account", "invited"), replaced="invitation_replaced",
+              path="/staff/accept-invite", template="staff-invite", days=str(INVITE_SECONDS // 86400))
     audit.record(person.tenant_id, "staff.invited", actor=actor, target=person.person_id, ip=ip, channel=channel,
                  **({"job_id": job_id} if job_id else {}))
     return {"person_id": person.person_id, "status": "invited", "channel": channel,
@@ -135,11 +143,8 @@ def accept_invite(body: AcceptInvite, ip: str | None, user_agent: str | None = N
     """The invitation link's page: choose a username (default: the email) and a password. Every check comes
     before the link is consumed, so a refused username or password leaves it usable; of concurrent accepts
     exactly one wins (set_password_with_link)."""
-    record = single_use.look_up(body.token, "staff_invite")
-    try:
-        person = Person.get(record.tenant_id, record.subject_id, consistent_read=True)
-    except DoesNotExist:
-        raise Invalid("token_invalid", "This link is not valid.") from None
+    record, person = single_use.look_up_holder(body.token, "staff_invite", Person,
+                                               Invalid("token_invalid", "This link is not valid."))
     if person.account_status == "disabled":
         raise Forbidden("account_disabled", "This account is disabled; ask your administrator.")
     if person.invitation_token_hash != record.token_hash:

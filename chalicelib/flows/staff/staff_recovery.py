@@ -26,7 +26,7 @@ from typing import Annotated, Literal, TypeGuard
 from pydantic import BaseModel, Field
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
-from chalicelib.core import audit, identity, lockout, messaging, single_use
+from chalicelib.core import audit, identity, lockout, messaging, single_use, tenants
 from chalicelib.core.errors import Error, Forbidden, Gone, Invalid, Throttled
 from chalicelib.core.models import Counter, Person, Token, now
 from chalicelib.core.observability import logger
@@ -141,7 +141,7 @@ def _code_hash(flow_id: str, code: str) -> str:
 def _eligible(person: Person | None) -> TypeGuard[Person]:
     """Only a verified (activated) account that is not disabled, and that we can reach, gets a code."""
     return (person is not None and person.account_status == "active" and bool(person.username)
-            and people.channel_for(person) is not None and staff_signin._tenant_active(person.tenant_id))
+            and people.channel_for(person) is not None and tenants.active(person.tenant_id) is not None)
 
 
 def _person(flow: Token) -> Person | None:
@@ -264,11 +264,8 @@ def complete(body: CompleteReset, ip: str | None) -> dict:
     """Sets the new password and consumes the reset token (exactly once); checks come first so a refused
     password leaves the token usable."""
     _throttle("complete_ip", ip)
-    record = single_use.look_up(body.reset_token, RESET_KIND)
-    try:
-        person = Person.get(record.tenant_id, record.subject_id, consistent_read=True)
-    except DoesNotExist:
-        raise Invalid("token_invalid", "This link is not valid.") from None
+    record, person = single_use.look_up_holder(body.reset_token, RESET_KIND, Person,
+                                               Invalid("token_invalid", "This link is not valid."))
     if person.account_status != "active":
         raise Forbidden("account_not_active", "This account is not active; ask your administrator.")
     try:

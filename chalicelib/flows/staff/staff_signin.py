@@ -4,11 +4,9 @@ a staff password is stored, and every change is announced to the person (ASVS 2.
 from typing import Annotated, Callable
 
 from pydantic import BaseModel, Field, StringConstraints
-from pynamodb.exceptions import DoesNotExist
-
-from chalicelib.core import audit, due, lockout
+from chalicelib.core import audit, due, lockout, tenants
 from chalicelib.core.errors import Conflict, Error, Forbidden, Gone, Invalid, Unauthenticated
-from chalicelib.core.models import Person, Tenant, now
+from chalicelib.core.models import Person, now
 from chalicelib.core.principal import Principal
 from chalicelib.core.schema import Password, Strict
 from chalicelib.core.security import keys, passwords
@@ -58,13 +56,6 @@ def temporary_expired() -> Error:
                     "This temporary password has expired; ask your admin for a new one.")
 
 
-def _tenant_active(tenant_id: str) -> bool:
-    try:
-        return Tenant.get(tenant_id).status == "active"
-    except DoesNotExist:
-        return False
-
-
 def start_session(person: Person, method: str, ip: str | None, user_agent: str | None) -> dict:
     """A new staff session (sessions.py) and its access token. The role and permissions in the token are only
     what the client may show: the guard takes them from the live person on every call."""
@@ -99,7 +90,7 @@ def sign_in(tenant_id: str, username: str, password: str, ip: str | None, user_a
     has not expired, e.g. after the expiry warning) only a change token instead: no session is started."""
     # The same work for a known and an unknown username: the same reads (find_by_username reads a person either
     # way), one argon2 verification (against a dummy hash when there is no account), the same writes on failure.
-    tenant_active = _tenant_active(tenant_id)
+    tenant_active = tenants.active(tenant_id) is not None
     person = people.find_by_username(tenant_id, username)
     if not tenant_active:
         person = None
