@@ -354,8 +354,8 @@ def main(argv: list[str] | None = None) -> int:
     from pynamodb.exceptions import PynamoDBException
 
     from chalicelib.core import config
-    from ops.partner_portals import OperatorError
     from chalicelib.flows.tenants import TenantError
+    from ops.partner_portals import OperatorError
     try:
         config.require_local_endpoint()  # stage local never reaches a real AWS account
         args.run(args)

@@ -35,7 +35,6 @@ from chalicelib.flows.portal.invitations import (
     status_key,
 )
 
-
 PREFIX = "bulk-invites/"
 REPORT_PREFIX = "bulk-invite-reports/"
 MAX_BYTES = 100 * 1024 * 1024

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
-from chalicelib.core import audit, config, identity, messaging, single_use, tenants
+from chalicelib.core import audit, config, messaging, single_use, tenants
 from chalicelib.core.errors import Conflict, Invalid, NotFound
 from chalicelib.core.identity import Email
 from chalicelib.core.models import Grant, PortalUser, now
@@ -433,39 +433,6 @@ def _checked_grants(tenant_id: str, user: PortalUser, wanted: list[GrantIn]) -> 
             limit = None
         grants.append(Grant(customer_id=g.customer_id, access=g.access, contact_id=limit, admin=g.admin))
     return grants, widened
-
-
-# --- SES bounces and complaints --------------------------------------------------------------------------------
-
-def record_delivery_problem(notification: dict) -> int:
-    """An SES event (via the configuration set's SNS topic): mark bouncing/complaining recipients so that bulk
-    runs skip them and admins see why the invitation did not arrive."""
-    kind = notification.get("eventType") or notification.get("notificationType")
-    mail = notification.get("mail") or {}
-    tenant_ids = (mail.get("tags") or {}).get("tenant") or []
-    if kind == "Bounce":
-        bounce = notification.get("bounce") or {}
-        if bounce.get("bounceType") != "Permanent":
-            return 0  # a full mailbox clears up by itself; only hard bounces stop sending
-        recipients, problem = [r.get("emailAddress", "") for r in bounce.get("bouncedRecipients", [])], "bouncing"
-    elif kind == "Complaint":
-        complaint = notification.get("complaint") or {}
-        recipients = [r.get("emailAddress", "") for r in complaint.get("complainedRecipients", [])]
-        problem = "complained"
-    else:
-        return 0
-    marked = 0
-    for tenant_id in tenant_ids:
-        for address in recipients:
-            email = identity.email_key(address)
-            try:
-                PortalUser(tenant_id, portal_user_id(email)).update(
-                    actions=[PortalUser.delivery_problem.set(problem)], condition=PortalUser.user_id.exists(),
-                    add_version_condition=False)
-                marked += 1
-            except UpdateError:
-                continue
-    return marked
 
 
 # --- a new contact with "send portal invite" --------------------------------------------------------------------

@@ -4,6 +4,7 @@ a staff password is stored, and every change is announced to the person (ASVS 2.
 from typing import Annotated, Callable
 
 from pydantic import BaseModel, Field, StringConstraints
+
 from chalicelib.core import audit, due, lockout, tenants
 from chalicelib.core.errors import Conflict, Error, Forbidden, Gone, Invalid, Unauthenticated
 from chalicelib.core.models import Person, now

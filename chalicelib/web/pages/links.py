@@ -18,15 +18,9 @@ from chalicelib.web.pages.serve import Page
 
 
 def tenant(tenant_id: str | None):
-    """The business, when it exists and is active."""
-    from chalicelib.core.models import Tenant
-    if not tenant_id or len(tenant_id) > 64:
-        return None
-    try:
-        found = Tenant.get(tenant_id)
-    except DoesNotExist:
-        return None
-    return found if found.status == "active" else None
+    """The business, when it exists and is active (read now, not from the guard's cache)."""
+    from chalicelib.core import tenants
+    return tenants.active(tenant_id)
 
 
 def tenant_name(tenant_id: str | None) -> str | None:

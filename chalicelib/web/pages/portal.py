@@ -28,8 +28,8 @@ REGISTER_HELP = LinkHelp(PORTAL, ("Ask {business} to send you a new invitation."
 
 
 def register(p: Page) -> Response:
-    from chalicelib.flows.portal import portal_access
     from chalicelib.core.models import PortalUser
+    from chalicelib.flows.portal import portal_access
     if "token" not in p.query and "tenant_id" in p.query:
         return _sign_up(p)
     link = open_link(p, "portal_invitation", "pa_register", REGISTER_HELP, subject=PortalUser,

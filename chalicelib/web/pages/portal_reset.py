@@ -14,8 +14,8 @@ RESET_HELP = LinkHelp(PORTAL, ("Ask for a new link: we will email it to you.",),
 
 
 def reset_password(p: Page) -> Response:
-    from chalicelib.flows.portal import portal_access
     from chalicelib.core.models import PortalUser
+    from chalicelib.flows.portal import portal_access
     if "token" not in p.query and "tenant_id" in p.query:
         return _reset_request(p)
     link = open_link(p, "portal_reset", "pa_reset", RESET_HELP, subject=PortalUser, without=_reset_request,

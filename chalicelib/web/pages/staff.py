@@ -29,8 +29,8 @@ INVITE_HELP = LinkHelp(STAFF, ("Ask your administrator to send you a new invitat
 
 
 def accept_invite(p: Page) -> Response:
-    from chalicelib.flows.staff import staff_invitations
     from chalicelib.core.models import Person
+    from chalicelib.flows.staff import staff_invitations
     link = open_link(p, "staff_invite", "pa_invite", INVITE_HELP, subject=Person,
                      without=lambda p: INVITE_HELP.page(p, "link_missing", None))
     if isinstance(link, Response):

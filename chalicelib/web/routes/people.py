@@ -4,10 +4,15 @@ from chalice import Blueprint
 
 from chalicelib.core import audit, sessions
 from chalicelib.flows.staff import admin_passwords, staff_accounts, staff_bulk, staff_invitations, staff_recovery
-from chalicelib.flows.staff.staff_invitations import AcceptInvite, InviteOut, SendOptions
-from chalicelib.flows.staff.admin_passwords import AccountCreate, ResetLinkOut, TemporaryPasswordBody, TemporaryPasswordOut
-from chalicelib.flows.staff.staff_bulk import BulkOut, BulkRequest
+from chalicelib.flows.staff.admin_passwords import (
+    AccountCreate,
+    ResetLinkOut,
+    TemporaryPasswordBody,
+    TemporaryPasswordOut,
+)
 from chalicelib.flows.staff.staff_accounts import PersonCreate, PersonOut, PersonPage, PersonPatch
+from chalicelib.flows.staff.staff_bulk import BulkOut, BulkRequest
+from chalicelib.flows.staff.staff_invitations import AcceptInvite, InviteOut, SendOptions
 from chalicelib.flows.staff.staff_recovery import (
     CodeSent,
     CompleteReset,
