@@ -3,7 +3,6 @@ hosted pages are chalicelib/web/pages, and the event handlers below hand each ev
 from chalice import Chalice, Rate
 
 from chalicelib.core import config
-from chalicelib.events import bulk_uploads, schedule, sender, ses_events
 from chalicelib.web import middleware, pages, routes
 from chalicelib.web.api import add_method_not_allowed
 
@@ -29,14 +28,18 @@ add_method_not_allowed(app)
 
 
 # --- events -------------------------------------------------------------------------------------------------
+# Each handler imports its adapter when it runs: every function's cold start loads this module, and the API's
+# should not pay for the send queue, the schedule or the SES events (nor they for one another).
 
 @app.on_sqs_message(queue=config.queue_name("bulk-invites"), batch_size=1)
 def on_bulk_invite_upload(event):
+    from chalicelib.events import bulk_uploads
     return bulk_uploads.handle_batch(event.to_dict(), event.context)
 
 
 @app.on_sns_message(topic=config.resource_name("ses-events"))
 def on_ses_event(event):
+    from chalicelib.events import ses_events
     return ses_events.handle(event.message)
 
 
@@ -44,10 +47,12 @@ def on_ses_event(event):
 # receives into the DLQ): with PORTAL_SEND_RATE_PER_SECOND each, together under SES's sending rate.
 @app.on_sqs_message(queue=config.queue_name("send"), batch_size=10, maximum_concurrency=2)
 def on_send_message(event):
+    from chalicelib.events import sender
     return sender.handle_batch(event.to_dict(), event.context)
 
 
 @app.schedule(Rate(5, unit=Rate.MINUTES))
 def run_schedule(event):
+    from chalicelib.events import schedule
     return schedule.run()
 
