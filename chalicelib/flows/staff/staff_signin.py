@@ -57,12 +57,14 @@ def temporary_expired() -> Error:
                     "This temporary password has expired; ask your admin for a new one.")
 
 
-def start_session(person: Person, method: str, ip: str | None, user_agent: str | None) -> dict:
+def start_session(person: Person, method: str, ip: str | None, user_agent: str | None,
+                  session_seconds: int | None = None) -> dict:
     """A new staff session (sessions.py) and its access token. The role and permissions in the token are only
-    what the client may show: the guard takes them from the live person on every call."""
+    what the client may show: the guard takes them from the live person on every call. `session_seconds`: a
+    longer session than its token (the admin console's, which ends sooner when idle)."""
     from chalicelib.core import sessions
     session = sessions.start(person.tenant_id, "staff", person.person_id, method, ip=ip, user_agent=user_agent,
-                             seconds=sessions.STAFF_SESSION_SECONDS, epoch=person.session_epoch)
+                             seconds=session_seconds or sessions.STAFF_SESSION_SECONDS, epoch=person.session_epoch)
     claims = {"sub": person.person_id, "tid": person.tenant_id, "typ": "staff", "sid": session.family_id,
               "role": person.role, "perms": people.effective_permissions(person)}
     return {"access_token": keys.sign(claims, ACCESS_TOKEN_SECONDS), "token_type": "Bearer",
@@ -86,7 +88,7 @@ def password_expired(person: Person) -> bool:
 
 @lockout.limit_guesses_per_ip("staff-sign-in", "invalid_credentials")
 def sign_in(tenant_id: str, username: str, password: str, ip: str | None, user_agent: str | None = None,
-            *, to_change_password: bool = False) -> dict:
+            *, to_change_password: bool = False, session_seconds: int | None = None) -> dict:
     """A session, or with `to_change_password` (the hosted change page, where a person changes a password that
     has not expired, e.g. after the expiry warning) only a change token instead: no session is started."""
     # The same work for a known and an unknown username: the same reads (find_by_username reads a person either
@@ -134,7 +136,7 @@ def sign_in(tenant_id: str, username: str, password: str, ip: str | None, user_a
     if to_change_password:
         return {"change_token": _change_token(person, "chosen")}
     audit.record(tenant_id, "staff.signed_in", actor=person.person_id, ip=ip)
-    return start_session(person, "password", ip, user_agent)
+    return start_session(person, "password", ip, user_agent, session_seconds)
 
 
 def caught(check: Callable[[], None]) -> list[Error]:
@@ -185,7 +187,7 @@ def check_policy(password: str, field: str) -> None:
 
 def change_password(principal: Principal, current_password: str | None, new_password: str,
                     new_username: str | None, ip: str | None, user_agent: str | None = None, *,
-                    new_password_confirm: str | None = None) -> dict:
+                    new_password_confirm: str | None = None, session_seconds: int | None = None) -> dict:
     """Every field is checked and every problem answered at once (refuse); a wrong current password or a used
     change token is answered alone, before anything else."""
     person = people.get(principal.tenant_id, principal.subject)
@@ -219,7 +221,8 @@ def change_password(principal: Principal, current_password: str | None, new_pass
     set_password(person, new_password, new_username=new_username)
     audit.record(person.tenant_id, "staff.password_changed", actor=person.person_id, ip=ip)
     notify_password_changed(person, "changed")
-    return start_session(person, "password", ip, user_agent)  # every earlier session ended with the change
+    # every earlier session ended with the change
+    return start_session(person, "password", ip, user_agent, session_seconds)
 
 
 def set_password(person: Person, new_password: str, *, new_username: str | None = None,

@@ -111,6 +111,11 @@ class Page:
             self.set_cookie("pa_csrf", self.csrf_value)
         return _csrf_mac(_csrf_keys()[0], self.csrf_value, self.path)
 
+    def csrf_token_for(self, path: str) -> str:
+        """The token of a form on this page that posts to another page (the console's Sign out)."""
+        self.csrf_token()
+        return _csrf_mac(_csrf_keys()[0], self.csrf_value, path)
+
     def csrf_ok(self) -> bool:
         if self.headers.get("sec-fetch-site", "same-origin") in ("cross-site", "same-site"):
             return False

@@ -74,7 +74,7 @@ CHANGE_HELP = LinkHelp(STAFF, ("Sign in again with your current password, then c
                                 "change.",))
 
 
-def _change_principal(token: str | None):
+def change_principal(token: str | None):
     """The principal of a forced-change token, or the explanation code when it cannot be used."""
     from chalicelib.web.api import authenticate
     if not token:
@@ -102,7 +102,7 @@ def _unverified_tenant(token: str | None) -> str | None:
 def staff_change_password(p: Page) -> Response:
     if "token" in p.query:  # an app that got password_change_required hands the change token over
         token = p.query["token"]
-        principal, problem = _change_principal(token)
+        principal, problem = change_principal(token)
         if problem:
             return CHANGE_HELP.page(p, problem, _unverified_tenant(token))
         from chalicelib.flows.staff import staff_signin
@@ -113,7 +113,7 @@ def staff_change_password(p: Page) -> Response:
             p.clear_cookie(CHANGE)
         return _change_sign_in(p, p.query["tenant_id"])
     token = p.state(CHANGE)
-    principal, problem = _change_principal(token)
+    principal, problem = change_principal(token)
     if problem:
         if token:
             p.clear_cookie(CHANGE)

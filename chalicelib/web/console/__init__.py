@@ -1,0 +1,32 @@
+"""The admin console (issue 16): what office admins use every day, as server-rendered pages served by the same app,
+on the hosted pages' Jinja2 layout, CSRF, CSP and form macros (chalicelib/web/pages). Every page calls the same flow
+function as the JSON API, in-process, with the signed-in staff member as the Principal.
+
+    /console, /console/sign-in, /console/change-password, /console/sign-out    signin.py
+    Customers          /console/customers...                 directory:manage
+    Customer Portal    /console/portal/...                   portal:manage
+    People             /console/people/...                   accounts:manage
+    Partner Portals    /console/partner-portals...           partners:manage
+    Activity           /console/activity                     audit:read
+
+    shell.py    the console session (cookie, idle end), the gate (signed in, then the section's permission, else the
+                same 403 page), the answers (layout, post/redirect/get with a notice), the registry of pages
+    signin.py   signing in and out; /console itself
+One module per section adds its pages with @console_page(path, permission); SECTIONS lists them."""
+import importlib
+
+from chalicelib.web.console import shell
+from chalicelib.web.pages.serve import page
+
+# The modules that add pages (importing one runs its @console_page decorators).
+SECTIONS = ("signin", "customers")
+
+
+def register(app) -> None:
+    from chalicelib.web.console import signin
+    for name in SECTIONS:
+        importlib.import_module(f"chalicelib.web.console.{name}")
+    page(app, "/console/sign-in", signin.sign_in)
+    page(app, "/console/change-password", signin.change_password)
+    page(app, "/console/sign-out", signin.sign_out)
+    shell.register(app, shell.PAGES)
