@@ -36,6 +36,9 @@ console: $(STAMP)
 test: $(STAMP)
 	# the browser tests drive Debian's Chromium (Playwright never downloads a browser here)
 	test -x /usr/bin/chromium || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+	# axe-core (npm registry, pinned in tests/axe/package-lock.json): the console pages' accessibility check
+	command -v npm >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y npm)
+	test -f tests/axe/node_modules/axe-core/axe.min.js || npm ci --prefix tests/axe --no-audit --no-fund
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 # Benchmarks (not part of `make test`): writes BENCHMARKS.md and docs/bench-bulk.png; about 20 minutes here.

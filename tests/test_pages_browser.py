@@ -4,92 +4,21 @@ to this process's moto server). Links are read from the outbox exactly as a pers
 
 Every page is also saved as a screenshot under docs/screens/ (1280 px wide; the register page at 320 px too).
 Only this module writes there, so parallel workers (pytest -n 2 --dist loadfile) never race on the files."""
-import os
 import re
-import threading
 
 import pytest
-from conftest import ROOT, drain, links_to, make_tenant, outbox_for
+from browser_helpers import SCREENS, assert_secure, browser, page, server, shot  # noqa: F401 (fixtures)
+from conftest import drain, links_to, make_tenant, outbox_for
 from playwright.sync_api import expect
 
-os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-SCREENS = ROOT / "docs" / "screens"
 BUSINESS = "Brightwater Plumbing & Heating"
 PASSWORD = "Maple-Street-2040"
 NEW_PASSWORD = "Harbour-Lights-77"
-SECURITY = {"x-frame-options": "DENY", "referrer-policy": "no-referrer", "cache-control": "no-store"}
-
-
-# --- the server, the browser, a page --------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def server(app):
-    """The app over HTTP on a free port; links in messages point at it while this module runs."""
-    from chalice.cli.factory import CLIFactory
-    from chalice.local import create_local_server
-    config = CLIFactory(str(ROOT)).create_config_obj(chalice_stage_name="local")
-    local = create_local_server(app.app, config, "127.0.0.1", 0)
-    base = f"http://127.0.0.1:{local.server.server_address[1]}"
-    previous = os.environ.get("PORTAL_PUBLIC_BASE_URL")
-    os.environ["PORTAL_PUBLIC_BASE_URL"] = base
-    thread = threading.Thread(target=local.server.serve_forever, daemon=True)
-    thread.start()
-    yield base
-    local.server.shutdown()
-    local.server.server_close()
-    thread.join(timeout=10)
-    if previous is None:
-        os.environ.pop("PORTAL_PUBLIC_BASE_URL", None)
-    else:
-        os.environ["PORTAL_PUBLIC_BASE_URL"] = previous
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"{CHROMIUM} is missing: `make test` installs it (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser, server):
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=server)
-    tab = context.new_page()
-    tab.set_default_timeout(60_000)  # generous: CI shares 2 cores with the other test worker
-    tab.csp_violations = []
-    tab.console_messages = []
-    tab.on("console", lambda msg: tab.console_messages.append(msg.text))
-    tab.on("console", lambda msg: tab.csp_violations.append(msg.text)
-           if "Content Security Policy" in msg.text else None)
-    yield tab
-    context.close()
-    assert tab.csp_violations == []  # the stylesheet loads, nothing inline is attempted
 
 
 @pytest.fixture
 def business(http):
     return make_tenant(http, name=BUSINESS)
-
-
-def shot(page, name):
-    SCREENS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENS / f"{name}.png"), full_page=True)
-
-
-def assert_secure(response):
-    headers = response.headers
-    for name, value in SECURITY.items():
-        assert headers[name] == value, name
-    csp = headers["content-security-policy"]
-    assert "unsafe-inline" not in csp and "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
 
 
 def open_link(page, link, path):
