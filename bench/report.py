@@ -217,6 +217,9 @@ def write(r: dict) -> None:
             out.append(_row(label, f"{s['rps']:.1f}", f"{s['p50_ms']:.0f} ms", f"{s['p99_ms']:.0f} ms",
                             s["errors"], s["tool"]))
         out.append("")
+    if "console" in r:
+        from bench import console
+        out += console.lines(r["console"])
     out += ["Raw figures of this run: `.local/bench.json` (not committed).", ""]
     (ROOT / "BENCHMARKS.md").write_text("\n".join(out))
     plot(bulk)

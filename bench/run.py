@@ -22,7 +22,7 @@ from bench import common
 
 # 500,000 rows is Cognito's import-job limit: about 12 minutes of the run here (setup included)
 SIZES = (10_000, 100_000, 500_000)
-SECTIONS = ("cold_start", "in_process", "send", "bulk", "http")
+SECTIONS = ("cold_start", "in_process", "send", "bulk", "console", "http")
 SAVED = common.ROOT / ".local" / "bench.json"
 
 
@@ -70,8 +70,10 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def measure(section: str, results: dict, sizes: list[int]) -> None:
-    from bench import bulk, coldstart, inproc, sendq
-    if section == "cold_start":
+    from bench import bulk, coldstart, console, inproc, sendq
+    if section == "console":
+        results["console"] = console.run(log)
+    elif section == "cold_start":
         results["cold_start"] = coldstart.run(log)
     elif section == "in_process":
         results["in_process"] = inproc.run(log)
