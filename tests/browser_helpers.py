@@ -26,6 +26,7 @@ def server(app):
     from chalice.cli.factory import CLIFactory
     from chalice.local import create_local_server
     config = CLIFactory(str(ROOT)).create_config_obj(chalice_stage_name="local")
+    app_class = type(app.app)  # chalice swaps the app's class for its local one: put it back for the next module
     local = create_local_server(app.app, config, "127.0.0.1", 0)
     base = f"http://127.0.0.1:{local.server.server_address[1]}"
     previous = os.environ.get("PORTAL_PUBLIC_BASE_URL")
@@ -36,6 +37,7 @@ def server(app):
     local.server.shutdown()
     local.server.server_close()
     thread.join(timeout=10)
+    app.app.__class__ = app_class
     if previous is None:
         os.environ.pop("PORTAL_PUBLIC_BASE_URL", None)
     else:
