@@ -83,8 +83,9 @@ def patch_location(call, location_id):
 @api.route("/v1/customers/{customer_id}/contacts", "POST", DIRECTORY, body=ContactCreate,
            response=invitations.ContactWithInvite, status=201)
 def create_contact(call, customer_id):
-    """Add a contact to a customer; with send_portal_invite, invite them to the portal too."""
-    return invitations.create_contact(call.tenant_id, customer_id, call.body, call.actor, call.ip)
+    """Add a contact to a customer; with send_portal_invite (which needs portal:manage), invite them too."""
+    return invitations.create_contact(call.tenant_id, customer_id, call.body, call.actor, call.ip,
+                                      permissions=call.principal.permissions)
 
 
 @api.route("/v1/customers/{customer_id}/contacts", "GET", DIRECTORY, response=ContactPage, query=PAGING)
