@@ -165,8 +165,8 @@ def page(bucket: str, at: str, query: dict) -> dict:
             offset += len(raw) + 1
             if raw:
                 items.append(BulkRow(**json.loads(raw)))
-        if end:
-            offset = total
+        if end and len(items) < limit:
+            offset = total  # every row read
             break
     more = len(items) == limit and offset < total
     return {"items": items, "next_cursor": make_cursor({"k": {"S": str(offset)}}, "k") if more else None}
