@@ -1,5 +1,5 @@
 """The bulk queue's handler: S3 notifications of uploaded CSV files, one per SQS record, each run by
-flows/portal/bulk_invites.handle. A failed record is reported back (ReportBatchItemFailures) so only it is retried;
+flows/portal/bulk_invites.handle, and the sends of reviewed jobs that bulk_review.send queues (handle_send). A failed record is reported back (ReportBatchItemFailures) so only it is retried;
 why it failed is recorded for the DLQ listing."""
 from typing import TYPE_CHECKING
 
@@ -22,6 +22,13 @@ def handle_batch(raw_event: dict, context) -> "PartialItemFailureResponse":
                 bulk_invites.handle(upload, receive_count)
             except Exception as exc:  # the queue retries; the log says why (keys and codes only, no content)
                 logger.exception("bulk upload failed", extra={"key": upload.key, "receive_count": receive_count})
+                dead_letters.record_failure("bulk-invites", record.message_id, exc, receive_count)
+                raise
+        for tenant_id, job_id in bulk_invites.sends_in(record.body):
+            try:
+                bulk_invites.handle_send(tenant_id, job_id, receive_count)
+            except Exception as exc:
+                logger.exception("bulk send failed", extra={"job_id": job_id, "receive_count": receive_count})
                 dead_letters.record_failure("bulk-invites", record.message_id, exc, receive_count)
                 raise
 

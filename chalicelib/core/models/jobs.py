@@ -16,10 +16,12 @@ class Job(Model):
     tenant_id = UnicodeAttribute(hash_key=True)
     job_id = UnicodeAttribute(range_key=True)
     kind = UnicodeAttribute()
-    status = UnicodeAttribute(default="running")  # queued | running | done | failed
+    # queued | running | done | failed; a reviewed bulk upload: running | ready | sending | done, or expired
+    status = UnicodeAttribute(default="running")
     summary: MapAttribute[str, Any] = MapAttribute(default=dict)
     source = UnicodeAttribute(null=True)  # e.g. the S3 key a bulk run reads
     error = UnicodeAttribute(null=True)
     attempts = NumberAttribute(default=0)
     created_at = NumberAttribute(default=now)
     updated_at = NumberAttribute(default=now)
+    expires_at = NumberAttribute(null=True)  # a `ready` bulk job can be sent until then

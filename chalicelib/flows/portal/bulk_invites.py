@@ -1,31 +1,30 @@
 """Bulk portal invitations from a CSV put at `bulk-invites/<tenant_id>/<name>` in the uploads bucket
 (DESIGN rule 3 and Events). S3 notifies the bulk queue; the handler streams the object through email_scan,
 decides one outcome per distinct email in chunks of 100 (two BatchGetItem, one TransactWriteItems), queues the
-invitations ten per SendMessageBatch, and writes the report to `bulk-invite-reports/<tenant_id>/<name>.json`.
+invitations ten per SendMessageBatch, and writes the report to `bulk-invite-reports/<tenant_id>/<name>.json` and
+the rows the API pages through (bulk_rows). A file with metadata `review: true` is only decided (`will_invite`):
+its job waits in `ready` until bulk_review.send moves it to `sending` and queues {"bulk_send": ...} on the bulk
+queue, whose run (handle_send) decides every reviewed email again and invites.
 
-Exactly once: the job id is derived from bucket + key + version (or ETag), so every delivery of the same upload
-is the same job. Each invited user records the job that invited them (a conditional write), and each invitation
-message id is derived from job + email, so a redelivered or resumed run re-decides nothing and the sender's
-idempotency drops messages already sent."""
+Exactly once: the job id is derived from bucket + key + the PUT (the event's sequencer, else version, else event
+time), so every delivery of one upload is the same job and each new upload, even of the same bytes, a new one.
+Each invited user records the job that invited them (a conditional write), and each invitation message id is
+derived from job + email, so a redelivered or resumed run re-decides nothing and the sender's idempotency drops
+messages already sent."""
 import hashlib
 import json
+import re
 import tempfile
-import time
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
 from pynamodb.expressions.update import Action
 
 from chalicelib.core import audit, config, messaging, observability, tenants
-from chalicelib.core.errors import NotFound
-from chalicelib.core.models import Job, PortalUser, RecordEmail, now, transaction
+from chalicelib.core.models import Grant, Job, PortalUser, RecordEmail, now, transaction
 from chalicelib.core.observability import logger
-from chalicelib.core.paging import iso_at, make_cursor, page_args
-from chalicelib.core.text import OneLine
-from chalicelib.flows.portal import email_scan
+from chalicelib.flows.portal import bulk_rows, email_scan
 from chalicelib.flows.portal.invitations import (
     ACCESS_RANK,
     grants_from_refs,
@@ -36,14 +35,18 @@ from chalicelib.flows.portal.invitations import (
 )
 
 PREFIX = "bulk-invites/"
-REPORT_PREFIX = "bulk-invite-reports/"
+REPORT_PREFIX = bulk_rows.REPORT_PREFIX
 MAX_BYTES = 100 * 1024 * 1024
 CHUNK = 100  # BatchGetItem's limit; one TransactWriteItems holds up to 100 items too
+BUFFER_ROWS = 1000  # rows held before they are written in file order (invalid or duplicate rows need no read)
 READ_BYTES = 256 * 1024
 JOB_KIND = "portal_bulk_invite"
 MAX_RECEIVES = 5  # the queue's maxReceiveCount: on the last try a failing job is marked failed
-OUTCOMES = ("invited", "skipped_not_on_record", "skipped_already_invited", "skipped_active", "skipped_bouncing",
-            "skipped_disabled", "invalid")
+REVIEW_SECONDS = 24 * 3600  # a reviewed job can be sent for this long, then it is expired
+OUTCOMES = bulk_rows.OUTCOMES
+OUTCOME_WORDS = bulk_rows.OUTCOME_WORDS
+SEND_KEY = "bulk_send"  # a bulk-queue message {"bulk_send": {"tenant_id", "job_id"}}: send a reviewed job
+_JOB_ID = re.compile(r"[0-9a-f]{24}")
 
 
 @dataclass
@@ -53,10 +56,17 @@ class Upload:
     version: str | None
     etag: str | None
     size: int | None
+    sequencer: str | None = None  # unique per PUT of a key (S3 orders a key's events by it)
+    event_time: str | None = None
+    principal: str | None = None  # the AWS principal that put the object, when S3 says
 
     @property
     def job_id(self) -> str:
-        return hashlib.sha256(f"{self.bucket}/{self.key}#{self.version or self.etag}".encode()).hexdigest()[:24]
+        """The same for every delivery of one PUT and new for each PUT, even of the same bytes to the same key
+        (the ETag alone is the same then): the sequencer, else the version, else the event's time (moto's
+        notifications carry neither sequencer nor version)."""
+        put = self.sequencer or self.version or f"{self.event_time}|{self.etag}"
+        return hashlib.sha256(f"{self.bucket}/{self.key}#{put}".encode()).hexdigest()[:24]
 
 
 def uploads_in(sqs_body: str) -> list[Upload]:
@@ -69,8 +79,37 @@ def uploads_in(sqs_body: str) -> list[Upload]:
         s3 = record["s3"]
         obj = s3["object"]
         out.append(Upload(s3["bucket"]["name"], urllib.parse.unquote_plus(obj["key"]), obj.get("versionId"),
-                          obj.get("eTag"), obj.get("size")))
+                          obj.get("eTag"), obj.get("size"), obj.get("sequencer"), record.get("eventTime"),
+                          (record.get("userIdentity") or {}).get("principalId")))
     return out
+
+
+def sends_in(sqs_body: str) -> list[tuple[str, str]]:
+    """(tenant_id, job_id) of the reviewed jobs a bulk-queue message asks to send (see bulk_review.send)."""
+    message = json.loads(sqs_body)
+    send = message.get(SEND_KEY) if isinstance(message, dict) else None
+    return [(send["tenant_id"], send["job_id"])] if isinstance(send, dict) else []
+
+
+@dataclass
+class Options:
+    """What the object's metadata asks (x-amz-meta-*): set by the upload URL, or by hand with the AWS CLI."""
+    review: bool = False
+    include_invited: bool = False
+    access: str = "billing"
+    actor: str | None = None
+    job_id: str | None = None
+
+
+def options_from(metadata: dict, upload: Upload) -> Options:
+    meta = {k.lower().replace("_", "-"): str(v).strip() for k, v in (metadata or {}).items()}
+    access = meta.get("access", "").lower()
+    job_id = meta.get("job-id", "").lower()
+    return Options(review=meta.get("review", "").lower() == "true",
+                   include_invited=meta.get("include-invited", "").lower() == "true",
+                   access=access if access in ("billing", "non_billing") else "billing",
+                   actor=meta.get("uploaded-by") or (f"aws:{upload.principal}" if upload.principal else None),
+                   job_id=job_id if _JOB_ID.fullmatch(job_id) else None)
 
 
 # --- one run -----------------------------------------------------------------------------------------------------
@@ -82,9 +121,11 @@ class Run:
     include_invited: bool
     access_cap: str
     report: "Report"
+    review: bool = False  # decide only: will_invite, nothing written or sent
+    actor: str | None = None
     seen: "SeenEmails" = field(default_factory=lambda: SeenEmails())
-    pending: list = field(default_factory=list)  # (line, email) of distinct emails not yet decided
-    messages: list = field(default_factory=list)
+    buffer: list = field(default_factory=list)  # rows in file order; outcome None = not decided yet
+    undecided: int = 0
     calls: dict = field(default_factory=lambda: {"batch_get": 0, "transact_write": 0, "put": 0})
 
 
@@ -114,18 +155,21 @@ def _report_transfer():
 
 
 class Report:
-    """Row outcomes streamed to a temporary file (memory stays flat), counts kept aside; uploaded at the end."""
+    """Row outcomes streamed to temporary files (memory stays flat), counts kept aside; uploaded at the end: the
+    JSON report at the file's report key, and the rows the API pages through (bulk_rows)."""
 
     def __init__(self):
         self.rows = tempfile.TemporaryFile("w+", encoding="utf-8")
-        self.counts = {o: 0 for o in OUTCOMES} | {"duplicate": 0, "rows": 0, "rows_without_email": 0}
+        self.stored = bulk_rows.RowsWriter()
+        self.counts = {o: 0 for o in OUTCOMES if o != "no_email"} | {"rows": 0, "rows_without_email": 0}
         self._first = True
 
     def row(self, **entry) -> None:
         self.rows.write(("" if self._first else ",\n") + json.dumps(entry))
         self._first = False
+        self.stored.add(entry)
 
-    def upload(self, bucket: str, key: str, header: dict) -> None:
+    def upload(self, bucket: str, key: str, header: dict, rows_at: str | None = None) -> None:
         with tempfile.NamedTemporaryFile("w+b", suffix=".json") as out:
             head = json.dumps({**header, "counts": self.counts})[:-1]
             out.write((head + ', "rows": [\n').encode())
@@ -137,30 +181,38 @@ class Report:
             config.client("s3").upload_file(out.name, bucket, key, ExtraArgs={"ContentType": "application/json"},
                                             Config=_report_transfer())
         self.rows.close()
+        if rows_at:
+            self.stored.upload(bucket, rows_at)
 
 
 def handle(upload: Upload, receive_count: int = 1) -> dict:
     """Processes one uploaded file. Bad files end in a report with an error code and send nothing; only
-    transient failures raise (the queue retries them; the last try marks the job failed)."""
+    transient failures raise (the queue retries them; the last try marks the job failed). A file whose metadata
+    says `review: true` is decided but not sent: its job waits in `ready` (bulk_review.send)."""
     key_parts = upload.key.split("/")
     if not upload.key.startswith(PREFIX) or len(key_parts) < 3 or not key_parts[1] or not key_parts[-1]:
         logger.warning("bulk upload outside bulk-invites/<tenant_id>/<name>: ignored", extra={"key": upload.key})
         return {"status": "failed", "error": "outside_prefix"}
     tenant_id, name = key_parts[1], "/".join(key_parts[2:])
     report_key = f"{REPORT_PREFIX}{tenant_id}/{name}.json"
-    header = {"job_id": upload.job_id, "tenant_id": tenant_id, "source": f"s3://{upload.bucket}/{upload.key}"}
     if tenants.find(tenant_id) is None:
         # No tenant to hold a job: the report under that prefix and the log say why nothing was sent.
+        header = {"job_id": upload.job_id, "tenant_id": tenant_id, "source": f"s3://{upload.bucket}/{upload.key}"}
         Report().upload(upload.bucket, report_key, {**header, "status": "failed", "error": "unknown_tenant",
                                                     "message": f"There is no business {tenant_id!r}."})
         logger.warning("bulk upload for an unknown tenant", extra={"key": upload.key})
         return {"status": "failed", "error": "unknown_tenant"}
 
-    job = _start_job(tenant_id, upload, report_key)
-    if job.status in ("done", "failed"):
+    s3 = config.client("s3")
+    version = {"VersionId": upload.version} if upload.version else {}
+    head = s3.head_object(Bucket=upload.bucket, Key=upload.key, **version)
+    options = options_from(head.get("Metadata") or {}, upload)
+    # upload_for_review names the job in the metadata (it runs the review itself and returns the id)
+    job = _start_job(tenant_id, options.job_id or upload.job_id, upload, report_key, options)
+    if job.status != "running":
         return {"status": job.status, "job_id": job.job_id, "replayed": True}
     try:
-        result = _run(upload, tenant_id, job, report_key, header)
+        result = _run(upload, head, options, job, report_key)
     except Exception as exc:
         if receive_count >= MAX_RECEIVES:  # the queue gives up after this try: say so on the job
             _finish(job, "failed", error="processing_failed", message=type(exc).__name__)
@@ -168,46 +220,57 @@ def handle(upload: Upload, receive_count: int = 1) -> dict:
     return result
 
 
-def _start_job(tenant_id: str, upload: Upload, report_key: str) -> Job:
-    job = Job(tenant_id, upload.job_id, kind=JOB_KIND, status="running", source=upload.key, attempts=1,
-              summary={"report_key": report_key, "name": upload.key.split("/", 2)[2]})
+def _start_job(tenant_id: str, job_id: str, upload: Upload, report_key: str, options: Options) -> Job:
+    summary = {"report_key": report_key, "name": upload.key.split("/", 2)[2], "bucket": upload.bucket,
+               "review": options.review, "include_invited": options.include_invited, "access": options.access}
+    if options.actor:
+        summary["actor"] = options.actor
+    job = Job(tenant_id, job_id, kind=JOB_KIND, status="running", source=upload.key, attempts=1, summary=summary)
     try:
         job.save(condition=Job.job_id.does_not_exist())
-        audit.record(tenant_id, "portal.bulk_invite_started", target=job.job_id, source=upload.key)
+        audit.record(tenant_id, "portal.bulk_invite_started", actor=options.actor, target=job.job_id,
+                     source=upload.key, review=options.review)
         return job
     except PutError:
-        job = Job.get(tenant_id, upload.job_id, consistent_read=True)
+        job = Job.get(tenant_id, job_id, consistent_read=True)
         if job.status == "running":  # a redelivery of a run that was cut off: resume it
             job.update(actions=[Job.attempts.add(1), Job.updated_at.set(now())])
         return job
 
 
 def _finish(job: Job, status: str, *, error: str | None = None, message: str | None = None,
-            counts: dict | None = None) -> None:
+            counts: dict | None = None, rows_prefix: str | None = None) -> None:
     summary = job.summary.as_dict() if job.summary else {}
     if counts is not None:
         summary["counts"] = counts
     if message:
         summary["message"] = message
+    if rows_prefix:
+        summary["rows_prefix"] = rows_prefix
     actions: list[Action] = [Job.status.set(status), Job.summary.set(summary), Job.updated_at.set(now())]
+    if status == "ready":
+        actions.append(Job.expires_at.set(now() + REVIEW_SECONDS))
     job.update(actions=actions + ([Job.error.set(error)] if error else []))
     audit.record(job.tenant_id, f"portal.bulk_invite_{status}", target=job.job_id, error=error)
     rows = int((counts or {}).get("rows", 0))
     if status == "failed":
         observability.count("BulkJobsFailed")
         observability.count("BulkRowsFailed", rows)  # the rows of a failed run (its report says what each got)
-    else:
+    elif status == "done":
         observability.count("BulkRowsProcessed", rows)
 
 
-def _run(upload: Upload, tenant_id: str, job: Job, report_key: str, header: dict) -> dict:
+def _header(job: Job, bucket: str, source: str) -> dict:
+    return {"job_id": job.job_id, "tenant_id": job.tenant_id, "source": f"s3://{bucket}/{source}"}
+
+
+def _run(upload: Upload, head: dict, options: Options, job: Job, report_key: str) -> dict:
     s3 = config.client("s3")
     version = {"VersionId": upload.version} if upload.version else {}
-    head = s3.head_object(Bucket=upload.bucket, Key=upload.key, **version)
-    metadata = {k.lower(): v.strip().lower() for k, v in (head.get("Metadata") or {}).items()}
-    access = metadata.get("access")
-    run = Run(tenant_id, job.job_id, metadata.get("include-invited") == "true",
-              access if access in ("billing", "non_billing") else "billing", Report())
+    run = Run(job.tenant_id, job.job_id, options.include_invited, options.access, Report(), review=options.review,
+              actor=options.actor)
+    header = _header(job, upload.bucket, upload.key)
+    rows_at = bulk_rows.prefix(job.tenant_id, job.job_id, "review" if options.review else "run")
     try:
         if head["ContentLength"] > MAX_BYTES:
             raise email_scan.BadFile("file_too_large", "The file is over 100 MB: split it into smaller files.")
@@ -217,92 +280,186 @@ def _run(upload: Upload, tenant_id: str, job: Job, report_key: str, header: dict
         _decide(run)
     except email_scan.BadFile as bad:
         run.report.upload(upload.bucket, report_key, {**header, "status": "failed", "error": bad.code,
-                                                      "message": bad.message})
-        _finish(job, "failed", error=bad.code, message=bad.message, counts=run.report.counts)
+                                                      "message": bad.message}, rows_at)
+        _finish(job, "failed", error=bad.code, message=bad.message, counts=run.report.counts, rows_prefix=rows_at)
         return {"status": "failed", "error": bad.code, "job_id": job.job_id}
-    run.report.upload(upload.bucket, report_key, {**header, "status": "done",
-                                                  "include_invited": run.include_invited})
-    _finish(job, "done", counts=run.report.counts)
-    logger.info("bulk invite done", extra={"job_id": job.job_id, "counts": run.report.counts, "calls": run.calls})
-    return {"status": "done", "job_id": job.job_id, "counts": run.report.counts, "calls": run.calls}
+    status = "ready" if options.review else "done"
+    run.report.upload(upload.bucket, report_key, {**header, "status": status, "review": options.review,
+                                                  "include_invited": run.include_invited}, rows_at)
+    _finish(job, status, counts=run.report.counts, rows_prefix=rows_at)
+    logger.info("bulk invite " + status, extra={"job_id": job.job_id, "counts": run.report.counts,
+                                                 "calls": run.calls})
+    return {"status": status, "job_id": job.job_id, "counts": run.report.counts, "calls": run.calls}
+
+
+def handle_send(tenant_id: str, job_id: str, receive_count: int = 1) -> dict:
+    """Sends a reviewed job that bulk_review.send moved to `sending` (only one caller can): every email of the
+    reviewed rows is decided again, now, and invited; a redelivery resumes as an upload's run does."""
+    try:
+        job = Job.get(tenant_id, job_id, consistent_read=True)
+    except DoesNotExist:
+        logger.warning("bulk send of an unknown job", extra={"job_id": job_id})
+        return {"status": "failed", "error": "job_not_found"}
+    if job.status != "sending":
+        return {"status": job.status, "job_id": job_id, "replayed": True}
+    job.update(actions=[Job.attempts.add(1), Job.updated_at.set(now())])
+    summary = job.summary.as_dict() if job.summary else {}
+    bucket = summary.get("bucket") or config.uploads_bucket()
+    run = Run(tenant_id, job_id, bool(summary.get("include_invited")), summary.get("access") or "billing", Report(),
+              actor=summary.get("actor"))
+    reviewed = summary.get("counts") or {}
+    run.report.counts["rows"] = int(reviewed.get("rows", 0))
+    run.report.counts["rows_without_email"] = int(reviewed.get("rows_without_email", 0))
+    try:
+        for row in bulk_rows.stored_rows(bucket, summary["rows_prefix"]):
+            _take_stored(run, row)
+        _decide(run)
+        rows_at = bulk_rows.prefix(tenant_id, job_id, "sent")
+        run.report.upload(bucket, summary["report_key"], {**_header(job, bucket, job.source or ""),
+                                                          "status": "done", "review": True,
+                                                          "include_invited": run.include_invited}, rows_at)
+    except Exception as exc:
+        if receive_count >= MAX_RECEIVES:
+            _finish(job, "failed", error="processing_failed", message=type(exc).__name__)
+        raise
+    _finish(job, "done", counts=run.report.counts, rows_prefix=rows_at)
+    return {"status": "done", "job_id": job_id, "counts": run.report.counts, "calls": run.calls}
 
 
 def _take_row(run: Run, found: email_scan.Found) -> None:
     run.report.counts["rows"] += 1
     if not found.emails and not found.invalid:
         run.report.counts["rows_without_email"] += 1
-        run.report.row(line=found.line, outcome="no_email")
+        run.buffer.append({"line": found.line, "outcome": "no_email"})
     for text in found.invalid:
-        run.report.counts["invalid"] += 1
-        run.report.row(line=found.line, text=text, outcome="invalid")
+        run.buffer.append({"line": found.line, "text": text, "outcome": "invalid"})
     for email in found.emails:
         if not run.seen.add(email):
-            run.report.counts["duplicate"] += 1
-            run.report.row(line=found.line, email=email, outcome="duplicate")
+            run.buffer.append({"line": found.line, "email": email, "outcome": "duplicate"})
             continue
-        run.pending.append((found.line, email))
-        if len(run.pending) >= CHUNK:
-            _decide(run)
+        run.buffer.append({"line": found.line, "email": email, "outcome": None})
+        run.undecided += 1
+    if run.undecided >= CHUNK or len(run.buffer) >= BUFFER_ROWS:
+        _decide(run)
+
+
+def _take_stored(run: Run, row: dict) -> None:
+    """A reviewed row at send time: the file's own verdicts stay, every email is decided again."""
+    outcome, email = row["outcome"], row.get("email") or ""
+    if outcome == "no_email":
+        run.buffer.append({"line": row["line"], "outcome": "no_email"})
+    elif outcome == "invalid":
+        run.buffer.append({"line": row["line"], "text": email, "outcome": "invalid"})
+    elif outcome == "duplicate":
+        run.buffer.append({"line": row["line"], "email": email, "outcome": "duplicate"})
+    else:
+        run.buffer.append({"line": row["line"], "email": email, "outcome": None})
+        run.undecided += 1
+    if run.undecided >= CHUNK or len(run.buffer) >= BUFFER_ROWS:
+        _decide(run)
 
 
 def _decide(run: Run) -> None:
-    """One outcome per pending email: two batch reads, one transaction for the invitations, queued messages."""
-    if not run.pending:
+    """One outcome per undecided email: two batch reads, one transaction for the invitations, queued messages,
+    one audit event in each invited user's trail; then the held rows are reported in file order."""
+    if not run.buffer:
         return
-    chunk, run.pending = run.pending, []
-    emails = [e for _, e in chunk]
+    rows, run.buffer, run.undecided = run.buffer, [], 0
+    emails = [r["email"] for r in rows if r["outcome"] is None]
+    decided: dict[str, tuple[str, str | None]] = {}
+    if emails:
+        decided = _decide_emails(run, emails)
+    messages = []
+    for row in rows:
+        if row["outcome"] is None:
+            row["outcome"], access = decided[row["email"]]
+            if access:
+                row["access"] = access
+        outcome = row["outcome"]
+        run.report.counts[outcome] = run.report.counts.get(outcome, 0) + 1
+        run.report.row(**row)
+        if outcome == "invited":
+            message_id = hashlib.sha256(f"{run.job_id}|{row['email']}".encode()).hexdigest()[:32]
+            messages.append(invite_message(run.tenant_id, portal_user_id(row["email"]), message_id))
+    if messages:
+        messaging.enqueue(messages)
+
+
+def _decide_emails(run: Run, emails: list[str]) -> dict[str, tuple[str, str | None]]:
     refs = {r.email: set(r.refs or ()) for r in RecordEmail.batch_get([(run.tenant_id, e) for e in emails])}
     users = {u.email: u for u in PortalUser.batch_get([(run.tenant_id, portal_user_id(e)) for e in emails])}
     run.calls["batch_get"] += 2
-    outcomes: dict[str, str] = {}
+    decided: dict[str, tuple[str, str | None]] = {}
     writes: dict[str, PortalUser] = {}
     for email in emails:
-        outcome, user = _outcome(run, email, refs.get(email), users.get(email))
-        outcomes[email] = outcome
+        outcome, user, access = _outcome(run, email, refs.get(email), users.get(email))
+        if run.review and outcome == "invited":
+            outcome, user = "will_invite", None
+        decided[email] = (outcome, access)
         if user is not None:
             writes[email] = user
-    for email in _write_invited(run, writes):  # lost a race with another writer: decide again, alone
+    if run.review:
+        return decided
+    lost = _write_invited(run, writes)
+    written = [e for e in writes if e not in lost]
+    for email in lost:  # lost a race with another writer: decide again, alone
         fresh = PortalUser.get(run.tenant_id, portal_user_id(email), consistent_read=True)
-        outcome, user = _outcome(run, email, refs.get(email), fresh)
-        outcomes[email] = outcome if user is None or _write_invited(run, {email: user}) == [] else "skipped_conflict"
-    for line, email in chunk:
-        outcome = outcomes[email]
-        run.report.counts[outcome] = run.report.counts.get(outcome, 0) + 1
-        run.report.row(line=line, email=email, outcome=outcome)
-        if outcome == "invited":
-            message_id = hashlib.sha256(f"{run.job_id}|{email}".encode()).hexdigest()[:32]
-            run.messages.append(invite_message(run.tenant_id, portal_user_id(email), message_id))
-    if run.messages:
-        messaging.enqueue(run.messages)
-        run.messages = []
+        outcome, user, access = _outcome(run, email, refs.get(email), fresh)
+        if user is not None:
+            if _write_invited(run, {email: user}) == []:
+                written.append(email)
+            else:
+                outcome, access = "skipped_conflict", None
+        decided[email] = (outcome, access)
+    if written:  # the per-user trail (GET /v1/portal/users/{id}/audit) shows the bulk invitation
+        audit.record_many(run.tenant_id, "portal.invited", [
+            {"target": portal_user_id(e), "job_id": run.job_id, "bulk": True, "access": decided[e][1]}
+            for e in written], actor=run.actor)
+    return decided
 
 
-def _outcome(run: Run, email: str, refs: set | None, user: PortalUser | None) -> tuple[str, PortalUser | None]:
-    """The outcome for one email and, when it is to be invited, the user record to write."""
+def _outcome(run: Run, email: str, refs: set | None,
+             user: PortalUser | None) -> tuple[str, PortalUser | None, str | None]:
+    """The outcome for one email, the user record to write when it is to be invited, and the access its grants
+    then give on the records of this email (billing, non_billing or mixed)."""
     allowed = grants_from_refs(refs or set())
     if not allowed:
-        return "skipped_not_on_record", None
+        return "skipped_not_on_record", None, None
     if user is not None:
         if user.invite_job == run.job_id:
-            return "invited", None  # an earlier try of this same job invited it already
+            return "invited", None, _access_of(user, allowed)  # an earlier try of this same job invited it
         if user.delivery_problem:
-            return "skipped_bouncing", None
+            return "skipped_bouncing", None, None
         if user.status == "active":
-            return "skipped_active", None
+            return "skipped_active", None, None
         if user.status == "disabled":
-            return "skipped_disabled", None
+            return "skipped_disabled", None, None
         if not run.include_invited:
-            return "skipped_already_invited", None
+            return "skipped_already_invited", None, None
     else:
         user = PortalUser(run.tenant_id, portal_user_id(email), email=email, status="invited",
                           status_key=status_key(run.tenant_id, "invited"), grants=[], customer_ids=set())
     grants = list(user.grants or [])
     for customer_id, (access, contact_id) in allowed.items():
         capped = min(access, run.access_cap, key=ACCESS_RANK.__getitem__)
-        grants = merge_grant(grants, customer_id, capped, contact_id)
+        grants = _raised(grants, customer_id, capped, contact_id)
     user.grants, user.customer_ids = grants, {g.customer_id for g in grants}
     user.invite_job, user.updated_at = run.job_id, now()
-    return "invited", user
+    return "invited", user, _access_of(user, allowed)
+
+
+def _raised(grants: list[Grant], customer_id: str, access: str, contact_id: str | None) -> list[Grant]:
+    """A bulk run never lowers a grant: an existing grant at least as high stays as it is (its contact and admin
+    flag too); a lower one is raised, keeping its admin flag."""
+    existing = next((g for g in grants if g.customer_id == customer_id), None)
+    if existing is not None and ACCESS_RANK[existing.access] >= ACCESS_RANK[access]:
+        return grants
+    return merge_grant(grants, customer_id, access, contact_id, admin=bool(existing and existing.admin))
+
+
+def _access_of(user: PortalUser, allowed: dict) -> str | None:
+    levels = {g.access for g in user.grants or [] if g.customer_id in allowed}
+    return levels.pop() if len(levels) == 1 else ("mixed" if levels else None)
 
 
 def _write_invited(run: Run, writes: dict[str, PortalUser]) -> list[str]:
@@ -327,78 +484,3 @@ def _write_invited(run: Run, writes: dict[str, PortalUser]) -> list[str]:
             for email in failed:  # a cancelled transaction wrote nothing: retry the others without these
                 del writes[email]
     return lost
-
-
-# --- the API side ----------------------------------------------------------------------------------------------
-
-class UploadUrlRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    filename: Annotated[OneLine, Field(min_length=1, max_length=200)]
-    include_invited: bool = False
-    access: Literal["billing", "non_billing"] = "billing"
-
-
-class UploadUrl(BaseModel):
-    url: str
-    method: str
-    key: str
-    headers: dict[str, str]
-    expires_in: int
-
-
-class BulkJob(BaseModel):
-    job_id: str
-    status: str
-    source: str | None = None
-    report_key: str | None = None
-    counts: dict[str, int] = {}
-    error: str | None = None
-    message: str | None = None
-    attempts: int = 0
-    created_at: str
-    updated_at: str
-
-
-class BulkJobPage(BaseModel):
-    items: list[BulkJob]
-    next_cursor: str | None = None
-
-
-def upload_url(tenant_id: str, body: UploadUrlRequest, actor: str) -> dict:
-    """A pre-signed PUT whose key binds the caller's tenant: staff cannot drop a file into another tenant."""
-    safe = "".join(c if c.isalnum() or c in "._-" else "-" for c in body.filename).strip(".-") or "upload.csv"
-    key = f"{PREFIX}{tenant_id}/{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{safe}"
-    headers = {"Content-Type": "text/csv", "x-amz-meta-include-invited": str(body.include_invited).lower(),
-               "x-amz-meta-access": body.access}
-    url = config.client("s3").generate_presigned_url(
-        "put_object", ExpiresIn=900, HttpMethod="PUT",
-        Params={"Bucket": config.uploads_bucket(), "Key": key, "ContentType": "text/csv",
-                "Metadata": {"include-invited": headers["x-amz-meta-include-invited"], "access": body.access}})
-    audit.record(tenant_id, "portal.bulk_invite_upload_url", actor=actor, target=key)
-    return {"url": url, "method": "PUT", "key": key, "headers": headers, "expires_in": 900}
-
-
-def job_out(job: Job) -> BulkJob:
-    summary = job.summary.as_dict() if job.summary else {}
-    return BulkJob(job_id=job.job_id, status=job.status, source=job.source, report_key=summary.get("report_key"),
-                   counts={k: int(v) for k, v in (summary.get("counts") or {}).items()}, error=job.error,
-                   message=summary.get("message"), attempts=int(job.attempts or 0), created_at=iso_at(job.created_at),
-                   updated_at=iso_at(job.updated_at))
-
-
-def list_jobs(tenant_id: str, query: dict) -> dict:
-    limit, start = page_args(query)
-    start_key = {"tenant_id": {"S": tenant_id}, "job_id": {"S": start}} if start else None
-    results = Job.query(tenant_id, filter_condition=Job.kind == JOB_KIND, limit=limit, last_evaluated_key=start_key)
-    items = sorted((job_out(j) for j in results), key=lambda j: j.created_at, reverse=True)
-    return {"items": items, "next_cursor": make_cursor(results.last_evaluated_key, "job_id")}
-
-
-def get_job(tenant_id: str, job_id: str) -> BulkJob:
-    try:
-        job = Job.get(tenant_id, job_id, consistent_read=True)
-    except DoesNotExist:
-        raise NotFound("job_not_found", "No such bulk invitation job in this business.") from None
-    if job.kind != JOB_KIND:
-        raise NotFound("job_not_found", "No such bulk invitation job in this business.")
-    return job_out(job)

@@ -1,11 +1,11 @@
 """The customer portal: invitations, bulk invitations and portal users (admins with portal:manage), and
 the portal user's own routes (register, sign-up, sign-in, sessions, reset, access link, Google/Microsoft)."""
-from chalice import Blueprint
+from chalice import Blueprint, Response
 
 from chalicelib.core import audit, observability, sessions
 from chalicelib.flows.portal import (
     access_links,
-    bulk_invites,
+    bulk_review,
     invitations,
     oidc,
     portal_access,
@@ -61,23 +61,51 @@ def resend_portal_invitation(call, user_id):
     return invitations.resend(call.tenant_id, user_id, call.actor, call.ip)
 
 
-@api.route("/v1/portal/bulk-invites/upload-url", "POST", PORTAL_ADMIN, body=bulk_invites.UploadUrlRequest,
-           response=bulk_invites.UploadUrl, status=201)
+@api.route("/v1/portal/bulk-invites/upload-url", "POST", PORTAL_ADMIN, body=bulk_review.UploadUrlRequest,
+           response=bulk_review.UploadUrl, status=201)
 def bulk_invite_upload_url(call):
-    """A pre-signed PUT for a CSV of emails, bound to the caller's business."""
-    return bulk_invites.upload_url(call.tenant_id, call.body, call.actor)
+    """A pre-signed PUT for a CSV of emails, bound to the caller's business (review: true = decide, send later)."""
+    return bulk_review.upload_url(call.tenant_id, call.body, call.actor)
 
 
-@api.route("/v1/portal/bulk-invites", "GET", PORTAL_ADMIN, response=bulk_invites.BulkJobPage, query=PAGING)
+@api.route("/v1/portal/bulk-invites", "GET", PORTAL_ADMIN, response=bulk_review.BulkJobPage, query=PAGING)
 def list_bulk_invites(call):
     """Bulk invitation runs, newest first, with their counts."""
-    return bulk_invites.list_jobs(call.tenant_id, call.query)
+    return bulk_review.list_jobs(call.tenant_id, call.query)
 
 
-@api.route("/v1/portal/bulk-invites/{job_id}", "GET", PORTAL_ADMIN, response=bulk_invites.BulkJob)
+@api.route("/v1/portal/bulk-invites/{job_id}", "GET", PORTAL_ADMIN, response=bulk_review.BulkJob)
 def get_bulk_invite(call, job_id):
     """One bulk invitation run: status, counts, report location."""
-    return bulk_invites.get_job(call.tenant_id, job_id)
+    return bulk_review.get_job(call.tenant_id, job_id)
+
+
+@api.route("/v1/portal/bulk-invites/{job_id}/rows", "GET", PORTAL_ADMIN, response=bulk_review.BulkRowPage,
+           query={**PAGING, "outcome": "only rows with this outcome (will_invite, invited, skipped_not_on_record, "
+                                       "skipped_already_invited, skipped_active, invalid, duplicate, ...)"},
+           errors=("rows_not_ready",))
+def list_bulk_invite_rows(call, job_id):
+    """Every row of the file in file order: line, email, outcome and the access it got (or would get)."""
+    return bulk_review.list_rows(call.tenant_id, job_id, call.query)
+
+
+@api.route("/v1/portal/bulk-invites/{job_id}/send", "POST", PORTAL_ADMIN, response=bulk_review.BulkJob, status=202,
+           errors=("job_expired", "job_not_ready", "not_reviewed"))
+def send_bulk_invite(call, job_id):
+    """Send a reviewed job (ready, up to 24 h after the upload): outcomes are decided again now; only the first
+    call sends, any other gets the job as it is."""
+    return bulk_review.send(call.tenant_id, job_id, call.actor, call.ip)
+
+
+@api.route("/v1/portal/bulk-invites/{job_id}/report.csv", "GET", PORTAL_ADMIN, errors=("rows_not_ready",))
+def bulk_invite_report_csv(call, job_id):
+    """The report as CSV (line,email,outcome,access; rows in file order). Over 5 MB: 303 to a 5-minute S3 link."""
+    report = bulk_review.report_csv(call.tenant_id, job_id)
+    if report.body is None:
+        return Response(body="", status_code=303, headers={"Location": report.url or "", "Cache-Control": "no-store"})
+    return Response(body=report.body.decode("utf-8"), status_code=200,
+                    headers={"Content-Type": "text/csv; charset=utf-8", "Cache-Control": "no-store",
+                             "Content-Disposition": f'attachment; filename="{report.filename}"'})
 
 
 # --- the portal user's own routes ---------------------------------------------------------------------------
