@@ -46,7 +46,7 @@
       input.focus();
       input.select();
       var done = function () { said("Copied. Paste it into your message to the customer."); };
-      var byHand = function () { said("Press Ctrl+C (or ⌘+C) to copy the selected link."); };
+      var byHand = function () { said("Press Ctrl+C (Cmd+C on a Mac) to copy the selected link."); };
       if (navigator.clipboard && navigator.clipboard.writeText) {
         navigator.clipboard.writeText(input.value).then(done, function () {
           try { if (document.execCommand("copy")) { done(); return; } } catch (e) { /* fall through */ }
