@@ -420,3 +420,26 @@ def test_access_link_warns_when_the_customer_has_portal_users(admin_console, har
     admin_console.post(h["path"], {"email": h["owner"], "access": "billing", "do": "invite"})
     r = admin_console.follow()
     assert "This customer has portal users, so the link asks for their email and password" in words(r)
+
+
+def test_save_keeps_the_users_other_grants_and_their_contact_limits(app, admin_console, harper, http):
+    h = harper
+    admin_console.get(h["path"])
+    admin_console.post(h["path"], {"email": h["renter"], "location_id": h["location_id"], "access": "non_billing",
+                                   "do": "invite"})
+    drain(app)
+    [link] = links_to(h["renter"], "/register")
+    assert http.post("/v1/portal/register", {"token": link.split("token=")[1],
+                                             "password": "Renter-Pass-8812"})[0] == 200
+    second = http.post("/v1/customers", {"name": "Second Home"}, token=h["token"])[1]
+    path = f"{SECTION}/{second['customer_id']}/contacts/new"
+    admin_console.get(path)
+    admin_console.post(path, {"name": "Renter", "email": h["renter"], "send_portal_invite": "yes"})
+    before = {g["customer_id"]: g for g in portal_user(http, h["token"], h["renter"])["grants"]}
+    assert before[second["customer_id"]].get("contact_id")
+    admin_console.get(h["path"])
+    r = admin_console.post(h["path"], {"email": h["renter"], "location_id": h["location_id"], "access": "none",
+                                       "do": "save"})
+    assert location(r) == f"{h['path']}?done=saved"
+    after = {g["customer_id"]: g for g in portal_user(http, h["token"], h["renter"])["grants"]}
+    assert after[h["id"]]["access"] == "none" and after[second["customer_id"]] == before[second["customer_id"]]

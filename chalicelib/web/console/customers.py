@@ -202,11 +202,13 @@ def change_access(c: Console, record, form: dict) -> str:
     if do == "save":
         if user is None:
             raise Invalid("not_invited", "This email has no portal account yet: choose its access and Invite.")
-        grants = [invitations.GrantIn(customer_id=g.customer_id, access=g.access, admin=bool(g.admin))
+        # every grant as it is (a grant that names no contact keeps its contact limit), this customer's changed
+        grants = [{"customer_id": g.customer_id, "access": g.access, "admin": bool(g.admin)}
                   for g in user.grants or [] if g.customer_id != record.customer_id]
-        grants.append(invitations.GrantIn(customer_id=record.customer_id, access=access,
-                                          admin=bool(grant.admin) if grant else False))
-        invitations.patch_user(c.tenant_id, user.user_id, invitations.PortalUserPatch(grants=grants), actor, c.ip)
+        grants.append({"customer_id": record.customer_id, "access": access,
+                       "admin": bool(grant.admin) if grant else False})
+        patch = invitations.PortalUserPatch.model_validate({"grants": grants})
+        invitations.patch_user(c.tenant_id, user.user_id, patch, actor, c.ip)
         return "saved"
     if access == "none":
         raise Invalid("access_required", "Choose Billing Access or Non-Billing Access to send an invite.")
