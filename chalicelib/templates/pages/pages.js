@@ -28,3 +28,34 @@
     });
   });
 }());
+
+// Console, Customers: the Copy button beside a secure access link shown once (customer-access-link.html). Only a
+// page with such a button has any; without JavaScript the button stays hidden and the read-only field is selected
+// and copied by hand.
+(function () {
+  "use strict";
+  var buttons = document.querySelectorAll("button.copy[data-copy]");
+  if (!buttons.length) { return; }
+  Array.prototype.forEach.call(buttons, function (button) {
+    var input = document.getElementById(button.getAttribute("data-copy"));
+    var status = button.parentNode.querySelector(".copy-status");
+    if (!input) { return; }
+    button.hidden = false;
+    function said(words) { if (status) { status.textContent = words; } }
+    button.addEventListener("click", function () {
+      input.focus();
+      input.select();
+      var done = function () { said("Copied. Paste it into your message to the customer."); };
+      var byHand = function () { said("Press Ctrl+C (Cmd+C on a Mac) to copy the selected link."); };
+      if (navigator.clipboard && navigator.clipboard.writeText) {
+        navigator.clipboard.writeText(input.value).then(done, function () {
+          try { if (document.execCommand("copy")) { done(); return; } } catch (e) { /* fall through */ }
+          byHand();
+        });
+      } else {
+        try { if (document.execCommand("copy")) { done(); return; } } catch (e) { /* fall through */ }
+        byHand();
+      }
+    });
+  });
+}());
