@@ -100,7 +100,7 @@ def user(c: Console, user_id: str) -> Response:
     older = url(f"/console/portal/users/{user_id}", cursor=trail["next_cursor"]) if trail["next_cursor"] else None
     return c.html("console/portal-user.html", title=out.email, status=400 if errors else 200, u=out,
                   status_words=STATUS_WORDS.get(out.status, out.status), registered=bool(record.password_hash),
-                  sent=words.when(out.last_sent_at), expires=words.when(out.invitation_expires_at),
+                  sent=words.when(out.last_sent_at), expires=words.when(out.invitation_expires_at), since=words.when(out.created_at),
                   problem=DELIVERY_WORDS.get(out.delivery_problem or ""), grants=grants, activity=activity,
                   older=older, errors=errors, subnav_current="users")
 
