@@ -34,8 +34,8 @@ def permissions(c: Console) -> Response:
                 errors.add(provider, f"{label} cannot be switched on: it is not set up for this service.")
         if not errors:
             try:  # PUT /v1/portal/settings
-                portal_access.put_settings(c.tenant_id, portal_access.Settings(
-                    self_signup=c.form.get("self_signup") == "on", third_party_signin=wanted),
+                portal_access.put_settings(c.tenant_id, portal_access.Settings.model_validate(
+                    {"self_signup": c.form.get("self_signup") == "on", "third_party_signin": wanted}),
                     c.principal.subject, c.ip)
                 return c.done("/console/portal/permissions", "saved")
             except Error as exc:

@@ -6,6 +6,7 @@ Every action calls the flow function of the JSON API route that does the same (c
 with the signed-in staff member as the actor: list_users / user_search.search, get_user, resend, patch_user,
 sign_out_user, user_audit."""
 from chalice import Response
+from pydantic import ValidationError
 
 from chalicelib.core.errors import Error, NotFound
 from chalicelib.flows import directory
@@ -23,6 +24,14 @@ STATUS_FILTER = (("", "All statuses"), ("invited", "Invited"), ("active", "Activ
 ACCESS_CHOICES = (("billing", "Billing Access"), ("non_billing", "Non-Billing Access"), ("none", "No Access"))
 DELIVERY_WORDS = {"bouncing": "Emails to this address bounce: check the address on the customer record.",
                   "complained": "This person marked our email as spam: no more emails are sent to them."}
+
+# The flows' refusals that name codes or ids (access_not_allowed: "At most non_billing access on customer c-…"),
+# in the words of this page.
+REFUSALS = {
+    "access_not_allowed": "This email is only on a location or contact of that customer, so it can get "
+                          "Non-Billing Access at most there.",
+    "not_registered": "This person has not registered yet, so there is no account to enable.",
+}
 
 
 def customer_names(tenant_id: str, customer_ids: set[str]) -> dict[str, str]:
@@ -73,8 +82,11 @@ def user(c: Console, user_id: str) -> Response:
             return c.done(f"/console/portal/users/{user_id}", notice)
         except NotFound:
             return not_found(c)
-        except Error as exc:
-            explain(exc, errors, {"access": "access", "grants": "access", "status": "", "email": ""})
+        except (Error, ValidationError) as exc:
+            if isinstance(exc, Error) and exc.code in REFUSALS:
+                errors.add(None, REFUSALS[exc.code])
+            else:
+                explain(exc, errors, {"access": "", "grants": "", "status": "", "email": ""})
     try:
         record = invitations.get_user(c.tenant_id, user_id)  # GET /v1/portal/users/{user_id}
     except NotFound:
@@ -122,7 +134,8 @@ def act(c: Console, user_id: str) -> str:
         return "invite_sent"
     if action in ("disable", "enable"):  # PATCH /v1/portal/users/{user_id} {status}
         status = "disabled" if action == "disable" else "active"
-        invitations.patch_user(c.tenant_id, user_id, invitations.PortalUserPatch(status=status), actor, c.ip)
+        invitations.patch_user(c.tenant_id, user_id, invitations.PortalUserPatch.model_validate({"status": status}),
+                               actor, c.ip)
         return "disabled" if action == "disable" else "enabled"
     if action == "sign_out":  # POST /v1/portal/users/{user_id}/sign-out
         portal_sessions.sign_out_user(c.tenant_id, user_id, actor, c.ip)
@@ -141,9 +154,10 @@ def change_access(c: Console, user_id: str, customer_id: str, access: str, actor
     if customer_id not in {g.customer_id for g in current}:
         raise Invalid("invalid_request", "This user has no access on that customer record.", field="access")
     # contact_id left out keeps each grant's contact limit; admin is kept as it is
-    grants = [invitations.GrantIn(customer_id=g.customer_id, admin=bool(g.admin),
-                                  access=access if g.customer_id == customer_id else g.access) for g in current]
-    invitations.patch_user(c.tenant_id, user_id, invitations.PortalUserPatch(grants=grants), actor, c.ip)
+    grants = [{"customer_id": g.customer_id, "admin": bool(g.admin),
+               "access": access if g.customer_id == customer_id else g.access} for g in current]
+    invitations.patch_user(c.tenant_id, user_id, invitations.PortalUserPatch.model_validate({"grants": grants}),
+                           actor, c.ip)
     return "access_changed"
 
 

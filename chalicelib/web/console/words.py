@@ -122,8 +122,8 @@ def describe(event: Any, names: Mapping[str, str] | None = None) -> str:
     text = words.format(actor=actor_words(_get(event, "actor"), names),
                         customer=names.get(customer_id, f"customer {customer_id}") if customer_id
                         else "a customer record",
-                        access=ACCESS_WORDS.get(details.get("access"), "access"),
-                        channel=CHANNEL_WORDS.get(details.get("channel"), ""))
+                        access=ACCESS_WORDS.get(str(details.get("access")), "access"),
+                        channel=CHANNEL_WORDS.get(str(details.get("channel")), ""))
     changed = [FIELD_WORDS.get(f, f.replace("_", " ")) for f in details.get("fields") or ()]
     if action == "portal.user_changed" and changed:
         text += ": " + " and ".join(changed)
