@@ -1,11 +1,14 @@
 """The tenant's directory: customers, their locations and contacts. Every email on a record is also indexed in
-RecordEmail (same transaction), which is how invitations and sign-up check DESIGN rule 2."""
+RecordEmail (same transaction), which is how invitations and sign-up check DESIGN rule 2; so are the phones of
+customers and contacts and the words of customers' names, in partitions of their own, for the search
+(flows/customer_search.py)."""
 import uuid
 from typing import Annotated
 
 from pydantic import BaseModel, Field
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
+from chalicelib.core import search_terms
 from chalicelib.core.errors import Conflict, Invalid, NotFound
 from chalicelib.core.identity import Email
 from chalicelib.core.models import Contact, Customer, Location, RecordEmail, now, transaction
@@ -124,10 +127,35 @@ def _index_emails(tx, tenant_id: str, ref: str, old: list[str], new: list[str]) 
         tx.update(RecordEmail(tenant_id, email), actions=[RecordEmail.refs.delete({ref})])
 
 
-def _write(record, tenant_id: str, ref: str, old_emails: list[str], new_emails: list[str]):
+def phones_partition(tenant_id: str) -> str:
+    """The search index's partitions sit beside the email index in its table, under hash keys no email index
+    uses (tenant ids hold no #): one for phones (key: search_terms.phone_key, refs as for emails) and one per
+    first two letters of a name's word (key: "<word>#<customer_id>")."""
+    return f"{tenant_id}#phones"
+
+
+def names_partition(tenant_id: str, word: str) -> str:
+    return f"{tenant_id}#names:{word[:search_terms.MIN_QUERY_CHARS]}"
+
+
+def index_terms(tx, tenant_id: str, ref: str, phones: tuple[list[str], list[str]],
+                 names: tuple[list[str], list[str]]) -> None:
+    old, new = (set(search_terms.phone_keys(p)) for p in phones)
+    _index_emails(tx, phones_partition(tenant_id), ref, list(old), list(new))
+    customer_id = ref.split(":")[1]
+    old_words, new_words = (set(search_terms.name_words(n)) for n in names)
+    for word in new_words - old_words:
+        tx.save(RecordEmail(names_partition(tenant_id, word), f"{word}#{customer_id}", refs={ref}))
+    for word in old_words - new_words:
+        tx.delete(RecordEmail(names_partition(tenant_id, word), f"{word}#{customer_id}"))
+
+
+def _write(record, tenant_id: str, ref: str, old_emails: list[str], new_emails: list[str], *,
+           phones: tuple[list[str], list[str]] = ([], []), names: tuple[list[str], list[str]] = ([], [])):
     try:
         with transaction() as tx:
             _index_emails(tx, tenant_id, ref, old_emails, new_emails)
+            index_terms(tx, tenant_id, ref, phones, names)
             tx.save(record)  # the version attribute makes a concurrent edit fail rather than be lost
     except TransactWriteError:
         raise Conflict("edit_conflict", "Someone else changed this record at the same time; try again.") \
@@ -153,7 +181,8 @@ def get_customer(tenant_id: str, customer_id: str) -> Customer:
 def create_customer(tenant_id: str, body: CustomerCreate) -> CustomerOut:
     c = Customer(tenant_id, uuid.uuid4().hex, name=body.name, emails=_dedupe(body.emails), phones=body.phones,
                  billing_address=body.billing_address)
-    return customer_out(_write(c, tenant_id, f"customer:{c.customer_id}", [], c.emails))
+    return customer_out(_write(c, tenant_id, f"customer:{c.customer_id}", [], c.emails,
+                               phones=([], list(c.phones or [])), names=([], [c.name])))
 
 
 def list_customers(tenant_id: str, query: dict) -> dict:
@@ -163,7 +192,7 @@ def list_customers(tenant_id: str, query: dict) -> dict:
 def patch_customer(tenant_id: str, customer_id: str, body: CustomerPatch) -> tuple[CustomerOut, set[str]]:
     """The customer as changed, and the emails taken off it (invitations.patch_customer acts on those)."""
     c = get_customer(tenant_id, customer_id)
-    old = list(c.emails or [])
+    old, old_phones, old_name = list(c.emails or []), list(c.phones or []), c.name
     changes = body.model_dump(exclude_unset=True)
     if "name" in changes and changes["name"] is None:
         raise Invalid("invalid_request", "name cannot be empty.", field="name")
@@ -173,7 +202,9 @@ def patch_customer(tenant_id: str, customer_id: str, body: CustomerPatch) -> tup
         setattr(c, key, _dedupe(value) if key == "emails" else value)
     c.updated_at = now()
     new = list(c.emails or [])
-    return customer_out(_write(c, tenant_id, f"customer:{customer_id}", old, new)), set(old) - set(new)
+    written = _write(c, tenant_id, f"customer:{customer_id}", old, new, phones=(old_phones, list(c.phones or [])),
+                     names=([old_name], [c.name]))
+    return customer_out(written), set(old) - set(new)
 
 
 # --- locations ----------------------------------------------------------------------------------------------
@@ -243,7 +274,8 @@ def create_contact(tenant_id: str, customer_id: str, body: ContactCreate) -> Con
     get_customer(tenant_id, customer_id)
     c = Contact(tenant_id, uuid.uuid4().hex, customer_id=customer_id, customer_key=f"{tenant_id}#{customer_id}",
                 name=body.name, email=body.email, phone=body.phone)
-    return _write(c, tenant_id, _contact_ref(c), [], [c.email] if c.email else [])
+    return _write(c, tenant_id, _contact_ref(c), [], [c.email] if c.email else [],
+                  phones=([], [c.phone] if c.phone else []))
 
 
 def list_contacts(tenant_id: str, customer_id: str, query: dict) -> dict:
@@ -254,13 +286,15 @@ def list_contacts(tenant_id: str, customer_id: str, query: dict) -> dict:
 def patch_contact(tenant_id: str, contact_id: str, body: ContactPatch) -> tuple[ContactOut, set[str]]:
     c = get_contact(tenant_id, contact_id)
     old = [c.email] if c.email else []
+    old_phones = [c.phone] if c.phone else []
     for key, value in body.model_dump(exclude_unset=True).items():
         if value is None and key == "name":
             raise Invalid("invalid_request", "name cannot be empty.", field="name")
         setattr(c, key, value)
     c.updated_at = now()
     new = [c.email] if c.email else []
-    return contact_out(_write(c, tenant_id, _contact_ref(c), old, new)), set(old) - set(new)
+    written = _write(c, tenant_id, _contact_ref(c), old, new, phones=(old_phones, [c.phone] if c.phone else []))
+    return contact_out(written), set(old) - set(new)
 
 
 def _by_customer(model, tenant_id: str, customer_id: str, range_attr: str, query: dict, out) -> dict:

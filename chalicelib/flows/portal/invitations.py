@@ -7,13 +7,14 @@ user, and sends. So a run that is cut off and redelivered can re-enqueue the sam
 sent twice, and no link that went out is ever replaced by a retry."""
 import hashlib
 import uuid
+from collections.abc import Collection
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
 from chalicelib.core import audit, config, messaging, single_use, tenants
-from chalicelib.core.errors import Conflict, Invalid, NotFound
+from chalicelib.core.errors import Conflict, Forbidden, Invalid, NotFound
 from chalicelib.core.identity import Email
 from chalicelib.core.models import Grant, PortalUser, now
 from chalicelib.core.paging import iso, iso_at, make_cursor, page_args
@@ -442,11 +443,19 @@ class ContactWithInvite(directory.ContactOut):
     portal_user: PortalUserOut | None = None
 
 
+INVITE_PERMISSION = "portal:manage"
+
+
 def create_contact(tenant_id: str, customer_id: str, body: directory.ContactCreate, actor: str,
-                   ip: str | None) -> ContactWithInvite:
-    """Everything that can refuse the invitation is checked before the contact is written: nothing half-way."""
+                   ip: str | None, *, permissions: Collection[str]) -> ContactWithInvite:
+    """Everything that can refuse the invitation is checked before the contact is written: nothing half-way.
+    `permissions`: the caller's. Inviting to the portal takes portal:manage whichever way it is asked for (as
+    POST /v1/portal/invitations does), so directory:manage alone adds contacts but not portal users."""
     existing = None
     if body.send_portal_invite:
+        if INVITE_PERMISSION not in permissions:
+            raise Forbidden("forbidden", "You need permission to manage the customer portal to send a portal "
+                            "invitation; add the contact without one.", field="send_portal_invite")
         if not body.email:
             raise Invalid("email_required", "A portal invitation needs the contact's email.", field="email")
         directory.get_customer(tenant_id, customer_id)

@@ -1,7 +1,7 @@
 """The business's directory (admins with directory:manage): customers, locations, contacts."""
 from chalice import Blueprint
 
-from chalicelib.flows import directory
+from chalicelib.flows import customer_search, directory
 from chalicelib.flows.directory import (
     ContactCreate,
     ContactOut,
@@ -31,9 +31,15 @@ def create_customer(call):
     return directory.create_customer(call.tenant_id, call.body)
 
 
-@api.route("/v1/customers", "GET", DIRECTORY, response=CustomerPage, query=PAGING)
+@api.route("/v1/customers", "GET", DIRECTORY, response=CustomerPage,
+           query={**PAGING, "q": "search: an email (exact, any case; also on the customer's locations and "
+                                 "contacts), a phone (any common spelling; also contacts'), or the start of words "
+                                 "of the name (2 letters or more)"},
+           errors=("query_too_short",))
 def list_customers(call):
-    """List customers, a page at a time."""
+    """List customers, a page at a time; with q, those matching a search."""
+    if call.query.get("q", "").strip():
+        return customer_search.search(call.tenant_id, call.query["q"], call.query)
     return directory.list_customers(call.tenant_id, call.query)
 
 
@@ -77,8 +83,9 @@ def patch_location(call, location_id):
 @api.route("/v1/customers/{customer_id}/contacts", "POST", DIRECTORY, body=ContactCreate,
            response=invitations.ContactWithInvite, status=201)
 def create_contact(call, customer_id):
-    """Add a contact to a customer; with send_portal_invite, invite them to the portal too."""
-    return invitations.create_contact(call.tenant_id, customer_id, call.body, call.actor, call.ip)
+    """Add a contact to a customer; with send_portal_invite (which needs portal:manage), invite them too."""
+    return invitations.create_contact(call.tenant_id, customer_id, call.body, call.actor, call.ip,
+                                      permissions=call.principal.permissions)
 
 
 @api.route("/v1/customers/{customer_id}/contacts", "GET", DIRECTORY, response=ContactPage, query=PAGING)

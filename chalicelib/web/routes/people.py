@@ -3,7 +3,14 @@ bulk jobs, sessions and audit; and the public steps of accepting an invitation a
 from chalice import Blueprint
 
 from chalicelib.core import audit, sessions
-from chalicelib.flows.staff import admin_passwords, staff_accounts, staff_bulk, staff_invitations, staff_recovery
+from chalicelib.flows.staff import (
+    admin_passwords,
+    staff_accounts,
+    staff_bulk,
+    staff_invitations,
+    staff_recovery,
+    unlock,
+)
 from chalicelib.flows.staff.admin_passwords import (
     AccountCreate,
     ResetLinkOut,
@@ -114,6 +121,12 @@ def sign_out_person(call, person_id):
     """End every session of a person."""
     staff_accounts.sign_out_person(call.principal, person_id, call.ip)
     return Reply(None, 204)
+
+
+@api.route("/v1/people/{person_id}/unlock", "POST", ACCOUNTS, response=PersonOut, errors=("cannot_manage",))
+def unlock_person(call, person_id):
+    """End a sign-in lockout at once (a person who is not locked is answered as they are)."""
+    return unlock.unlock(call.principal, person_id, call.ip)
 
 
 @api.route("/v1/people/{person_id}/audit", "GET", ACCOUNTS, response=audit.AuditPage, query=PAGING)

@@ -3,7 +3,15 @@ the portal user's own routes (register, sign-up, sign-in, sessions, reset, acces
 from chalice import Blueprint
 
 from chalicelib.core import audit, observability, sessions
-from chalicelib.flows.portal import access_links, bulk_invites, invitations, oidc, portal_access, portal_sessions
+from chalicelib.flows.portal import (
+    access_links,
+    bulk_invites,
+    invitations,
+    oidc,
+    portal_access,
+    portal_sessions,
+    user_search,
+)
 from chalicelib.web import pages
 from chalicelib.web.api import PAGING, Admin, Api, Public, Reply
 from chalicelib.web.api import PortalUser as PortalSignedIn
@@ -22,9 +30,12 @@ def invite_to_portal(call):
 
 
 @api.route("/v1/portal/users", "GET", PORTAL_ADMIN, response=invitations.PortalUserPage,
-           query={**PAGING, "status": "invited | active | disabled", "customer_id": "users with a grant on it"})
+           query={**PAGING, "status": "invited | active | disabled", "customer_id": "users with a grant on it",
+                  "q": "users whose email starts with this (any case), in email order"})
 def list_portal_users(call):
-    """Portal users with status, grants, last sent and delivery problems."""
+    """Portal users with status, grants, last sent and delivery problems; with q, searched by email."""
+    if call.query.get("q", "").strip():
+        return user_search.search(call.tenant_id, call.query["q"], call.query)
     return invitations.list_users(call.tenant_id, call.query)
 
 
