@@ -9,7 +9,7 @@ from chalicelib.core.errors import Error, Invalid
 from chalicelib.flows.staff import staff_accounts, staff_bulk
 from chalicelib.web.console import people_words as words
 from chalicelib.web.console.shell import Console, console_page
-from chalicelib.web.pages.forms import Errors, explain
+from chalicelib.web.pages.forms import Errors, explain, require
 from chalicelib.web.pages.render import url
 
 ACCOUNTS = "accounts:manage"
@@ -64,7 +64,8 @@ def technicians(c: Console) -> Response:
 # --- Actions: confirm, then send ---------------------------------------------------------------------------
 
 def _which(form: dict) -> str:
-    return form.get("list") if form.get("list") in LISTS else "employees"
+    given = form.get("list", "")
+    return given if given in LISTS else "employees"
 
 
 def _ids(values: list[str]) -> list[str]:
@@ -90,7 +91,7 @@ def confirm(c: Console) -> Response:
     if not c.posted():
         return _list(c, which, status=400) if c.stale else c.page.redirect(url("/console/people/employees"))
     errors = Errors()
-    kind = c.form.get("action")
+    kind = c.form.get("action", "")
     try:
         ids = _picked(c.form)
     except Invalid as err:
@@ -117,7 +118,7 @@ def send(c: Console) -> Response:
     which = _which(c.form)
     if not c.posted():
         return _list(c, which, status=400) if c.stale else c.page.redirect(url("/console/people/employees"))
-    kind = c.form.get("action")
+    kind = c.form.get("action", "")
     try:
         ids = _ids(c.form.get("ids", "").split())
         if kind not in words.BULK_ACTIONS or not ids:
@@ -136,7 +137,7 @@ def job(c: Console, job_id: str) -> Response:
     except Error:
         return c.html("console/people-missing.html", status=404, title="Not found",
                       heading="This run was not found", words_back="People", back_href="/console/people/employees")
-    which = c.query.get("list") if c.query.get("list") in LISTS else "employees"
+    which = _which(c.query)
     label = words.BULK_ACTIONS.get(result["kind"], result["kind"])
     return c.html("console/people-job.html", title=f"{label}: result", label=label, result=result, words=words,
                   back_href=f"/console/people/{which}", back_label=LISTS[which][1])
@@ -155,6 +156,8 @@ def _add(c: Console, which: str) -> Response:
     kind, title = LISTS[which]
     errors, form = Errors(), c.form
     if c.posted():
+        require(form, errors, {"name": "Enter their name."})
+    if c.posted() and not errors:
         fields = {"kind": kind, "name": form.get("name", "").strip(),
                   "email": form.get("email", "").strip() or None, "mobile": form.get("mobile", "").strip() or None}
         if kind == "employee":

@@ -69,7 +69,7 @@ def _profile_action(c: Console, person_id: str, do: str) -> Response | None:
         unlock.unlock(c.principal, person_id, c.ip)
         return c.done(here, "unlocked")
     if do in ("disable", "enable"):
-        body = staff_accounts.PersonPatch(status="disabled" if do == "disable" else "active")
+        body = staff_accounts.PersonPatch.model_validate({"status": "disabled" if do == "disable" else "active"})
         staff_accounts.patch_person(c.principal, person_id, body, c.ip)
         return c.done(here, f"{do}d")
     if do == "sign_out":
