@@ -143,7 +143,7 @@ def index_terms(tx, tenant_id: str, ref: str, phones: tuple[list[str], list[str]
     old, new = (set(search_terms.phone_keys(p)) for p in phones)
     _index_emails(tx, phones_partition(tenant_id), ref, list(old), list(new))
     customer_id = ref.split(":")[1]
-    old_words, new_words = (set(search_terms.name_words(n)) for n in names)
+    old_words, new_words = ({w for name in side for w in search_terms.name_words(name)} for side in names)
     for word in new_words - old_words:
         tx.save(RecordEmail(names_partition(tenant_id, word), f"{word}#{customer_id}", refs={ref}))
     for word in old_words - new_words:
