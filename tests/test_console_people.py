@@ -305,8 +305,9 @@ def test_profile_actions_reset_disable_enable_sign_out_activity(app, admin_conso
     r = admin_console.get(f"{here}/activity")
     words = visible_text(text(r))
     assert r.status_code == 200 and "Activity: A employee" in words
-    assert "Sent a password reset link by email" in words and "Signed out everywhere" in words
-    assert "Admin" in words  # who did it, by name
+    assert "Sent a password reset by Admin (by email)" in words and "Signed out everywhere by Admin" in words
+    assert "Disabled by Admin" in words  # who did it, by name
+    assert admin_console.get(f"{here}/activity?cursor=%%%").status_code == 200  # a cursor typed by hand: page 1
     drain(app)
 
 
@@ -324,7 +325,7 @@ def test_unlock_ends_a_lockout(admin_console, tenant):
     assert "Unlocked" in visible_text(text(admin_console.follow(r)))
     status, body = tenant.sign_in(person.username, PASSWORD)
     assert status == 200, body
-    assert "Unlocked" in visible_text(text(admin_console.get(f"{here}/activity")))
+    assert "Unlocked by Admin" in visible_text(text(admin_console.get(f"{here}/activity")))
 
 
 def test_refusals_are_in_words_not_500(admin_console, crew, tenant):

@@ -6,9 +6,9 @@ from chalice import Response
 from pydantic import ValidationError
 
 from chalicelib.core.errors import Error, NotFound
-from chalicelib.core.models import Person
 from chalicelib.flows.staff import admin_passwords, staff_accounts, staff_invitations, unlock
 from chalicelib.web.console import people_words as words
+from chalicelib.web.console import words as activity_words
 from chalicelib.web.console.people import ACCOUNTS, LISTS, status_of_error
 from chalicelib.web.console.shell import Console, console_page
 from chalicelib.web.pages.forms import Errors, explain
@@ -124,19 +124,14 @@ def activity(c: Console, person_id: str) -> Response:
     """What was done by or to this person, newest first, in words."""
     try:
         found = staff_accounts.get_person(c.tenant_id, person_id)
-        trail = staff_accounts.person_audit(c.tenant_id, person_id, {"limit": str(ACTIVITY_PAGE),
-                                                                     "cursor": c.query.get("cursor")}
-                                            if c.query.get("cursor") else {"limit": str(ACTIVITY_PAGE)})
+        query = {"limit": str(ACTIVITY_PAGE), **({"cursor": c.query["cursor"]} if c.query.get("cursor") else {})}
+        trail = staff_accounts.person_audit(c.tenant_id, person_id, query)
     except NotFound:
         return _missing(c)
     except Error:  # a cursor typed by hand: the first page
         trail = staff_accounts.person_audit(c.tenant_id, person_id, {"limit": str(ACTIVITY_PAGE)})
-    actors = {e.actor for e in trail["items"] if e.actor} | {e.target for e in trail["items"] if e.target}
-    names = {p.person_id: p.name for p in Person.batch_get([(c.tenant_id, a) for a in actors])} if actors else {}
-    rows = [{"when": words.when(e.at), "who": names.get(e.actor or "", "The system" if not e.actor else "Someone else"),
-             "what": words.describe(e.action, e.details or {}),
-             "whom": names.get(e.target or "", "") if e.target and e.target != person_id else ""}
-            for e in trail["items"]]
+    names = activity_words.names_for(c.tenant_id, trail["items"])
+    rows = [{"when": words.when(e.at), "what": activity_words.describe(e, names)} for e in trail["items"]]
     return c.html("console/people-activity.html", title=f"Activity: {found.name}", p=found, rows=rows,
                   next_href=url(f"/console/people/{person_id}/activity", cursor=trail["next_cursor"])
                   if trail["next_cursor"] else None, back_href=f"/console/people/{person_id}")
