@@ -27,6 +27,25 @@
       });
     });
   });
+
+  // Console People lists: "All on this page" ticks every row's box as it is ticked (the server honours it without
+  // JavaScript too), and shows itself part-ticked when only some rows are. Does nothing on any other page.
+  each(document.querySelectorAll("input[data-select-all]"), function (all) {
+    var form = all.form;
+    if (!form) { return; }
+    var rows = form.querySelectorAll("input[data-select-row]");
+    function sync() {
+      var ticked = Array.prototype.filter.call(rows, function (row) { return row.checked; }).length;
+      all.checked = rows.length > 0 && ticked === rows.length;
+      all.indeterminate = ticked > 0 && ticked < rows.length;
+    }
+    all.addEventListener("change", function () {
+      each(rows, function (row) { row.checked = all.checked; });
+      all.indeterminate = false;
+    });
+    each(rows, function (row) { row.addEventListener("change", sync); });
+    if (Array.prototype.some.call(rows, function (row) { return row.checked; })) { sync(); }
+  });
 }());
 
 // Console, Customers: the Copy button beside a secure access link shown once (customer-access-link.html). Only a
