@@ -19,7 +19,7 @@ from chalicelib.web.console import shell
 from chalicelib.web.pages.serve import page
 
 # The modules that add pages (importing one runs its @console_page decorators).
-SECTIONS = ("signin", "customers")
+SECTIONS = ("signin", "customers", "partner_portals", "activity")
 
 
 def register(app) -> None:
