@@ -115,10 +115,10 @@ def agreement(c: Console, portal_id: str) -> Response:
             else:
                 return c.done(LIST, "granted", portal=portal_id)
         status = status if status != 200 else 400
-    current = portal.enabled and portal.enablement is not None \
+    in_force = portal.enabled and portal.enablement is not None \
         and portal.enablement.agreement_version == portal.agreement_version
     return c.html("console/partner-agreement.html", status=status, title=f"Legal Agreement: {portal.name}",
-                  portal=portal, terms=terms, errors=errors, current=current, accepted=accepted(portal),
+                  portal=portal, terms=terms, errors=errors, in_force=in_force, accepted=accepted(portal),
                   cancel=url(LIST, done="cancelled", portal=portal_id), back=portal_path(portal_id),
                   action=portal_path(portal_id, "agreement"))
 
