@@ -96,7 +96,7 @@ def _reads(tenant_id: str, primary: Subject | None, low: str, high: str, page_si
     between = AuditEvent.event_id.between(low, high)
     if primary is None:
         return [AuditEvent.query(tenant_id, between, scan_index_forward=False, page_size=page_size)]
-    reads = [AuditEvent.by_trail.query(f"{tenant_id}#{primary.id}", between, scan_index_forward=False,
+    reads: list[Iterable] = [AuditEvent.by_trail.query(f"{tenant_id}#{primary.id}", between, scan_index_forward=False,
                                        page_size=page_size)]
     if primary.kind != "partner_portal":  # a partner's events are all about its portal: by-trail has them all
         reads.append(AuditEvent.by_actor.query(f"{tenant_id}#{primary.id}", between, scan_index_forward=False,

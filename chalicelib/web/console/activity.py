@@ -3,13 +3,13 @@ date (a GET form: every filter is in the address, so a filtered view can be book
 with Next page. flows/activity.py reads it through the table's key and its indexes, never a scan.
 
 Also the rows every activity table of the console shows (`rows`): when, what happened, by whom, about whom."""
-from datetime import date, datetime
+from datetime import date
 
 from chalice import Response
 
 from chalicelib.core.errors import Error
 from chalicelib.web.console.shell import Console, console_page
-from chalicelib.web.console.words import actor_words, describe, names_for
+from chalicelib.web.console.words import actor_words, describe, names_for, when
 from chalicelib.web.pages.forms import Errors, explain
 from chalicelib.web.pages.render import url
 
@@ -30,12 +30,6 @@ PARTNER_OUTCOMES = {
     "partner_access_disabled": "refused: access is switched off",
     "session_ended": "refused: its sign-in was from before access was switched off",
 }
-
-
-def when(at: str) -> str:
-    """"4 Dec 2026, 08:50 UTC" from an audit entry's ISO time."""
-    moment = datetime.fromisoformat(at.replace("Z", "+00:00"))
-    return f"{moment.day} {moment:%b %Y, %H:%M} UTC"
 
 
 def event_words(event, names: dict) -> str:

@@ -7,7 +7,8 @@ from chalice import Response
 
 from chalicelib.core.errors import Error, NotFound
 from chalicelib.web.api import status_of
-from chalicelib.web.console.activity import rows, when
+from chalicelib.web.console.activity import rows
+from chalicelib.web.console.words import when
 from chalicelib.web.console.shell import Console, console_page
 from chalicelib.web.pages.forms import Errors
 from chalicelib.web.pages.render import url

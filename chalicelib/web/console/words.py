@@ -130,6 +130,18 @@ def describe(event: Any, names: Mapping[str, str] | None = None) -> str:
     return text.replace(" ()", "")
 
 
+def when(at: str | None) -> str:
+    """An ISO time of the API ("2026-03-04T15:07:00Z") as people read it: "4 Mar 2026, 15:07 UTC"."""
+    if not at:
+        return ""
+    from datetime import datetime
+    try:
+        moment = datetime.fromisoformat(at.replace("Z", "+00:00"))
+    except ValueError:
+        return at
+    return f"{moment.day} {moment:%b %Y, %H:%M} UTC"
+
+
 def names_for(tenant_id: str, events: Iterable[Any]) -> dict[str, str]:
     """The names a page of events mentions: staff who acted (their name), portal users (their email) and customer
     records (their name), with one batch read per kind. Another business's ids are never read (the keys carry
@@ -157,4 +169,4 @@ def names_for(tenant_id: str, events: Iterable[Any]) -> dict[str, str]:
     return names
 
 
-__all__ = ["ACCESS_WORDS", "ACTIVITY_WORDS", "actor_words", "describe", "names_for"]
+__all__ = ["ACCESS_WORDS", "ACTIVITY_WORDS", "actor_words", "describe", "names_for", "when"]
