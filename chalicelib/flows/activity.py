@@ -10,7 +10,7 @@ one range of its key on by-trail (about it) and by-actor (done by it), as core/a
   also concern the others. No index serves "A and B", so this reads events of the first subject that may not
   match: at most READ_BUDGET per index per page. When the budget runs out before the page fills, the page is
   shorter and its cursor continues from where the reading stopped ("Next page" reads further back), so a page
-  never costs more than about READ_BUDGET items, however rare the match."""
+  never costs more than about READ_BUDGET items per index, however rare the match."""
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -22,7 +22,7 @@ from chalicelib.core.identity import normalise_email
 from chalicelib.core.models import AuditEvent
 from chalicelib.core.paging import iso_at, make_cursor, page_args
 
-READ_BUDGET = 1000  # events read per index per page when several subjects must all match
+READ_BUDGET = 200  # events read per index per page when several subjects must all match (one Query page)
 EVENT_ID = re.compile(r"^\d{13}#[0-9a-f]{8}$")
 ORDER = {"portal_user": 0, "person": 1, "partner_portal": 2}  # most selective first
 
