@@ -173,3 +173,19 @@ def test_other_tenants_cannot_see_or_invite(http, household, other_tenant):
     status, _ = http.post("/v1/portal/invitations", {"customer_id": h["customer_id"], "email": h["owner"]}, token=b)
     assert status == 404
     assert http.get("/v1/portal/users", token=b)[1]["items"] == []
+
+
+def test_invite_by_location_when_the_email_is_also_on_another_customer(http, tenant, household):
+    """The email is the owner's on one customer and a renter's on another customer's location: inviting it by that
+    location grants that location's customer only (once a 500: two customers matched)."""
+    h = household
+    other = http.post("/v1/customers", {"name": "Ortega", "emails": []}, token=h["token"])[1]
+    loc = http.post(f"/v1/customers/{other['customer_id']}/locations",
+                    {"address": "3 Oak", "emails": [h["owner"].upper()]}, token=h["token"])[1]
+    status, user = http.post("/v1/portal/invitations", {"location_id": loc["location_id"], "email": h["owner"],
+                                                        "access": "non_billing"}, token=h["token"])
+    assert status == 202, user
+    assert user["grants"] == [{"customer_id": other["customer_id"], "access": "non_billing", "admin": False}]
+    status, body = http.post("/v1/portal/invitations", {"location_id": loc["location_id"], "email": h["owner"],
+                                                        "access": "billing"}, token=h["token"])
+    assert status == 400 and body["error"]["code"] == "access_not_allowed", body

@@ -238,11 +238,13 @@ def invite(tenant_id: str, body: InvitationCreate, actor: str, ip: str | None = 
     """Creates or updates the portal user with a grant on the record, then queues the invitation email.
     Inviting again is the resend: the new link replaces the previous one."""
     refs = directory.records_for_email(tenant_id, body.email)
-    if body.customer_id:
-        directory.get_customer(tenant_id, body.customer_id)
+    customer_id = body.customer_id
+    if customer_id:
+        directory.get_customer(tenant_id, customer_id)
     elif body.location_id is not None:  # one of the two, always (InvitationCreate.one_record)
-        directory.get_location(tenant_id, body.location_id)
-    allowed = grants_from_refs(refs, body.customer_id, body.location_id)
+        # the location's own customer: the email may be on other customers' records too
+        customer_id = directory.get_location(tenant_id, body.location_id).customer_id
+    allowed = grants_from_refs(refs, customer_id, body.location_id)
     if not allowed:
         raise Invalid("email_not_on_record", "This email is not on that customer or location record; add it "
                        "to the record first.", field="email")
