@@ -173,17 +173,23 @@ def test_an_email_only_on_a_location_is_offered_no_billing_access_and_is_refused
         assert "Traceback" not in text(r)
 
 
-def test_refusals_of_the_flows_read_as_words(admin_console, shop):
-    """Enable for someone who never registered: the flow's refusal, in words, status 400, nothing done."""
+def test_a_disabled_invitee_is_enabled_back_to_invited_and_invited_again(admin_console, http, shop):
+    """Someone disabled before they registered: the invite is refused in words (status 400, nothing sent); Enable
+    makes them invited again and Send Invite then works."""
     path = f"/console/portal/users/{shop['renter_id']}"
     admin_console.get(path)
     admin_console.post(path, {"action": "disable"})
     page = visible_text(text(admin_console.follow()))
-    assert "was disabled before they registered" in page and "Enable" not in page.split("Actions", 1)[1][:80]
-    r = admin_console.post(path, {"action": "enable"})
-    assert r.status_code == 400 and "has not registered yet, so there is no account to enable" in visible_text(text(r))
+    assert "was disabled before they registered" in page and "Enable" in page.split("Actions", 1)[1][:80]
     r = admin_console.post(path, {"action": "invite"})
     assert r.status_code == 400 and "disabled" in visible_text(text(r))
+    r = admin_console.post(path, {"action": "enable"})
+    assert r.status_code == 303
+    assert "invited again" in visible_text(text(admin_console.follow()))
+    assert api_user(http, shop, shop["renter_id"])["status"] == "invited"
+    r = admin_console.post(path, {"action": "invite"})
+    assert r.status_code == 303
+    assert "The invitation is on its way" in visible_text(text(admin_console.follow()))
 
 
 def test_a_post_without_its_csrf_token_does_nothing(admin_console, http, shop):

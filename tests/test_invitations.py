@@ -189,3 +189,29 @@ def test_invite_by_location_when_the_email_is_also_on_another_customer(http, ten
     status, body = http.post("/v1/portal/invitations", {"location_id": loc["location_id"], "email": h["owner"],
                                                         "access": "billing"}, token=h["token"])
     assert status == 400 and body["error"]["code"] == "access_not_allowed", body
+
+
+def test_a_disabled_invitee_enabled_again_is_invited_and_gets_a_new_link(app, http, tenant, household):
+    """Disabling an invitee kills their link; enabling them (they never registered) makes them invited again,
+    and a resend gives a link that registers them. Once a dead end: enable said not_registered, resend said
+    disabled."""
+    h = household
+    user = http.post("/v1/portal/invitations", {"customer_id": h["customer_id"], "email": h["owner"],
+                                                "access": "billing"}, token=h["token"])[1]
+    drain(app)
+    [first] = outbox_for(h["owner"])
+    path = f"/v1/portal/users/{user['user_id']}"
+    assert http.patch(path, {"status": "disabled"}, token=h["token"])[0] == 200
+    status, body = http.post(f"{path}/resend-invitation", {}, token=h["token"])
+    assert status == 409 and body["error"]["code"] == "user_disabled"
+    status, body = http.patch(path, {"status": "active"}, token=h["token"])
+    assert status == 200 and body["status"] == "invited", body
+    assert http.post(f"{path}/resend-invitation", {}, token=h["token"])[0] == 202
+    drain(app)
+    second = outbox_for(h["owner"])[-1]
+    old_token, new_token = token_of(first["links"][0]), token_of(second["links"][0])
+    assert old_token != new_token
+    status, body = http.post("/v1/portal/register", {"token": old_token, "password": "Correct-Horse-9"})
+    assert status in (400, 410) and body["error"]["code"].startswith("invitation_"), body
+    status, body = http.post("/v1/portal/register", {"token": new_token, "password": "Correct-Horse-9"})
+    assert status == 200, body

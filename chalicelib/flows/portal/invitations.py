@@ -375,16 +375,17 @@ def patch_user(tenant_id: str, user_id: str, body: PortalUserPatch, actor: str, 
     be one of its customer's, and the one the user's email is on when the email is only on a contact; a grant
     that leaves contact_id out keeps its limit, and only `whole_customer: true` removes it (audited as
     portal.grant_widened). Disabling the user ends every session of theirs for good: enabling them again does
-    not bring the old sessions or refresh tokens back."""
+    not bring the old sessions or refresh tokens back. Enabling a user who never registered makes them invited."""
     user = get_user(tenant_id, user_id)
     widened: list[tuple[str, str]] = []
     if body.grants is not None:
         user.grants, widened = _checked_grants(tenant_id, user, body.grants)
         user.customer_ids = {g.customer_id for g in body.grants} or None
     if body.status is not None:
-        if body.status == "active" and not user.password_hash:
-            raise Conflict("not_registered", "This user has not registered yet; resend the invitation.")
-        user.status, user.status_key = body.status, status_key(tenant_id, body.status)
+        # enabling someone who never registered puts them back to invited (their old link died when they were
+        # disabled): a resend gives them a new one. Otherwise they could never be invited again.
+        status = "invited" if body.status == "active" and not user.password_hash else body.status
+        user.status, user.status_key = status, status_key(tenant_id, status)
         if body.status == "disabled":
             single_use.revoke(user.invitation_token_hash, "invitation_revoked")
             user.session_epoch = int(user.session_epoch or 0) + 1  # ends every session, in the same write

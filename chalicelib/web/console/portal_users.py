@@ -30,7 +30,6 @@ DELIVERY_WORDS = {"bouncing": "Emails to this address bounce: check the address 
 REFUSALS = {
     "access_not_allowed": "This email is only on a location or contact of that customer, so it can get "
                           "Non-Billing Access at most there.",
-    "not_registered": "This person has not registered yet, so there is no account to enable.",
 }
 
 
@@ -121,6 +120,7 @@ user.notices = {
     "invite_sent": "The invitation is on its way. Any earlier invitation link stops working.",
     "disabled": "The user is disabled and signed out everywhere. They cannot sign in until enabled.",
     "enabled": "The user is enabled and can sign in again.",
+    "enabled_invited": "The user is enabled and invited again: Send Invite sends them a new link.",
     "signed_out": "The user is signed out everywhere. They can sign in again.",
     "access_changed": "Access changed.",
 }
@@ -134,9 +134,9 @@ def act(c: Console, user_id: str) -> str:
         return "invite_sent"
     if action in ("disable", "enable"):  # PATCH /v1/portal/users/{user_id} {status}
         status = "disabled" if action == "disable" else "active"
-        invitations.patch_user(c.tenant_id, user_id, invitations.PortalUserPatch.model_validate({"status": status}),
-                               actor, c.ip)
-        return "disabled" if action == "disable" else "enabled"
+        out = invitations.patch_user(c.tenant_id, user_id,
+                                     invitations.PortalUserPatch.model_validate({"status": status}), actor, c.ip)
+        return {"disabled": "disabled", "active": "enabled", "invited": "enabled_invited"}[out.status]
     if action == "sign_out":  # POST /v1/portal/users/{user_id}/sign-out
         portal_sessions.sign_out_user(c.tenant_id, user_id, actor, c.ip)
         return "signed_out"

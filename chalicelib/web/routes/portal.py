@@ -47,10 +47,10 @@ def get_portal_user(call, user_id):
 
 @api.route("/v1/portal/users/{user_id}", "PATCH", PORTAL_ADMIN, body=invitations.PortalUserPatch,
            response=invitations.PortalUserOut,
-           errors=("email_not_on_record", "access_not_allowed", "contact_not_on_customer", "not_registered",
-                   "edit_conflict"))
+           errors=("email_not_on_record", "access_not_allowed", "contact_not_on_customer", "edit_conflict"))
 def patch_portal_user(call, user_id):
-    """Change a portal user's grants, or disable / enable them (disabling ends their sessions for good)."""
+    """Change a portal user's grants, or disable / enable them (disabling ends their sessions for good; enabling
+    someone who never registered makes them invited again, for a resend)."""
     return invitations.patch_user(call.tenant_id, user_id, call.body, call.actor, call.ip)
 
 
