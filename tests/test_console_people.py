@@ -4,9 +4,18 @@ through a confirmation that says who is left out and why, then Send and the run'
 technician; a person's page with New Account Status and Profile Actions; and the refusals: another tenant's ids
 answer 404, staff without accounts:manage 403, a POST without its CSRF token does nothing, bad input has words."""
 import re
+import uuid
 
 import pytest
-from console_helpers import ConsoleClient, admin_console, console, location, text, visible_text  # noqa: F401
+from console_helpers import (  # noqa: F401
+    ConsoleClient,
+    admin_console,
+    console,
+    csrf_for,
+    location,
+    text,
+    visible_text,
+)
 from staff_helpers import PASSWORD, create_person, staff_member, unique_email, unique_mobile
 
 
@@ -98,7 +107,7 @@ def test_send_account_invite_confirms_who_is_left_out_then_sends(app, admin_cons
     # nothing was sent yet
     status, body = tenant.http.get(f"/v1/people/{crew['new1']['person_id']}", token=tenant.admin_token)
     assert body["status"] == "no_account"
-    r = admin_console.post("/console/people/send", {"action": "invite", "list": "employees",
+    r = admin_console.post("/console/people/send", {"run": uuid.uuid4().hex, "action": "invite", "list": "employees",
                                                    "ids": crew["new1"]["person_id"]})
     assert r.status_code == 303 and location(r).startswith("/console/people/jobs/")
     job_id = location(r).split("?")[0].rsplit("/", 1)[1]
@@ -123,6 +132,33 @@ def test_all_on_this_page_is_honoured_without_javascript(admin_console, crew):
     assert "Nia New" in words and "Ned New" in words and "Dee Disabled" not in words
 
 
+def test_send_pressed_twice_or_at_once_sends_once(app, admin_console, crew, tenant):
+    """The confirmation's run id: the same Send posted again, or four at once, contacts the person once and every
+    answer shows that one run."""
+    import threading
+
+    from conftest import drain, outbox_for
+    admin_console.get("/console/people/employees")
+    r = admin_console.post("/console/people/confirm", {"action": "invite", "list": "employees",
+                                                      "pick-1": crew["new1"]["person_id"]})
+    run = re.search(r'name="run" value="([0-9a-f]{32})"', text(r)).group(1)
+    form = {"action": "invite", "list": "employees", "ids": crew["new1"]["person_id"], "run": run,
+            "csrf_token": csrf_for(text(r), "/console/people/send")}
+    answers = []
+    threads = [threading.Thread(target=lambda: answers.append(
+        admin_console.post("/console/people/send", form, csrf=False))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    again = admin_console.post("/console/people/send", form, csrf=False)
+    jobs = {location(a).split("?")[0] for a in answers + [again]}
+    assert [a.status_code for a in answers + [again]] == [303] * 5 and jobs == {f"/console/people/jobs/{run}"}
+    drain(app)
+    email = tenant.http.get(f"/v1/people/{crew['new1']['person_id']}", token=tenant.admin_token)[1]["email"]
+    assert len(outbox_for(email)) == 1
+
+
 def test_send_password_reset_leaves_out_people_without_an_account(app, admin_console, crew, tenant):
     from conftest import drain
     ids = [crew["active"]["person_id"], crew["new2"]["person_id"]]
@@ -131,7 +167,7 @@ def test_send_password_reset_leaves_out_people_without_an_account(app, admin_con
                                                       "pick-1": ids[0], "pick-2": ids[1]})
     words = visible_text(text(r))
     assert "Send Password Reset" in words and "They have no account yet" in words
-    r = admin_console.post("/console/people/send", {"action": "password_reset", "list": "employees",
+    r = admin_console.post("/console/people/send", {"run": uuid.uuid4().hex, "action": "password_reset", "list": "employees",
                                                    "ids": crew["active"]["person_id"]})
     r = admin_console.follow(r)
     assert "Send Password Reset: result" in visible_text(text(r))
@@ -169,7 +205,7 @@ def test_other_tenants_people_are_not_found_in_bulk(app, admin_console, other_te
     words = visible_text(text(r))
     assert "Outsider" not in words and "Not found in this business." in words
     # a forged Send naming the other tenant's person too: not found there either
-    r = admin_console.post("/console/people/send", {"action": "invite", "list": "employees",
+    r = admin_console.post("/console/people/send", {"run": uuid.uuid4().hex, "action": "invite", "list": "employees",
                                                    "ids": f"{theirs['person_id']} {crew['new1']['person_id']}"})
     words = visible_text(text(admin_console.follow(r)))
     assert "Unknown person Not found in this business" in words and "Outsider" not in words
@@ -189,7 +225,7 @@ def test_a_job_of_another_tenant_or_none_answers_404(admin_console, other_tenant
 
 def test_a_bulk_post_without_csrf_sends_nothing(admin_console, crew, tenant):
     admin_console.get("/console/people/employees")
-    r = admin_console.post("/console/people/send", {"action": "invite", "list": "employees",
+    r = admin_console.post("/console/people/send", {"run": uuid.uuid4().hex, "action": "invite", "list": "employees",
                                                    "ids": crew["new1"]["person_id"], "csrf_token": "forged"}, csrf=False)
     assert r.status_code == 400 and "nothing was done" in visible_text(text(r))
     status, body = tenant.http.get(f"/v1/people/{crew['new1']['person_id']}", token=tenant.admin_token)

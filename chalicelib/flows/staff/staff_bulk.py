@@ -4,7 +4,7 @@ import uuid
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, model_validator
-from pynamodb.exceptions import DoesNotExist
+from pynamodb.exceptions import DoesNotExist, PutError
 
 from chalicelib.core import audit
 from chalicelib.core.errors import Error, Invalid, NotFound
@@ -77,9 +77,11 @@ def _selected(tenant_id: str, body: BulkRequest) -> tuple[list[Person], list[str
     return [found[pid] for pid in wanted if pid in found], [pid for pid in wanted if pid not in found]
 
 
-def bulk(caller: Principal, kind: str, body: BulkRequest, ip: str | None) -> dict:
+def bulk(caller: Principal, kind: str, body: BulkRequest, ip: str | None, run_id: str | None = None) -> dict:
     """A dry run lists who would be contacted and who is skipped; a real run contacts them through the send
-    queue (ten messages per call) and keeps a Job with every person's outcome."""
+    queue (ten messages per call) and keeps a Job with every person's outcome. `run_id` (the console's confirmation
+    page makes one) makes a send happen once: a second send with it (a double click, a resubmitted form) contacts
+    nobody and answers the first run."""
     from chalicelib.core import messaging
     skip_reason, contact, action = BULK[kind]
     persons, missing = _selected(caller.tenant_id, body)
@@ -90,9 +92,13 @@ def bulk(caller: Principal, kind: str, body: BulkRequest, ip: str | None) -> dic
         raise Invalid("too_many_people", f"{to_contact} people would be contacted; a run contacts at most "
                        f"{BULK_MAX_IDS}: list them with a dry run and send by person_ids, {BULK_MAX_IDS} at a time.",
                        count=to_contact, limit=BULK_MAX_IDS)
-    job_id = None if dry else uuid.uuid4().hex
+    job_id = None if dry else (run_id or uuid.uuid4().hex)
     if job_id:
-        Job(caller.tenant_id, job_id, kind=f"staff_bulk_{kind}", status="running").save()
+        try:
+            Job(caller.tenant_id, job_id, kind=f"staff_bulk_{kind}", status="running").save(
+                condition=Job.job_id.does_not_exist())
+        except PutError:
+            return get_bulk_job(caller.tenant_id, job_id)  # this run was sent already (or is being sent)
     outcomes: list[dict] = []
     outbox: list[dict] = []
     for person in persons:

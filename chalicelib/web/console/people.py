@@ -2,6 +2,9 @@
 Actions on the people ticked (Send Account Invite / Send Password Reset: a confirmation of who gets it and who is
 left out and why, then Send and the run's result), and Add employee / Add technician. A person's own page is
 people_actions.py; the words are people_words.py. Every step calls the flow the JSON API calls (routes/people.py)."""
+import re
+import uuid
+
 from chalice import Response
 from pydantic import ValidationError
 
@@ -109,7 +112,7 @@ def confirm(c: Console) -> Response:
                   action_label=words.BULK_ACTIONS[kind], kind=kind, going=going, left_out=left_out,
                   ids=" ".join(row["person_id"] for row in going), which=which, words=words,
                   back_href=url(f"/console/people/{which}", status=c.form.get("status") or None),
-                  send_csrf=c.csrf(SEND))
+                  send_csrf=c.csrf(SEND), run=uuid.uuid4().hex)
 
 
 @console_page(SEND, ACCOUNTS)
@@ -121,9 +124,12 @@ def send(c: Console) -> Response:
     kind = c.form.get("action", "")
     try:
         ids = _ids(c.form.get("ids", "").split())
-        if kind not in words.BULK_ACTIONS or not ids:
+        run = c.form.get("run", "")
+        if kind not in words.BULK_ACTIONS or not ids or not re.fullmatch(r"[0-9a-f]{32}", run):
             raise Invalid("invalid_request", "Nothing to send: choose the people again.")
-        result = staff_bulk.bulk(c.principal, kind, staff_bulk.BulkRequest(person_ids=ids, type="send"), c.ip)
+        # the confirmation's run id: Send pressed twice (or the form sent again) sends once, and shows that run
+        result = staff_bulk.bulk(c.principal, kind, staff_bulk.BulkRequest(person_ids=ids, type="send"), c.ip,
+                                 run_id=run)
     except Error as err:
         return _list(c, which, errors=Errors().add(None, err.message), status=status_of_error(err))
     return c.done(f"/console/people/jobs/{result['job_id']}", "sent", list=which)
