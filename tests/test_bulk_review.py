@@ -87,6 +87,11 @@ def test_a_reviewed_upload_sends_nothing_and_lists_every_row_in_file_order(app, 
     assert status == 400 and body["error"]["code"] == "invalid_request"
     status, body = http.get(f"/v1/portal/bulk-invites/{job['job_id']}/rows?cursor=eyJrIjogIngifQ", token=t)
     assert status == 400 and body["error"]["code"] == "invalid_cursor"
+    import base64  # a cursor made up to point inside a row (a byte offset that follows no newline)
+    for offset in (1, 5, 17, 40):
+        forged = base64.urlsafe_b64encode(json.dumps({"k": str(offset)}).encode()).decode().rstrip("=")
+        status, body = http.get(f"/v1/portal/bulk-invites/{job['job_id']}/rows?cursor={forged}", token=t)
+        assert status == 400 and body["error"]["code"] == "invalid_cursor", (offset, status, body)
 
     r = http.client.http.get(f"/v1/portal/bulk-invites/{job['job_id']}/report.csv",
                              headers={"Authorization": f"Bearer {t}"})

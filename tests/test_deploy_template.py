@@ -456,6 +456,32 @@ def test_the_functions_real_calls_are_allowed_by_their_own_roles(packaged, app, 
             assert app.on_bulk_invite_upload(event, LambdaContext()) == {"batchItemFailures": []}
     deliver_all()
 
+    # the admin console's work, in the API function: a bulk file reviewed in-process, its rows, report and send
+    # (the send's run is the bulk function's), the searches, the activity trail, an unlock
+    from datetime import date
+
+    from chalicelib.core.principal import Principal
+    from chalicelib.flows import activity, customer_search
+    from chalicelib.flows.portal import bulk_review, user_search
+    from chalicelib.flows.staff import unlock
+    admin_person = next(p for p in Person.query(d) if p.username == tenant.admin_username)
+    console_admin = Principal("staff", d, admin_person.person_id, frozenset({"portal:manage", "accounts:manage"}))
+    with rec.acting("APIHandler"):
+        job_id = bulk_review.upload_for_review(console_admin, "console.csv",
+                                               f"books@{d}.example\nnobody@{d}.example\n".encode(), False, None)
+        http.get(f"/v1/portal/bulk-invites/{job_id}/rows?outcome=will_invite", token=token)
+        http.get(f"/v1/portal/bulk-invites/{job_id}/report.csv", token=token)
+        http.post(f"/v1/portal/bulk-invites/{job_id}/send", token=token)
+        http.get("/v1/customers?q=policy", token=token)
+        customer_search.search(d, f"owner@{d}.example", {})
+        user_search.search(d, "owner", {})
+        activity.search(d, [activity.person(d, tenant.admin_username)], date(2026, 1, 1), None, {})
+        unlock.unlock(console_admin, tech["person_id"], None)
+    for event in [e for e in bulk_events() if "TestEvent" not in e["Records"][0]["body"]]:
+        with rec.acting("OnBulkInviteUpload"):
+            assert app.on_bulk_invite_upload(event, LambdaContext()) == {"batchItemFailures": []}
+    deliver_all()
+
     admin = next(p for p in Person.query(d) if p.username == tenant.admin_username)
     from chalicelib.flows.expiry import due_actions  # back-dated in the schedule's index too, as the writers do
     admin.update(actions=[Person.password_set_at.set(now() - 360 * 24 * 3600),

@@ -245,3 +245,22 @@ def test_a_password_is_kept_exactly_as_typed_spaces_included(http, tenant, invit
     sign_in = {"tenant_id": tenant.id, "email": f"  {invited['email']} ", "password": spaced}
     assert http.post("/v1/portal/sign-in", sign_in)[0] == 200  # the email is trimmed, the password is not
     assert http.post("/v1/portal/sign-in", {**sign_in, "password": spaced.strip()})[0] == 401
+
+
+def test_replacing_a_link_someone_else_just_replaced_is_refused_and_theirs_keeps_working(http, tenant, monkeypatch):
+    """Two admins press Replace at once: each was about to be shown a link "once", but only one can work. The one
+    who loses the race is told so (409 access_link_changed) and the winner's link works."""
+    from chalicelib.flows import directory
+    from chalicelib.flows.portal import access_links
+    t = tenant.admin_token
+    c = http.post("/v1/customers", {"name": "Two Admins", "emails": []}, token=t)[1]
+    http.post(f"/v1/customers/{c['customer_id']}/access-link", token=t)
+    stale = directory.get_customer(tenant.id, c["customer_id"])  # what the slower admin read
+    status, winner = http.post(f"/v1/customers/{c['customer_id']}/access-link", token=t)
+    assert status == 201
+    monkeypatch.setattr(access_links.directory, "get_customer", lambda *_: stale)
+    status, body = http.post(f"/v1/customers/{c['customer_id']}/access-link", token=t)
+    assert status == 409 and body["error"]["code"] == "access_link_changed", body
+    monkeypatch.undo()
+    status, session = http.post("/v1/portal/access", {"token": winner["link"].split("token=", 1)[1]})
+    assert status == 200, session

@@ -112,6 +112,13 @@ def test_bad_queries_get_clear_answers(http, directory):
     assert (status, body["error"]["code"]) == (400, "invalid_request")
     status, body = http.get("/v1/customers?q=nguyen&cursor=bogus", token=token)
     assert (status, body["error"]["code"]) == (400, "invalid_cursor")
+    # a well-formed cursor from another search: outside this query's key range, which DynamoDB refuses (moto not)
+    from chalicelib.core.paging import make_cursor
+    other = make_cursor({"email": {"S": "zzz#x"}}, "email")
+    status, body = http.get(f"/v1/customers?q=nguyen&cursor={other}", token=token)
+    assert (status, body["error"]["code"]) == (400, "invalid_cursor")
+    status, body = http.get(f"/v1/portal/users?q=ann&cursor={other}", token=token)
+    assert (status, body["error"]["code"]) == (400, "invalid_cursor")
     assert search(http, token, "!!!")["items"] == []
     assert len(http.get("/v1/customers?q=", token=token)[1]["items"]) == 4  # empty q: the plain list
 

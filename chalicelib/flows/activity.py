@@ -84,6 +84,9 @@ def bounds(since: date | None, until: date | None, cursor: str | None) -> tuple[
     no later than the cursor (the caller drops the cursor's own event)."""
     if since and until and since > until:
         raise Invalid("invalid_dates", "The From date is after the To date.", field="until")
+    for day, field in ((since, "since"), (until, "until")):
+        if day is not None and day.year < 1970:  # before the epoch: no event, and no valid key range to ask for
+            raise Invalid("invalid_dates", "Choose a date from 1970 on.", field=field)
     low = f"{_ms(since):013d}" if since else "0"
     high = f"{_ms(until) + 86_400_000 - 1:013d}#~" if until else "~"
     if cursor is not None and cursor < high:
@@ -112,6 +115,8 @@ def search(tenant_id: str, subjects: list[Subject], since: date | None, until: d
     if cursor is not None and not EVENT_ID.match(cursor):
         raise Invalid("invalid_cursor", "The cursor is not one this API gave out.", field="cursor")
     low, high = bounds(since, until, cursor)
+    if high < low:  # a cursor from before `since`: nothing left (DynamoDB refuses a BETWEEN the wrong way round)
+        return {"items": [], "next_cursor": None, "searched_to": None}
     ordered = sorted(subjects, key=lambda s: ORDER[s.kind])
     primary, others = (ordered[0], ordered[1:]) if ordered else (None, [])
     found: dict[str, AuditEvent] = {}

@@ -70,6 +70,8 @@ def _by_name(tenant_id: str, text: str, limit: int, start: str | None) -> dict:
         raise Invalid("query_too_short", f"Type at least {search_terms.MIN_QUERY_CHARS} letters of a name.",
                       field="q")
     partition = directory.names_partition(tenant_id, lead)
+    if start and not start.startswith(lead):  # outside the query's key range: DynamoDB would refuse it
+        raise Invalid("invalid_cursor", "The cursor is not one this API gave out.", field="cursor")
     start_key = {"tenant_id": {"S": partition}, "email": {"S": start}} if start else None
     results = RecordEmail.query(partition, RecordEmail.email.startswith(lead), limit=limit,
                                 last_evaluated_key=start_key)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
+from pynamodb.exceptions import UpdateError
 
 from chalicelib.core import audit, config, lockout, paging, sessions, single_use
 from chalicelib.core.errors import Conflict, Forbidden, Gone, Unauthenticated
@@ -89,9 +90,17 @@ def rotate(tenant_id: str, customer_id: str, options: LinkOptions, actor: str, i
     previous = customer.access_link_hash
     created = now()
     expires = created + options.expires_in_days * DAY_SECONDS
-    customer.update(actions=[Customer.access_link_hash.set(single_use.token_hash(token)),
-                             Customer.access_link_created_at.set(created),
-                             Customer.access_link_expires_at.set(expires)], add_version_condition=False)
+    # only over the link this admin saw: two admins replacing it at once must not both be shown a link that works
+    unchanged = Customer.access_link_hash == previous if previous else Customer.access_link_hash.does_not_exist()
+    try:
+        customer.update(actions=[Customer.access_link_hash.set(single_use.token_hash(token)),
+                                 Customer.access_link_created_at.set(created),
+                                 Customer.access_link_expires_at.set(expires)],
+                        condition=unchanged, add_version_condition=False)
+    except UpdateError:
+        single_use.revoke(single_use.token_hash(token), "access_link_rotated")
+        raise Conflict("access_link_changed", "Someone else replaced this link at the same moment: look at it "
+                       "again before replacing it.") from None
     single_use.revoke(previous, "access_link_rotated")
     audit.record(tenant_id, "portal.access_link_rotated", actor=actor, target=customer_id, ip=ip,
                  expires_in_days=options.expires_in_days)

@@ -143,15 +143,21 @@ def page(bucket: str, at: str, query: dict) -> dict:
     items: list[BulkRow] = []
     s3 = config.client("s3")
     total = 0
+    at_line_start = offset == 0  # a cursor's offset must follow a newline: one made up may fall inside a row
     while len(items) < limit:
         want = (limit - len(items)) * ROW_BYTES
+        first = offset if at_line_start else offset - 1
         try:
-            got = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes={offset}-{offset + want - 1}")
+            got = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes={first}-{offset + want - 1}")
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "InvalidRange", "404", "416"):
                 break  # no row of that outcome, or past the end
             raise
         data = got["Body"].read()
+        if not at_line_start:
+            if data[:1] != b"\n":
+                raise Invalid("invalid_cursor", "The cursor is not one this API gave out.", field="cursor")
+            data, at_line_start = data[1:], True
         total = int(str(got.get("ContentRange", "")).rpartition("/")[2] or 0)
         end = offset + len(data) >= total
         lines = data.split(b"\n")

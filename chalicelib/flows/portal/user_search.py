@@ -39,6 +39,8 @@ def search(tenant_id: str, q: str, query: dict | None = None) -> dict:
     if len(q.strip()) > MAX_QUERY_CHARS:
         raise Invalid("invalid_request", f"q must be at most {MAX_QUERY_CHARS} characters.", field="q")
     prefix = prefix_of(q)
+    if start and not start.startswith(prefix):  # outside the query's key range: DynamoDB would refuse it
+        raise Invalid("invalid_cursor", "The cursor is not one this API gave out.", field="cursor")
     items: list = []
     last = start
     for _ in range(READ_ROUNDS):

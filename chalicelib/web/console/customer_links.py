@@ -2,6 +2,8 @@
 API's /v1/customers/{id}/access-link routes need): its state, and Create link / Replace link, which calls
 access_links.rotate. The new link is shown once, in the answer to that POST (never in an address, a cookie or a
 log), in a read-only field with a Copy button (pages.js); without JavaScript the field is selected by hand."""
+import re
+
 from chalice import Response
 
 from chalicelib.core.errors import Error
@@ -21,7 +23,7 @@ def access_link(c: Console, customer_id: str) -> Response:
         return not_found(c)
     days, problem, made, status = c.form.get("expires_in_days", "").strip(), None, None, 200
     if c.posted():
-        if not days.isdigit() or not 1 <= int(days) <= access_links.MAX_DAYS:
+        if not re.fullmatch(r"[0-9]{1,3}", days) or not 1 <= int(days) <= access_links.MAX_DAYS:
             problem, status = f"Enter a number of days from 1 to {access_links.MAX_DAYS}.", 400
         else:
             try:

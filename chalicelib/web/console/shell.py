@@ -247,7 +247,7 @@ def register(app, entries: list[ConsolePage]) -> None:
         methods = [("GET", None), ("POST", ["application/x-www-form-urlencoded", "multipart/form-data"])]
         for method, content_types in methods[:2 if entry.form else 1]:
             def view(entry=entry, **params):
-                return serve(app, concrete(entry.path, params), gate(entry, params))
+                return serve(app, concrete(entry.path, params), gate(entry, params), route=entry.path)
             view.__name__ = name + ("_form" if method == "POST" else "")
             view.__doc__ = (entry.handler.__doc__ or "").strip()
             mark_view(view, ConsoleSignIn(entry.permission), page=True)

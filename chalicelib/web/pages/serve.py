@@ -175,7 +175,7 @@ class Page:
 
 # --- registration on the app ---------------------------------------------------------------------------------
 
-def serve(app, path: str, handler: Callable[[Page], Response]) -> Response:
+def serve(app, path: str, handler: Callable[[Page], Response], route: str | None = None) -> Response:
     """Runs one page. Whatever fails unexpectedly shows a plain apology page: never a stack trace or JSON."""
     from chalicelib.core.observability import logger
     request = app.current_request
@@ -183,12 +183,12 @@ def serve(app, path: str, handler: Callable[[Page], Response]) -> Response:
     try:
         response = handler(p)
     except Exception:  # noqa: BLE001 - the page must answer in HTML whatever happened
-        logger.exception("page failed", extra={"route": f"{p.method} {path}"})
+        logger.exception("page failed", extra={"route": f"{p.method} {route or path}"})
         p.set_cookies = []
         response = p.message(500, tenant_name=None, section="", heading="Something went wrong on our side",
                              paragraphs=["Nothing was changed. Please try again in a few minutes."], tone="problem")
-    # The route template only: the query and the form may carry tokens and passwords.
-    logger.info("page served", extra={"route": f"{p.method} {path}", "status": response.status_code})
+    # The route template only: the query and the form may carry tokens and passwords, a path ids.
+    logger.info("page served", extra={"route": f"{p.method} {route or path}", "status": response.status_code})
     return response
 
 

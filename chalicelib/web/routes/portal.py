@@ -198,7 +198,7 @@ def portal_access_link(call):
 
 
 @api.route("/v1/customers/{customer_id}/access-link", "POST", PORTAL_ADMIN, body=access_links.LinkOptions,
-           response=access_links.AccessLink, status=201)
+           response=access_links.AccessLink, status=201, errors=("access_link_changed",))
 def rotate_access_link(call, customer_id):
     """Create or replace a customer's secure access link (shown once), working expires_in_days (default 90)."""
     return access_links.rotate(call.tenant_id, customer_id, call.body, call.actor, call.ip)
