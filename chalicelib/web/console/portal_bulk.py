@@ -21,7 +21,9 @@ from chalicelib.web.pages.render import url
 PORTAL = "portal:manage"
 ROWS_PAGE = 50
 JOBS_PAGE = 25
-REFRESH_SECONDS = 3  # while a job is being read or sent, its page reloads itself (a <meta> refresh, no script)
+# While a job is being read or sent, its page loads itself again this often (pages.js, with Stop refreshing). Not a
+# <meta http-equiv="refresh">: a timed refresh that cannot be turned off fails WCAG 2.2.1 (axe-core: meta-refresh).
+REFRESH_SECONDS = 3
 ACCESS_CHOICES = (("billing", "Billing Access"), ("non_billing", "Non-Billing Access"))
 STATUS_WORDS = {
     "running": "Reading the file",
