@@ -65,7 +65,7 @@ def bulk(c: Console) -> Response:
     status = 400 if c.form_problem else 200
     if c.posted():
         include_invited, access = c.form.get("include_invited") == "on", c.form.get("access", "billing")
-        upload = c.page.files.get("file")
+        upload = c.files.get("file")
         if access not in dict(ACCESS_CHOICES):
             errors.add("access", "Choose Billing Access or Non-Billing Access.")
             access = "billing"

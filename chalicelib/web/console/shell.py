@@ -163,6 +163,11 @@ class Console:
         return self.page.form
 
     @property
+    def files(self) -> dict:
+        """A multipart form's file fields: name -> UploadedFile (filename, data)."""
+        return self.page.files
+
+    @property
     def query(self) -> dict:
         return self.page.query
 
