@@ -78,3 +78,29 @@
     });
   });
 }());
+
+// Console, Bulk invite users: while a job is being read or sent, its page loads itself again every few seconds
+// (an element with data-reload-seconds; the server renders it only then) until the status changes, with a "Stop
+// refreshing" button (WCAG 2.2.1: a person can turn it off). Without JavaScript the page has a "refresh now" link.
+(function () {
+  "use strict";
+  var holder = document.querySelector("[data-reload-seconds]");
+  if (!holder) { return; }
+  var seconds = parseInt(holder.getAttribute("data-reload-seconds"), 10) || 3;
+  var stop = holder.querySelector("button[data-reload-stop]");
+  var timer = window.setTimeout(function () {
+    var query = new URLSearchParams(window.location.search);
+    query.delete("done");  // the notice of the action was read already
+    var rest = query.toString();
+    window.location.replace(window.location.pathname + (rest ? "?" + rest : ""));
+  }, seconds * 1000);
+  if (stop) {
+    stop.hidden = false;
+    stop.addEventListener("click", function () {
+      window.clearTimeout(timer);
+      stop.hidden = true;
+      var said = holder.querySelector("[data-reload-said]");
+      if (said) { said.textContent = "This page no longer refreshes itself."; }
+    });
+  }
+}());

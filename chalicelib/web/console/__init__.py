@@ -19,7 +19,7 @@ from chalicelib.web.console import shell
 from chalicelib.web.pages.serve import page
 
 # The modules that add pages (importing one runs its @console_page decorators).
-SECTIONS = ("signin", "customers", "customer_contacts", "customer_links", "portal_users", "portal_settings", "people", "people_actions", "partner_portals", "activity")
+SECTIONS = ("signin", "customers", "customer_contacts", "customer_links", "portal_users", "portal_bulk", "portal_settings", "people", "people_actions", "partner_portals", "activity")
 
 
 def register(app) -> None:

@@ -163,6 +163,11 @@ class Console:
         return self.page.form
 
     @property
+    def files(self) -> dict:
+        """A multipart form's file fields: name -> UploadedFile (filename, data)."""
+        return self.page.files
+
+    @property
     def query(self) -> dict:
         return self.page.query
 
@@ -179,8 +184,14 @@ class Console:
 
     @property
     def stale(self) -> bool:
-        """A POST that failed the CSRF check: the page shows itself again with a line saying nothing was done."""
-        return self.page.method == "POST" and not self.page.csrf_ok()
+        """A POST that failed the CSRF check: the page shows itself again with a line saying nothing was done.
+        (Not for a multipart body that could not be read at all: `form_problem` says why instead.)"""
+        return self.page.method == "POST" and not self.page.form_problem and not self.page.csrf_ok()
+
+    @property
+    def form_problem(self) -> str | None:
+        """Why a posted multipart form (a file upload) could not be read, in words; nothing was done."""
+        return self.page.form_problem if self.page.method == "POST" else None
 
     def csrf(self, path: str | None = None) -> str:
         """The CSRF field's value for a form that posts to `path` (this page by default)."""
@@ -191,7 +202,7 @@ class Console:
         return self.page.html(status, template, tenant_name=self.tenant_name, section=SECTION,
                               nav=sections_of(self.principal), current=self.current, me=self.person,
                               sign_out_csrf=self.csrf("/console/sign-out"), csrf=self.csrf(), notice=notice,
-                              stale=self.stale, **values)
+                              stale=self.stale, form_problem=self.form_problem, **values)
 
     def done(self, path: str, notice: str, **query) -> Response:
         """Post/redirect/get: back to `path`, whose page says `notice` (a key of its NOTICES) in words."""

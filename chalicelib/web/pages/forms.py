@@ -1,7 +1,11 @@
 """What a posted form carries and what went wrong with it: the urlencoded body, the required fields, and a flow's
 refusal put into words next to the field it concerns (or, when it is about the link itself, the code of the
 explanation page to show instead of the form)."""
+import email.errors
+import email.parser
+import email.policy
 import urllib.parse
+from dataclasses import dataclass
 
 from pydantic import ValidationError
 
@@ -79,6 +83,58 @@ def parse_form(raw: bytes | None) -> dict[str, str]:
     except (UnicodeDecodeError, ValueError):
         return {}
     return {k: v[0] for k, v in parsed.items()}
+
+
+@dataclass
+class UploadedFile:
+    """A file field of a multipart form: the name the browser gave (no folders) and its bytes, as sent."""
+    filename: str
+    data: bytes
+
+
+class FormProblem(Exception):
+    """A multipart body that cannot be read; its message says so in words (the page answers 400, nothing done)."""
+
+
+MAX_PARTS = 30
+
+
+def parse_multipart(raw: bytes | None, content_type: str, max_bytes: int) -> tuple[dict[str, str], dict[str,
+                                                                                                    UploadedFile]]:
+    """The text fields and the files of a multipart/form-data body (a form with a file field). Read with the
+    standard library's MIME parser (policy HTTP), which keeps a file's bytes exactly as they were sent; a body over
+    `max_bytes` is refused before it is parsed."""
+    raw = raw or b""
+    if len(raw) > max_bytes:
+        raise FormProblem(f"The file is over {max_bytes // (1024 * 1024)} MB: split it into smaller files.")
+    head = email.parser.BytesHeaderParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n")
+    if not head.get_boundary():
+        raise FormProblem("The form was not sent as a file upload the page can read. Choose the file and send "
+                          "it again from this page.")
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n" + raw)
+    parts = list(message.iter_parts()) if message.is_multipart() else []
+    cut = (email.errors.StartBoundaryNotFoundDefect, email.errors.CloseBoundaryNotFoundDefect)
+    if not parts or len(parts) > MAX_PARTS or any(isinstance(d, cut) for d in message.defects):
+        raise FormProblem("The form arrived incomplete, so nothing was done. Choose the file and send it again.")
+    fields: dict[str, str] = {}
+    files: dict[str, UploadedFile] = {}
+    for part in parts:
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str) or name in fields or name in files:
+            continue  # a part without a name, or a name again: the first one counts, as in parse_form
+        data = part.get_payload(decode=True)
+        data = data if isinstance(data, bytes) else b""
+        filename = part.get_filename()
+        if filename is not None:  # a file field (filename="" when none was chosen)
+            files[name] = UploadedFile(filename.replace("\\", "/").rsplit("/", 1)[-1], data)
+        else:
+            try:
+                fields[name] = data.decode("utf-8")
+            except UnicodeDecodeError:
+                raise FormProblem("The form arrived in a form the page cannot read, so nothing was done.") from None
+    return fields, files
 
 
 def try_again_in(err: Error) -> str:

@@ -15,11 +15,21 @@ from typing import Callable, Sequence
 from chalice import Response
 
 from chalicelib.web.api import Public, mark_view
-from chalicelib.web.pages.forms import LINK_PROBLEMS, LINK_STATUS, Errors, parse_form
+from chalicelib.web.pages.forms import (
+    LINK_PROBLEMS,
+    LINK_STATUS,
+    Errors,
+    FormProblem,
+    UploadedFile,
+    parse_form,
+    parse_multipart,
+)
 from chalicelib.web.pages.render import CSS_PATH, ICON_PATH, JS_PATH, asset, base_path, render, secure, url
 
 CSRF_PURPOSE = "pages-csrf"
 CSRF_FIELD = "csrf_token"
+# The largest multipart body read: the largest bulk invitation file (bulk_invites.MAX_BYTES) and the form around it.
+MAX_UPLOAD_BYTES = 100 * 1024 * 1024 + 64 * 1024
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; "
        "frame-ancestors 'none'; base-uri 'none'")
@@ -74,8 +84,17 @@ class Page:
         self.user_agent = request.headers.get("user-agent")
         self.cookies = parse_cookies(request.headers.get("cookie"))
         ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
-        self.form = parse_form(request.raw_body) \
-            if self.method == "POST" and ctype == "application/x-www-form-urlencoded" else {}
+        self.form: dict[str, str] = {}
+        self.files: dict[str, UploadedFile] = {}  # a multipart form's file fields
+        self.form_problem: str | None = None  # why a multipart body could not be read, in words
+        if self.method == "POST" and ctype == "application/x-www-form-urlencoded":
+            self.form = parse_form(request.raw_body)
+        elif self.method == "POST" and ctype == "multipart/form-data":
+            try:
+                self.form, self.files = parse_multipart(request.raw_body, request.headers.get("content-type", ""),
+                                                        MAX_UPLOAD_BYTES)
+            except FormProblem as problem:
+                self.form_problem = str(problem)
         self.set_cookies: list[str] = []
         value = self.cookies.get(cookie_name("pa_csrf"), "")
         self._csrf_from_cookie = len(value) == 43 and all(c.isalnum() or c in "-_" for c in value)
@@ -139,6 +158,11 @@ class Page:
     def html(self, status: int, template: str, **values) -> Response:
         """templates/<template> (one that extends pages/layout.html) as the answer."""
         return self._response(status, render(template, **values), {"Content-Type": "text/html; charset=utf-8"})
+
+    def download(self, body: bytes, filename: str, content_type: str) -> Response:
+        """A file to save (a report): `filename` must hold only safe characters (it goes into a header)."""
+        return self._response(200, body.decode("utf-8"), {"Content-Type": content_type,
+                                                          "Content-Disposition": f'attachment; filename="{filename}"'})
 
     def redirect(self, location: str) -> Response:
         return self._response(303, "", {"Location": location})
