@@ -89,11 +89,28 @@ def start(principal: Principal, ip: str | None) -> TotpStarted:
     secret = pyotp.random_base32(32)  # 160 bits, RFC 4226's recommended key length for SHA-1
     person.update(actions=[Person.totp_pending.set(sealed.seal(secret, _context(person))),
                            Person.totp_pending_at.set(now())], add_version_condition=False)
+    mfa.record(person, "staff.mfa_totp_started", ip=ip)
+    return _started(person, tenant, secret, PENDING_SECONDS)
+
+
+def resume(principal: Principal, ip: str | None) -> TotpStarted:
+    """The setup under way, shown again (a page shown twice shows the same QR code, so one already scanned still
+    confirms); a new one when there is none or it has expired."""
+    person = mfa.person_of(principal)
+    at = int(person.totp_pending_at or 0)
+    if not person.totp_pending or at + PENDING_SECONDS < now():
+        return start(principal, ip)
+    tenant = tenants.find(person.tenant_id)
+    mfa.require_enabled(tenant)
+    secret = sealed.open_sealed(person.totp_pending, _context(person))
+    return _started(person, tenant, secret, at + PENDING_SECONDS - now())
+
+
+def _started(person: Person, tenant, secret: str, expires_in: int) -> TotpStarted:
     uri = _totp(secret).provisioning_uri(name=person.username or person.email or person.person_id,
                                          issuer_name=tenant.name if tenant is not None else "portal-access")
-    mfa.record(person, "staff.mfa_totp_started", ip=ip)
     return TotpStarted(otpauth_uri=uri, secret=" ".join(secret[i:i + 4] for i in range(0, len(secret), 4)),
-                       qr_svg=qr_svg(uri), expires_in=PENDING_SECONDS)
+                       qr_svg=qr_svg(uri), expires_in=expires_in)
 
 
 def confirm(principal: Principal, code: str, ip: str | None, user_agent: str | None = None, *,
