@@ -43,7 +43,7 @@ def test_anonymous_calls_are_refused(app, http):
         assert body["error"]["code"] == "not_signed_in"
 
 
-@pytest.mark.parametrize("kind", ["portal", "partner", "password_change", "staff_without_permissions"])
+@pytest.mark.parametrize("kind", ["portal", "partner", "password_change", "mfa_setup", "staff_without_permissions"])
 def test_wrong_role_calls_are_refused(app, http, tenant, kind):
     typ = "staff" if kind == "staff_without_permissions" else kind
     tok = token(tenant.id, typ)

@@ -137,6 +137,16 @@ class PasswordChange(Policy):
         return STAFF_SIGN_IN
 
 
+class MfaSetup(Policy):
+    """A signed-in staff member, or one holding the setup token of a sign-in that must set up a second factor
+    first (flows/staff/mfa.py): that token is taken by the authenticator setup routes and nowhere else."""
+    name = "staff_or_mfa_setup"
+    token_kinds = ("staff", "mfa_setup")
+
+    def refusal(self) -> str:
+        return STAFF_SIGN_IN
+
+
 STAFF_SIGN_IN = "This needs a staff sign-in."
 # What each admin permission lets one do, for the 403 of a caller without it.
 PERMISSION_WORDS = {

@@ -4,6 +4,7 @@ from pynamodb.attributes import (
     BooleanAttribute,
     NumberAttribute,
     UnicodeAttribute,
+    UnicodeSetAttribute,
     VersionAttribute,
 )
 from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
@@ -51,6 +52,17 @@ class Person(Model):
     # Sessions carry the epoch their sign-in read; ending them all adds one (sessions.py). A number, not a time: a
     # sign-in whose password check overlaps the end cannot outlive it, and no clock needs to agree with another.
     session_epoch = NumberAttribute(null=True)
+    # The second factor (flows/staff/mfa*.py). The authenticator app's secret only sealed (core/security/sealed.py),
+    # the one being set up apart until its first code confirms it; the last time step a code was accepted for,
+    # moved on by a conditional write so a code is accepted once. Recovery codes as keyed hashes, one removed per
+    # use by a conditional write.
+    totp_secret = UnicodeAttribute(null=True)
+    totp_added_at = NumberAttribute(null=True)
+    totp_last_step = NumberAttribute(null=True)
+    totp_pending = UnicodeAttribute(null=True)
+    totp_pending_at = NumberAttribute(null=True)
+    recovery_codes = UnicodeSetAttribute(null=True)
+    recovery_codes_at = NumberAttribute(null=True)
     # When the schedule next has something to do for the person (a temporary password's or an invitation's
     # expiry, the password-expiry warning), never later than that: set by every write of those fields
     # (expiry.due_actions), removed when nothing is left. due_key is "due" while due_at is set.

@@ -20,4 +20,7 @@ class Tenant(Model):
     # Bumped in the same transaction as every change that takes away an admin, so two admins cannot each
     # remove the other at once and leave the business with none (staff_accounts.patch_person).
     admin_changes = NumberAttribute(default=0)
+    # Who must have a second factor (flows/staff/mfa.py): off | optional (when unset) | required_for_admins |
+    # required_for_all.
+    staff_mfa = UnicodeAttribute(null=True)
     created_at = NumberAttribute(default=now)

@@ -62,7 +62,7 @@ def _with_seed(ring: dict) -> dict:
     if ring.get("active_kid") or not ring.get("seed"):
         return ring
     key = _seed_key(ring["seed"])
-    return {"active_kid": key["kid"], "keys": [key, *(ring.get("keys") or [])]}
+    return {**ring, "active_kid": key["kid"], "keys": [key, *(ring.get("keys") or [])]}
 
 
 def _ring() -> dict:
@@ -130,6 +130,53 @@ def _derive(pem: str, purpose: str) -> bytes:
                 info=purpose.encode()).derive(scalar)
 
 
+# --- data keys: AES-256-GCM keys for secrets kept at rest (authenticator-app secrets, sealed.py) ---
+# Kept in the same secret as the signing keys (one place for every key of the product, read through the same
+# cached provider), but apart from them: a data key must outlive any signing key, since what it sealed (a TOTP
+# secret) lives as long as the person keeps the factor, while signing keys are retired after a rotation. So data
+# keys are never derived from a signing key and rotating or retiring signing keys leaves them as they are.
+# {"active_data_kid": kid, "data_keys": [{"kid", "key" (base64 of 32 bytes), "created_at"}]}; a stage whose secret
+# holds only CloudFormation's `seed` derives its data key from the seed (as its first signing key) until the first
+# `keys rotate`, which stores that derived key in the ring.
+
+def data_keys() -> tuple[str, dict[str, bytes]]:
+    """The active data key's id and every data key by id (those of the ring, or the seed's)."""
+    ring = _fetch_ring()
+    if ring.get("data_keys"):
+        found = {k["kid"]: base64.b64decode(k["key"]) for k in ring["data_keys"]}
+        return ring["active_data_kid"], found
+    if ring.get("seed"):
+        key = _seed_data_key(ring["seed"])
+        return key["kid"], {key["kid"]: base64.b64decode(key["key"])}
+    raise RuntimeError("no data key: run `portal-access keys rotate` (the local stack does it itself)")
+
+
+@lru_cache(maxsize=4)
+def _seed_data_key(seed: str) -> dict:
+    import hashlib
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"portal-access data-key seed",
+               info=b"aes-256-gcm data key").derive(seed.encode())
+    return {"kid": "seed-data-" + hashlib.sha256(seed.encode()).hexdigest()[:11],
+            "key": base64.b64encode(key).decode(), "created_at": 0}
+
+
+def _with_data_key(ring: dict) -> dict:
+    """The ring with a data key kept in it: the seed's when it has one (what it sealed stays readable once the seed
+    is dropped), else a new random one; a ring that has one is left as it is."""
+    if ring.get("data_keys"):
+        return ring
+    if ring.get("seed"):
+        key = _seed_data_key(ring["seed"])
+    else:
+        import os
+        key = {"kid": uuid.uuid4().hex[:16], "key": base64.b64encode(os.urandom(32)).decode(),
+               "created_at": int(time.time())}
+    return {**ring, "active_data_kid": key["kid"], "data_keys": [key]}
+
+
 # --- operator side: rotation (CLI and local stack) ---
 
 def _new_key() -> dict:
@@ -160,7 +207,8 @@ def _write_ring(ring: dict) -> None:
 
 
 def rotate() -> str:
-    ring = _with_seed(_read_ring_uncached())  # a seed's key is kept as a previous key: its tokens still verify
+    # a seed's key is kept as a previous key (its tokens still verify), and its data key as the data key
+    ring = _with_data_key(_with_seed(_read_ring_uncached()))
     ring.pop("seed", None)
     for key in ring["keys"]:
         key["status"] = "previous"
@@ -187,4 +235,6 @@ def list_keys() -> list[dict]:
 
 def ensure_signing_key() -> str:
     ring = _with_seed(_read_ring_uncached())
+    if ring.get("active_kid") and not ring.get("data_keys") and not ring.get("seed"):
+        _write_ring(_with_data_key(_read_ring_uncached()))  # a ring from before data keys: add one
     return ring.get("active_kid") or rotate()

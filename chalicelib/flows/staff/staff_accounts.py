@@ -14,7 +14,7 @@ from chalicelib.core.paging import iso, iso_at, make_cursor, page_args
 from chalicelib.core.principal import Principal
 from chalicelib.core.schema import Strict
 from chalicelib.core.text import OneLine
-from chalicelib.flows.staff import people, staff_signin
+from chalicelib.flows.staff import mfa, people, staff_signin
 
 # DESIGN rule 17. no_account, invited, active and disabled are stored; locked (a sign-in lockout running) and
 # password_expired (over 365 days old, or a temporary password past its hour) are derived when read.
@@ -71,6 +71,7 @@ class PersonOut(BaseModel):
     password_expires_at: str | None = None
     temporary_password_expires_at: str | None = None
     locked_until: str | None = None
+    mfa: bool = False  # whether a second factor is set up (issue 18)
     created_at: str
     updated_at: str
 
@@ -109,7 +110,8 @@ def person_out(person: Person, locked_until: int | None = None) -> PersonOut:
         invitation_expires_at=iso(person.invitation_expires_at) if person.account_status == "invited" else None,
         password_set_at=iso(person.password_set_at), password_expires_at=iso(expires),
         temporary_password_expires_at=iso(person.temporary_password_expires_at),
-        locked_until=iso(locked_until), created_at=iso_at(person.created_at), updated_at=iso_at(person.updated_at))
+        locked_until=iso(locked_until), mfa=mfa.has_factor(person), created_at=iso_at(person.created_at),
+        updated_at=iso_at(person.updated_at))
 
 
 def get_person(tenant_id: str, person_id: str) -> PersonOut:

@@ -6,7 +6,7 @@ from pydantic import BaseModel, Field
 from pynamodb.exceptions import UpdateError
 from pynamodb.expressions.condition import Condition
 
-from chalicelib.core import audit, config, due, lockout, single_use
+from chalicelib.core import audit, config, due, lockout, single_use, tenants
 from chalicelib.core.errors import Conflict, Error, Forbidden, Gone, Invalid, Throttled
 from chalicelib.core.models import Person, now
 from chalicelib.core.paging import iso
@@ -166,4 +166,6 @@ def accept_invite(body: AcceptInvite, ip: str | None, user_agent: str | None = N
             _count_username_taken(person)
         raise
     audit.record(person.tenant_id, "staff.invitation_accepted", actor=person.person_id, ip=ip)
-    return staff_signin.start_session(person, "invitation", ip, user_agent)
+    # where the business requires a second factor, the new account sets one up before its first session
+    return staff_signin.session_or_setup(person, tenants.find(person.tenant_id), "invitation", ip, user_agent,
+                                         signed_in=False)

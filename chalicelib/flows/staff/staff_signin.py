@@ -12,7 +12,7 @@ from chalicelib.core.principal import Principal
 from chalicelib.core.schema import Password, Strict
 from chalicelib.core.security import keys, passwords
 from chalicelib.core.text import OneLine
-from chalicelib.flows.staff import people
+from chalicelib.flows.staff import mfa, people
 
 Short = Annotated[OneLine, Field(min_length=1, max_length=256)]
 
@@ -58,7 +58,7 @@ def temporary_expired() -> Error:
 
 
 def start_session(person: Person, method: str, ip: str | None, user_agent: str | None,
-                  session_seconds: int | None = None) -> dict:
+                  session_seconds: int | None = None, *, amr: list[str] | None = None) -> dict:
     """A new staff session (sessions.py) and its access token. The role and permissions in the token are only
     what the client may show: the guard takes them from the live person on every call. `session_seconds`: a
     longer session than its token (the admin console's, which ends sooner when idle)."""
@@ -66,7 +66,7 @@ def start_session(person: Person, method: str, ip: str | None, user_agent: str |
     session = sessions.start(person.tenant_id, "staff", person.person_id, method, ip=ip, user_agent=user_agent,
                              seconds=session_seconds or sessions.STAFF_SESSION_SECONDS, epoch=person.session_epoch)
     claims = {"sub": person.person_id, "tid": person.tenant_id, "typ": "staff", "sid": session.family_id,
-              "role": person.role, "perms": people.effective_permissions(person)}
+              "role": person.role, "perms": people.effective_permissions(person), "amr": amr or ["pwd"]}
     return {"access_token": keys.sign(claims, ACCESS_TOKEN_SECONDS), "token_type": "Bearer",
             "expires_in": ACCESS_TOKEN_SECONDS}
 
@@ -93,7 +93,8 @@ def sign_in(tenant_id: str, username: str, password: str, ip: str | None, user_a
     has not expired, e.g. after the expiry warning) only a change token instead: no session is started."""
     # The same work for a known and an unknown username: the same reads (find_by_username reads a person either
     # way), one argon2 verification (against a dummy hash when there is no account), the same writes on failure.
-    tenant_active = tenants.active(tenant_id) is not None
+    tenant = tenants.active(tenant_id)
+    tenant_active = tenant is not None
     person = people.find_by_username(tenant_id, username)
     if not tenant_active:
         person = None
@@ -120,9 +121,24 @@ def sign_in(tenant_id: str, username: str, password: str, ip: str | None, user_a
             if locked_for:
                 audit.record(tenant_id, "staff.locked", actor=actor, ip=ip, seconds=locked_for)
         raise wrong_credentials()
-    lockout.clear("staff", tenant_id, lock_key)
     if person.temporary_password_expires_at and person.temporary_password_expires_at < now():
+        lockout.clear("staff", tenant_id, lock_key)
         raise temporary_expired()  # even before the schedule has run
+    if mfa.has_factor(person):
+        # Not signed in yet: the second factor decides. The attempt is given back, but failures counted before
+        # stay counted: only the factor's success clears them, so a right password cannot wipe the count of wrong
+        # codes (mfa_signin). No change token either: a forced change ends in a session, so it comes after.
+        lockout.release(counted)
+        raise mfa.challenge(person, "change" if to_change_password else "session")
+    lockout.clear("staff", tenant_id, lock_key)
+    return after_factor(person, tenant, ip, user_agent, to_change_password=to_change_password,
+                        session_seconds=session_seconds)
+
+
+def after_factor(person: Person, tenant, ip: str | None, user_agent: str | None, *, to_change_password: bool = False,
+                 session_seconds: int | None = None, amr: list[str] | None = None) -> dict:
+    """What follows the password (and the second factor, when the person has one): a forced change, the setup-only
+    state where the policy requires a factor, or the session."""
     if person.must_change_password:
         # An admin-chosen account (rule 10) needs a new username too; a temporary password only a new password.
         if person.temporary_password_expires_at:
@@ -135,8 +151,24 @@ def sign_in(tenant_id: str, username: str, password: str, ip: str | None, user_a
                        change_token=_change_token(person, "expired"))
     if to_change_password:
         return {"change_token": _change_token(person, "chosen")}
-    audit.record(tenant_id, "staff.signed_in", actor=person.person_id, ip=ip)
-    return start_session(person, "password", ip, user_agent, session_seconds)
+    return session_or_setup(person, tenant, "password", ip, user_agent, session_seconds, amr=amr)
+
+
+def session_or_setup(person: Person, tenant, method: str, ip: str | None, user_agent: str | None,
+                     session_seconds: int | None = None, *, amr: list[str] | None = None,
+                     signed_in: bool = True) -> dict:
+    """The session; or, where the business requires a second factor and the person has none, 403
+    mfa_setup_required with a token that can only set one up (mfa.setup_required): no session before it.
+    `signed_in`: audited as a sign-in (not after a password change or an accepted invitation, audited as such)."""
+    if mfa.required_for(person, tenant) and not mfa.has_factor(person):
+        raise mfa.setup_required(person)
+    if signed_in:
+        record_signed_in(person, ip)
+    return start_session(person, method, ip, user_agent, session_seconds, amr=amr)
+
+
+def record_signed_in(person: Person, ip: str | None) -> None:
+    audit.record(person.tenant_id, "staff.signed_in", actor=person.person_id, ip=ip)
 
 
 def caught(check: Callable[[], None]) -> list[Error]:
@@ -221,8 +253,10 @@ def change_password(principal: Principal, current_password: str | None, new_pass
     set_password(person, new_password, new_username=new_username)
     audit.record(person.tenant_id, "staff.password_changed", actor=person.person_id, ip=ip)
     notify_password_changed(person, "changed")
-    # every earlier session ended with the change
-    return start_session(person, "password", ip, user_agent, session_seconds)
+    # every earlier session ended with the change; a change token came after the factor (sign_in), and where a
+    # factor is required and missing, setting one up comes next
+    return session_or_setup(person, tenants.find(person.tenant_id), "password", ip, user_agent, session_seconds,
+                            signed_in=False)
 
 
 def set_password(person: Person, new_password: str, *, new_username: str | None = None,

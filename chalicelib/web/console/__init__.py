@@ -12,6 +12,7 @@ function as the JSON API, in-process, with the signed-in staff member as the Pri
     shell.py    the console session (cookie, idle end), the gate (signed in, then the section's permission, else the
                 same 403 page), the answers (layout, post/redirect/get with a notice), the registry of pages
     signin.py   signing in and out; /console itself
+    second_factor.py   the sign-in's second page (/console/sign-in/factor) and the required setup (/console/mfa-setup)
 One module per section adds its pages with @console_page(path, permission); SECTIONS lists them."""
 import importlib
 
@@ -23,10 +24,12 @@ SECTIONS = ("signin", "customers", "customer_contacts", "customer_links", "porta
 
 
 def register(app) -> None:
-    from chalicelib.web.console import signin
+    from chalicelib.web.console import second_factor, signin
     for name in SECTIONS:
         importlib.import_module(f"chalicelib.web.console.{name}")
     page(app, "/console/sign-in", signin.sign_in)
+    page(app, "/console/sign-in/factor", second_factor.factor)
+    page(app, "/console/mfa-setup", second_factor.setup)
     page(app, "/console/change-password", signin.change_password)
     page(app, "/console/sign-out", signin.sign_out)
     shell.register(app, shell.PAGES)

@@ -1,12 +1,12 @@
 """A person's page in People (accounts:manage): their details and account status; New Account Status for a person
 without an account (Create an account later / Send invitation via email or SMS / Create a username and password);
-Profile Actions (Send Password Reset, Set Temporary Password shown once, Unlock, Disable / Enable, Sign out
-everywhere) and their Activity in words. Each action is the flow the JSON API's route calls (routes/people.py)."""
+Profile Actions (Send Password Reset, Set Temporary Password shown once, Unlock, Disable / Enable, Reset second
+factor, Sign out everywhere) and their Activity in words. Each action is the flow the JSON API's route calls (routes/people.py)."""
 from chalice import Response
 from pydantic import ValidationError
 
 from chalicelib.core.errors import Error, NotFound
-from chalicelib.flows.staff import admin_passwords, staff_accounts, staff_invitations, unlock
+from chalicelib.flows.staff import admin_passwords, mfa_admin, staff_accounts, staff_invitations, unlock
 from chalicelib.web.console import people_words as words
 from chalicelib.web.console import words as activity_words
 from chalicelib.web.console.people import ACCOUNTS, LISTS, status_of_error
@@ -75,6 +75,9 @@ def _profile_action(c: Console, person_id: str, do: str) -> Response | None:
     if do == "sign_out":
         staff_accounts.sign_out_person(c.principal, person_id, c.ip)
         return c.done(here, "signed_out")
+    if do == "reset_mfa":
+        mfa_admin.reset(c.principal, person_id, c.ip)
+        return c.done(here, "mfa_reset")
     return None
 
 
@@ -116,6 +119,8 @@ person.notices = {  # type: ignore[attr-defined]
     "disabled": "Disabled: they cannot sign in, and every session of theirs has ended.",
     "enabled": "Enabled: they can sign in again.",
     "signed_out": "Signed out everywhere: every session of theirs has ended.",
+    "mfa_reset": "Second factor reset: they sign in with their password alone until they set one up again (where "
+                 "the business requires one, right at their next sign-in). They were told by email or text.",
 }
 
 

@@ -4,6 +4,7 @@ the console), /console/sign-out, and /console itself (the first section this per
 from chalice import Response
 
 from chalicelib.core.errors import Error
+from chalicelib.web.console import second_factor
 from chalicelib.web.console.shell import (
     CONSOLE_SESSION_SECONDS,
     SECTION,
@@ -56,6 +57,10 @@ def sign_in(p: Page) -> Response:
                     p.set_cookie(CHANGE, err.extra["change_token"], path="/console/change-password",
                                  max_age=staff_signin.CHANGE_TOKEN_SECONDS)
                     return p.redirect(url("/console/change-password", next=p.query.get("next")))
+                if err.code == "mfa_required":  # the second page asks for the factor
+                    return second_factor.to_factor(p, err.extra["mfa_token"])
+                if err.code == "mfa_setup_required":  # the business requires one: set it up first
+                    return second_factor.to_setup(p, err.extra["setup_token"])
                 explain(err, errors, SIGN_IN_FIELDS)
             except ValueError as exc:  # pydantic's ValidationError: too long, or not one line
                 explain(exc, errors, SIGN_IN_FIELDS)
@@ -99,6 +104,9 @@ def change_password(p: Page) -> Response:
                 if err.code in ("token_used",):
                     p.clear_cookie(CHANGE)
                     return p.redirect(url("/console/sign-in", why="ended"))
+                if err.code == "mfa_setup_required":  # changed; now the factor the business requires
+                    p.clear_cookie(CHANGE)
+                    return second_factor.to_setup(p, err.extra["setup_token"])
                 explain(err, errors, {"new_password": "new_password", "new_username": "new_username",
                                       "new_password_confirm": "new_password_confirm"}, password)
             else:

@@ -77,6 +77,15 @@ ACTIVITY_WORDS: dict[str, str] = {
     "staff.unlocked": "Unlocked by {actor}",
     "staff.bulk_invite": "Account invites sent in bulk by {actor}",
     "staff.bulk_password_reset": "Password resets sent in bulk by {actor}",
+    # the second factor
+    "staff.mfa_totp_started": "Started setting up an authenticator app",
+    "staff.mfa_totp_added": "Set up an authenticator app as a second factor",
+    "staff.mfa_totp_removed": "Removed the authenticator app",
+    "staff.mfa_recovery_codes_made": "New recovery codes were made (the old ones stopped working)",
+    "staff.mfa_passed": "Entered the second factor",
+    "staff.mfa_failed": "Wrong second-factor code entered",
+    "staff.mfa_reset": "Second factor reset by {actor}",
+    "staff.mfa_policy_changed": "Second-factor policy changed by {actor}",
     # partner portals
     "partner.enabled": "Access granted by {actor} (agreement accepted)",
     "partner.disabled": "Access switched off by {actor}",
