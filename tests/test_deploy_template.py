@@ -239,11 +239,15 @@ def expected_grants(stage):
                 ("locations", "by-customer"), ("contacts", "by-customer"), ("portal-users", "by-status"),
                 ("sessions", "by-user"), ("audit", "by-trail"), ("audit", "by-actor"))} | on(table("audit"), "dynamodb:PutItem", "dynamodb:Query") | on(
             table("partner-portals"), "dynamodb:Scan") | send | on(f"{bucket}/bulk-invites/*", "s3:PutObject") | on(
+            # the console's bulk review runs in the API: the upload read back, its rows and report, its send queued
+            f"{bucket}/bulk-invites/*", "s3:GetObject", "s3:GetObjectVersion") | on(
+            f"{bucket}/bulk-invite-reports/*", "s3:GetObject", "s3:PutObject") | on(
+            queue("bulk-invites"), "sqs:SendMessage", "sqs:GetQueueUrl") | on(
             f"{secret}/signing-keys-AbCdEf", "secretsmanager:GetSecretValue") | on(
             f"{secret}/oidc-AbCdEf", "secretsmanager:GetSecretValue"),
         "OnBulkInviteUpload": base("on_bulk_invite_upload") | on(queue("bulk-invites"), *consume) | send | on(
             f"{bucket}/bulk-invites/*", "s3:GetObject", "s3:GetObjectVersion") | on(
-            f"{bucket}/bulk-invite-reports/*", "s3:PutObject", "s3:AbortMultipartUpload") | on(
+            f"{bucket}/bulk-invite-reports/*", "s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload") | on(
             table("tenants"), "dynamodb:GetItem") | on(
             table("record-emails"), "dynamodb:GetItem", "dynamodb:BatchGetItem") | on(
             table("jobs"), "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem") | on(

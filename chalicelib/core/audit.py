@@ -22,19 +22,26 @@ def record(tenant_id: str, action: str, *, actor: str | None = None, target: str
                actor_key=f"{tenant_id}#{actor}" if actor and actor != target else None).save()
 
 
+TRANSACTION_ITEMS = 100  # DynamoDB's most per transaction
+
+
 def record_many(tenant_id: str, action: str, events: list[dict], *, actor: str | None = None) -> None:
-    """One event per item ({"target": ..., **details}), written 25 per BatchWriteItem: a bulk run puts one event
-    in each invited user's trail without one PutItem per user."""
+    """One event per item ({"target": ..., **details}), written 100 per TransactWriteItems of puts: a bulk run puts
+    one event in each invited user's trail without one PutItem per user. Not BatchWriteItem: IAM cannot tell its
+    puts from its deletes, and no function may delete from the trail (each put of a transaction is authorised as
+    a PutItem)."""
+    from chalicelib.core.models import transaction
     now_ms = int(time.time() * 1000)
-    with AuditEvent.batch_write() as batch:
-        for item in events:
-            details = {k: v for k, v in item.items() if k != "target"}
-            assert not FORBIDDEN_DETAIL_KEYS & set(details), "secrets never go into the audit trail"
-            target = item["target"]
-            batch.save(AuditEvent(tenant_id, f"{now_ms:013d}#{secrets.token_hex(4)}", at=now_ms // 1000,
-                                  action=action, actor=actor, target=target, details=details,
-                                  trail_key=f"{tenant_id}#{target}",
-                                  actor_key=f"{tenant_id}#{actor}" if actor and actor != target else None))
+    for start in range(0, len(events), TRANSACTION_ITEMS):
+        with transaction() as writes:
+            for item in events[start:start + TRANSACTION_ITEMS]:
+                details = {k: v for k, v in item.items() if k != "target"}
+                assert not FORBIDDEN_DETAIL_KEYS & set(details), "secrets never go into the audit trail"
+                target = item["target"]
+                writes.save(AuditEvent(tenant_id, f"{now_ms:013d}#{secrets.token_hex(4)}", at=now_ms // 1000,
+                                       action=action, actor=actor, target=target, details=details,
+                                       trail_key=f"{tenant_id}#{target}",
+                                       actor_key=f"{tenant_id}#{actor}" if actor and actor != target else None))
 
 
 # --- reading the trail (admins' audit views of a person, a portal user, a partner portal) ------------------------
