@@ -70,6 +70,16 @@ def page(browser, server):
     assert tab.csp_violations == []  # the stylesheet loads, nothing inline is attempted
 
 
+def fill_console_sign_in(page, tenant_id, username, password, start="/console/sign-in"):
+    """Opens `start` (the console's sign-in, or a page that leads there) and signs in as a person would: the three
+    labelled fields and the Sign in button. What the page shows next is each test's to check."""
+    page.goto(start)
+    page.get_by_label("Business ID").fill(tenant_id)
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
 def shot(page, name):
     SCREENS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENS / f"{name}.png"), full_page=True)

@@ -2,6 +2,7 @@
 filled as a person would (the CSRF token read from the page, the form posted urlencoded). The real-browser run of
 every section is tests/test_console_browser.py."""
 import html
+import json
 import re
 import urllib.parse
 
@@ -103,3 +104,20 @@ def admin_console(console, tenant):
     r = console.sign_in(tenant.id, tenant.admin_username, tenant.admin_password)
     assert r.status_code == 303, text(r)
     return console
+
+
+@pytest.fixture
+def google_only():
+    """The stage's OIDC secret with Google set up and Microsoft not (as an operator would leave it)."""
+    from chalicelib.core import config
+    from chalicelib.flows.portal import oidc
+    sm = config.client("secretsmanager")
+    body = json.dumps({"google": {"client_id": "console-test", "client_secret": "s",
+                                  "discovery_url": "http://127.0.0.1:9/.well-known/openid-configuration"}})
+    try:
+        sm.create_secret(Name=oidc.secret_name(), SecretString=body)
+    except sm.exceptions.ResourceExistsException:
+        sm.put_secret_value(SecretId=oidc.secret_name(), SecretString=body)
+    oidc._provider_secrets().clear_cache()
+    yield
+    oidc._provider_secrets().clear_cache()

@@ -3,7 +3,7 @@ section, Sign out; the error answers; the forced change; the 403 page. axe-core 
 critical violation), and each is saved as docs/screens/console-*.png. The sections have their own modules
 (tests/test_console_browser_<section>.py)."""
 import pytest
-from browser_helpers import axe_violations, browser, page, server, shot  # noqa: F401 (fixtures)
+from browser_helpers import axe_violations, browser, fill_console_sign_in, page, server, shot  # noqa: F401 (fixtures)
 from conftest import make_tenant
 from playwright.sync_api import expect
 from staff_helpers import PASSWORD, staff_member
@@ -19,10 +19,7 @@ def business(http):
 def sign_in(page, tenant_id, username, password):
     page.goto("/console")
     assert "/console/sign-in" in page.url
-    page.get_by_label("Business ID").fill(tenant_id)
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password", exact=True).fill(password)
-    page.get_by_role("button", name="Sign in").click()
+    fill_console_sign_in(page, tenant_id, username, password, start=page.url)
 
 
 def test_axe_finds_what_it_should():

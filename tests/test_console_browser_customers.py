@@ -3,7 +3,7 @@ page, Billing and Invite / Resend Invite, New Contact with Send invite to custom
 with Copy (and without JavaScript, a field to copy by hand), the list at 320 px. axe-core checks every screen (no
 serious or critical violation); each is saved as docs/screens/console-customer*.png."""
 import pytest
-from browser_helpers import axe_violations, browser, page, server, shot  # noqa: F401 (fixtures)
+from browser_helpers import axe_violations, browser, fill_console_sign_in, page, server, shot  # noqa: F401 (fixtures)
 from conftest import make_tenant
 from playwright.sync_api import expect
 
@@ -35,11 +35,7 @@ def harper(http, business):
 
 
 def sign_in(page, business):
-    page.goto("/console")
-    page.get_by_label("Business ID").fill(business.id)
-    page.get_by_label("Username").fill(business.admin_username)
-    page.get_by_label("Password", exact=True).fill(business.admin_password)
-    page.get_by_role("button", name="Sign in").click()
+    fill_console_sign_in(page, business.id, business.admin_username, business.admin_password, start="/console")
     expect(page.get_by_role("heading", name="Customers", exact=True)).to_be_visible()
 
 

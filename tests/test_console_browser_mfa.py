@@ -6,7 +6,7 @@ saved under docs/screens/console-*.png."""
 import re
 
 import pyotp
-from browser_helpers import axe_violations, browser, page, server, shot  # noqa: F401
+from browser_helpers import axe_violations, browser, fill_console_sign_in, page, server, shot  # noqa: F401
 from mfa_helpers import code_clock, set_up_totp  # noqa: F401
 from staff_helpers import staff_member
 
@@ -17,11 +17,7 @@ def clean(page, name):
 
 
 def sign_in(page, tenant):
-    page.goto("/console/sign-in?next=/console/people/employees")
-    page.get_by_label("Business ID").fill(tenant.id)
-    page.get_by_label("Username").fill(tenant.admin_username)
-    page.get_by_label("Password", exact=True).fill(tenant.admin_password)
-    page.get_by_role("button", name="Sign in").click()
+    fill_console_sign_in(page, tenant.id, tenant.admin_username, tenant.admin_password, start="/console/sign-in?next=/console/people/employees")
 
 
 def test_required_setup_second_page_and_reset(app, page, tenant, code_clock):

@@ -6,7 +6,7 @@ import re
 import uuid
 
 import pytest
-from browser_helpers import axe_violations, browser, page, server, shot  # noqa: F401 (fixtures)
+from browser_helpers import axe_violations, browser, fill_console_sign_in, page, server, shot  # noqa: F401 (fixtures)
 from conftest import make_tenant
 from playwright.sync_api import expect
 
@@ -47,11 +47,7 @@ def business(http):
 
 
 def sign_in(page, tenant):
-    page.goto("/console")
-    page.get_by_label("Business ID").fill(tenant.id)
-    page.get_by_label("Username").fill(tenant.admin_username)
-    page.get_by_label("Password", exact=True).fill(tenant.admin_password)
-    page.get_by_role("button", name="Sign in").click()
+    fill_console_sign_in(page, tenant.id, tenant.admin_username, tenant.admin_password, start="/console")
     expect(page.get_by_role("navigation", name="Console sections")).to_be_visible()
 
 

@@ -7,7 +7,7 @@ wide."""
 import re
 
 import pytest
-from browser_helpers import axe_violations, browser, page, server, shot  # noqa: F401
+from browser_helpers import axe_violations, browser, fill_console_sign_in, page, server, shot  # noqa: F401
 from staff_helpers import create_person, staff_member, unique_email, unique_mobile
 
 
@@ -24,11 +24,7 @@ def people(tenant):
 
 
 def sign_in(page, tenant):
-    page.goto("/console/sign-in?next=/console/people/employees")
-    page.get_by_label("Business ID").fill(tenant.id)
-    page.get_by_label("Username").fill(tenant.admin_username)
-    page.get_by_label("Password", exact=True).fill(tenant.admin_password)
-    page.get_by_role("button", name="Sign in").click()
+    fill_console_sign_in(page, tenant.id, tenant.admin_username, tenant.admin_password, start="/console/sign-in?next=/console/people/employees")
     page.wait_for_url(re.compile(r"/console/people/employees"))
 
 

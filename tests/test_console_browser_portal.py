@@ -2,11 +2,11 @@
 (search by email, a user's page: Resend Invite, access per record, Disable / Enable, Activity), Permissions; axe-core
 finds no serious or critical violation on any screen, and each screen is saved as docs/screens/console-portal-*.png
 (the list at 320 px too)."""
-import json
 import urllib.parse
 
 import pytest
-from browser_helpers import axe_violations, browser, page, server, shot  # noqa: F401 (fixtures)
+from browser_helpers import axe_violations, browser, fill_console_sign_in, page, server, shot  # noqa: F401 (fixtures)
+from console_helpers import google_only  # noqa: F401 (a fixture)
 from conftest import drain, links_to, make_tenant
 from playwright.sync_api import expect
 
@@ -43,28 +43,8 @@ def business(app, http):
     return b
 
 
-@pytest.fixture
-def google_only():
-    from chalicelib.core import config
-    from chalicelib.flows.portal import oidc
-    sm = config.client("secretsmanager")
-    body = json.dumps({"google": {"client_id": "console-browser", "client_secret": "s",
-                                  "discovery_url": "http://127.0.0.1:9/.well-known/openid-configuration"}})
-    try:
-        sm.create_secret(Name=oidc.secret_name(), SecretString=body)
-    except sm.exceptions.ResourceExistsException:
-        sm.put_secret_value(SecretId=oidc.secret_name(), SecretString=body)
-    oidc._provider_secrets().clear_cache()
-    yield
-    oidc._provider_secrets().clear_cache()
-
-
 def sign_in(page, business):
-    page.goto("/console/sign-in")
-    page.get_by_label("Business ID").fill(business.id)
-    page.get_by_label("Username").fill(business.admin_username)
-    page.get_by_label("Password", exact=True).fill(business.admin_password)
-    page.get_by_role("button", name="Sign in").click()
+    fill_console_sign_in(page, business.id, business.admin_username, business.admin_password)
     page.wait_for_url("**/console/**")
 
 

@@ -6,7 +6,7 @@ docs/screens/console-portal-bulk*.png (the upload page at 320 px too)."""
 import csv
 
 import pytest
-from browser_helpers import axe_violations, browser, page, server, shot  # noqa: F401 (fixtures)
+from browser_helpers import axe_violations, browser, fill_console_sign_in, page, server, shot  # noqa: F401 (fixtures)
 from conftest import drain, make_tenant
 from playwright.sync_api import expect
 from test_bulk_review import run_bulk_queue
@@ -60,11 +60,7 @@ def customer_list(tmp_path):
 
 
 def sign_in(page, business):
-    page.goto("/console/sign-in")
-    page.get_by_label("Business ID").fill(business.id)
-    page.get_by_label("Username").fill(business.admin_username)
-    page.get_by_label("Password", exact=True).fill(business.admin_password)
-    page.get_by_role("button", name="Sign in").click()
+    fill_console_sign_in(page, business.id, business.admin_username, business.admin_password)
     page.wait_for_url("**/console/**")
 
 

@@ -3,12 +3,11 @@ page with Send Invite / Resend Invite, Disable / Enable, Sign out everywhere, ac
 and Permissions (Self sign-up, Continue with Google, Continue with Microsoft; a provider not set up cannot be
 switched on). Each action is checked through the JSON API afterwards; other tenants' ids answer 404, staff without
 portal:manage 403, a POST without its CSRF token does nothing, bad input answers 400 in words."""
-import json
 import urllib.parse
 
 import pytest
 from conftest import drain, links_to
-from console_helpers import ConsoleClient, admin_console, console, location, text, visible_text  # noqa: F401
+from console_helpers import ConsoleClient, admin_console, console, google_only, location, text, visible_text  # noqa: F401
 from staff_helpers import PASSWORD, staff_member
 
 from chalicelib.web.console import words
@@ -245,23 +244,6 @@ def test_staff_without_portal_manage_are_refused_every_action(client, tenant, sh
 
 
 # --- Permissions -------------------------------------------------------------------------------------------------
-
-@pytest.fixture
-def google_only():
-    """The stage's OIDC secret with Google set up and Microsoft not (as an operator would leave it)."""
-    from chalicelib.core import config
-    from chalicelib.flows.portal import oidc
-    sm = config.client("secretsmanager")
-    body = json.dumps({"google": {"client_id": "console-test", "client_secret": "s",
-                                  "discovery_url": "http://127.0.0.1:9/.well-known/openid-configuration"}})
-    try:
-        sm.create_secret(Name=oidc.secret_name(), SecretString=body)
-    except sm.exceptions.ResourceExistsException:
-        sm.put_secret_value(SecretId=oidc.secret_name(), SecretString=body)
-    oidc._provider_secrets().clear_cache()
-    yield
-    oidc._provider_secrets().clear_cache()
-
 
 def test_permissions_are_saved_through_the_settings_flow(admin_console, http, tenant, google_only):
     r = admin_console.get("/console/portal/permissions")
