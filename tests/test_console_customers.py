@@ -359,8 +359,9 @@ def test_new_contact_without_an_invite_and_bad_input(admin_console, harper, http
     assert portal_user(http, h["token"], "quiet@harper.example") is None
 
 
-def test_new_contact_for_an_existing_account_adds_the_customer(app, admin_console, harper, http):
-    h = harper
+def renter_registered_and_a_second_customer(app, admin_console, h, http):
+    """The renter invited from the location (non-billing) and registered; a second customer and its New Contact
+    path."""
     admin_console.get(h["path"])
     admin_console.post(h["path"], {"email": h["renter"], "location_id": h["location_id"], "access": "non_billing",
                                    "do": "invite"})
@@ -369,7 +370,12 @@ def test_new_contact_for_an_existing_account_adds_the_customer(app, admin_consol
     assert http.post("/v1/portal/register", {"token": link.split("token=")[1],
                                              "password": "Renter-Pass-8812"})[0] == 200
     second = http.post("/v1/customers", {"name": "Second Home"}, token=h["token"])[1]
-    path = f"{SECTION}/{second['customer_id']}/contacts/new"
+    return second, f"{SECTION}/{second['customer_id']}/contacts/new"
+
+
+def test_new_contact_for_an_existing_account_adds_the_customer(app, admin_console, harper, http):
+    h = harper
+    second, path = renter_registered_and_a_second_customer(app, admin_console, h, http)
     admin_console.get(path)
     r = admin_console.post(path, {"name": "Renter", "email": h["renter"], "send_portal_invite": "yes"})
     assert location(r).endswith("?done=contact_granted")
@@ -424,15 +430,7 @@ def test_access_link_warns_when_the_customer_has_portal_users(admin_console, har
 
 def test_save_keeps_the_users_other_grants_and_their_contact_limits(app, admin_console, harper, http):
     h = harper
-    admin_console.get(h["path"])
-    admin_console.post(h["path"], {"email": h["renter"], "location_id": h["location_id"], "access": "non_billing",
-                                   "do": "invite"})
-    drain(app)
-    [link] = links_to(h["renter"], "/register")
-    assert http.post("/v1/portal/register", {"token": link.split("token=")[1],
-                                             "password": "Renter-Pass-8812"})[0] == 200
-    second = http.post("/v1/customers", {"name": "Second Home"}, token=h["token"])[1]
-    path = f"{SECTION}/{second['customer_id']}/contacts/new"
+    second, path = renter_registered_and_a_second_customer(app, admin_console, h, http)
     admin_console.get(path)
     admin_console.post(path, {"name": "Renter", "email": h["renter"], "send_portal_invite": "yes"})
     before = {g["customer_id"]: g for g in portal_user(http, h["token"], h["renter"])["grants"]}
