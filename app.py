@@ -3,7 +3,7 @@ hosted pages are chalicelib/web/pages, and the event handlers below hand each ev
 from chalice import Chalice, Rate
 
 from chalicelib.core import config
-from chalicelib.web import console, middleware, pages, routes
+from chalicelib.web import console, middleware, oauth, pages, routes
 from chalicelib.web.api import add_method_not_allowed
 
 app = Chalice(app_name="portal-access")
@@ -22,6 +22,9 @@ pages.page(app, "/staff/reset-password", pages.staff_reset_password)
 pages.page(app, "/staff/change-password", pages.staff_change_password)
 pages.page(app, "/portal/access", pages.access, form=False)
 pages.css(app)
+
+# --- the OpenID Provider (a business's apps sign people in here) ---
+oauth.register(app)
 
 # --- the admin console (office staff, in the browser) ---
 console.register(app)

@@ -26,3 +26,10 @@ def jwks(call):
     """Public keys that verify access tokens (every key not yet retired)."""
     from chalicelib.core.security import keys
     return keys.jwks()
+
+
+@api.route("/.well-known/openid-configuration", "GET", Public())
+def openid_configuration(call):
+    """The OpenID Provider's metadata (OpenID Connect Discovery 1.0): its endpoints, scopes and keys."""
+    from chalicelib.flows.oauth import provider
+    return provider.discovery()
