@@ -130,12 +130,17 @@ def find_client(client_id: str | None) -> Client | None:
 
 # --- authorization codes -------------------------------------------------------------------------------------------
 
+def data_of(record: Token) -> dict:
+    data = record.data
+    return data.as_dict() if hasattr(data, "as_dict") else dict(data or {})
+
+
 class Code:
     """A redeemed code (a tokens-table item of kind oauth_code) as Authlib's grants read it."""
 
     def __init__(self, record: Token):
         self.record = record
-        self.data = dict(record.data or {})
+        self.data = data_of(record)
         self.code_challenge = self.data.get("code_challenge")
         self.code_challenge_method = self.data.get("code_challenge_method")
 
@@ -197,7 +202,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             record = Token.get(token_hash(code), consistent_read=True)
         except DoesNotExist:
             return None
-        if record.kind != "oauth_code" or (record.data or {}).get("client_id") != client.client_id \
+        if record.kind != "oauth_code" or data_of(record).get("client_id") != client.client_id \
                 or record.tenant_id != client.tenant_id:
             return None
         try:
@@ -216,7 +221,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         status, token, headers = super().create_token_response()
         # remembered on the spent code, so that a second redemption can end the session the first one started
         record = self.request.authorization_code.record
-        record.update(actions=[Token.data.set({**(record.data or {}), "issued_sid": token["_sid"]})])
+        record.update(actions=[Token.data.set({**data_of(record), "issued_sid": token["_sid"]})])
         return status, token, headers
 
     def authenticate_user(self, authorization_code: Code):
@@ -225,14 +230,14 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
 
 def _end_issued(record: Token) -> None:
-    issued = (record.data or {}).get("issued_sid")
+    issued = data_of(record).get("issued_sid")
     if issued:
         try:
             sessions.end(Session.get(f"fam#{issued}"), actor=record.subject_id, reason="code_reused", ip=None)
         except DoesNotExist:
             pass
     audit.record(record.tenant_id, "oauth.code_reused", actor=record.subject_id,
-                 client_id=(record.data or {}).get("client_id"))
+                 client_id=data_of(record).get("client_id"))
 
 
 class OpenIDCode(oidc_grants.OpenIDCode):

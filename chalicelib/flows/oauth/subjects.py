@@ -13,7 +13,7 @@ from typing import Any
 from pynamodb.exceptions import DoesNotExist
 
 from chalicelib.core import sessions
-from chalicelib.core.models import Customer, Person, PortalUser, Session, now
+from chalicelib.core.models import Customer, Session
 from chalicelib.core.security import keys
 from chalicelib.core.security.tokens import new_token, token_hash
 
