@@ -324,8 +324,9 @@ def test_the_front_page_says_what_this_is_and_links_only_what_exists(app, browse
     assert r.status_code == 200 and "Test Plumbing" in body
     hrefs = re.findall(r'href="([^"#]+)"', body)
     assert f"/sign-in?tenant_id={tenant.id}" in hrefs and f"/staff/reset-password?tenant_id={tenant.id}" in hrefs
-    assert {h.split("?")[0] for h in hrefs} <= {"/sign-in", "/register", "/staff/reset-password",
+    assert {h.split("?")[0] for h in hrefs} <= {"/sign-in", "/register", "/staff/sign-in", "/staff/reset-password",
                                                "/staff/change-password", "/assets/pages.css", "/favicon.ico"}
+    assert f"/staff/sign-in?tenant_id={tenant.id}" in hrefs
     unknown = browser.get("/?tenant_id=no-such-business")
     assert unknown.status_code == 400 and 'id="tenant_id-error"' in text(unknown)
 

@@ -34,7 +34,7 @@ Security (see docs/hosted-pages.md):
 - Every value a template shows is escaped (Jinja2 autoescape).
 """
 from chalicelib.web.pages.access import access
-from chalicelib.web.pages.portal import home, oidc_result, register, sign_in, wants_html
+from chalicelib.web.pages.portal import home, oidc_result, oidc_start, register, sign_in, wants_html
 from chalicelib.web.pages.portal_reset import reset_password
 from chalicelib.web.pages.serve import Page, page, static_files
 from chalicelib.web.pages.staff import accept_invite, staff_change_password
@@ -43,7 +43,7 @@ from chalicelib.web.pages.staff_signin import factor as staff_sign_in_factor
 from chalicelib.web.pages.staff_signin import setup as staff_sign_in_setup
 from chalicelib.web.pages.staff_signin import sign_in as staff_sign_in
 
-__all__ = ["Page", "accept_invite", "access", "css", "home", "oidc_result", "page", "register", "reset_password",
+__all__ = ["Page", "accept_invite", "access", "css", "home", "oidc_result", "oidc_start", "page", "register", "reset_password",
            "sign_in", "staff_change_password", "staff_reset_password", "staff_sign_in", "staff_sign_in_factor",
            "staff_sign_in_setup", "wants_html"]
 

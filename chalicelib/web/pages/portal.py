@@ -139,8 +139,8 @@ def which_business(p: Page, path: str, *, title: str, intro: str, button: str, s
 # --- / : what this site is ----------------------------------------------------------------------------------------
 
 def home(p: Page) -> Response:
-    """What this site is and the way to each page: with ?tenant_id= the business's customer sign-in and its staff's
-    password pages (staff sign in in their app: there is no staff sign-in page); without, a business ID form."""
+    """What this site is and the way to each page: with ?tenant_id= the business's customer sign-in, its staff
+    sign-in and its staff's password pages; without, a business ID form."""
     business = tenant(p.query.get("tenant_id"))
     if business is None:
         return which_business(p, "/", title="Customer portal and staff accounts",
@@ -152,12 +152,13 @@ def home(p: Page) -> Response:
     actions = [("Sign in to the customer portal", url("/sign-in", tenant_id=tid))]
     if business.self_signup:
         actions.append(("New customer? Create an account", url("/register", tenant_id=tid)))
-    actions += [("Staff: forgot your password?", url("/staff/reset-password", tenant_id=tid)),
+    actions += [("Staff sign-in", url("/staff/sign-in", tenant_id=tid)),
+                ("Staff: forgot your password?", url("/staff/reset-password", tenant_id=tid)),
                 ("Staff: change your password", url("/staff/change-password", tenant_id=tid))]
     return p.message(200, tenant_name=business.name, section=HOME,
                      heading=f"Welcome to {business.name}",
                      paragraphs=[f"Customers of {business.name} sign in here to its customer portal.",
-                                 f"Staff of {business.name} sign in in their app; here they can reset or change "
+                                 f"Staff of {business.name} sign in here or in their app, and can reset or change "
                                  "their password."], actions=actions)
 
 
@@ -167,6 +168,22 @@ def wants_html(request) -> bool:
     """A browser (its Accept names text/html before any JSON), not an API client."""
     accept = (request.headers.get("accept") or "").lower()
     return "text/html" in accept and not accept.lstrip().startswith("application/json")
+
+
+def oidc_start(request, provider: str, start: Callable[[], Response]) -> Response:
+    """"Continue with Google / Microsoft" in a browser: off to the provider, or, when it cannot start (the business
+    does not offer it, or it is not set up), a page that says so and the way back, never a JSON body."""
+    p = Page(request, f"/v1/portal/oidc/{provider}/start")
+    try:
+        return start()
+    except Error as err:
+        tenant_id = p.query.get("tenant_id")
+        business = tenant_name(tenant_id) if tenant_id else None
+        name = PROVIDERS.get(provider, "this provider")
+        return p.message(status_of(err), tenant_name=business, section=PORTAL,
+                         heading=f"Sign-in with {name} is not available", tone="problem",
+                         paragraphs=[err.message, "Sign in with your email address and password instead."],
+                         actions=[("Back to sign-in", url("/sign-in", tenant_id=tenant_id))] if business else [])
 
 
 def oidc_result(request, provider: str, finish: Callable[[], "PortalUser"]) -> Response:

@@ -6,6 +6,7 @@ from chalicelib.core.errors import Error, Forbidden
 from chalicelib.web.pages.forms import NEW_PASSWORD_REQUIRED, Errors
 from chalicelib.web.pages.links import LinkHelp, open_link, submit, tenant, tenant_name
 from chalicelib.web.pages.render import url
+from chalicelib.web.oauth import continue_after_sign_in, continue_to_app
 from chalicelib.web.pages.serve import Page
 
 STAFF = "Staff account"
@@ -60,9 +61,14 @@ def accept_invite(p: Page) -> Response:
         fields={"username": "username", "password": "password", "password_confirm": "password_confirm"},
         password=password, cookie="pa_invite",
         problem=lambda code: INVITE_HELP.page(p, code, link.record.tenant_id),
-        done=lambda _: p.message(200, tenant_name=link.tenant_name, section=STAFF, heading="Your account is ready",
-                                 paragraphs=[f"Your username is {username}.",
-                                             f"Sign in to {link.tenant_name} with it and the password you chose."]))
+        done=lambda answer: (continue_after_sign_in(p, answer["access_token"]) if answer else None) or p.message(
+            200, tenant_name=link.tenant_name, section=STAFF, heading="Your account is ready",
+            paragraphs=[f"Your username is {username}.",
+                        f"You are signed in to {link.tenant_name} on this device. Next time, sign in with your "
+                        "username and the password you chose." if answer else
+                        f"Sign in to {link.tenant_name} with it and the password you chose."],
+            actions=(continue_to_app(link.record.tenant_id, "staff") if answer else [])
+            or [("Sign in", url("/staff/sign-in", tenant_id=link.record.tenant_id))]))
     if answer:
         return answer
     return p.form_page("pages/staff/accept-invite.html", tenant_name=link.tenant_name, section=STAFF,
@@ -190,8 +196,9 @@ def _change_form(p: Page, principal) -> Response:
                     fields={"new_password": "new_password", "new_username": "new_username",
                             "new_password_confirm": "new_password_confirm"}, password=password, cookie=CHANGE,
                     problem=lambda code: CHANGE_HELP.page(p, code, principal.tenant_id),
-                    done=lambda _: p.message(200, tenant_name=business, section=STAFF,
-                                             heading="Your password was changed", paragraphs=paragraphs))
+                    done=lambda answer: continue_after_sign_in(p, answer["access_token"]) or p.message(
+                        200, tenant_name=business, section=STAFF, heading="Your password was changed",
+                        paragraphs=paragraphs, actions=continue_to_app(principal.tenant_id, "staff")))
     if answer:
         return answer
     return p.form_page("pages/staff/change-password.html", tenant_name=business, section=STAFF,

@@ -6,6 +6,8 @@ they are signed in and offers **Continue to <app name>**.
 
 Every step calls the same flow as the API's `POST /v1/staff/sign-in` and `POST /v1/staff/sign-in/mfa`, so it
 refuses, locks out and audits exactly as they do. The session it starts is the browser's hosted session."""
+from typing import Callable
+
 from markupsafe import Markup
 
 from chalice import Response
@@ -37,6 +39,24 @@ def signed_in(p: Page, answer: dict, business_name: str | None, tenant_id: str) 
     return p.message(200, tenant_name=business_name, section=STAFF, heading="You are signed in",
                      paragraphs=["You are signed in on this device. Open your app to continue."],
                      actions=continue_to_app(tenant_id, "staff"))
+
+
+def after_new_password(p: Page, tenant_id: str, username: str | None, password: str,
+                       changed: Callable[[list], Response]) -> Response:
+    """The end of a reset or an accepted invitation: signed in with the new password (the hosted session), back to
+    the waiting app, or `changed(the way on)`: **Continue to <app name>**, or **Sign in** when the sign-in needs a
+    step first (the second factor) and no app is waiting for it."""
+    from chalicelib.flows.staff import staff_signin
+    sign_in_again = [("Sign in", url("/staff/sign-in", tenant_id=tenant_id))]
+    if not username:
+        return changed(sign_in_again)
+    try:
+        answer = staff_signin.sign_in(tenant_id, username, password, p.ip, p.user_agent,
+                                      session_seconds=_hosted_seconds())
+    except Error as err:
+        step = _next_step(p, err) if waiting_app(p, tenant_id, "staff") else None
+        return step if step is not None else changed(sign_in_again)
+    return continue_after_sign_in(p, answer["access_token"]) or changed(continue_to_app(tenant_id, "staff"))
 
 
 def _next_step(p: Page, err: Error) -> Response | None:

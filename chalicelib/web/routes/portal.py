@@ -220,7 +220,10 @@ def renew_access_link(call, customer_id):
 @api.route("/v1/portal/oidc/{provider}/start", "GET", Public(), status=302,
            query={"tenant_id": "the business to sign in to"})
 def portal_oidc_start(call, provider):
-    """Start sign-in with Google or Microsoft (redirects to the provider)."""
+    """Start sign-in with Google or Microsoft (redirects to the provider). A browser that cannot be sent there gets
+    a page that says why."""
+    if pages.wants_html(routes.current_request):
+        return pages.oidc_start(routes.current_request, provider, lambda: oidc.start(provider, call.query.get("tenant_id")))
     return oidc.start(provider, call.query.get("tenant_id"))
 
 
