@@ -8,7 +8,8 @@ import requests
 from conftest import drain, links_to
 
 PORTAL_PASSWORD = "Sunny-Porch-2026"
-CALLBACK = "http://127.0.0.1:9/callback"  # nothing listens there: the tests read the redirect, never follow it
+# The app's side: the tests read the redirect there (requests) or answer it themselves (Playwright's router)
+CALLBACK = "http://127.0.0.1:8999/callback"
 
 
 def make_app(tenant_id, audience="portal", client_type="public", redirect_uris=(CALLBACK,), **fields):
@@ -49,9 +50,13 @@ class Browser:
     def follow(self, response):
         """Follows redirects while they stay on the provider; returns the last response (a page, or the redirect
         to the app)."""
-        while response.status_code in (302, 303) and self._ours(response.headers["Location"]):
-            response = self.get(self._absolute(response.headers["Location"]))
-        return response
+        while True:
+            if response.status_code in (302, 303) and self._ours(response.headers["Location"]):
+                response = self.get(self._absolute(response.headers["Location"]))
+            elif response.status_code == 200 and response.headers.get("Refresh", "").startswith("0; url="):
+                response = self.get(self._absolute(response.headers["Refresh"][len("0; url="):]))
+            else:
+                return response
 
     def submit(self, page, fields):
         """Posts the page's form (its action and CSRF token) with `fields`."""

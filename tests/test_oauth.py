@@ -119,7 +119,7 @@ def test_a_wrong_verifier_and_a_missing_challenge_are_refused(server, portal):  
 
 def test_a_redirect_uri_not_registered_gets_a_page_never_a_redirect(server, portal):  # noqa: F811
     _, url, _, _, _ = authorize_url(server, portal["client_id"])
-    bad = url.replace("127.0.0.1%3A9%2Fcallback", "evil.example%2Fcallback")
+    bad = url.replace("127.0.0.1%3A8999%2Fcallback", "evil.example%2Fcallback")
     answer = Browser(server).get(bad)
     assert answer.status_code == 400 and "Location" not in answer.headers
     assert "wrong place" in answer.text

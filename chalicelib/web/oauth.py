@@ -99,7 +99,16 @@ def continue_after_sign_in(p: Page, access_token: str) -> Response | None:
     if waiting is None or waiting.get("aud_kind") != audience:
         return None
     p.set_cookie(PENDING, "", max_age=0, same_site="Lax")
-    return p.redirect(url("/oauth2/authorize", **waiting["req"]))
+    target = url("/oauth2/authorize", **waiting["req"])
+    if p.method != "POST":
+        return p.redirect(target)
+    # After a form, not a redirect: browsers hold every redirect of a form's answer to the page's CSP form-action
+    # ('self'), and the last hop goes to the app. A page that reloads itself at once is a navigation of its own.
+    response = p.message(200, tenant_name=None, section=SECTION, heading=f"Returning you to {waiting['app']}",
+                         paragraphs=["One moment. If nothing happens, choose Continue."],
+                         actions=[("Continue", target)])
+    response.headers["Refresh"] = f"0; url={target}"
+    return response
 
 
 def waiting_app(p: Page, tenant_id: str | None, audience: str) -> str | None:
