@@ -2,7 +2,7 @@
 /staff/change-password (the forced change: an admin-chosen, temporary or year-old password)."""
 from chalice import Response
 
-from chalicelib.core.errors import Error, Forbidden
+from chalicelib.core.errors import Error
 from chalicelib.web.pages.forms import NEW_PASSWORD_REQUIRED, Errors
 from chalicelib.web.pages.links import LinkHelp, open_link, submit, tenant, tenant_name
 from chalicelib.web.pages.render import url
@@ -138,6 +138,14 @@ def staff_change_password(p: Page) -> Response:
     return _change_form(p, principal)
 
 
+class SecondStep(Exception):
+    """The change page's sign-in needs the second factor first (the staff sign-in's factor step asks for it)."""
+
+    def __init__(self, mfa_token: str):
+        super().__init__("mfa_required")
+        self.mfa_token = mfa_token
+
+
 def _change_sign_in(p: Page, tenant_id: str) -> Response:
     """Sign in first: the answer of a sign-in that demands a change carries the change token."""
     from chalicelib.flows.staff import staff_signin
@@ -154,18 +162,21 @@ def _change_sign_in(p: Page, tenant_id: str) -> Response:
         except Error as err:
             if err.code in ("password_change_required", "password_expired") and err.extra.get("change_token"):
                 return err.extra["change_token"]
-            if err.code == "mfa_required":  # this page has no second step yet: never a change token without it
-                raise Forbidden("mfa_required", "Your account has a second factor, which this page cannot ask for "
-                            "yet: sign in where you usually do, with your authenticator app, to change your "
-                            "password.") from None
+            if err.code == "mfa_required":  # the staff sign-in's second step, then back here to change it
+                raise SecondStep(err.extra["mfa_token"]) from None
             raise
 
     def changing(token: str) -> Response:
         p.keep(CHANGE, token, staff_signin.CHANGE_TOKEN_SECONDS)
         return p.redirect(url("/staff/change-password"))
 
-    answer = submit(p, errors, step="sign_in", required={"username": "Enter your username.", "password": "Enter your password."},
-                    flow=change_token, fields={}, done=changing)
+    try:
+        answer = submit(p, errors, step="sign_in", required={"username": "Enter your username.",
+                                                             "password": "Enter your password."},
+                        flow=change_token, fields={}, done=changing)
+    except SecondStep as step:
+        from chalicelib.web.pages.staff_signin import to_factor
+        return to_factor(p, step.mfa_token)
     if answer:
         return answer
     return p.form_page("pages/staff/change-sign-in.html", tenant_name=business.name, section=STAFF,

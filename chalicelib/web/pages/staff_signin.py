@@ -61,7 +61,7 @@ def after_new_password(p: Page, tenant_id: str, username: str | None, password: 
 
 def _next_step(p: Page, err: Error) -> Response | None:
     """A sign-in answer that is a step, not a refusal: the factor, its required setup, or the forced change."""
-    from chalicelib.flows.staff import mfa, staff_signin
+    from chalicelib.flows.staff import mfa
     if err.code == "mfa_required":
         p.set_cookie(FACTOR, err.extra["mfa_token"], path=FACTOR_PATH, max_age=mfa.MFA_TOKEN_SECONDS)
         return p.redirect(url(FACTOR_PATH))
@@ -69,10 +69,22 @@ def _next_step(p: Page, err: Error) -> Response | None:
         p.set_cookie(SETUP, err.extra["setup_token"], path=SETUP_PATH, max_age=mfa.SETUP_TOKEN_SECONDS)
         return p.redirect(url(SETUP_PATH))
     if err.code in ("password_change_required", "password_expired") and err.extra.get("change_token"):
-        p.set_cookie(CHANGE, err.extra["change_token"], path="/staff/change-password",
-                     max_age=staff_signin.CHANGE_TOKEN_SECONDS, same_site="Lax")
-        return p.redirect(url("/staff/change-password"))
+        return _to_change(p, err.extra["change_token"])
     return None
+
+
+def _to_change(p: Page, change_token: str) -> Response:
+    from chalicelib.flows.staff import staff_signin
+    p.set_cookie(CHANGE, change_token, path="/staff/change-password", max_age=staff_signin.CHANGE_TOKEN_SECONDS,
+                 same_site="Lax")
+    return p.redirect(url("/staff/change-password"))
+
+
+def to_factor(p: Page, mfa_token: str) -> Response:
+    """The second step, from another page's sign-in (the change page's)."""
+    from chalicelib.flows.staff import mfa
+    p.set_cookie(FACTOR, mfa_token, path=FACTOR_PATH, max_age=mfa.MFA_TOKEN_SECONDS)
+    return p.redirect(url(FACTOR_PATH))
 
 
 def sign_in(p: Page) -> Response:
@@ -155,6 +167,8 @@ def factor(p: Page) -> Response:
                 explain(exc, errors, {"code": "code", "mfa_token": "code"})
             else:
                 p.set_cookie(FACTOR, "", path=FACTOR_PATH, max_age=0)
+                if "change_token" in answer:  # the factor of the change page's sign-in: on to the change
+                    return _to_change(p, answer["change_token"])
                 return signed_in(p, answer, None, answer_tenant(answer))
     return p.form_page("pages/staff/sign-in-factor.html", tenant_name=None, section=STAFF,
                        title="Enter your second factor", button="Continue", errors=errors, action=url(FACTOR_PATH))
