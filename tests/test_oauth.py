@@ -52,6 +52,19 @@ def test_discovery_names_the_endpoints_and_the_issuer_is_the_public_base_url(ser
     assert meta["authorization_endpoint"] == server + "/oauth2/authorize"
     assert meta["code_challenge_methods_supported"] == ["S256"]
     assert requests.get(meta["jwks_uri"], timeout=10).json()["keys"]
+    # an SPA's OpenID Connect library reads both from its own origin
+    for url in (server + "/.well-known/openid-configuration", meta["jwks_uri"]):
+        assert requests.get(url, timeout=10).headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_the_token_endpoint_answers_the_apps_own_origins_only(server, portal):  # noqa: F811
+    data = {"grant_type": "authorization_code", "code": "x" * 48, "client_id": portal["client_id"],
+            "redirect_uri": CALLBACK}
+    ours = requests.post(server + "/oauth2/token", data=data, headers={"Origin": "http://127.0.0.1:8999"}, timeout=10)
+    assert ours.status_code == 400 and ours.headers["Access-Control-Allow-Origin"] == "http://127.0.0.1:8999"
+    theirs = requests.post(server + "/oauth2/token", data=data, headers={"Origin": "https://evil.example"},
+                           timeout=10)
+    assert "Access-Control-Allow-Origin" not in theirs.headers
 
 
 def test_a_portal_user_signs_in_to_an_app_with_code_and_pkce(server, http, tenant, portal):  # noqa: F811
