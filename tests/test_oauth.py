@@ -206,3 +206,11 @@ def test_a_technician_signs_in_to_the_staff_app_on_the_staff_sign_in(server, htt
     token = client.fetch_token(discovery(server)["token_endpoint"], code=answer["code"], code_verifier=verifier)
     assert verify_id_token(server, token["id_token"], made.client_id)["sub"] == person.person_id
     assert http.get("/v1/staff/me", token=token["access_token"])[0] == 200
+
+
+def test_an_apps_refresh_token_is_refused_by_the_apis_refresh_route(server, http, portal):  # noqa: F811
+    client, url, _, verifier, _ = authorize_url(server, portal["client_id"])
+    answer = code_of(sign_in_portal(Browser(server), url, portal["email"]))
+    token = client.fetch_token(discovery(server)["token_endpoint"], code=answer["code"], code_verifier=verifier)
+    status, body = http.post("/v1/portal/refresh", {"refresh_token": token["refresh_token"]})
+    assert status == 401 and body["error"]["code"] == "invalid_refresh_token"

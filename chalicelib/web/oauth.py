@@ -231,6 +231,19 @@ def _userinfo(authorization: str | None) -> tuple[int, dict]:
     return 200, subjects.claims(subject, scope)
 
 
+def _protocol(view):
+    """An endpoint's answer whatever happens: OAuth's `server_error` in JSON, never a stack trace."""
+    def guarded():
+        from chalicelib.core.observability import logger
+        try:
+            return view()
+        except Exception:  # noqa: BLE001 - the client gets the protocol's error, the log the details
+            logger.exception("oauth endpoint failed", extra={"route": view.__name__})
+            return _json(500, {"error": "server_error", "error_description": "Something went wrong; try again."})
+    guarded.__name__, guarded.__doc__ = view.__name__, view.__doc__
+    return guarded
+
+
 def register(app) -> None:
     from chalicelib.web.pages.serve import page
 
@@ -274,6 +287,7 @@ def register(app) -> None:
             ("/oauth2/userinfo", ["GET", "POST"], userinfo, ["*/*"]),
             ("/oauth2/userinfo", ["OPTIONS"], userinfo_preflight, ["*/*"])):
         view.__name__ = "oauth2_" + view.__name__
+        view = _protocol(view)
         mark_view(view, Public(), page=True)
         app.route(path, methods=methods, content_types=ctypes, name=view.__name__)(view)
 
