@@ -212,5 +212,5 @@ def test_an_apps_refresh_token_is_refused_by_the_apis_refresh_route(server, http
     client, url, _, verifier, _ = authorize_url(server, portal["client_id"])
     answer = code_of(sign_in_portal(Browser(server), url, portal["email"]))
     token = client.fetch_token(discovery(server)["token_endpoint"], code=answer["code"], code_verifier=verifier)
-    status, body = http.post("/v1/portal/refresh", {"refresh_token": token["refresh_token"]})
+    status, body = http.post("/v1/portal/token/refresh", {"refresh_token": token["refresh_token"]})
     assert status == 401 and body["error"]["code"] == "invalid_refresh_token"
