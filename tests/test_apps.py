@@ -282,3 +282,23 @@ def test_concurrent_make_default_over_http(app, http, tenant):
     assert all(status == 200 for status, _ in results), results
     listed = http.get("/v1/apps", token=token)[1]["items"]
     assert sum(a["is_default"] for a in listed) == 1
+
+
+def test_the_demo_seed_makes_one_app_of_each_audience_once(tenant, monkeypatch, capsys):
+    from chalicelib.flows import apps
+    from ops import seed
+    from ops.local import stack
+    monkeypatch.setattr(seed, "DEMO_TENANT", tenant.id)
+    first = seed.seed_apps()
+    assert seed.seed_apps() == first  # idempotent: found again by name and audience
+    portal, staff = apps.find(first["portal"]), apps.find(first["staff"])
+    assert (portal.name, portal.client_type, portal.is_default) == ("Customer Portal", "public", True)
+    assert portal.redirect_uris == ["http://127.0.0.1:8400/callback"]
+    assert portal.initiate_login_uri == "http://127.0.0.1:8400/"
+    assert (staff.name, staff.client_type, staff.is_default) == ("Technician App", "public", True)
+    assert staff.redirect_uris == ["com.example.fieldtech:/oauth2redirect"]
+    monkeypatch.setenv("PORTAL_OUTBOX_DIR", "/tmp/outbox")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
+    text = stack.banner("http://127.0.0.1:8000", {"admin_username": "a", "tenant_id": tenant.id, "apps": first},
+                        "pw", False, 1.0)
+    assert f"portal app     client id {first['portal']}" in text and f"staff app      client id {first['staff']}" in text
