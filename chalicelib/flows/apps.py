@@ -163,7 +163,7 @@ def uri_problem(uri: str, *, private_use: bool = True) -> str | None:
     machine) and a private-use scheme holding a dot, such as com.example.app:/callback (RFC 8252 §7.1: mobile
     apps)."""
     if any(ch.isspace() for ch in uri):
-        return "must not hold spaces"
+        return "must not contain spaces"
     if "#" in uri:
         return "must not have a fragment (#)"
     try:
@@ -173,7 +173,7 @@ def uri_problem(uri: str, *, private_use: bool = True) -> str | None:
         return "is not a valid URI"
     scheme = uri.split(":", 1)[0] if ":" in uri else ""
     if not SCHEME.match(scheme):
-        return "must be an absolute URI in lower-case scheme (https://…)"
+        return "must be a full address starting with https:// (or an app's own scheme in lower case)"
     if scheme in ("https", "http"):
         host = parts.hostname or ""
         if not parts.netloc or not host:
@@ -194,14 +194,17 @@ def uri_problem(uri: str, *, private_use: bool = True) -> str | None:
     return "must use https (http only on 127.0.0.1, localhost or [::1])"
 
 
+URI_WORDS = {"redirect_uris": "redirect URI", "post_logout_redirect_uris": "post-logout redirect URI"}
+
+
 def _uris(values: list[str], field: str) -> list[str]:
     unique = list(dict.fromkeys(values))  # the same URI twice is kept once, in the order given
     if len(unique) > MAX_URIS:
-        raise Invalid("too_many_redirect_uris", f"At most {MAX_URIS} URIs in {field}.", field=field)
+        raise Invalid("too_many_redirect_uris", f"Enter at most {MAX_URIS} {URI_WORDS[field]}s.", field=field)
     for uri in unique:
         problem = uri_problem(uri)
         if problem:
-            raise Invalid("invalid_redirect_uri", f"{uri[:200]} {problem}.", field=field)
+            raise Invalid("invalid_redirect_uri", f"The {URI_WORDS[field]} {uri[:200]} {problem}.", field=field)
     return unique
 
 
