@@ -165,6 +165,10 @@ def test_rotate_secret_shows_the_new_one_once(admin_console, http, tenant):
     assert "The old secret has stopped working." in visible_text(text(r))
     stored = apps.find(made["client_id"])
     assert apps.check_secret(stored, secret) and not apps.check_secret(stored, made["client_secret"])
+    # the page answering the rotation keeps working: its Save form carries the token of the app's own path
+    r = admin_console.post(path, {"name": "Office Server 2", "redirect_uris": "https://portal.example.com/callback",
+                                  "post_logout_redirect_uris": "", "initiate_login_uri": ""}, page=text(r))
+    assert r.status_code == 303 and location(r) == f"{path}?done=saved"
     assert secret not in text(admin_console.get(path))
     # a public app has no Rotate secret, and a forged POST to it is refused in words
     public = api_app(http, tenant, "Customer Portal")

@@ -229,12 +229,19 @@ def new_secret() -> str:
     return secrets.token_urlsafe(SECRET_BYTES)
 
 
-def create(tenant_id: str, body: AppCreate, actor: str, ip: str | None) -> AppCreated:
-    redirect_uris = _uris(body.redirect_uris, "redirect_uris")
-    if not redirect_uris:
+def check_addresses(redirect_uris: list[str], post_logout_redirect_uris: list[str],
+                    initiate_login_uri: str | None) -> tuple[list[str], list[str], str | None]:
+    """An app's addresses as they will be kept, or the first refusal (the console checks them even when another
+    field of its form is missing, to say everything at once)."""
+    uris = _uris(redirect_uris, "redirect_uris")
+    if not uris:
         raise Invalid("redirect_uri_required", "An app needs at least one redirect URI.", field="redirect_uris")
-    post_logout = _uris(body.post_logout_redirect_uris, "post_logout_redirect_uris")
-    initiate = _initiate_login_uri(body.initiate_login_uri)
+    return uris, _uris(post_logout_redirect_uris, "post_logout_redirect_uris"), _initiate_login_uri(initiate_login_uri)
+
+
+def create(tenant_id: str, body: AppCreate, actor: str, ip: str | None) -> AppCreated:
+    redirect_uris, post_logout, initiate = check_addresses(body.redirect_uris, body.post_logout_redirect_uris,
+                                                           body.initiate_login_uri)
     secret = new_secret() if body.client_type == "confidential" else None
     pointer_key = AppDefault.key_of(tenant_id, body.audience)
     for _ in range(DEFAULT_RETRIES):

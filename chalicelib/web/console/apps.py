@@ -95,7 +95,13 @@ def add(c: Console) -> Response:
             errors.add("client_type", "Choose the type of app.")
         if not form["name"].strip():
             errors.add("name", "Enter the app's name.")
-        if not errors:
+        if errors:  # the addresses too, so that every problem is said at once
+            try:
+                apps.check_addresses(lines(form["redirect_uris"]), lines(form["post_logout_redirect_uris"]),
+                                     form["initiate_login_uri"].strip() or None)
+            except Error as exc:
+                explain(exc, errors, FIELDS)
+        else:
             try:
                 body = apps.AppCreate.model_validate({
                     "name": form["name"], "audience": form["audience"], "client_type": form["client_type"],
@@ -125,6 +131,8 @@ def app_page(c: Console, app, errors: Errors, status: int = 200, form: dict | No
     return c.html("console/apps-app.html", status=status, title=shown.name, app=shown, form=form, errors=errors,
                   secret=secret, secret_words=secret_words, path=app_path,
                   audience=dict(AUDIENCES)[shown.audience], type_words=dict(TYPES)[shown.client_type],
+                  # the page is also the answer to POSTs to other paths (Add app, Rotate secret): each form's own token
+                  edit_csrf=c.csrf(app_path(shown.client_id)),
                   default_csrf=c.csrf(app_path(shown.client_id, "default")),
                   secret_csrf=c.csrf(app_path(shown.client_id, "secret")))
 
