@@ -105,8 +105,8 @@ def seed_apps() -> dict:
     for name, audience, redirect_uris, post_logout, initiate in DEMO_APPS:
         client_id = existing.get((name, audience))
         if client_id is None:
-            client_id = apps.create(DEMO_TENANT, apps.AppCreate(
-                name=name, audience=audience, client_type="public", redirect_uris=redirect_uris,
-                post_logout_redirect_uris=post_logout, initiate_login_uri=initiate), "operator", None).client_id
+            client_id = apps.create(DEMO_TENANT, apps.AppCreate.model_validate({
+                "name": name, "audience": audience, "client_type": "public", "redirect_uris": redirect_uris,
+                "post_logout_redirect_uris": post_logout, "initiate_login_uri": initiate}), "operator", None).client_id
         out[audience] = client_id
     return out
