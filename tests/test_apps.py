@@ -94,8 +94,8 @@ def test_validation_codes(tenant):
 def test_concurrent_make_default_leaves_exactly_one(tenant):
     from chalicelib.core.models import App
     from chalicelib.flows import apps
-    made = [flow_create(tenant.id, name=f"App {i}") for i in range(5)]
-    results = run_together(5, lambda i: apps.make_default(tenant.id, made[i].client_id, "admin", None))
+    made = [flow_create(tenant.id, name=f"App {i}") for i in range(6)]
+    results = run_together(6, lambda i: apps.make_default(tenant.id, made[i].client_id, "admin", None))
     assert not [r for r in results if isinstance(r, Exception)], results
     defaults = [a for a in App.by_tenant.query(tenant.id) if a.is_default]
     assert len(defaults) == 1
@@ -104,10 +104,12 @@ def test_concurrent_make_default_leaves_exactly_one(tenant):
 
 def test_concurrent_first_apps_make_one_default(tenant):
     from chalicelib.core.models import App
-    results = run_together(4, lambda i: flow_create(tenant.id, name=f"App {i}"))
+    results = run_together(8, lambda i: flow_create(tenant.id, name=f"App {i}"))
     assert not [r for r in results if isinstance(r, Exception)], results
     assert sum(r.is_default for r in results) == 1
     assert sum(a.is_default for a in App.by_tenant.query(tenant.id)) == 1
+    from chalicelib.core.models import AppDefault
+    assert AppDefault.get(AppDefault.key_of(tenant.id, "portal")).apps == 8  # the count the cap reads
 
 
 def test_delete_default_only_when_last_of_its_audience(tenant):
@@ -302,3 +304,16 @@ def test_the_demo_seed_makes_one_app_of_each_audience_once(tenant, monkeypatch, 
     text = stack.banner("http://127.0.0.1:8000", {"admin_username": "a", "tenant_id": tenant.id, "apps": first},
                         "pw", False, 1.0)
     assert f"portal app     client id {first['portal']}" in text and f"staff app      client id {first['staff']}" in text
+
+
+def test_apps_per_audience_are_capped(http, tenant, monkeypatch):
+    from chalicelib.flows import apps
+    monkeypatch.setattr(apps, "MAX_APPS_PER_AUDIENCE", 2)
+    first = api_create(http, tenant.admin_token)
+    second = api_create(http, tenant.admin_token, name="Second")
+    status, body = http.post("/v1/apps", PORTAL, token=tenant.admin_token)
+    assert status == 409 and body["error"]["code"] == "too_many_apps"
+    assert api_create(http, tenant.admin_token, **STAFF)["is_default"]  # the other audience has its own count
+    assert http.call("DELETE", f"/v1/apps/{second['client_id']}", token=tenant.admin_token)[0] == 204
+    assert not api_create(http, tenant.admin_token, name="Third")["is_default"]  # room again
+    assert apps.default_app(tenant.id, "portal").client_id == first["client_id"]

@@ -43,7 +43,7 @@ SECRET_BYTES = 32  # 256 bits
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 # RFC 3986's scheme characters; a private-use scheme must also hold a dot (a reverse domain name, RFC 8252 §7.1)
 SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")
-DEFAULT_RETRIES = 5
+DEFAULT_RETRIES = 10  # a transaction that lost to a concurrent one is tried again on what that one left
 
 
 def not_found() -> NotFound:
@@ -262,12 +262,18 @@ def create(tenant_id: str, body: AppCreate, actor: str, ip: str | None) -> AppCr
                     writes.update(AppDefault(pointer_key), actions=[AppDefault.apps.add(1)],
                                   condition=AppDefault.default_client_id == pointer.default_client_id)
                 writes.save(app, condition=App.client_id.does_not_exist())
-        except TransactWriteError:
-            continue  # another app of the audience was created or made default meanwhile: read again
+        except TransactWriteError:  # another app of the audience was created or made default meanwhile
+            _pause()
+            continue
         audit.record(tenant_id, "app.created", actor=actor, target=app.client_id, ip=ip, name=app.name,
                      audience=app.audience, client_type=app.client_type, is_default=bool(app.is_default))
         return AppCreated(**app_out(app).model_dump(), client_secret=secret)
     raise _busy()
+
+
+def _pause() -> None:
+    """After a transaction lost to a concurrent one: a short random wait, so the retries do not collide again."""
+    time.sleep(0.02 + secrets.randbelow(80) / 1000)
 
 
 def _busy() -> Conflict:
@@ -365,7 +371,7 @@ def make_default(tenant_id: str, client_id: str, actor: str, ip: str | None) -> 
         except TransactWriteError:
             if find(client_id) is None:
                 raise not_found() from None
-            time.sleep(0.02 + secrets.randbelow(50) / 1000)  # the other call commits; read what it left
+            _pause()
             continue
         audit.record(tenant_id, "app.updated", actor=actor, target=client_id, ip=ip, changed=["is_default"],
                      previous_default=pointer.default_client_id)
@@ -400,6 +406,7 @@ def delete(tenant_id: str, client_id: str, actor: str, ip: str | None) -> None:
         except TransactWriteError:
             if find(client_id) is None:
                 raise not_found() from None
+            _pause()
             continue
         audit.record(tenant_id, "app.deleted", actor=actor, target=client_id, ip=ip, name=app.name,
                      audience=app.audience)
