@@ -43,7 +43,7 @@ SECRET_BYTES = 32  # 256 bits
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 # RFC 3986's scheme characters; a private-use scheme must also hold a dot (a reverse domain name, RFC 8252 §7.1)
 SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")
-DEFAULT_RETRIES = 5
+DEFAULT_RETRIES = 10  # a transaction that lost to a concurrent one is tried again on what that one left
 
 
 def not_found() -> NotFound:
@@ -163,7 +163,7 @@ def uri_problem(uri: str, *, private_use: bool = True) -> str | None:
     machine) and a private-use scheme holding a dot, such as com.example.app:/callback (RFC 8252 §7.1: mobile
     apps)."""
     if any(ch.isspace() for ch in uri):
-        return "must not hold spaces"
+        return "must not contain spaces"
     if "#" in uri:
         return "must not have a fragment (#)"
     try:
@@ -173,7 +173,7 @@ def uri_problem(uri: str, *, private_use: bool = True) -> str | None:
         return "is not a valid URI"
     scheme = uri.split(":", 1)[0] if ":" in uri else ""
     if not SCHEME.match(scheme):
-        return "must be an absolute URI in lower-case scheme (https://…)"
+        return "must be a full address starting with https:// (or an app's own scheme in lower case)"
     if scheme in ("https", "http"):
         host = parts.hostname or ""
         if not parts.netloc or not host:
@@ -194,14 +194,17 @@ def uri_problem(uri: str, *, private_use: bool = True) -> str | None:
     return "must use https (http only on 127.0.0.1, localhost or [::1])"
 
 
+URI_WORDS = {"redirect_uris": "redirect URI", "post_logout_redirect_uris": "post-logout redirect URI"}
+
+
 def _uris(values: list[str], field: str) -> list[str]:
     unique = list(dict.fromkeys(values))  # the same URI twice is kept once, in the order given
     if len(unique) > MAX_URIS:
-        raise Invalid("too_many_redirect_uris", f"At most {MAX_URIS} URIs in {field}.", field=field)
+        raise Invalid("too_many_redirect_uris", f"Enter at most {MAX_URIS} {URI_WORDS[field]}s.", field=field)
     for uri in unique:
         problem = uri_problem(uri)
         if problem:
-            raise Invalid("invalid_redirect_uri", f"{uri[:200]} {problem}.", field=field)
+            raise Invalid("invalid_redirect_uri", f"The {URI_WORDS[field]} {uri[:200]} {problem}.", field=field)
     return unique
 
 
@@ -226,12 +229,19 @@ def new_secret() -> str:
     return secrets.token_urlsafe(SECRET_BYTES)
 
 
-def create(tenant_id: str, body: AppCreate, actor: str, ip: str | None) -> AppCreated:
-    redirect_uris = _uris(body.redirect_uris, "redirect_uris")
-    if not redirect_uris:
+def check_addresses(redirect_uris: list[str], post_logout_redirect_uris: list[str],
+                    initiate_login_uri: str | None) -> tuple[list[str], list[str], str | None]:
+    """An app's addresses as they will be kept, or the first refusal (the console checks them even when another
+    field of its form is missing, to say everything at once)."""
+    uris = _uris(redirect_uris, "redirect_uris")
+    if not uris:
         raise Invalid("redirect_uri_required", "An app needs at least one redirect URI.", field="redirect_uris")
-    post_logout = _uris(body.post_logout_redirect_uris, "post_logout_redirect_uris")
-    initiate = _initiate_login_uri(body.initiate_login_uri)
+    return uris, _uris(post_logout_redirect_uris, "post_logout_redirect_uris"), _initiate_login_uri(initiate_login_uri)
+
+
+def create(tenant_id: str, body: AppCreate, actor: str, ip: str | None) -> AppCreated:
+    redirect_uris, post_logout, initiate = check_addresses(body.redirect_uris, body.post_logout_redirect_uris,
+                                                           body.initiate_login_uri)
     secret = new_secret() if body.client_type == "confidential" else None
     pointer_key = AppDefault.key_of(tenant_id, body.audience)
     for _ in range(DEFAULT_RETRIES):
@@ -252,12 +262,18 @@ def create(tenant_id: str, body: AppCreate, actor: str, ip: str | None) -> AppCr
                     writes.update(AppDefault(pointer_key), actions=[AppDefault.apps.add(1)],
                                   condition=AppDefault.default_client_id == pointer.default_client_id)
                 writes.save(app, condition=App.client_id.does_not_exist())
-        except TransactWriteError:
-            continue  # another app of the audience was created or made default meanwhile: read again
+        except TransactWriteError:  # another app of the audience was created or made default meanwhile
+            _pause()
+            continue
         audit.record(tenant_id, "app.created", actor=actor, target=app.client_id, ip=ip, name=app.name,
                      audience=app.audience, client_type=app.client_type, is_default=bool(app.is_default))
         return AppCreated(**app_out(app).model_dump(), client_secret=secret)
     raise _busy()
+
+
+def _pause() -> None:
+    """After a transaction lost to a concurrent one: a short random wait, so the retries do not collide again."""
+    time.sleep(0.02 + secrets.randbelow(80) / 1000)
 
 
 def _busy() -> Conflict:
@@ -355,7 +371,7 @@ def make_default(tenant_id: str, client_id: str, actor: str, ip: str | None) -> 
         except TransactWriteError:
             if find(client_id) is None:
                 raise not_found() from None
-            time.sleep(0.02 + secrets.randbelow(50) / 1000)  # the other call commits; read what it left
+            _pause()
             continue
         audit.record(tenant_id, "app.updated", actor=actor, target=client_id, ip=ip, changed=["is_default"],
                      previous_default=pointer.default_client_id)
@@ -390,6 +406,7 @@ def delete(tenant_id: str, client_id: str, actor: str, ip: str | None) -> None:
         except TransactWriteError:
             if find(client_id) is None:
                 raise not_found() from None
+            _pause()
             continue
         audit.record(tenant_id, "app.deleted", actor=actor, target=client_id, ip=ip, name=app.name,
                      audience=app.audience)

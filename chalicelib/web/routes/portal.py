@@ -243,9 +243,11 @@ def get_portal_settings(call):
     return portal_access.get_settings(call.tenant_id)
 
 
-@api.route("/v1/portal/settings", "PUT", PORTAL_ADMIN, body=portal_access.Settings, response=portal_access.Settings)
+@api.route("/v1/portal/settings", "PUT", PORTAL_ADMIN, body=portal_access.Settings, response=portal_access.Settings,
+           errors=("provider_not_configured",))
 def put_portal_settings(call):
-    """Change self sign-up and third-party sign-in."""
+    """Change self sign-up and third-party sign-in (a provider not set up for this service cannot be switched
+    on: 400 provider_not_configured)."""
     return portal_access.put_settings(call.tenant_id, call.body, call.actor, call.ip)
 
 
