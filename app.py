@@ -3,7 +3,7 @@ hosted pages are chalicelib/web/pages, and the event handlers below hand each ev
 from chalice import Chalice, Rate
 
 from chalicelib.core import config
-from chalicelib.web import console, middleware, oauth, pages, routes
+from chalicelib.web import console, middleware, pages, routes
 from chalicelib.web.api import add_method_not_allowed
 
 app = Chalice(app_name="portal-access")
@@ -27,7 +27,7 @@ pages.page(app, "/staff/sign-in/setup", pages.staff_sign_in_setup)
 pages.css(app)
 
 # --- the OpenID Provider (a business's apps sign people in here) ---
-oauth.register(app)
+pages.oauth.register(app)
 
 # --- the admin console (office staff, in the browser) ---
 console.register(app)

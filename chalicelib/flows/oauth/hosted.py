@@ -1,7 +1,7 @@
 """The hosted session (a browser's sign-in to a business's hosted pages, what lets a second app sign in without the
 form) and the authorize request a sign-in page remembers while the person signs in.
 
-Both travel in HttpOnly cookies (web/oauth.py sets them) as tokens signed with the key ring, typed so that neither
+Both travel in HttpOnly cookies (web/pages/oauth.py sets them) as tokens signed with the key ring, typed so that neither
 is ever taken for the other or for an access token (the API refuses any `typ` but its own). The hosted session's
 cookie names the session; the session itself is read live each time (subjects.live): signing out, a password
 change or a disable ends it at once, whatever the cookie says."""

@@ -10,7 +10,7 @@ refresh token, OpenID Connect's ID token, RFC 7009 revocation) over this product
   the public base URL, so the API never takes it for an access token.
 - PKCE: S256 only, required of public apps.
 
-The web layer (chalicelib/web/oauth.py) turns requests into `Request`s and answers into HTTP."""
+The web layer (chalicelib/web/pages/oauth.py) turns requests into `Request`s and answers into HTTP."""
 import os
 from typing import Any
 from urllib.parse import parse_qsl
@@ -64,7 +64,7 @@ class Request(rfc6749.OAuth2Request):
 
 
 class Payload(rfc6749.OAuth2Payload):
-    def __init__(self, pairs: list[tuple[str, str]]):
+    def __init__(self, pairs: list[tuple[str, str]]) -> None:
         self._data: dict[str, str] = {}
         self._datalist: dict[str, list] = {}
         for key, value in pairs:
@@ -247,7 +247,7 @@ class OpenIDCode(oidc_grants.OpenIDCode):
     def generate_user_info(self, user, scope):
         return subjects.claims(user, scope)
 
-    def encode_id_token(self, token, request):
+    def encode_id_token(self, token, request) -> str:
         """Signed with the key ring (ES256, a kid in JWKS), like every token of this product."""
         claims: dict[str, Any] = {"iss": issuer(), "aud": request.client.client_id, "azp": request.client.client_id,
                                   "sid": token["_sid"]}
@@ -350,7 +350,7 @@ def _session(session_id) -> Session | None:
 # --- the server ----------------------------------------------------------------------------------------------------
 
 class Server(rfc6749.AuthorizationServer):
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(scopes_supported=list(SCOPES))
         self.register_grant(AuthorizationCodeGrant, [Pkce(required=True), OpenIDCode(require_nonce=False)])
         self.register_grant(RefreshTokenGrant)

@@ -8,7 +8,7 @@ from chalicelib.web.pages.forms import LINK_PROBLEMS, try_again_in
 from chalicelib.web.pages.links import LinkHelp, tenant_name, token_tenant
 from chalicelib.web.pages.portal import PORTAL
 from chalicelib.web.pages.render import url
-from chalicelib.web.oauth import continue_after_sign_in, continue_to_app
+from chalicelib.web.pages.oauth import continue_after_sign_in, continue_to_app
 from chalicelib.web.pages.serve import Page
 
 ACCESS = "pa_access"

@@ -6,7 +6,7 @@ from chalice import Response
 
 from chalicelib.core.errors import Error
 from chalicelib.web.api import status_of
-from chalicelib.web.oauth import continue_after_sign_in, continue_to_app, waiting_app
+from chalicelib.web.pages.oauth import continue_after_sign_in, continue_to_app, waiting_app
 from chalicelib.web.pages.forms import Errors
 from chalicelib.web.pages.links import LinkHelp, open_link, submit, tenant, tenant_name, token_tenant
 from chalicelib.web.pages.render import url

@@ -6,7 +6,7 @@ from chalicelib.web.pages.forms import NEW_PASSWORD_REQUIRED, Errors
 from chalicelib.web.pages.links import LinkHelp, open_link, submit, tenant
 from chalicelib.web.pages.portal import PORTAL, ask_email
 from chalicelib.web.pages.render import url
-from chalicelib.web.oauth import continue_after_sign_in, continue_to_app
+from chalicelib.web.pages.oauth import continue_after_sign_in, continue_to_app
 from chalicelib.web.pages.serve import Page
 
 RESET_HELP = LinkHelp(PORTAL, ("Ask for a new link: we will email it to you.",),

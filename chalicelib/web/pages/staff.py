@@ -6,7 +6,7 @@ from chalicelib.core.errors import Error
 from chalicelib.web.pages.forms import NEW_PASSWORD_REQUIRED, Errors
 from chalicelib.web.pages.links import LinkHelp, open_link, submit, tenant, tenant_name
 from chalicelib.web.pages.render import url
-from chalicelib.web.oauth import continue_after_sign_in, continue_to_app
+from chalicelib.web.pages.oauth import continue_after_sign_in, continue_to_app
 from chalicelib.web.pages.serve import Page
 
 STAFF = "Staff account"

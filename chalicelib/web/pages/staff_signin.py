@@ -1,7 +1,7 @@
 """The staff sign-in page (/staff/sign-in): where a business's staff app (the technicians' mobile app) sends its
 people, and where staff pages' "Sign in" leads. Username, email or mobile, and password; then, as the account
 needs, the second factor (/staff/sign-in/factor), the required factor's setup (/staff/sign-in/setup) or the forced
-change (/staff/change-password); then back to the app that sent the person (web/oauth.py), or a page that says
+change (/staff/change-password); then back to the app that sent the person (pages/oauth.py), or a page that says
 they are signed in and offers **Continue to <app name>**.
 
 Every step calls the same flow as the API's `POST /v1/staff/sign-in` and `POST /v1/staff/sign-in/mfa`, so it
@@ -13,7 +13,7 @@ from markupsafe import Markup
 from chalice import Response
 
 from chalicelib.core.errors import Error
-from chalicelib.web.oauth import continue_after_sign_in, continue_to_app, waiting_app
+from chalicelib.web.pages.oauth import continue_after_sign_in, continue_to_app, waiting_app
 from chalicelib.web.pages.forms import Errors, explain, require
 from chalicelib.web.pages.links import tenant
 from chalicelib.web.pages.render import url
