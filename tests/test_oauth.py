@@ -214,3 +214,40 @@ def test_an_apps_refresh_token_is_refused_by_the_apis_refresh_route(server, http
     token = client.fetch_token(discovery(server)["token_endpoint"], code=answer["code"], code_verifier=verifier)
     status, body = http.post("/v1/portal/token/refresh", {"refresh_token": token["refresh_token"]})
     assert status == 401 and body["error"]["code"] == "invalid_refresh_token"
+
+
+def test_a_code_dies_after_60_seconds(server, portal, monkeypatch):  # noqa: F811
+    from chalicelib.flows.oauth import provider
+    client, url, _, verifier, _ = authorize_url(server, portal["client_id"])
+    answer = code_of(sign_in_portal(Browser(server), url, portal["email"]))
+    later = provider.now() + provider.CODE_SECONDS + 1
+    monkeypatch.setattr(provider, "now", lambda: later)
+    late = requests.post(server + "/oauth2/token", timeout=10, data={
+        "grant_type": "authorization_code", "code": answer["code"], "redirect_uri": CALLBACK,
+        "client_id": portal["client_id"], "code_verifier": verifier})
+    assert late.status_code == 400 and late.json()["error"] == "invalid_grant"
+
+
+def test_a_confidential_app_authenticates_with_its_secret(server, tenant, portal):  # noqa: F811
+    made = make_app(tenant.id, name="Back Office", client_type="confidential")
+    app = OAuth2Session(made.client_id, made.client_secret, redirect_uri=CALLBACK, scope=SCOPE)
+    url, state = app.create_authorization_url(server + "/oauth2/authorize")  # PKCE is optional for it
+    answer = code_of(sign_in_portal(Browser(server), url, portal["email"]))
+    wrong = requests.post(server + "/oauth2/token", timeout=10, auth=(made.client_id, "not-the-secret"), data={
+        "grant_type": "authorization_code", "code": answer["code"], "redirect_uri": CALLBACK})
+    assert wrong.status_code == 401 and wrong.json()["error"] == "invalid_client"
+    as_public = requests.post(server + "/oauth2/token", timeout=10, data={
+        "grant_type": "authorization_code", "code": answer["code"], "redirect_uri": CALLBACK,
+        "client_id": made.client_id})
+    assert as_public.status_code == 401 and as_public.json()["error"] == "invalid_client"
+    url, state = app.create_authorization_url(server + "/oauth2/authorize")
+    answer = code_of(sign_in_portal(Browser(server), url, portal["email"]))
+    token = app.fetch_token(server + "/oauth2/token", code=answer["code"])
+    assert token["id_token"] and token["refresh_token"]
+
+
+def test_a_redirect_uri_that_only_looks_like_the_registered_one_is_refused(server, portal):  # noqa: F811
+    _, url, _, _, _ = authorize_url(server, portal["client_id"])
+    for near in ("callback%2F", "callback%3Fx%3D1", "Callback"):
+        answer = Browser(server).get(url.replace("callback", near, 1))
+        assert answer.status_code == 400 and "Location" not in answer.headers, near

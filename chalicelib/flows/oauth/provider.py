@@ -44,7 +44,7 @@ def issuer() -> str:
 class Request(rfc6749.OAuth2Request):
     """One request to an endpoint: its parameters (the query of a GET, the form of a POST) and headers."""
 
-    def __init__(self, method: str, path: str, query: list[tuple[str, str]], body: str | None, headers: dict):
+    def __init__(self, method: str, path: str, query: list[tuple[str, str]], body: str | None, headers):
         if not issuer().startswith("https://"):
             # The local stack serves http on the loopback; on AWS the base URL (and so every request) is https.
             os.environ["AUTHLIB_INSECURE_TRANSPORT"] = "1"

@@ -43,7 +43,7 @@ def authorize(p: Page) -> Response:
     from authlib.oauth2.rfc6749.errors import OAuth2Error
 
     from chalicelib.flows.oauth import hosted, provider
-    request = provider.Request("GET", "/oauth2/authorize", p.query_pairs, None, dict(p.headers))
+    request = provider.Request("GET", "/oauth2/authorize", p.query_pairs, None, p.headers)
     client = provider.find_client(request.payload.client_id)
     if client is None:
         return _app_problem(p, "This app is not known here", "The app that sent you here is not registered, or "
@@ -209,7 +209,7 @@ def _cors(request, client_id: str | None) -> dict:
 def _oauth_request(request, path: str):
     from chalicelib.flows.oauth import provider
     body = (request.raw_body or b"").decode("utf-8", "replace")
-    return provider.Request(request.method, path, [], body, dict(request.headers))
+    return provider.Request(request.method, path, [], body, request.headers)
 
 
 def _userinfo(authorization: str | None) -> tuple[int, dict]:
