@@ -212,3 +212,16 @@ def test_the_script_is_served_like_the_pages_script(client):
     assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/javascript")
     assert r.headers["X-Content-Type-Options"] == "nosniff"
     assert "navigator.credentials.create" in text(r) and "navigator.credentials.get" in text(r)
+
+
+def test_reset_second_factor_in_people_removes_passkeys(http, admin_console, tenant):
+    person, token = staff_member(tenant, kind="employee")
+    device, _ = register(http, token)
+    here = f"/console/people/{person.person_id}"
+    assert "Second factor Set up" in visible_text(text(admin_console.get(here)))
+    r = admin_console.post(here, {"do": "reset_mfa"})
+    assert r.status_code == 303
+    assert "Second factor Not set up" in visible_text(text(admin_console.follow()))
+    assert http.get("/v1/staff/passkeys", token=token)[1]["items"] == []
+    other = ConsoleClient(admin_console.client)
+    assert sign_in_with_passkey(other, device).status_code == 400  # the passkey no longer signs in

@@ -41,14 +41,14 @@ def staff_passkey_list(call):
 
 @api.route("/v1/staff/passkeys/{id}", "PATCH", Staff(), body=PasskeyRename, response=PasskeyOut,
            errors=("passkey_not_found",))
-def staff_passkey_rename(call, id):  # noqa: A002 - the issue's path parameter
+def staff_passkey_rename(call, id):  # `id`: the path parameter the issue names
     """Rename one of the caller's passkeys."""
     return passkeys.rename(call.principal, id, call.body, call.ip)
 
 
 @api.route("/v1/staff/passkeys/{id}", "DELETE", Staff(), status=204,
            errors=("passkey_not_found", "recent_sign_in_required", "mfa_required_by_policy"))
-def staff_passkey_remove(call, id):  # noqa: A002 - the issue's path parameter
+def staff_passkey_remove(call, id):  # `id`: the path parameter the issue names
     """Remove one of the caller's passkeys: it no longer signs in. Needs a recent sign-in; the person is told."""
     passkeys.remove(call.principal, id, call.ip)
     return Reply(None, 204)
