@@ -141,6 +141,28 @@ def test_add_a_passkey_then_sign_in_with_it_as_the_factor_and_without_a_password
     page.wait_for_url(re.compile(r"/console/customers"))
 
 
+def test_an_old_sign_in_signs_in_again_before_adding(app, page, tenant, monkeypatch):
+    from chalicelib.flows.staff import mfa
+    fill_console_sign_in(page, tenant.id, tenant.admin_username, tenant.admin_password,
+                         start="/console/sign-in?next=/console/mfa-setup")
+    page.wait_for_url(re.compile(r"/console/mfa-setup"))
+    real_now = mfa.now
+    monkeypatch.setattr(mfa, "now", lambda: real_now() + 11 * 60)  # the sign-in is 11 minutes old
+    page.reload()
+    assert page.get_by_text("adding or removing a passkey needs a sign-in in the last 10 minutes").is_visible()
+    assert page.get_by_role("button", name="Add a passkey").count() == 0
+    clean(page, "console-passkey-sign-in-again")
+    monkeypatch.setattr(mfa, "now", real_now)
+    page.get_by_role("button", name="Sign in again").click()
+    page.wait_for_url(re.compile(r"/console/sign-in\?next="))
+    page.get_by_label("Business ID").fill(tenant.id)
+    page.get_by_label("Username").fill(tenant.admin_username)
+    page.get_by_label("Password", exact=True).fill(tenant.admin_password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r"/console/mfa-setup"))
+    assert page.get_by_role("button", name="Add a passkey").is_visible()
+
+
 def test_a_required_factor_can_be_a_passkey(app, page, tenant):
     http = tenant.http
     person, _ = staff_member(tenant, kind="employee", permissions=["directory:manage"])
