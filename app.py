@@ -21,7 +21,13 @@ pages.page(app, "/staff/accept-invite", pages.accept_invite)
 pages.page(app, "/staff/reset-password", pages.staff_reset_password)
 pages.page(app, "/staff/change-password", pages.staff_change_password)
 pages.page(app, "/portal/access", pages.access, form=False)
+pages.page(app, "/staff/sign-in", pages.staff_sign_in)
+pages.page(app, "/staff/sign-in/factor", pages.staff_sign_in_factor)
+pages.page(app, "/staff/sign-in/setup", pages.staff_sign_in_setup)
 pages.css(app)
+
+# --- the OpenID Provider (a business's apps sign people in here) ---
+pages.oauth.register(app)
 
 # --- the admin console (office staff, in the browser) ---
 console.register(app)

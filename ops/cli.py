@@ -4,7 +4,7 @@ against a local AWS endpoint (AWS_ENDPOINT_URL, e.g. http://127.0.0.1:4566) and 
 `make console ARGS="tenant list"` (ops/local/console.py) sets all of it from the running `make run`.
 
 Each command group is an `add_<group>(commands)` function that adds its argparse subcommands and gives each a
-`run` function: tenant, partner-portal, keys, dlq, audit. Exit codes: 0 done,
+`run` function: tenant, app, partner-portal, keys, dlq, audit. Exit codes: 0 done,
 1 the command failed, 2 bad usage; every error is one line on stderr."""
 import argparse
 import json
@@ -208,6 +208,98 @@ def add_tenant(commands) -> None:
         p.set_defaults(run=run)
 
 
+# --- app ----------------------------------------------------------------------------------------------------------
+# A business's apps (issue 17), for operators setting one up for a business: the same flow as POST /v1/apps, audited
+# with the actor "operator".
+
+def _app_flow(call):
+    from chalicelib.core.errors import Error
+    try:
+        return call()
+    except Error as exc:
+        field = exc.extra.get("field")
+        raise Failure(f"{exc.message}{f' ({field})' if field else ''}") from None
+
+
+def app_create(args) -> None:
+    from pydantic import ValidationError
+
+    from chalicelib.flows import apps, tenants
+    tenants.get(args.tenant_id)
+    try:
+        body = apps.AppCreate.model_validate({
+            "name": args.name, "audience": args.audience, "client_type": args.type,
+            "redirect_uris": args.redirect_uri or [], "post_logout_redirect_uris": args.post_logout_redirect_uri or [],
+            "initiate_login_uri": args.initiate_login_uri})
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        raise Failure(f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
+    made = _app_flow(lambda: apps.create(args.tenant_id, body, "operator", None))
+    default = ", the default of its audience" if made.is_default else ""
+    print(f"created app {made.name!r} ({made.audience}, {made.client_type}{default}) for tenant {args.tenant_id} "
+          f"in stage {_stage()}")
+    print(f"client_id      {made.client_id}")
+    if made.client_secret:
+        print(f"client_secret  {made.client_secret}")
+        print("The secret is shown only now and stored only as a hash: hand it to the app's developers over a safe "
+              "channel.")
+
+
+def app_list(args) -> None:
+    from chalicelib.flows import apps, tenants
+    tenants.get(args.tenant_id)
+    rows, query = [], {"limit": "100"}
+    while True:
+        page = apps.list_apps(args.tenant_id, query)
+        rows += [{"client_id": a.client_id, "name": a.name, "audience": a.audience, "type": a.client_type,
+                  "default": "yes" if a.is_default else "", "redirect_uris": " ".join(a.redirect_uris)}
+                 for a in page["items"]]
+        if not page["next_cursor"]:
+            break
+        query["cursor"] = page["next_cursor"]
+    _print_rows(rows, args.json, ["client_id", "name", "audience", "type", "default", "redirect_uris"])
+
+
+def app_rotate_secret(args) -> None:
+    from chalicelib.flows import apps, tenants
+    tenants.get(args.tenant_id)
+    made = _app_flow(lambda: apps.rotate_secret(args.tenant_id, args.client_id, "operator", None))
+    print(f"new secret for app {made.client_id} of tenant {args.tenant_id} in stage {_stage()}; the old one no longer "
+          "works")
+    print(f"client_id      {made.client_id}")
+    print(f"client_secret  {made.client_secret}")
+    print("The secret is shown only now and stored only as a hash: hand it to the app's developers over a safe channel.")
+
+
+def add_app(commands) -> None:
+    group = commands.add_parser("app", help="a business's apps that sign people in through portal-access",
+                                description="Apps: the customer-portal web app, the technicians' mobile app, ... "
+                                            "that sign a business's people in through its OpenID Provider.")
+    sub = group.add_subparsers(dest="command", required=True, metavar="command")
+    p = sub.add_parser("create", help="register an app and print its client id (and, if confidential, its secret "
+                                      "once)")
+    p.add_argument("tenant_id")
+    p.add_argument("--name", required=True, help="what people see: \"Continue to <name>\"")
+    p.add_argument("--audience", required=True, choices=["portal", "staff"],
+                   help="portal: customer portal users; staff: employees and technicians")
+    p.add_argument("--type", default="public", choices=["public", "confidential"],
+                   help="public (PKCE, no secret: SPAs and mobile apps; the default) or confidential (a secret)")
+    p.add_argument("--redirect-uri", action="append", required=True, metavar="URI",
+                   help="an exact redirect URI (repeatable, at most 10)")
+    p.add_argument("--post-logout-redirect-uri", action="append", metavar="URI", help="repeatable, at most 10")
+    p.add_argument("--initiate-login-uri", metavar="URI", help="where \"Continue to <name>\" sends a person")
+    p.set_defaults(run=app_create)
+    p = sub.add_parser("list", help="list a tenant's apps (never a secret)")
+    p.add_argument("tenant_id")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(run=app_list)
+    p = sub.add_parser("rotate-secret", help="replace a confidential app's secret (printed once; the old one stops "
+                                             "working)")
+    p.add_argument("tenant_id")
+    p.add_argument("client_id")
+    p.set_defaults(run=app_rotate_secret)
+
+
 # --- keys ---------------------------------------------------------------------------------------------------------
 
 def keys_rotate(args) -> None:
@@ -332,7 +424,7 @@ def add_audit(commands) -> None:
 
 # --- the console --------------------------------------------------------------------------------------------------
 
-GROUPS = (add_tenant, add_partner_portal, add_keys, add_dlq, add_audit)
+GROUPS = (add_tenant, add_app, add_partner_portal, add_keys, add_dlq, add_audit)
 
 
 def build_parser() -> Parser:

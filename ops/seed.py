@@ -82,3 +82,31 @@ def seed_partner_portals(secret: str | None) -> dict:
             out.update(created=True, secret=None if secret else made)
     return out
 
+
+
+# --- apps (issue 17): one of each audience, so the OpenID Provider can be tried at once ----------------------------
+
+DEMO_APPS = [  # name, audience, redirect URIs, post-logout redirect URIs, initiate login URI
+    ("Customer Portal", "portal", ["http://127.0.0.1:8400/callback"], ["http://127.0.0.1:8400/"],
+     "http://127.0.0.1:8400/"),
+    ("Technician App", "staff", ["com.example.fieldtech:/oauth2redirect"], [], None),
+]
+
+
+def seed_apps() -> dict:
+    """The demo tenant's two public apps, found by name and audience when they exist (idempotent); returns
+    {audience: client_id}. Local stage only, like seed_demo."""
+    from chalicelib.core.models import App
+    from chalicelib.flows import apps
+    if not config.is_local():
+        raise SystemExit(f"refusing to seed demo apps in stage {config.stage()!r}: only 'local' is allowed")
+    existing = {(a.name, a.audience): a.client_id for a in App.by_tenant.query(DEMO_TENANT)}
+    out = {}
+    for name, audience, redirect_uris, post_logout, initiate in DEMO_APPS:
+        client_id = existing.get((name, audience))
+        if client_id is None:
+            client_id = apps.create(DEMO_TENANT, apps.AppCreate.model_validate({
+                "name": name, "audience": audience, "client_type": "public", "redirect_uris": redirect_uris,
+                "post_logout_redirect_uris": post_logout, "initiate_login_uri": initiate}), "operator", None).client_id
+        out[audience] = client_id
+    return out

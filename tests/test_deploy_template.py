@@ -230,14 +230,14 @@ def expected_grants(stage):
             "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem")
     api_tables = ["tenants", "people", "claims", "customers", "locations", "contacts", "record-emails", "portal-users",
                   "tokens", "jobs", "counters", "sessions", "partner-portals", "partner-clients",
-                  "partner-enablements", "partner-users"]
+                  "partner-enablements", "partner-users", "apps"]
     secret = f"arn:aws:secretsmanager:{arn}:secret:portal-access/{stage}"
     ses = f"arn:aws:ses:{arn}"
     return {
         "APIHandler": base("api_handler") | set().union(*(on(table(t), *crud) for t in api_tables)) | {
             ("dynamodb:Query", f"{table(t)}/index/{i}") for t, i in (
                 ("locations", "by-customer"), ("contacts", "by-customer"), ("portal-users", "by-status"),
-                ("sessions", "by-user"), ("audit", "by-trail"), ("audit", "by-actor"))} | on(table("audit"), "dynamodb:PutItem", "dynamodb:Query") | on(
+                ("sessions", "by-user"), ("audit", "by-trail"), ("audit", "by-actor"), ("apps", "by-tenant"))} | on(table("audit"), "dynamodb:PutItem", "dynamodb:Query") | on(
             table("partner-portals"), "dynamodb:Scan") | send | on(f"{bucket}/bulk-invites/*", "s3:PutObject") | on(
             # the console's bulk review runs in the API: the upload read back, its rows and report, its send queued
             f"{bucket}/bulk-invites/*", "s3:GetObject", "s3:GetObjectVersion") | on(

@@ -115,15 +115,22 @@ def test_the_factor_is_asked_even_when_the_policy_is_off(http, tenant, code_cloc
     assert Person.get(tenant.id, person.person_id).totp_secret
 
 
-def test_the_hosted_change_page_never_hands_out_a_change_token_before_the_factor(client, http, tenant, code_clock):
-    """/staff/change-password signs in with a password to change it; it cannot ask for the factor yet, so a person
-    with one is told so in words and gets no change token (a change ends in a session)."""
+def test_the_hosted_change_page_asks_for_the_factor_before_the_change(client, http, tenant, code_clock):
+    """/staff/change-password signs in with a password to change it; a person with a factor is sent to the staff
+    sign-in's factor step first, and only a right code gives the change token (a change ends in a session)."""
     from console_helpers import visible_text
+    from mfa_helpers import code
     from test_pages import Browserless
     person, token = staff_member(tenant, kind="employee")
-    set_up_totp(http, token, code_clock)
+    secret, _ = set_up_totp(http, token, code_clock)
     browser = Browserless(client)
     r = browser.post(f"/staff/change-password?tenant_id={tenant.id}",
                      {"step": "sign_in", "username": person.username, "password": PASSWORD})
-    assert r.status_code in (400, 403) and "second factor" in visible_text(r.body.decode())
+    assert r.status_code == 303 and r.headers["Location"].endswith("/staff/sign-in/factor")
     assert not any(name.endswith("pa_change") for name in browser.cookies)
+    r = browser.post("/staff/sign-in/factor", {"code": "000000" if code(secret, code_clock()) != "000000" else "1"})
+    assert r.status_code == 400 and "not right" in visible_text(r.body.decode())
+    assert not any(name.endswith("pa_change") for name in browser.cookies)
+    r = browser.post("/staff/sign-in/factor", {"code": code(secret, code_clock())})
+    assert r.status_code == 303 and r.headers["Location"].endswith("/staff/change-password")
+    assert any(name.endswith("pa_change") for name in browser.cookies)

@@ -264,10 +264,12 @@ def test_the_expiry_warning_opens_the_staff_change_password_page_of_the_business
     assert expiry.warn_password_expiry(person, person.password_set_at + PASSWORD_MAX_AGE_SECONDS - 13 * 86400)
     drain(app)
     [warning] = [m for m in outbox_for(person.email) if "expires" in m["subject"]]
-    [link] = warning["links"]
+    [link, sign_in] = warning["links"]
     url = urlparse(link)
     assert url.path == "/staff/change-password" and parse_qs(url.query) == {"tenant_id": [tenant.id]}
-    assert link in warning["body"] and link in warning["html"] and "/sign-in" not in warning["body"]
+    assert link in warning["body"] and link in warning["html"]
+    # the other way in is the business's staff sign-in, never the customers' /sign-in
+    assert urlparse(sign_in).path == "/staff/sign-in" and "/sign-in?" not in warning["body"].replace(sign_in, "")
     page = http.client.http.get(f"{url.path}?{url.query}")  # the page the link opens answers, for that business
     assert page.status_code == 200 and b"Test Plumbing" in page.body and b"change your password" in page.body
 

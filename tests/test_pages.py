@@ -7,6 +7,7 @@ import urllib.parse
 
 import pytest
 from conftest import STRONG_PASSWORD, drain, links_to
+from console_helpers import google_only  # noqa: F401 (a fixture: Google set up, Microsoft not)
 
 from chalicelib.web.api import ROUTES
 
@@ -210,7 +211,7 @@ def test_used_expired_and_unknown_links_explain_the_next_step(app, browser, http
     assert r.status_code == 410 and "expired" in text(r) and f"/reset-password?tenant_id={tenant.id}" in text(r)
 
 
-def test_sign_in_offers_only_the_providers_the_business_allows(browser, http, tenant):
+def test_sign_in_offers_only_the_providers_the_business_allows(browser, http, tenant, google_only):
     body = text(browser.get(f"/sign-in?tenant_id={tenant.id}"))
     assert "Continue with" not in body and f"/reset-password?tenant_id={tenant.id}" in body
     status, _ = http.call("PUT", "/v1/portal/settings", {"self_signup": True, "third_party_signin": ["google"]},
@@ -324,8 +325,9 @@ def test_the_front_page_says_what_this_is_and_links_only_what_exists(app, browse
     assert r.status_code == 200 and "Test Plumbing" in body
     hrefs = re.findall(r'href="([^"#]+)"', body)
     assert f"/sign-in?tenant_id={tenant.id}" in hrefs and f"/staff/reset-password?tenant_id={tenant.id}" in hrefs
-    assert {h.split("?")[0] for h in hrefs} <= {"/sign-in", "/register", "/staff/reset-password",
+    assert {h.split("?")[0] for h in hrefs} <= {"/sign-in", "/register", "/staff/sign-in", "/staff/reset-password",
                                                "/staff/change-password", "/assets/pages.css", "/favicon.ico"}
+    assert f"/staff/sign-in?tenant_id={tenant.id}" in hrefs
     unknown = browser.get("/?tenant_id=no-such-business")
     assert unknown.status_code == 400 and 'id="tenant_id-error"' in text(unknown)
 

@@ -399,8 +399,8 @@ def test_the_front_page_the_business_id_and_the_favicon(business, page, server):
     page.get_by_role("button", name="Continue").click()
     expect(page.get_by_role("heading", name=f"Welcome to {BUSINESS}")).to_be_visible()
     links = page.locator("main a").evaluate_all("links => links.map(a => a.getAttribute('href'))")
-    assert all(link.split("?")[0] in ("/sign-in", "/register", "/staff/reset-password", "/staff/change-password")
-               for link in links), links
+    assert all(link.split("?")[0] in ("/sign-in", "/register", "/staff/sign-in", "/staff/reset-password",
+                                      "/staff/change-password") for link in links), links
     shot(page, "home-business")
     page.get_by_role("link", name="Sign in to the customer portal").click()
     expect(page).to_have_url(f"{server}/sign-in?tenant_id={business.id}")

@@ -519,7 +519,9 @@ def test_password_expiry_is_warned_once_14_days_before(app, http, admin, tenant,
     drain(app)
     warnings = [m for m in outbox_for(person.email) if "expires" in m["subject"]]
     assert len(warnings) == 1 and "13 days" in warnings[0]["body"]
-    assert warnings[0]["links"] == [f"http://portal.test/staff/change-password?tenant_id={tenant.id}"]
+    # the change page, and where the business's staff sign in (no staff app here: the staff sign-in page)
+    assert warnings[0]["links"] == [f"http://portal.test/staff/change-password?tenant_id={tenant.id}",
+                                    f"http://portal.test/staff/sign-in?tenant_id={tenant.id}"]
     assert "staff.password_expiry_warned" in actions(tenant.id, person.person_id)
     clock.advance(14 * 86400)
     status, body = tenant.sign_in(person.username, PASSWORD)

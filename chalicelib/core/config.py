@@ -14,7 +14,7 @@ PROJECT = "portal-access"
 # Short names of the resources infra/template.json defines; the local stack creates them from that file.
 TABLES = ("tenants", "people", "claims", "customers", "locations", "contacts", "record-emails",
           "portal-users", "tokens", "jobs", "audit", "counters", "idempotency", "sessions",
-          "partner-portals", "partner-clients", "partner-enablements", "partner-users")
+          "partner-portals", "partner-clients", "partner-enablements", "partner-users", "apps")
 QUEUES = ("bulk-invites", "send")
 
 

@@ -66,9 +66,22 @@ def warn_password_expiry(person: Person, at: int) -> bool:
     days = str(max(1, round((expires - at) / 86400)))
     # The staff change-password page of the person's business (the customer /sign-in is not theirs)
     link = f"{config.public_base_url()}/staff/change-password?{urlencode({'tenant_id': person.tenant_id})}"
-    channel = people.send(person, "password-expiry-warning", [link], "email", date=date, days=days, link=link)
+    sign_in = staff_sign_in_link(person.tenant_id)
+    channel = people.send(person, "password-expiry-warning", [link, sign_in], "email", date=date, days=days,
+                          link=link, sign_in_link=sign_in)
     audit.record(person.tenant_id, "staff.password_expiry_warned", target=person.person_id, channel=channel)
     return True
+
+
+def staff_sign_in_link(tenant_id: str) -> str:
+    """Where the business's staff sign in: its staff app (the default one, where it says where a sign-in starts),
+    else the staff sign-in page."""
+    from chalicelib.flows import apps
+    app = apps.default_app(tenant_id, "staff")
+    if app is not None and app.initiate_login_uri:
+        glue = "&" if "?" in app.initiate_login_uri else "?"
+        return f"{app.initiate_login_uri}{glue}{urlencode({'iss': config.public_base_url()})}"
+    return f"{config.public_base_url()}/staff/sign-in?{urlencode({'tenant_id': tenant_id})}"
 
 
 def _due_people(at: int, started: float):

@@ -156,6 +156,7 @@ PERMISSION_WORDS = {
     "portal:manage": "manage the customer portal",
     "partners:manage": "manage partner portals",
     "audit:read": "read the audit trail",
+    "apps:manage": "manage apps",
 }
 
 

@@ -126,6 +126,7 @@ def prepare(bucket: str, password: str) -> dict:
     keys.ensure_signing_key()
     demo = seed.seed_demo(password)
     demo["partner"] = seed.seed_partner_portals(os.environ.get("PORTAL_DEMO_PARTNER_SECRET") or None)
+    demo["apps"] = seed.seed_apps()
     return demo
 
 
@@ -140,6 +141,7 @@ def banner(api_url: str, demo: dict, password: str, generated: bool, took_s: flo
     partner = demo.get("partner") or {}  # a secret from the environment is never printed: only a generated one
     partner_secret = (f"{partner['secret']}   (generated; set PORTAL_DEMO_PARTNER_SECRET to choose one)"
                       if partner.get("secret") else "from $PORTAL_DEMO_PARTNER_SECRET")
+    apps = demo.get("apps") or {}
     sign_in = (f'{{"tenant_id": "{tenant}", "username": "{user}", '
                f'"password": "\'"$PORTAL_DEMO_ADMIN_PASSWORD"\'"}}')
     return f"""
@@ -151,6 +153,8 @@ portal-access local stack is ready (started in {took_s:.1f} s)
   admin          {user}
 {pw_line}
   partner        client id {partner.get("client_id")}, secret {partner_secret}   (POST /v1/partner/token)
+  portal app     client id {apps.get("portal")}   (Customer Portal: public, PKCE; redirect URI http://127.0.0.1:8400/callback)
+  staff app      client id {apps.get("staff")}   (Technician App: public, PKCE; redirect URI com.example.fieldtech:/oauth2redirect)
 Sign in and create a customer:
 {export}  TOKEN=$(curl -s -X POST {api_url}/v1/staff/sign-in -H 'Content-Type: application/json' \\
       -d '{sign_in}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')

@@ -3,6 +3,7 @@ hash key, so a query can only ever read one tenant's data: the tenant always com
 
 Times are epoch seconds (numbers); expiry is always checked in code (`expires_at < now`) because DynamoDB TTL
 deletes late (and moto never does)."""
+from chalicelib.core.models.apps import App, AppDefault, AppsByTenant
 from chalicelib.core.models.audit import AuditByActor, AuditByTarget, AuditEvent
 from chalicelib.core.models.base import _transaction_connection, now, now_ms, string_list, table_meta, transaction
 from chalicelib.core.models.counters import Counter
@@ -24,10 +25,10 @@ from chalicelib.core.models.tenants import Tenant
 from chalicelib.core.models.tokens import Token
 
 ALL_MODELS = (Tenant, Person, Claim, Customer, Location, Contact, RecordEmail, PortalUser, Session, Token, Job,
-              AuditEvent, Counter)
+              AuditEvent, Counter, App)
 
 __all__ = [
-    "ALL_MODELS", "AuditByActor", "AuditByTarget", "AuditEvent", "ByCustomer", "Claim", "Contact",
+    "ALL_MODELS", "App", "AppDefault", "AppsByTenant", "AuditByActor", "AuditByTarget", "AuditEvent", "ByCustomer", "Claim", "Contact",
     "ContactsByCustomer", "Counter", "Customer", "DueIndex", "Grant", "Job", "Location", "LocationsByCustomer",
     "PartnerClient", "PartnerEnablement", "PartnerPortal", "PartnerUser", "Person", "PortalUser", "RecordEmail",
     "Session", "SessionsByUser", "StatusIndex", "Tenant", "Token", "_transaction_connection", "now", "now_ms",

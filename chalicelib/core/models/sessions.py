@@ -43,3 +43,8 @@ class Session(Model):
     epoch = NumberAttribute(default=0)  # the account's session_epoch when the sign-in read it
     ip = UnicodeAttribute(null=True)
     user_agent = UnicodeAttribute(null=True)
+    # An app's session (chalicelib/flows/oauth): the app it belongs to; on its refresh tokens also the scope
+    # granted and, for a link holder, the link (its hash prefix), which must still be the customer's.
+    client_id = UnicodeAttribute(null=True)
+    scope = UnicodeAttribute(null=True)
+    link = UnicodeAttribute(null=True)

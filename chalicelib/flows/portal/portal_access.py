@@ -338,7 +338,23 @@ def get_settings(tenant_id: str) -> Settings:
                                     "third_party_signin": list(tenant.third_party_signin or [])})
 
 
+PROVIDER_WORDS = {"google": "Google", "microsoft": "Microsoft"}
+
+
 def put_settings(tenant_id: str, body: Settings, actor: str, ip: str | None) -> Settings:
+    # A provider can be switched on only once the operator has set it up for this deployment (its client in the
+    # stage's OIDC secret); switched on without it, the sign-in page would offer a button that cannot work. One
+    # already on stays allowed (the set-up may have been removed since): the admin can still switch it off.
+    from chalicelib.core.errors import NotFound
+    from chalicelib.flows.portal import oidc
+    already = set(tenants.get(tenant_id, consistent=True).third_party_signin or [])
+    for provider in sorted(set(body.third_party_signin) - already):
+        try:
+            oidc.provider_config(provider)
+        except NotFound:
+            raise Invalid("provider_not_configured", f"Sign-in with {PROVIDER_WORDS[provider]} is not set up for "
+                                                     "this service, so it cannot be switched on. Ask the service "
+                                                     "operator to set it up.", field="third_party_signin") from None
     Tenant(tenant_id).update(actions=[Tenant.self_signup.set(body.self_signup),
                                       Tenant.third_party_signin.set(sorted(set(body.third_party_signin)))],
                              condition=Tenant.tenant_id.exists())

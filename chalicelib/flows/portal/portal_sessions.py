@@ -135,7 +135,8 @@ def refresh(refresh_token: str, ip: str | None) -> dict:
         spent = True
     except UpdateError:
         spent = False
-    if record is None or not spent or record.expires_at < now() or family is None or user is None \
+    # an app's refresh token (chalicelib/flows/oauth) is the app's, redeemed at /oauth2/token only
+    if record is None or not spent or record.client_id or record.expires_at < now() or family is None or user is None \
             or user.status != "active" or not sessions.alive(family, user.session_epoch):
         _refused(record, family, spent, ip)
         raise invalid_refresh()

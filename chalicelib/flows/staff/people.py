@@ -11,7 +11,8 @@ from chalicelib.core.errors import Conflict, Invalid, NotFound
 from chalicelib.core.models import Claim, Person, now, transaction
 
 # What an admin can be allowed to do; the admin role holds every permission.
-Permission = Literal["accounts:manage", "directory:manage", "portal:manage", "partners:manage", "audit:read"]
+Permission = Literal["accounts:manage", "directory:manage", "portal:manage", "partners:manage", "audit:read",
+                     "apps:manage"]
 PERMISSIONS: tuple[str, ...] = get_args(Permission)
 ROLE_PERMISSIONS = {"admin": set(PERMISSIONS), "office": {"directory:manage"}, "technician": set(), "staff": set()}
 NOBODY = "-"  # a person id no one has: read in place of a missing person, so both cost the same

@@ -64,8 +64,13 @@
     button.addEventListener("click", function () {
       input.focus();
       input.select();
-      var done = function () { said("Copied. Paste it into your message to the customer."); };
-      var byHand = function () { said("Press Ctrl+C (Cmd+C on a Mac) to copy the selected link."); };
+      // data-copied / data-copy-by-hand: other words for another kind of value (Apps: a client secret)
+      var done = function () {
+        said(button.getAttribute("data-copied") || "Copied. Paste it into your message to the customer.");
+      };
+      var byHand = function () {
+        said(button.getAttribute("data-copy-by-hand") || "Press Ctrl+C (Cmd+C on a Mac) to copy the selected link.");
+      };
       if (navigator.clipboard && navigator.clipboard.writeText) {
         navigator.clipboard.writeText(input.value).then(done, function () {
           try { if (document.execCommand("copy")) { done(); return; } } catch (e) { /* fall through */ }

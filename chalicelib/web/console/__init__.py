@@ -7,6 +7,7 @@ function as the JSON API, in-process, with the signed-in staff member as the Pri
     Customer Portal    /console/portal/...                   portal:manage
     People             /console/people/...                   accounts:manage
     Partner Portals    /console/partner-portals...           partners:manage
+    Apps               /console/apps...                      apps:manage
     Activity           /console/activity                     audit:read
 
     shell.py    the console session (cookie, idle end), the gate (signed in, then the section's permission, else the
@@ -22,7 +23,7 @@ from chalicelib.web.console import shell
 from chalicelib.web.pages.serve import page
 
 # The modules that add pages (importing one runs its @console_page decorators).
-SECTIONS = ("signin", "customers", "customer_contacts", "customer_links", "portal_users", "portal_bulk", "portal_settings", "people", "people_actions", "partner_portals", "activity")
+SECTIONS = ("signin", "customers", "customer_contacts", "customer_links", "portal_users", "portal_bulk", "portal_settings", "people", "people_actions", "partner_portals", "apps", "activity")
 
 
 def register(app) -> None:

@@ -30,6 +30,7 @@ NAVIGATION = (
     ("Customer Portal", "/console/portal/users", "portal:manage"),
     ("People", "/console/people/employees", "accounts:manage"),
     ("Partner Portals", "/console/partner-portals", "partners:manage"),
+    ("Apps", "/console/apps", "apps:manage"),
     ("Activity", "/console/activity", "audit:read"),
 )
 SIGNED_OUT_WHY = {

@@ -95,6 +95,11 @@ ACTIVITY_WORDS: dict[str, str] = {
     "partner.disabled": "Access switched off by {actor}",
     "partner.token_issued": "Partner signed in to the API",
     "partner.call": "Partner used the API",
+    # apps (sign-in for the business's apps)
+    "app.created": "App registered by {actor}",
+    "app.updated": "App changed by {actor}",
+    "app.deleted": "App deleted by {actor}",
+    "app.secret_rotated": "App secret replaced by {actor}",
     # the business
     "tenant.created": "Business created",
     "tenant.enabled": "Business enabled",

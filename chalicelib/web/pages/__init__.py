@@ -6,6 +6,7 @@
     /staff/accept-invite    username (the email by default, changeable) and a password, twice
     /staff/reset-password   identifier → email or SMS → the code → a new password (or an admin-sent link)
     /staff/change-password  the forced change (admin-chosen, temporary or year-old password)
+    /staff/sign-in          staff sign-in (username, email or mobile; the second factor; its required setup)
     /portal/access          a customer's secure access link (rule 6): what it opens, or why it no longer does
     /                       what this site is, and the way to each page (a business ID form without one)
 
@@ -23,6 +24,8 @@ password" to password fields.
     access.py        /portal/access
     staff.py         /staff/accept-invite, /staff/change-password
     staff_reset.py   /staff/reset-password
+    oauth.py         the OpenID Provider's endpoints (/oauth2/*), and the way back to an app after any sign-in
+    staff_signin.py  /staff/sign-in, its factor and setup steps (where staff apps send their people)
 
 Security (see docs/hosted-pages.md):
 - CSRF: a signed double-submit token (serve.py).
@@ -31,15 +34,20 @@ Security (see docs/hosted-pages.md):
   X-Frame-Options DENY, Referrer-Policy no-referrer and Cache-Control no-store.
 - Every value a template shows is escaped (Jinja2 autoescape).
 """
+from chalicelib.web.pages import oauth
 from chalicelib.web.pages.access import access
-from chalicelib.web.pages.portal import home, oidc_result, register, sign_in, wants_html
+from chalicelib.web.pages.portal import home, oidc_result, oidc_start, register, sign_in, wants_html
 from chalicelib.web.pages.portal_reset import reset_password
 from chalicelib.web.pages.serve import Page, page, static_files
 from chalicelib.web.pages.staff import accept_invite, staff_change_password
 from chalicelib.web.pages.staff_reset import staff_reset_password
+from chalicelib.web.pages.staff_signin import factor as staff_sign_in_factor
+from chalicelib.web.pages.staff_signin import setup as staff_sign_in_setup
+from chalicelib.web.pages.staff_signin import sign_in as staff_sign_in
 
-__all__ = ["Page", "accept_invite", "access", "css", "home", "oidc_result", "page", "register", "reset_password",
-           "sign_in", "staff_change_password", "staff_reset_password", "wants_html"]
+__all__ = ["Page", "oauth", "accept_invite", "access", "css", "home", "oidc_result", "oidc_start", "page", "register", "reset_password",
+           "sign_in", "staff_change_password", "staff_reset_password", "staff_sign_in", "staff_sign_in_factor",
+           "staff_sign_in_setup", "wants_html"]
 
 
 def css(app) -> None:

@@ -8,6 +8,7 @@ from chalicelib.web.pages.forms import LINK_PROBLEMS, try_again_in
 from chalicelib.web.pages.links import LinkHelp, tenant_name, token_tenant
 from chalicelib.web.pages.portal import PORTAL
 from chalicelib.web.pages.render import url
+from chalicelib.web.pages.oauth import continue_after_sign_in, continue_to_app
 from chalicelib.web.pages.serve import Page
 
 ACCESS = "pa_access"
@@ -48,6 +49,14 @@ def access(p: Page) -> Response:
         p.clear_cookie(ACCESS)
         return _access_problem(p, err, token_tenant(token))
     customer = opened.customer
+    # the link session becomes this browser's hosted session: the business's portal app signs the holder in
+    back = continue_after_sign_in(p, opened.session.access_token)
+    if back is not None:
+        return back
+    to_app = continue_to_app(customer.tenant_id, "portal")
+    if to_app:
+        p.set_cookie(ACCESS, "", path=p.path, max_age=0, same_site="Strict")  # opened: the token's work is done
+        return p.redirect(to_app[0][1])
     business = tenant_name(customer.tenant_id) or "the business"
     expires = customer.access_link_expires_at
     until = datetime.fromtimestamp(expires, timezone.utc).strftime("%d %B %Y").lstrip("0") if expires else ""

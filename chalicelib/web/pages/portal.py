@@ -6,6 +6,7 @@ from chalice import Response
 
 from chalicelib.core.errors import Error
 from chalicelib.web.api import status_of
+from chalicelib.web.pages.oauth import continue_after_sign_in, continue_to_app, waiting_app
 from chalicelib.web.pages.forms import Errors
 from chalicelib.web.pages.links import LinkHelp, open_link, submit, tenant, tenant_name, token_tenant
 from chalicelib.web.pages.render import url
@@ -46,11 +47,11 @@ def register(p: Page) -> Response:
             p.ip, p.user_agent),
         fields={"password": "password", "password_confirm": "password_confirm"}, password=password,
         cookie="pa_register", problem=lambda code: REGISTER_HELP.page(p, code, tid),
-        done=lambda _: p.message(200, tenant_name=link.tenant_name, section=PORTAL,
-                                 heading="Your account is ready",
-                                 paragraphs=[f"You can now sign in to the {link.tenant_name} customer portal "
-                                             f"with {user.email} and the password you chose."],
-                                 actions=[("Sign in", url("/sign-in", tenant_id=tid))]))
+        done=lambda answer: continue_after_sign_in(p, answer["access_token"]) or p.message(
+            200, tenant_name=link.tenant_name, section=PORTAL, heading="Your account is ready",
+            paragraphs=[f"You are signed in to the {link.tenant_name} customer portal as {user.email}. Next time, "
+                        "sign in with this email address and the password you chose."],
+            actions=continue_to_app(tid, "portal") or [("Sign in", url("/sign-in", tenant_id=tid))]))
     if answer:
         return answer
     return p.form_page("pages/portal/register.html", tenant_name=link.tenant_name, section=PORTAL,
@@ -100,22 +101,25 @@ def sign_in(p: Page) -> Response:
                                     "business, or enter the business ID.",
                               button="Continue to sign-in", section=PORTAL)
     errors = Errors()
-    email = p.form.get("email", "").strip()
+    email = (p.form.get("email") if p.method == "POST" else p.query.get("email")) or ""
+    email = email.strip()[:254]
     answer = submit(p, errors, required={"email": "Enter your email address.", "password": "Enter your password."},
                     fields={"email": "email", "password": "password"},
                     flow=lambda: portal_access.sign_in(portal_access.SignInRequest(
                         tenant_id=business.tenant_id, email=email, password=p.form["password"]),
                         p.ip, p.user_agent),
-                    done=lambda _: p.message(200, tenant_name=business.name, section=PORTAL,
-                                             heading="You are signed in",
-                                             paragraphs=[f"Welcome back. You are signed in to the {business.name} "
-                                                         f"customer portal as {email.lower()}."]))
+                    done=lambda answer: continue_after_sign_in(p, answer["access_token"]) or p.message(
+                        200, tenant_name=business.name, section=PORTAL, heading="You are signed in",
+                        paragraphs=[f"Welcome back. You are signed in to the {business.name} customer portal as "
+                                    f"{email.lower()}."], actions=continue_to_app(business.tenant_id, "portal")))
     if answer:
         return answer
     tid = business.tenant_id
     providers = [(f"Continue with {label}", url(f"/v1/portal/oidc/{name}/start", tenant_id=tid))
                  for name, label in PROVIDERS.items() if name in (business.third_party_signin or [])]
-    return p.form_page("pages/portal/sign-in.html", tenant_name=business.name, section=PORTAL, title="Sign in",
+    app = waiting_app(p, tid, "portal")
+    return p.form_page("pages/portal/sign-in.html", tenant_name=business.name, section=PORTAL,
+                       title=f"Sign in to continue to {app}" if app else "Sign in",
                        button="Sign in", errors=errors, email=email, tenant_id=tid,
                        self_signup=business.self_signup, providers=providers)
 
@@ -135,8 +139,8 @@ def which_business(p: Page, path: str, *, title: str, intro: str, button: str, s
 # --- / : what this site is ----------------------------------------------------------------------------------------
 
 def home(p: Page) -> Response:
-    """What this site is and the way to each page: with ?tenant_id= the business's customer sign-in and its staff's
-    password pages (staff sign in in their app: there is no staff sign-in page); without, a business ID form."""
+    """What this site is and the way to each page: with ?tenant_id= the business's customer sign-in, its staff
+    sign-in and its staff's password pages; without, a business ID form."""
     business = tenant(p.query.get("tenant_id"))
     if business is None:
         return which_business(p, "/", title="Customer portal and staff accounts",
@@ -148,12 +152,13 @@ def home(p: Page) -> Response:
     actions = [("Sign in to the customer portal", url("/sign-in", tenant_id=tid))]
     if business.self_signup:
         actions.append(("New customer? Create an account", url("/register", tenant_id=tid)))
-    actions += [("Staff: forgot your password?", url("/staff/reset-password", tenant_id=tid)),
+    actions += [("Staff sign-in", url("/staff/sign-in", tenant_id=tid)),
+                ("Staff: forgot your password?", url("/staff/reset-password", tenant_id=tid)),
                 ("Staff: change your password", url("/staff/change-password", tenant_id=tid))]
     return p.message(200, tenant_name=business.name, section=HOME,
                      heading=f"Welcome to {business.name}",
                      paragraphs=[f"Customers of {business.name} sign in here to its customer portal.",
-                                 f"Staff of {business.name} sign in in their app; here they can reset or change "
+                                 f"Staff of {business.name} sign in here or in their app, and can reset or change "
                                  "their password."], actions=actions)
 
 
@@ -163,6 +168,22 @@ def wants_html(request) -> bool:
     """A browser (its Accept names text/html before any JSON), not an API client."""
     accept = (request.headers.get("accept") or "").lower()
     return "text/html" in accept and not accept.lstrip().startswith("application/json")
+
+
+def oidc_start(request, provider: str, start: Callable[[], Response]) -> Response:
+    """"Continue with Google / Microsoft" in a browser: off to the provider, or, when it cannot start (the business
+    does not offer it, or it is not set up), a page that says so and the way back, never a JSON body."""
+    p = Page(request, f"/v1/portal/oidc/{provider}/start")
+    try:
+        return start()
+    except Error as err:
+        tenant_id = p.query.get("tenant_id")
+        business = tenant_name(tenant_id) if tenant_id else None
+        name = PROVIDERS.get(provider, "this provider")
+        return p.message(status_of(err), tenant_name=business, section=PORTAL,
+                         heading=f"Sign-in with {name} is not available", tone="problem",
+                         paragraphs=[err.message, "Sign in with your email address and password instead."],
+                         actions=[("Back to sign-in", url("/sign-in", tenant_id=tenant_id))] if business else [])
 
 
 def oidc_result(request, provider: str, finish: Callable[[], "PortalUser"]) -> Response:
@@ -181,7 +202,11 @@ def oidc_result(request, provider: str, finish: Callable[[], "PortalUser"]) -> R
                          paragraphs=[err.message, "Try again from the sign-in page of the business, or sign in "
                                                   "with your email address and password."],
                          actions=actions, tone="problem")
+    from chalicelib.flows.portal import portal_sessions
+    back = continue_after_sign_in(p, portal_sessions.start(user, provider, p.ip, p.user_agent)["access_token"])
+    if back is not None:
+        return back
     business = tenant_name(user.tenant_id) or ""
     return p.message(200, tenant_name=business, section=PORTAL, heading="You are signed in",
                      paragraphs=[f"Welcome. You are signed in to the {business} customer portal with {name} as "
-                                 f"{user.email}."])
+                                 f"{user.email}."], actions=continue_to_app(user.tenant_id, "portal"))

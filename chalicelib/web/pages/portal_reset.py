@@ -6,6 +6,7 @@ from chalicelib.web.pages.forms import NEW_PASSWORD_REQUIRED, Errors
 from chalicelib.web.pages.links import LinkHelp, open_link, submit, tenant
 from chalicelib.web.pages.portal import PORTAL, ask_email
 from chalicelib.web.pages.render import url
+from chalicelib.web.pages.oauth import continue_after_sign_in, continue_to_app
 from chalicelib.web.pages.serve import Page
 
 RESET_HELP = LinkHelp(PORTAL, ("Ask for a new link: we will email it to you.",),
@@ -32,16 +33,35 @@ def reset_password(p: Page) -> Response:
             p.ip, p.user_agent),
         fields={"new_password": "new_password", "new_password_confirm": "new_password_confirm"},
         password=password, cookie="pa_reset", problem=lambda code: RESET_HELP.page(p, code, tid),
-        done=lambda _: p.message(200, tenant_name=link.tenant_name, section=PORTAL,
-                                 heading="Your password was changed",
-                                 paragraphs=["Sign in with your new password. For your safety, every device "
-                                             "that was signed in to your account has been signed out."],
-                                 actions=[("Sign in", url("/sign-in", tenant_id=tid))]))
+        done=lambda _: _changed(p, link, password))
     if answer:
         return answer
     return p.form_page("pages/portal/reset.html", tenant_name=link.tenant_name, section=PORTAL,
                        title="Choose a new password", button="Change password", errors=errors,
                        email=link.subject.email)
+
+
+def _changed(p: Page, link, password: str) -> Response:
+    """Signed in with the new password (the hosted session), then back to the waiting app, or the page that says
+    so with **Continue to <app name>**."""
+    from chalicelib.core.errors import Error
+    from chalicelib.flows.portal import portal_access
+    tid = link.record.tenant_id
+    try:
+        answer = portal_access.sign_in(portal_access.SignInRequest(tenant_id=tid, email=link.subject.email,
+                                                                   password=password), p.ip, p.user_agent)
+    except Error:
+        answer = None
+    back = continue_after_sign_in(p, answer["access_token"]) if answer else None
+    if back is not None:
+        return back
+    return p.message(200, tenant_name=link.tenant_name, section=PORTAL, heading="Your password was changed",
+                     paragraphs=["You are signed in with your new password." if answer else
+                                 "Sign in with your new password.",
+                                 "For your safety, every other device that was signed in to your account has been "
+                                 "signed out."],
+                     actions=(continue_to_app(tid, "portal") if answer else [])
+                     or [("Sign in", url("/sign-in", tenant_id=tid))])
 
 
 def _reset_request(p: Page) -> Response:

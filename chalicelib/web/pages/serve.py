@@ -82,6 +82,10 @@ class Page:
         self.path = path
         self.method = request.method.upper()
         self.query = {k: v for k, v in (request.query_params or {}).items()}
+        params = request.query_params or {}  # every value of a repeated parameter (OAuth refuses repeats)
+        self.query_pairs = [(k, v) for k in params for v in (params.getlist(k) if hasattr(params, "getlist")
+                                                             else [params[k]])]
+        self.raw_body = request.raw_body if self.method == "POST" else b""
         self.headers = request.headers
         identity = (request.context or {}).get("identity") or {}
         self.ip = identity.get("sourceIp")

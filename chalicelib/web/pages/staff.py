@@ -2,10 +2,11 @@
 /staff/change-password (the forced change: an admin-chosen, temporary or year-old password)."""
 from chalice import Response
 
-from chalicelib.core.errors import Error, Forbidden
+from chalicelib.core.errors import Error
 from chalicelib.web.pages.forms import NEW_PASSWORD_REQUIRED, Errors
 from chalicelib.web.pages.links import LinkHelp, open_link, submit, tenant, tenant_name
 from chalicelib.web.pages.render import url
+from chalicelib.web.pages.oauth import continue_after_sign_in, continue_to_app
 from chalicelib.web.pages.serve import Page
 
 STAFF = "Staff account"
@@ -60,9 +61,14 @@ def accept_invite(p: Page) -> Response:
         fields={"username": "username", "password": "password", "password_confirm": "password_confirm"},
         password=password, cookie="pa_invite",
         problem=lambda code: INVITE_HELP.page(p, code, link.record.tenant_id),
-        done=lambda _: p.message(200, tenant_name=link.tenant_name, section=STAFF, heading="Your account is ready",
-                                 paragraphs=[f"Your username is {username}.",
-                                             f"Sign in to {link.tenant_name} with it and the password you chose."]))
+        done=lambda answer: (continue_after_sign_in(p, answer["access_token"]) if answer else None) or p.message(
+            200, tenant_name=link.tenant_name, section=STAFF, heading="Your account is ready",
+            paragraphs=[f"Your username is {username}.",
+                        f"You are signed in to {link.tenant_name} on this device. Next time, sign in with your "
+                        "username and the password you chose." if answer else
+                        f"Sign in to {link.tenant_name} with it and the password you chose."],
+            actions=(continue_to_app(link.record.tenant_id, "staff") if answer else [])
+            or [("Sign in", url("/staff/sign-in", tenant_id=link.record.tenant_id))]))
     if answer:
         return answer
     return p.form_page("pages/staff/accept-invite.html", tenant_name=link.tenant_name, section=STAFF,
@@ -132,6 +138,14 @@ def staff_change_password(p: Page) -> Response:
     return _change_form(p, principal)
 
 
+class SecondStep(Exception):
+    """The change page's sign-in needs the second factor first (the staff sign-in's factor step asks for it)."""
+
+    def __init__(self, mfa_token: str):
+        super().__init__("mfa_required")
+        self.mfa_token = mfa_token
+
+
 def _change_sign_in(p: Page, tenant_id: str) -> Response:
     """Sign in first: the answer of a sign-in that demands a change carries the change token."""
     from chalicelib.flows.staff import staff_signin
@@ -148,18 +162,21 @@ def _change_sign_in(p: Page, tenant_id: str) -> Response:
         except Error as err:
             if err.code in ("password_change_required", "password_expired") and err.extra.get("change_token"):
                 return err.extra["change_token"]
-            if err.code == "mfa_required":  # this page has no second step yet: never a change token without it
-                raise Forbidden("mfa_required", "Your account has a second factor, which this page cannot ask for "
-                            "yet: sign in where you usually do, with your authenticator app, to change your "
-                            "password.") from None
+            if err.code == "mfa_required":  # the staff sign-in's second step, then back here to change it
+                raise SecondStep(err.extra["mfa_token"]) from None
             raise
 
     def changing(token: str) -> Response:
         p.keep(CHANGE, token, staff_signin.CHANGE_TOKEN_SECONDS)
         return p.redirect(url("/staff/change-password"))
 
-    answer = submit(p, errors, step="sign_in", required={"username": "Enter your username.", "password": "Enter your password."},
-                    flow=change_token, fields={}, done=changing)
+    try:
+        answer = submit(p, errors, step="sign_in", required={"username": "Enter your username.",
+                                                             "password": "Enter your password."},
+                        flow=change_token, fields={}, done=changing)
+    except SecondStep as step:
+        from chalicelib.web.pages.staff_signin import to_factor
+        return to_factor(p, step.mfa_token)
     if answer:
         return answer
     return p.form_page("pages/staff/change-sign-in.html", tenant_name=business.name, section=STAFF,
@@ -190,8 +207,9 @@ def _change_form(p: Page, principal) -> Response:
                     fields={"new_password": "new_password", "new_username": "new_username",
                             "new_password_confirm": "new_password_confirm"}, password=password, cookie=CHANGE,
                     problem=lambda code: CHANGE_HELP.page(p, code, principal.tenant_id),
-                    done=lambda _: p.message(200, tenant_name=business, section=STAFF,
-                                             heading="Your password was changed", paragraphs=paragraphs))
+                    done=lambda answer: continue_after_sign_in(p, answer["access_token"]) or p.message(
+                        200, tenant_name=business, section=STAFF, heading="Your password was changed",
+                        paragraphs=paragraphs, actions=continue_to_app(principal.tenant_id, "staff")))
     if answer:
         return answer
     return p.form_page("pages/staff/change-password.html", tenant_name=business, section=STAFF,

@@ -9,6 +9,7 @@ from chalicelib.web.pages.forms import NEW_PASSWORD_REQUIRED, Errors
 from chalicelib.web.pages.links import LinkHelp, same_passwords, submit, tenant, tenant_name, token_tenant
 from chalicelib.web.pages.render import url
 from chalicelib.web.pages.serve import Page
+from chalicelib.web.pages.staff_signin import after_new_password
 from chalicelib.web.pages.staff import STAFF
 
 STATE = "pa_staff_reset"  # flow.<stage>.<channel>.<flow id> | reset.<reset token>
@@ -167,10 +168,12 @@ def _new_password(p: Page, reset_token: str) -> Response:
                                                                           new_password=password), p.ip),
         fields={"new_password": "new_password"}, password=password, cookie=STATE,
         problem=lambda code: STAFF_RESET_HELP.page(p, code, record.tenant_id),
-        done=lambda _: p.message(200, tenant_name=business, section=STAFF, heading="Your password was changed",
-                                 paragraphs=["Sign in with your username and your new password.",
-                                             "We let you know by email or text message, so that a change you "
-                                             "did not make does not go unnoticed."]))
+        done=lambda _: after_new_password(
+            p, record.tenant_id, _username_of(record.tenant_id, record.subject_id), password,
+            lambda actions: p.message(200, tenant_name=business, section=STAFF, heading="Your password was changed",
+                                      paragraphs=["From now on, sign in with your username and your new password.",
+                                                  "We let you know by email or text message, so that a change you "
+                                                  "did not make does not go unnoticed."], actions=actions)))
     if answer:
         return answer
     return p.form_page("pages/staff/reset-new.html", tenant_name=business, section=STAFF,

@@ -220,7 +220,10 @@ def renew_access_link(call, customer_id):
 @api.route("/v1/portal/oidc/{provider}/start", "GET", Public(), status=302,
            query={"tenant_id": "the business to sign in to"})
 def portal_oidc_start(call, provider):
-    """Start sign-in with Google or Microsoft (redirects to the provider)."""
+    """Start sign-in with Google or Microsoft (redirects to the provider). A browser that cannot be sent there gets
+    a page that says why."""
+    if pages.wants_html(routes.current_request):
+        return pages.oidc_start(routes.current_request, provider, lambda: oidc.start(provider, call.query.get("tenant_id")))
     return oidc.start(provider, call.query.get("tenant_id"))
 
 
@@ -240,9 +243,11 @@ def get_portal_settings(call):
     return portal_access.get_settings(call.tenant_id)
 
 
-@api.route("/v1/portal/settings", "PUT", PORTAL_ADMIN, body=portal_access.Settings, response=portal_access.Settings)
+@api.route("/v1/portal/settings", "PUT", PORTAL_ADMIN, body=portal_access.Settings, response=portal_access.Settings,
+           errors=("provider_not_configured",))
 def put_portal_settings(call):
-    """Change self sign-up and third-party sign-in."""
+    """Change self sign-up and third-party sign-in (a provider not set up for this service cannot be switched
+    on: 400 provider_not_configured)."""
     return portal_access.put_settings(call.tenant_id, call.body, call.actor, call.ip)
 
 

@@ -3,9 +3,11 @@ from chalice import Blueprint
 
 from chalicelib.core import config
 from chalicelib.web import openapi
-from chalicelib.web.api import Api, Public
+from chalicelib.web.api import Api, Public, Reply
 
 routes = Blueprint(__name__)
+# Public documents a browser app (an SPA's OpenID Connect library) reads from its own origin.
+ANY_ORIGIN = {"Access-Control-Allow-Origin": "*"}
 api = Api(routes)
 
 
@@ -25,4 +27,11 @@ def openapi_document(call):
 def jwks(call):
     """Public keys that verify access tokens (every key not yet retired)."""
     from chalicelib.core.security import keys
-    return keys.jwks()
+    return Reply(keys.jwks(), headers=ANY_ORIGIN)
+
+
+@api.route("/.well-known/openid-configuration", "GET", Public())
+def openid_configuration(call):
+    """The OpenID Provider's metadata (OpenID Connect Discovery 1.0): its endpoints, scopes and keys."""
+    from chalicelib.flows.oauth import provider
+    return Reply(provider.discovery(), headers=ANY_ORIGIN)
