@@ -648,7 +648,9 @@ AUTH_ROUTES = ["/v1/staff/sign-in", "/v1/portal/sign-in", "/v1/portal/sign-up", 
                "/v1/portal/password-reset/complete", "/v1/staff/password-reset/start",
                "/v1/staff/password-reset/send-code", "/v1/staff/password-reset/verify",
                "/v1/staff/password-reset/complete", "/v1/portal/token/refresh", "/v1/partner/token",
-               "/v1/portal/register", "/v1/staff/accept-invite", "/v1/portal/access"]
+               "/v1/portal/register", "/v1/staff/accept-invite", "/v1/portal/access", "/v1/staff/sign-in/mfa",
+               "/v1/staff/sign-in/mfa/passkey-options", "/v1/staff/sign-in/passkey/options",
+               "/v1/staff/sign-in/passkey"]
 AUTH_PAGES = ["/sign-in", "/register", "/reset-password", "/staff/accept-invite", "/staff/reset-password",
               "/staff/change-password"]
 

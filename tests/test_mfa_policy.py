@@ -14,7 +14,7 @@ def set_policy(http, tenant, value):
 def setup_token(tenant, username):
     status, body = tenant.sign_in(username, PASSWORD)
     assert status == 403 and body["error"]["code"] == "mfa_setup_required", body
-    assert "access_token" not in body["error"] and body["error"]["methods"] == ["totp"]
+    assert "access_token" not in body["error"] and body["error"]["methods"] == ["totp", "passkey"]
     return body["error"]["setup_token"]
 
 

@@ -227,10 +227,11 @@ def _give_back_guess(key: str, window_start: int) -> None:
             raise
 
 
-def limit_guesses_per_ip(scope: str, wrong_guess_code: str) -> Callable[[F], F]:
+def limit_guesses_per_ip(scope: str, wrong_guess_code: str | tuple[str, ...]) -> Callable[[F], F]:
     """Decorates a flow that takes an `ip` argument: each call reserves one of that IP's `guesses_per_ip()` wrong
     guesses in this scope and hour before the flow runs (429 when none is left, even for the right secret), and
-    gives it back unless the answer was a wrong guess (an Error with this code)."""
+    gives it back unless the answer was a wrong guess (an Error with this code, or one of these codes)."""
+    wrong_codes = (wrong_guess_code,) if isinstance(wrong_guess_code, str) else wrong_guess_code
     def wrap(flow: F) -> F:
         signature = inspect.signature(flow)
 
@@ -243,7 +244,7 @@ def limit_guesses_per_ip(scope: str, wrong_guess_code: str) -> Callable[[F], F]:
             try:
                 return flow(*args, **kwargs)
             except Error as err:
-                wrong_guess = err.code == wrong_guess_code
+                wrong_guess = err.code in wrong_codes
                 raise
             finally:
                 if not wrong_guess:

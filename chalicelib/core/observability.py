@@ -29,7 +29,7 @@ def count(name: str, value: float = 1, **dimensions: str) -> None:
         pass
 
 
-WRONG_CREDENTIALS = ("invalid_credentials", "invalid_client")
+WRONG_CREDENTIALS = ("invalid_credentials", "invalid_client", "passkey_invalid")
 
 
 def sign_in_outcome(audience: str, flow):

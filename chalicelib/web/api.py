@@ -139,7 +139,8 @@ class PasswordChange(Policy):
 
 class MfaSetup(Policy):
     """A signed-in staff member, or one holding the setup token of a sign-in that must set up a second factor
-    first (flows/staff/mfa.py): that token is taken by the authenticator setup routes and nowhere else."""
+    first (flows/staff/mfa.py): that token is taken by the authenticator and passkey setup routes and nowhere
+    else."""
     name = "staff_or_mfa_setup"
     token_kinds = ("staff", "mfa_setup")
 

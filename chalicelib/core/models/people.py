@@ -1,7 +1,10 @@
 """Employees and technicians, and the claims that keep their email, mobile and username unique."""
 
+from typing import Any
+
 from pynamodb.attributes import (
     BooleanAttribute,
+    MapAttribute,
     NumberAttribute,
     UnicodeAttribute,
     UnicodeSetAttribute,
@@ -63,6 +66,10 @@ class Person(Model):
     totp_pending_at = NumberAttribute(null=True)
     recovery_codes = UnicodeSetAttribute(null=True)
     recovery_codes_at = NumberAttribute(null=True)
+    # Passkeys (flows/staff/passkeys.py), by their public id: {id: {cred, key, count, name, added_at, used_at,
+    # transports, backed_up}}. Public keys and credential ids are not secrets; each credential id is also a Claim
+    # (passkey_ceremony.claim_of), which finds the person from the credential alone and keeps it unique.
+    passkeys: MapAttribute[str, Any] = MapAttribute(null=True)
     # When the schedule next has something to do for the person (a temporary password's or an invitation's
     # expiry, the password-expiry warning), never later than that: set by every write of those fields
     # (expiry.due_actions), removed when nothing is left. due_key is "due" while due_at is set.

@@ -6,7 +6,10 @@ The steps of a staff sign-in, in order: password; then the second factor when th
 `mfa_required` with an `mfa_token`, sign-in/mfa); then a forced password change (403 `password_change_required` /
 `password_expired` with a change token: never before the factor, since a change ends in a session); then, where
 the policy requires a factor and the person has none, the setup-only state (403 `mfa_setup_required` with a
-`setup_token` that only the authenticator setup routes take); then the session."""
+`setup_token` that only the authenticator and passkey setup routes take); then the session.
+
+A factor is an authenticator app (mfa_totp) or a passkey (passkeys, passkey_ceremony); a passkey also signs in
+without a password (passkey_signin), which counts as both factors."""
 import hashlib
 from datetime import datetime, timezone
 from typing import Literal
@@ -18,7 +21,7 @@ from chalicelib.core.errors import Conflict, Forbidden, Unauthenticated
 from chalicelib.core.models import Person, Tenant, now
 from chalicelib.core.principal import Principal
 from chalicelib.core.security import keys
-from chalicelib.flows.staff import people
+from chalicelib.flows.staff import passkey_ceremony, people
 
 PolicyValue = Literal["off", "optional", "required_for_admins", "required_for_all"]
 DEFAULT_POLICY = "optional"
@@ -38,15 +41,31 @@ def policy_of(tenant: Tenant | None) -> str:
     return (tenant.staff_mfa if tenant is not None else None) or DEFAULT_POLICY
 
 
+# The session's `amr` (RFC 8176) after each way in. A passkey after the password is "hwk" (proof of a key held
+# in hardware); a passkey alone required user verification (the device's PIN, fingerprint or face), so it is
+# both factors in one step: "mfa", which multi_factor() reads as password and second factor.
+AMR_PASSKEY_FACTOR = ["pwd", "hwk"]
+AMR_PASSKEY = ["hwk", "user", "mfa"]
+
+
+def multi_factor(amr: list[str] | None) -> bool:
+    """Whether a session's `amr` says two factors: a password and a code, recovery code or passkey, or a passkey
+    with user verification (for whoever asks "did this sign-in pass the second factor?", e.g. an OpenID claim)."""
+    found = set(amr or ())
+    return "mfa" in found or ("pwd" in found and bool(found & {"otp", "rc", "hwk"}))
+
+
 def has_factor(person: Person) -> bool:
-    """A second factor that signs in: an authenticator app (passkeys will join it). Recovery codes alone are not
-    one: they stand in for a factor that was lost."""
-    return bool(person.totp_secret)
+    """A second factor that signs in: an authenticator app or a passkey. Recovery codes alone are not one: they
+    stand in for a factor that was lost."""
+    return bool(person.totp_secret) or bool(passkey_ceremony.stored(person))
 
 
 def methods(person: Person) -> list[str]:
     """What the second step accepts for this person."""
     found = ["totp"] if person.totp_secret else []
+    if passkey_ceremony.stored(person):
+        found.append("passkey")
     if has_factor(person) and person.recovery_codes:
         found.append("recovery_code")
     return found
@@ -81,8 +100,13 @@ def challenge(person: Person, purpose: str) -> Unauthenticated:
     from chalicelib.core import single_use
     token = single_use.issue("staff_mfa", person.tenant_id, person.person_id, MFA_TOKEN_SECONDS,
                              bnd=binding(person), purpose=purpose)
-    return Unauthenticated("mfa_required", "Enter the code from your authenticator app, or a recovery code.",
-                           mfa_token=token, methods=methods(person), expires_in=MFA_TOKEN_SECONDS)
+    extra: dict = {}
+    if passkey_ceremony.stored(person):  # what navigator.credentials.get() needs, for this token only
+        extra["passkey_options"] = passkey_ceremony.factor_options(person, token)
+    words = ("Use one of your passkeys, or enter the code from your authenticator app or a recovery code."
+             if extra else "Enter the code from your authenticator app, or a recovery code.")
+    return Unauthenticated("mfa_required", words, mfa_token=token, methods=methods(person),
+                           expires_in=MFA_TOKEN_SECONDS, **extra)
 
 
 # --- the setup-only state ----------------------------------------------------------------------------------------
@@ -92,7 +116,7 @@ def setup_required(person: Person) -> Forbidden:
     token = keys.sign({"sub": person.person_id, "tid": person.tenant_id, "typ": "mfa_setup",
                        "bnd": binding(person)}, SETUP_TOKEN_SECONDS)
     return Forbidden("mfa_setup_required", "Your business requires a second factor: set up an authenticator app "
-                     "to continue.", setup_token=token, methods=["totp"])
+                     "or a passkey to continue.", setup_token=token, methods=["totp", "passkey"])
 
 
 def person_of(principal: Principal) -> Person:
@@ -122,12 +146,13 @@ def require_enabled(tenant: Tenant | None) -> None:
         raise Forbidden("mfa_off", "Your business has switched second factors off.")
 
 
-def keep_required(person: Person, tenant: Tenant | None) -> None:
+def keep_required(person: Person, tenant: Tenant | None,
+                  instead: str = "set up a new authenticator app instead (it replaces this one)") -> None:
     """Removing the last factor where the policy requires one is refused (the person would be sent to set one up
     at the next sign-in): replace it instead, or ask an admin to reset it."""
     if required_for(person, tenant):
-        raise Conflict("mfa_required_by_policy", "Your business requires a second factor: set up a new "
-                       "authenticator app instead (it replaces this one), or ask your administrator.")
+        raise Conflict("mfa_required_by_policy", f"Your business requires a second factor: {instead}, or ask "
+                       "your administrator.")
 
 
 # --- telling the person ------------------------------------------------------------------------------------------

@@ -66,7 +66,8 @@ def regenerate(principal: Principal, ip: str | None) -> RecoveryCodes:
     person = mfa.person_of(principal)
     mfa.require_recent_sign_in(principal)
     if not mfa.has_factor(person):
-        raise Conflict("no_second_factor", "Set up an authenticator app first: recovery codes stand in for it.")
+        raise Conflict("no_second_factor", "Set up an authenticator app or a passkey first: recovery codes stand "
+                       "in for it.")
     codes = generate(person, ip=ip)
     mfa.notify(person, "recovery_codes")
     return RecoveryCodes(recovery_codes=codes)

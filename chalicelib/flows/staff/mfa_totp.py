@@ -19,7 +19,7 @@ from chalicelib.core.principal import Principal
 from chalicelib.core.schema import Strict
 from chalicelib.core.security import sealed
 from chalicelib.core.text import OneLine
-from chalicelib.flows.staff import mfa, mfa_recovery
+from chalicelib.flows.staff import mfa, mfa_recovery, passkey_ceremony
 
 STEP_SECONDS = 30
 DIGITS = 6
@@ -153,11 +153,13 @@ def remove(principal: Principal, ip: str | None) -> None:
     mfa.require_recent_sign_in(principal)
     if not person.totp_secret:
         return
-    mfa.keep_required(person, tenants.find(person.tenant_id))
+    last = not passkey_ceremony.stored(person)  # a passkey left is still a factor
+    if last:
+        mfa.keep_required(person, tenants.find(person.tenant_id))
     actions: list[Action] = [Person.totp_secret.remove(), Person.totp_last_step.remove(), Person.totp_added_at.remove(),
                Person.totp_pending.remove(), Person.totp_pending_at.remove()]
-    # the authenticator was the only factor: its recovery codes go with it (they stand in for a factor)
-    actions += [Person.recovery_codes.remove(), Person.recovery_codes_at.remove()]
+    if last:  # the authenticator was the only factor: its recovery codes go with it (they stand in for a factor)
+        actions += [Person.recovery_codes.remove(), Person.recovery_codes_at.remove()]
     person.update(actions=actions, add_version_condition=False)
     mfa.record(person, "staff.mfa_totp_removed", ip=ip)
     mfa.notify(person, "removed")

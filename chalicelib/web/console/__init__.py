@@ -14,6 +14,8 @@ function as the JSON API, in-process, with the signed-in staff member as the Pri
                 same 403 page), the answers (layout, post/redirect/get with a notice), the registry of pages
     signin.py   signing in and out; /console itself
     second_factor.py   the sign-in's second page (/console/sign-in/factor) and the required setup (/console/mfa-setup)
+    passkeys.py        Sign in with a passkey (/console/sign-in/passkey), a person's own passkeys (/console/mfa-setup
+                       signed in), the passkey forms' script /assets/passkeys.js
 One module per section adds its pages with @console_page(path, permission); SECTIONS lists them."""
 import importlib
 
@@ -25,11 +27,13 @@ SECTIONS = ("signin", "customers", "customer_contacts", "customer_links", "porta
 
 
 def register(app) -> None:
-    from chalicelib.web.console import second_factor, signin
+    from chalicelib.web.console import passkeys, second_factor, signin
     for name in SECTIONS:
         importlib.import_module(f"chalicelib.web.console.{name}")
     page(app, "/console/sign-in", signin.sign_in)
     page(app, "/console/sign-in/factor", second_factor.factor)
+    page(app, "/console/sign-in/passkey", passkeys.sign_in)
+    passkeys.register_asset(app)
     page(app, "/console/mfa-setup", second_factor.setup)
     page(app, "/console/change-password", signin.change_password)
     page(app, "/console/sign-out", signin.sign_out)

@@ -71,7 +71,9 @@ def sign_in(p: Page) -> Response:
     why = SIGNED_OUT_WHY.get(p.query.get("why", "")) if p.method == "GET" else None
     return p.form_page("console/sign-in.html", tenant_name=None, section=SECTION, title="Sign in to the admin console",
                        button="Sign in", errors=errors, tenant_id=tenant_id, username=username, why=why,
-                       action=url("/console/sign-in", next=p.query.get("next")))
+                       action=url("/console/sign-in", next=p.query.get("next")),
+                       passkey_page=url("/console/sign-in/passkey", tenant_id=tenant_id or None,
+                                        next=p.query.get("next")))
 
 
 def change_password(p: Page) -> Response:

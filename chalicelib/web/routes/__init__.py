@@ -1,8 +1,8 @@
 """The JSON API, one Blueprint per area, each module's routes declared with web.api.Api."""
 from chalicelib.web.api import ROUTES
-from chalicelib.web.routes import apps, directory, mfa, partners, people, portal, staff, system
+from chalicelib.web.routes import apps, directory, mfa, partners, passkeys, people, portal, staff, system
 
-AREAS = (system, staff, mfa, directory, portal, people, partners, apps)  # the OpenAPI document's order
+AREAS = (system, staff, mfa, passkeys, directory, portal, people, partners, apps)  # the OpenAPI document's order
 
 
 def register(app) -> None:

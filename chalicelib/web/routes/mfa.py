@@ -25,11 +25,11 @@ class MfaStatus(BaseModel):
 
 
 @api.route("/v1/staff/sign-in/mfa", "POST", Public(), body=MfaSignIn, response=AccessToken,
-           errors=("mfa_token_invalid", "invalid_code", "account_locked", "password_change_required",
-                   "password_expired"))
+           errors=("mfa_token_invalid", "invalid_code", "passkey_invalid", "account_locked",
+                   "password_change_required", "password_expired"))
 def staff_sign_in_mfa(call):
     """The second step of a sign-in that answered 401 mfa_required: the mfa_token and an authenticator or recovery
-    code; then the session, as sign-in gives it."""
+    code, or a passkey's assertion for its passkey_options; then the session, as sign-in gives it."""
     return observability.sign_in_outcome("staff", lambda: mfa_signin.complete(call.body, call.ip, call.user_agent))
 
 
@@ -88,5 +88,6 @@ def put_mfa_policy(call):
 
 @api.route("/v1/people/{person_id}/reset-mfa", "POST", ACCOUNTS, response=PersonOut, errors=("cannot_manage",))
 def reset_person_mfa(call, person_id):
-    """Reset second factor: remove a person's authenticator app and recovery codes (audited; the person is told)."""
+    """Reset second factor: remove a person's authenticator app, passkeys and recovery codes (audited; the person
+    is told)."""
     return mfa_admin.reset(call.principal, person_id, call.ip)
