@@ -21,14 +21,16 @@ SECURITY = {"x-frame-options": "DENY", "referrer-policy": "no-referrer", "cache-
 
 
 @pytest.fixture(scope="module")
-def server(app):
-    """The app over HTTP on a free port; links in messages point at it while this module runs."""
+def server(app, request):
+    """The app over HTTP on a free port; links in messages point at it while this module runs. A module that sets
+    SERVER_HOST = "localhost" gets that name in its base URL (passkeys need a domain name as the relying party,
+    never an IP address)."""
     from chalice.cli.factory import CLIFactory
     from chalice.local import create_local_server
     config = CLIFactory(str(ROOT)).create_config_obj(chalice_stage_name="local")
     app_class = type(app.app)  # chalice swaps the app's class for its local one: put it back for the next module
     local = create_local_server(app.app, config, "127.0.0.1", 0)
-    base = f"http://127.0.0.1:{local.server.server_address[1]}"
+    base = f"http://{getattr(request.module, 'SERVER_HOST', '127.0.0.1')}:{local.server.server_address[1]}"
     previous = os.environ.get("PORTAL_PUBLIC_BASE_URL")
     os.environ["PORTAL_PUBLIC_BASE_URL"] = base
     thread = threading.Thread(target=local.server.serve_forever, daemon=True)

@@ -8,38 +8,13 @@ screen is saved under docs/screens/console-passkey*.png.
 
 WebAuthn needs a secure context and a domain name as the relying-party id (never an IP address), so this module
 serves the app at http://localhost:<port> (a secure context) and makes that the public base URL."""
-import os
 import re
-import threading
 
-import pytest
-from browser_helpers import axe_violations, browser, fill_console_sign_in, page, shot  # noqa: F401
-from conftest import ROOT
+from browser_helpers import axe_violations, browser, fill_console_sign_in, page, server, shot  # noqa: F401
 from staff_helpers import PASSWORD, staff_member
 
 
-@pytest.fixture(scope="module")
-def server(app):
-    """browser_helpers.server, on the name localhost: the passkeys' relying party is the public base URL's host."""
-    from chalice.cli.factory import CLIFactory
-    from chalice.local import create_local_server
-    config = CLIFactory(str(ROOT)).create_config_obj(chalice_stage_name="local")
-    app_class = type(app.app)
-    local = create_local_server(app.app, config, "127.0.0.1", 0)
-    base = f"http://localhost:{local.server.server_address[1]}"
-    previous = os.environ.get("PORTAL_PUBLIC_BASE_URL")
-    os.environ["PORTAL_PUBLIC_BASE_URL"] = base
-    thread = threading.Thread(target=local.server.serve_forever, daemon=True)
-    thread.start()
-    yield base
-    local.server.shutdown()
-    local.server.server_close()
-    thread.join(timeout=10)
-    app.app.__class__ = app_class
-    if previous is None:
-        os.environ.pop("PORTAL_PUBLIC_BASE_URL", None)
-    else:
-        os.environ["PORTAL_PUBLIC_BASE_URL"] = previous
+SERVER_HOST = "localhost"  # browser_helpers.server: the passkeys' relying party is the public base URL's host
 
 
 def authenticator(page):

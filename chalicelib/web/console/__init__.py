@@ -33,7 +33,6 @@ def register(app) -> None:
     page(app, "/console/sign-in", signin.sign_in)
     page(app, "/console/sign-in/factor", second_factor.factor)
     page(app, "/console/sign-in/passkey", passkeys.sign_in)
-    passkeys.register_asset(app)
     page(app, "/console/mfa-setup", second_factor.setup)
     page(app, "/console/change-password", signin.change_password)
     page(app, "/console/sign-out", signin.sign_out)

@@ -1,17 +1,15 @@
 """Passkeys in the console (issue 18): **Sign in with a passkey** (/console/sign-in/passkey: no password; a
 discoverable passkey, or the Business ID and Username typed first), a person's own passkeys (/console/mfa-setup
 while signed in: **Passkeys**, **Add a passkey** with a name, rename, **Remove**), and what the factor and setup
-pages of second_factor.py use for their passkey forms. The one script, /assets/passkeys.js, is registered here.
+pages of second_factor.py use for their passkey forms (web/pages/passkey_forms.py, shared with the hosted staff
+sign-in).
 
 Thin: every step calls the flow the JSON API calls (passkey_signin, passkeys, mfa_signin), in-process. The
 WebAuthn options are rendered into the form (templates/pages/passkey.html), since the pages' CSP lets no script
 fetch anything; each render issues a challenge (5 minutes, single use), so a failed try shows a fresh one."""
-import json
-
 from chalice import Response
 
 from chalicelib.core.errors import Error
-from chalicelib.web.api import Public, mark_view
 from chalicelib.web.console.shell import (
     CONSOLE_SESSION_SECONDS,
     SECTION,
@@ -24,10 +22,12 @@ from chalicelib.web.console.shell import (
     start,
 )
 from chalicelib.web.pages.forms import Errors, explain
-from chalicelib.web.pages.render import asset, url
+from chalicelib.web.pages.passkey_forms import credential_from, factor_options, options_json
+from chalicelib.web.pages.render import url
 from chalicelib.web.pages.serve import Page
 
-SCRIPT_PATH = "/assets/passkeys.js"
+__all__ = ["credential_from", "factor_options", "options_json"]  # what the factor and setup pages use from here
+
 SIGN_IN_PATH = "/console/sign-in/passkey"
 SETUP_PATH = "/console/mfa-setup"
 CHANGE = "pa_console_change"  # signin.CHANGE: the forced change that may follow a sign-in
@@ -46,46 +46,6 @@ WORDS = {  # a flow's refusal of adding or removing, in the console's words
                               "another passkey first, or ask your administrator.",
     "passkey_not_found": "That passkey was removed already.",
 }
-
-
-def options_json(options: dict | None) -> str:
-    """The options for the form's attribute (autoescaped there)."""
-    return json.dumps(options, separators=(",", ":")) if options is not None else ""
-
-
-def credential_from(form: dict, model):
-    """The browser's answer the script put in `credential`, as the flow's model; None when there is none (no
-    JavaScript) or it is not one."""
-    raw = form.get("credential", "")
-    if not raw:
-        return None
-    try:
-        return model.model_validate_json(raw)
-    except ValueError:  # pydantic's ValidationError: not JSON, or not a credential
-        return None
-
-
-def factor_options(mfa_token: str) -> dict | None:
-    """A passkey challenge for the factor page's sign-in (None when the person has no passkey)."""
-    from chalicelib.flows.staff import mfa_signin
-    try:
-        return mfa_signin.passkey_options(mfa_signin.MfaPasskeyOptions(mfa_token=mfa_token)).options
-    except Error as err:
-        if err.code == "no_passkey":
-            return None
-        raise
-
-
-def register_asset(app) -> None:
-    """/assets/passkeys.js, served as /assets/pages.js is (serve.static_files): cached an hour, nosniff."""
-    def view():
-        return Response(body=asset("passkeys.js"), status_code=200,
-                        headers={"Content-Type": "text/javascript; charset=utf-8", "Cache-Control": "public, max-age=3600",
-                                 "X-Content-Type-Options": "nosniff", "Cross-Origin-Resource-Policy": "same-origin",
-                                 "Content-Security-Policy": "default-src 'none'"})
-    view.__name__ = "page_passkey_script"
-    mark_view(view, Public(), page=True)
-    app.route(SCRIPT_PATH, methods=["GET"], name=view.__name__)(view)
 
 
 # --- Sign in with a passkey ----------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ password" to password fields.
     access.py        /portal/access
     staff.py         /staff/accept-invite, /staff/change-password
     staff_reset.py   /staff/reset-password
+    passkey_forms.py what every passkey form shares (options, the browser's answer, /assets/passkeys.js)
     oauth.py         the OpenID Provider's endpoints (/oauth2/*), and the way back to an app after any sign-in
     staff_signin.py  /staff/sign-in, its factor and setup steps (where staff apps send their people)
 
@@ -53,5 +54,7 @@ __all__ = ["Page", "oauth", "accept_invite", "access", "css", "home", "oidc_resu
 def css(app) -> None:
     """The pages' static files and the site's front page: the one stylesheet, the one script, the icon at
     /favicon.ico, and `/`, which says what this site is. (Called once from app.py with the pages.)"""
+    from chalicelib.web.pages import passkey_forms
     static_files(app)
+    passkey_forms.register_asset(app)  # /assets/passkeys.js: the console's and the staff sign-in's passkey forms
     page(app, "/", home, form=False)

@@ -16,6 +16,7 @@ from chalicelib.core.errors import Error
 from chalicelib.web.pages.oauth import continue_after_sign_in, continue_to_app, waiting_app
 from chalicelib.web.pages.forms import Errors, explain, require
 from chalicelib.web.pages.links import tenant
+from chalicelib.web.pages.passkey_forms import credential_from, factor_options, options_json
 from chalicelib.web.pages.render import url
 from chalicelib.web.pages.serve import Page
 
@@ -24,6 +25,8 @@ FACTOR, FACTOR_PATH = "pa_staff_factor", "/staff/sign-in/factor"
 SETUP, SETUP_PATH = "pa_staff_setup", "/staff/sign-in/setup"
 CHANGE = "pa_change"  # the forced change page's cookie (pages/staff.py)
 FIELDS = {"username": "username", "password": "password"}
+PASSKEY_NOT_USED = ("No passkey was used. A passkey needs JavaScript in this browser; if it is on, press the button "
+                    "and follow your browser's steps.")
 
 
 def _hosted_seconds() -> int:
@@ -89,7 +92,7 @@ def to_factor(p: Page, mfa_token: str) -> Response:
 
 def sign_in(p: Page) -> Response:
     """Business (from the link), username (or email or mobile) and password."""
-    from chalicelib.flows.staff import staff_signin
+    from chalicelib.flows.staff import passkey_signin, staff_signin
     from chalicelib.web.pages.portal import which_business
     business = tenant(p.query.get("tenant_id"))
     if business is None:
@@ -100,7 +103,13 @@ def sign_in(p: Page) -> Response:
     errors = Errors()
     username = (p.form.get("username") if p.method == "POST" else p.query.get("username")) or ""
     username = username.strip()[:254]
-    if p.method == "POST":
+    if p.method == "POST" and p.form.get("step") == "passkey":
+        answer = _passkey_sign_in(p, business.tenant_id, errors)
+        if isinstance(answer, Response):
+            return answer
+        if answer is not None:
+            return signed_in(p, answer, business.name, business.tenant_id)
+    elif p.method == "POST":
         if not p.csrf_ok():
             p.csrf_failed(errors)
         else:
@@ -122,10 +131,39 @@ def sign_in(p: Page) -> Response:
             else:
                 return signed_in(p, answer, business.name, business.tenant_id)
     app = waiting_app(p, business.tenant_id, "staff")
+    options = passkey_signin.options(passkey_signin.PasskeySignInOptions(tenant_id=business.tenant_id)).options
     return p.form_page("pages/staff/sign-in.html", tenant_name=business.name, section=STAFF,
                        title=f"Sign in to continue to {app}" if app else "Sign in", button="Sign in", errors=errors,
-                       username=username, tenant_id=business.tenant_id,
+                       username=username, tenant_id=business.tenant_id, passkey_options=options_json(options),
                        action=url("/staff/sign-in", tenant_id=business.tenant_id))
+
+
+def _passkey_sign_in(p: Page, tenant_id: str, errors: Errors) -> dict | Response | None:
+    """Sign in with a passkey instead of the password (passkey_signin, as POST /v1/staff/sign-in/passkey): the
+    session's answer, the next step's page, or None with the refusal in `errors`."""
+    from chalicelib.flows.staff import passkey_signin
+    from chalicelib.flows.staff.passkey_ceremony import AssertionCredential
+    credential = credential_from(p.form, AssertionCredential)
+    if not p.csrf_ok():
+        p.csrf_failed(errors)
+        return None
+    if credential is None:
+        errors.add("passkey", PASSKEY_NOT_USED)
+        return None
+    try:
+        return passkey_signin.complete(passkey_signin.PasskeySignIn(credential=credential, tenant_id=tenant_id),
+                                       p.ip, p.user_agent, session_seconds=_hosted_seconds())
+    except Error as err:
+        step = _next_step(p, err)
+        if step is not None:
+            return step
+        if err.code == "passkey_invalid":
+            errors.add("passkey", "This passkey was not accepted. Try again, or sign in with your password.")
+        else:  # locked, too many tries from this network
+            explain(err, errors, {"passkey": "passkey"})
+    except ValueError as exc:  # pydantic: not one line, too long
+        explain(exc, errors, {"credential": "passkey"})
+    return None
 
 
 def _start_again(p: Page, cookie: str, path: str) -> Response:
@@ -138,18 +176,24 @@ def _start_again(p: Page, cookie: str, path: str) -> Response:
 def factor(p: Page) -> Response:
     """The second step: an authenticator code or a recovery code (the API's sign-in/mfa)."""
     from chalicelib.flows.staff import mfa_signin
+    from chalicelib.flows.staff.passkey_ceremony import AssertionCredential
     token = p.state(FACTOR)
     if not token:
         return _start_again(p, FACTOR, FACTOR_PATH)
     errors = Errors()
     if p.method == "POST":
+        passkey = p.form.get("step") == "passkey"
+        credential = credential_from(p.form, AssertionCredential) if passkey else None
         if not p.csrf_ok():
             p.csrf_failed(errors)
-        elif not p.form.get("code", "").strip():
+        elif passkey and credential is None:
+            errors.add("passkey", PASSKEY_NOT_USED)
+        elif not passkey and not p.form.get("code", "").strip():
             errors.add("code", "Enter the code from your authenticator app, or a recovery code.")
         if not errors:
             try:
-                body = mfa_signin.MfaSignIn(mfa_token=token, code=p.form["code"].strip())
+                body = mfa_signin.MfaSignIn(mfa_token=token, passkey=credential) if passkey \
+                    else mfa_signin.MfaSignIn(mfa_token=token, code=p.form["code"].strip())
                 answer = mfa_signin.complete(body, p.ip, p.user_agent, session_seconds=_hosted_seconds())
             except Error as err:
                 if err.code == "mfa_token_invalid":
@@ -161,17 +205,26 @@ def factor(p: Page) -> Response:
                 if err.code == "invalid_code":
                     errors.add("code", "This code is not right. Enter the 6 digits your app shows now, or one of "
                                        "your recovery codes.")
+                elif err.code == "passkey_invalid":
+                    errors.add("passkey", "This passkey was not accepted. Try again, or enter a code.")
                 else:
-                    explain(err, errors, {"code": "code"})
+                    explain(err, errors, {"code": "passkey" if passkey else "code"})
             except ValueError as exc:
-                explain(exc, errors, {"code": "code", "mfa_token": "code"})
+                explain(exc, errors, {"code": "code", "mfa_token": "code", "passkey": "passkey"})
             else:
                 p.set_cookie(FACTOR, "", path=FACTOR_PATH, max_age=0)
                 if "change_token" in answer:  # the factor of the change page's sign-in: on to the change
                     return _to_change(p, answer["change_token"])
                 return signed_in(p, answer, None, answer_tenant(answer))
+    try:  # a fresh passkey challenge for this step (None when the person has no passkey)
+        options = factor_options(token)
+    except Error as err:
+        if err.code == "mfa_token_invalid":
+            return _start_again(p, FACTOR, FACTOR_PATH)
+        raise
     return p.form_page("pages/staff/sign-in-factor.html", tenant_name=None, section=STAFF,
-                       title="Enter your second factor", button="Continue", errors=errors, action=url(FACTOR_PATH))
+                       title="Enter your second factor", button="Continue", errors=errors, action=url(FACTOR_PATH),
+                       passkey_options=options_json(options))
 
 
 def answer_tenant(answer: dict) -> str:
@@ -182,7 +235,7 @@ def answer_tenant(answer: dict) -> str:
 def setup(p: Page) -> Response:
     """Where the business requires a second factor and the person has none: an authenticator app first."""
     from chalicelib.core import tenants
-    from chalicelib.flows.staff import mfa_totp
+    from chalicelib.flows.staff import mfa_totp, passkeys
     principal = _setup_principal(p.state(SETUP))
     if principal is None:
         return _start_again(p, SETUP, SETUP_PATH)
@@ -190,7 +243,11 @@ def setup(p: Page) -> Response:
     name = business.name if business is not None else None
     errors = Errors()
     try:
-        if p.method == "POST":
+        if p.method == "POST" and p.form.get("step") == "passkey":
+            added = _add_passkey(p, principal, errors)
+            if added is not None:
+                return _set_up(p, principal, name, added)
+        elif p.method == "POST":
             if not p.csrf_ok():
                 p.csrf_failed(errors)
             elif not p.form.get("code", "").strip():
@@ -204,22 +261,54 @@ def setup(p: Page) -> Response:
                         raise
                     errors.add("code", "This code is not right. Enter the 6 digits your app shows now.")
                 else:
-                    p.set_cookie(SETUP, "", path=SETUP_PATH, max_age=0)
-                    back = continue_after_sign_in(p, done.model_dump()["access_token"])
-                    # the codes are shown in this answer only; the way on is a link (never a redirect past them)
-                    return p.html(200, "pages/staff/recovery-codes.html", tenant_name=name, section=STAFF,
-                                  title="Save your recovery codes", codes=done.recovery_codes or [],
-                                  destination=back.headers["Location"] if back is not None else None,
-                                  actions=continue_to_app(principal.tenant_id, "staff"))
+                    return _set_up(p, principal, name, done)
         started = mfa_totp.resume(principal, p.ip)
+        options = passkeys.options(principal, p.ip).options
     except Error as err:
         if err.code in ("setup_token_used", "totp_setup_expired", "totp_setup_changed"):
             return _start_again(p, SETUP, SETUP_PATH)
         raise
     return p.form_page("console/mfa-setup.html", tenant_name=name, section=STAFF,
-                       title="Set up your authenticator app", button="Confirm", errors=errors,
+                       title="Set up a second sign-in step", button="Confirm", errors=errors,
                        action=url(SETUP_PATH), qr=Markup(started.qr_svg),  # noqa: S704 - segno's own SVG
-                       key=started.secret)
+                       key=started.secret, passkey_options=options_json(options))
+
+
+def _add_passkey(p: Page, principal, errors: Errors):
+    """The required factor as a passkey (passkeys.add, as POST /v1/staff/passkeys with the setup token)."""
+    from chalicelib.flows.staff import passkeys
+    from chalicelib.flows.staff.passkey_ceremony import RegistrationCredential
+    credential = credential_from(p.form, RegistrationCredential)
+    if not p.csrf_ok():
+        p.csrf_failed(errors)
+        return None
+    if credential is None:
+        errors.add("add-passkey", PASSKEY_NOT_USED)
+        return None
+    try:
+        return passkeys.add(principal, passkeys.NewPasskey(credential=credential,
+                                                           name=p.form.get("name", "").strip() or None),
+                            p.ip, p.user_agent, session_seconds=_hosted_seconds())
+    except Error as err:
+        if err.code not in ("passkey_invalid", "passkey_expired"):
+            raise
+        errors.add("add-passkey", "This passkey could not be added. Try again, or set up an authenticator app.")
+    except ValueError as exc:  # pydantic: a name too long, or not one line
+        explain(exc, errors, {"name": "name"})
+    return None
+
+
+def _set_up(p: Page, principal, name: str | None, done) -> Response:
+    """The required factor is set up: its recovery codes, shown in this answer only, and the way on as a link (a
+    redirect would go past them)."""
+    p.set_cookie(SETUP, "", path=SETUP_PATH, max_age=0)
+    back = continue_after_sign_in(p, done.model_dump()["access_token"])
+    return p.html(200, "pages/staff/recovery-codes.html", tenant_name=name, section=STAFF,
+                  title="Save your recovery codes", codes=done.recovery_codes or [],
+                  done="Your passkey is added." if getattr(done, "passkey", None) else
+                  "Your authenticator app is set up.",
+                  destination=back.headers["Location"] if back is not None else None,
+                  actions=continue_to_app(principal.tenant_id, "staff"))
 
 
 def _setup_principal(token: str | None):
