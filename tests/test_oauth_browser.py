@@ -87,7 +87,7 @@ def test_a_customer_signs_in_to_the_portal_app_and_lands_back_in_it(page, server
     shot(page, "oauth-portal-sign-in")
     page.get_by_label("Email address").fill(email)
     page.get_by_label("Password", exact=True).fill(PORTAL_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.get_by_role("heading", name="The app")).to_be_visible()
     token = redeem(server, client, site, state, verifier)
     assert http.get("/v1/portal/me", token=token["access_token"])[0] == 200
@@ -150,7 +150,7 @@ def test_a_technician_with_an_authenticator_signs_in_to_the_staff_app(page, serv
     shot(page, "staff-sign-in")
     page.get_by_label("Username, email or mobile number").fill(person.username)
     page.get_by_label("Password", exact=True).fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.get_by_role("heading", name="Enter your second factor")).to_be_visible()
     assert axe_violations(page) == []
     shot(page, "staff-sign-in-factor")
