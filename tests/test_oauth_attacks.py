@@ -1,0 +1,415 @@
+"""The OpenID Provider attacked (issue 17): what a hostile app, a hostile user and a network attacker would try,
+driven over HTTP against the app (the `server` fixture) with requests and Authlib's client, as tests/test_oauth.py
+does. Each test names the attack; the provider must refuse it, end what it should, and never answer 500."""
+import secrets
+import string
+import threading
+import time
+from urllib.parse import parse_qs, quote, urlencode, urlparse
+
+import pytest
+import requests
+from authlib.integrations.requests_client import OAuth2Session
+from browser_helpers import server  # noqa: F401
+from oauth_helpers import CALLBACK, PORTAL_PASSWORD, Browser, code_of, make_app, registered_portal_user
+from staff_helpers import PASSWORD, staff_member
+
+SCOPE = "openid email profile offline_access"
+
+
+# --- a signed-in app ----------------------------------------------------------------------------------------------
+
+def start(base, client_id, scope=SCOPE, redirect_uri=CALLBACK, **extra):
+    client = OAuth2Session(client_id, redirect_uri=redirect_uri, scope=scope, code_challenge_method="S256")
+    verifier = secrets.token_urlsafe(48)
+    url, state = client.create_authorization_url(base + "/oauth2/authorize", code_verifier=verifier,
+                                                 nonce=secrets.token_urlsafe(16), **extra)
+    return client, url, state, verifier
+
+
+def sign_in_portal(browser, url, email, password=PORTAL_PASSWORD):
+    page = browser.follow(browser.get(url))
+    assert page.status_code == 200 and "Sign in to continue to" in page.text, page.text[:300]
+    return browser.follow(browser.submit(page, {"email": email, "password": password}))
+
+
+def redeem(base, client_id, code, verifier, redirect_uri=CALLBACK, **extra):
+    return requests.post(base + "/oauth2/token", timeout=30, data={
+        "grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri, "client_id": client_id,
+        "code_verifier": verifier, **extra})
+
+
+def refresh(base, client_id, refresh_token, **extra):
+    return requests.post(base + "/oauth2/token", timeout=30, data={
+        "grant_type": "refresh_token", "client_id": client_id, "refresh_token": refresh_token, **extra})
+
+
+def signed_in(base, client_id, email, browser=None, **extra):
+    """An app's tokens for a portal user who signed in through the hosted form (the browser keeps its cookies)."""
+    browser = browser or Browser(base)
+    client, url, _, verifier = start(base, client_id, **extra)
+    answer = code_of(sign_in_portal(browser, url, email))
+    token = redeem(base, client_id, answer["code"], verifier)
+    assert token.status_code == 200, token.text
+    return token.json()
+
+
+def again(base, client_id, browser, **extra):
+    """An app's tokens through the browser's hosted session (no form)."""
+    _, url, _, verifier = start(base, client_id, **extra)
+    token = redeem(base, client_id, code_of(browser.get(url))["code"], verifier)
+    assert token.status_code == 200, token.text
+    return token.json()
+
+
+def a_code(base, client_id, email, browser=None, **extra):
+    """A fresh code (and its verifier) for a portal user, not yet redeemed."""
+    browser = browser or Browser(base)
+    _, url, _, verifier = start(base, client_id, **extra)
+    return code_of(sign_in_portal(browser, url, email))["code"], verifier
+
+
+def me(http, access_token):
+    return http.get("/v1/portal/me", token=access_token)[0]
+
+
+def api_status(base, path, token):
+    return requests.get(base + path, headers={"Authorization": f"Bearer {token}"}, timeout=30).status_code
+
+
+def hosted_cookie(browser, tenant_id, audience="portal"):
+    return browser.http.cookies.get(f"pa_hosted_{audience}_{tenant_id}")
+
+
+@pytest.fixture
+def portal(app, http, tenant):
+    made = make_app(tenant.id, name="Harper Portal")
+    return {"client_id": made.client_id, "email": registered_portal_user(app, http, tenant)}
+
+
+def slowly(monkeypatch, module, name, seconds=0.6):
+    """Holds every call of module.name for a moment, so that a second request overtakes the first."""
+    original = getattr(module, name)
+
+    def held(*args, **kwargs):
+        time.sleep(seconds)
+        return original(*args, **kwargs)
+    monkeypatch.setattr(module, name, held)
+
+
+def together(*calls, stagger=0.15):
+    """Runs the calls in threads, each `stagger` seconds after the one before; their results in order."""
+    results = [None] * len(calls)
+
+    def run(i, call):
+        results[i] = call()
+    threads = [threading.Thread(target=run, args=(i, call)) for i, call in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+        time.sleep(stagger)
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
+# --- races on single-use things -----------------------------------------------------------------------------------
+
+def test_two_concurrent_refreshes_with_one_refresh_token_end_the_session(server, http, portal,  # noqa: F811
+                                                                          monkeypatch):
+    from chalicelib.flows.oauth import provider
+    tokens = signed_in(server, portal["client_id"], portal["email"])
+    slowly(monkeypatch, provider.subjects, "new_refresh_token")
+    first, second = together(lambda: refresh(server, portal["client_id"], tokens["refresh_token"]),
+                             lambda: refresh(server, portal["client_id"], tokens["refresh_token"]))
+    assert sorted(r.status_code for r in (first, second)) in ([200, 400], [400, 400])
+    for answer in (first, second):
+        if answer.status_code == 200:  # whoever got new tokens got dead ones: the token was presented twice
+            assert me(http, answer.json()["access_token"]) == 401
+            assert refresh(server, portal["client_id"], answer.json()["refresh_token"]).status_code == 400
+        else:
+            assert answer.json()["error"] == "invalid_grant"
+    assert me(http, tokens["access_token"]) == 401
+
+
+# --- one app's things at another app ------------------------------------------------------------------------------
+
+def test_a_code_of_one_app_is_refused_to_another_app_and_stays_good_for_its_own(server, tenant, other_tenant,  # noqa: F811
+                                                                               portal):
+    same_business = make_app(tenant.id, name="Second App")
+    other_business = make_app(other_tenant.id, name="Their App")
+    confidential = make_app(tenant.id, name="Back Office", client_type="confidential")
+    code, verifier = a_code(server, portal["client_id"], portal["email"])
+    for thief in (same_business, other_business):
+        stolen = redeem(server, thief.client_id, code, verifier)
+        assert stolen.status_code == 400 and stolen.json()["error"] == "invalid_grant", stolen.text
+    stolen = requests.post(server + "/oauth2/token", timeout=30, auth=(confidential.client_id,
+                                                                       confidential.client_secret), data={
+        "grant_type": "authorization_code", "code": code, "redirect_uri": CALLBACK, "code_verifier": verifier})
+    assert stolen.status_code == 400 and stolen.json()["error"] == "invalid_grant"
+    assert redeem(server, portal["client_id"], code, verifier).status_code == 200
+
+
+def test_an_app_cannot_revoke_another_apps_tokens(server, http, tenant, other_tenant, portal):  # noqa: F811
+    tokens = signed_in(server, portal["client_id"], portal["email"])
+    for thief in (make_app(tenant.id, name="Second App"), make_app(other_tenant.id, name="Their App")):
+        for kind in ("refresh_token", "access_token"):
+            requests.post(server + "/oauth2/revoke", timeout=30, data={
+                "token": tokens[kind], "token_type_hint": kind, "client_id": thief.client_id})
+    assert me(http, tokens["access_token"]) == 200
+    assert refresh(server, portal["client_id"], tokens["refresh_token"]).status_code == 200
+
+
+# --- what is not an access token ----------------------------------------------------------------------------------
+
+def test_id_tokens_and_cookie_values_are_not_access_tokens(server, http, tenant, portal):  # noqa: F811
+    browser = Browser(server)
+    tokens = signed_in(server, portal["client_id"], portal["email"], browser=browser)
+    hosted = hosted_cookie(browser, tenant.id)
+    assert hosted
+    _, url, _, _ = start(server, portal["client_id"], prompt="login")
+    browser.follow(browser.get(url))
+    remembered = browser.http.cookies.get("pa_authorize")
+    assert remembered
+    for fake in (tokens["id_token"], hosted, remembered, tokens["refresh_token"]):
+        for path in ("/v1/portal/me", "/v1/portal/sessions", "/v1/staff/me", "/v1/apps", "/oauth2/userinfo"):
+            assert api_status(server, path, fake) in (401, 403), path
+        info = requests.post(server + "/oauth2/userinfo", headers={"Authorization": f"Bearer {fake}"}, timeout=30)
+        assert info.status_code == 401
+    assert api_status(server, "/oauth2/userinfo", tokens["access_token"]) == 200
+
+
+def test_an_access_token_of_one_business_does_nothing_to_another_businesss_app(server, http, other_tenant,  # noqa: F811
+                                                                              portal):
+    tokens = signed_in(server, portal["client_id"], portal["email"])
+    theirs = make_app(other_tenant.id, name="Their App")
+    revoked = requests.post(server + "/oauth2/revoke", timeout=30, data={
+        "token": tokens["access_token"], "client_id": theirs.client_id})
+    assert revoked.status_code in (200, 400)
+    assert me(http, tokens["access_token"]) == 200
+    info = requests.get(server + "/oauth2/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"},
+                        timeout=30).json()
+    assert info["tenant_id"] != other_tenant.id
+
+
+# --- the hosted session across businesses and audiences -----------------------------------------------------------
+
+def test_a_portal_users_hosted_session_never_signs_in_to_a_staff_app(server, tenant, other_tenant, portal):  # noqa: F811
+    browser = Browser(server)
+    signed_in(server, portal["client_id"], portal["email"], browser=browser)
+    staff_app = make_app(tenant.id, audience="staff", name="Technician App")
+    _, url, _, _ = start(server, staff_app.client_id, prompt="none")
+    assert code_of(browser.get(url))["error"] == "login_required"
+    # the cookie's value carried under the staff cookie's name, or under another business's, is still not one
+    value = hosted_cookie(browser, tenant.id)
+    theirs = make_app(other_tenant.id, name="Their App")
+    for name, client_id in ((f"pa_hosted_staff_{tenant.id}", staff_app.client_id),
+                            (f"pa_hosted_portal_{other_tenant.id}", theirs.client_id)):
+        _, url, _, _ = start(server, client_id, prompt="none")
+        answer = requests.get(url, headers={"Cookie": f"{name}={value}"}, allow_redirects=False, timeout=30)
+        assert code_of(answer)["error"] == "login_required", name
+
+
+# --- open redirects -----------------------------------------------------------------------------------------------
+
+def test_redirect_uri_variants_get_a_page_never_a_redirect(server, portal):  # noqa: F811
+    registered = CALLBACK  # http://127.0.0.1:8999/callback
+    variants = ["HTTP://127.0.0.1:8999/callback", "http://127.0.0.1:8999/Callback", registered + "/",
+                "http://127.0.0.1:8999/%63allback", "http://evil.example@127.0.0.1:8999/callback",
+                "http://127.0.0.1:8999@evil.example/callback", "http://127.0.0.1:8999/callback/../callback",
+                registered + "#x", registered + "?next=https://evil.example", "http://127.0.0.1:8998/callback",
+                "javascript:alert(1)//" + registered, "data:text/html,<script>alert(1)</script>",
+                "//evil.example/callback", " " + registered, registered + "%00", registered + "\t", ""]
+    for uri in variants:
+        _, url, _, _ = start(server, portal["client_id"], redirect_uri=uri or CALLBACK)
+        if not uri:
+            url = url.replace("redirect_uri=" + quote(CALLBACK, safe=""), "redirect_uri=")
+        answer = Browser(server).get(url)
+        assert answer.status_code == 400 and "Location" not in answer.headers, uri
+    # a second redirect_uri, whichever comes first
+    _, url, _, _ = start(server, portal["client_id"])
+    for extra in ("https://evil.example/cb", CALLBACK):
+        answer = Browser(server).get(url + "&redirect_uri=" + quote(extra, safe=""))
+        assert answer.status_code == 400 and "Location" not in answer.headers, extra
+
+
+def test_logout_redirects_only_to_the_apps_own_registered_uri(server, tenant, other_tenant, portal):  # noqa: F811
+    from chalicelib.flows import apps
+    apps.patch(tenant.id, portal["client_id"], apps.AppPatch(post_logout_redirect_uris=["http://127.0.0.1:9/bye"]),
+               actor="test", ip=None)
+    theirs = make_app(other_tenant.id, name="Their App", post_logout_redirect_uris=["https://their.example/bye"])
+    browser = Browser(server)
+    signed_in(server, portal["client_id"], portal["email"], browser=browser)
+    for target in ("https://evil.example/", "http://127.0.0.1:9/bye/", "http://127.0.0.1:9/Bye",
+                   "https://their.example/bye", "javascript:alert(1)", "//evil.example"):
+        answer = browser.get("/oauth2/logout?" + urlencode({"client_id": portal["client_id"],
+                                                            "post_logout_redirect_uri": target}))
+        assert answer.status_code == 200 and "Location" not in answer.headers, target
+    # another business's app, with its own registered address: back there, and this business's session untouched
+    browser = Browser(server)
+    signed_in(server, portal["client_id"], portal["email"], browser=browser)
+    answer = browser.get("/oauth2/logout?" + urlencode({"client_id": theirs.client_id,
+                                                        "post_logout_redirect_uri": "https://their.example/bye"}))
+    assert answer.status_code in (200, 302)
+    _, url, _, _ = start(server, portal["client_id"], prompt="none")
+    assert "code" in code_of(browser.get(url))
+
+
+# --- parameter pollution ------------------------------------------------------------------------------------------
+
+# --- oversized, odd and injected ----------------------------------------------------------------------------------
+
+def set_cookies(response):
+    return [h for k, h in response.raw.headers.items() if k.lower() == "set-cookie"]
+
+
+def test_no_header_injection_through_state_login_hint_or_redirect(server, portal):  # noqa: F811
+    for evil in ("a\r\nSet-Cookie: pwned=1", "a%0d%0aSet-Cookie:%20pwned=1", "a\nLocation: https://evil.example"):
+        _, url, _, _ = start(server, portal["client_id"], state=evil, login_hint=evil)
+        answer = Browser(server).get(url)
+        assert answer.status_code < 500
+        assert "pwned" not in str(answer.headers.get("Set-Cookie", "")).replace("pwned%3D1", "")
+        for name, value in answer.headers.items():
+            assert "\n" not in value and "\r" not in value, name
+        _, url, _, _ = start(server, portal["client_id"], state=evil, prompt="none")
+        answer = Browser(server).get(url)
+        assert answer.status_code == 302 and "\n" not in answer.headers["Location"]
+        assert parse_qs(urlparse(answer.headers["Location"]).query)["state"] == [evil]
+
+
+def test_scope_cannot_grow_on_refresh(server, portal):  # noqa: F811
+    browser = Browser(server)
+    client, url, _, verifier = start(server, portal["client_id"], scope="openid offline_access")
+    answer = code_of(sign_in_portal(browser, url, portal["email"]))
+    tokens = redeem(server, portal["client_id"], answer["code"], verifier).json()
+    assert tokens["scope"] == "openid offline_access"
+    grown = refresh(server, portal["client_id"], tokens["refresh_token"], scope="openid email profile offline_access")
+    assert grown.status_code == 400 and grown.json()["error"] == "invalid_scope"
+    unknown = refresh(server, portal["client_id"], tokens["refresh_token"], scope="openid admin")
+    assert unknown.status_code == 400
+    _, url, state, _ = start(server, portal["client_id"], scope="openid admin")
+    refused = code_of(browser.get(url))
+    assert refused["error"] == "invalid_scope" and refused["state"] == state
+
+
+def test_only_the_code_flow_in_the_query_is_answered(server, portal):  # noqa: F811
+    browser = Browser(server)
+    signed_in(server, portal["client_id"], portal["email"], browser=browser)
+    for response_type in ("token", "id_token", "code id_token", "code token", "id_token token", "none", ""):
+        _, url, _, _ = start(server, portal["client_id"], response_type=response_type)
+        url = url.replace("response_type=code&", "response_type=" + quote(response_type) + "&", 1)
+        answer = browser.get(url)
+        location = answer.headers.get("Location", "")
+        assert "access_token" not in location and "id_token=" not in location and "#" not in location, location
+        assert answer.status_code in (302, 400) and "code=" not in location, (response_type, location)
+    for mode in ("fragment", "form_post", "web_message", "query.jwt"):
+        _, url, _, _ = start(server, portal["client_id"], response_mode=mode)
+        answer = browser.get(url)
+        location = answer.headers.get("Location", "")
+        assert answer.status_code in (302, 400) and "#" not in location and "<form" not in answer.text, mode
+
+
+# --- what happens between the sign-in and the code's redemption ---------------------------------------------------
+
+def end_portal_user(how, http, tenant, email):
+    admin = tenant.admin_token
+    user_id = http.get("/v1/portal/users?q=" + quote(email), token=admin)[1]["items"][0]["user_id"]
+    if how == "disabled":
+        assert http.patch(f"/v1/portal/users/{user_id}", {"status": "disabled"}, token=admin)[0] == 200
+    elif how == "disabled and enabled again":
+        assert http.patch(f"/v1/portal/users/{user_id}", {"status": "disabled"}, token=admin)[0] == 200
+        assert http.patch(f"/v1/portal/users/{user_id}", {"status": "active"}, token=admin)[0] == 200
+    elif how == "signed out by an admin":
+        assert http.post(f"/v1/portal/users/{user_id}/sign-out", token=admin)[0] == 204
+    elif how == "signed out everywhere":
+        other = http.post("/v1/portal/sign-in", {"tenant_id": tenant.id, "email": email,
+                                                 "password": PORTAL_PASSWORD})[1]
+        assert http.post("/v1/portal/sign-out-everywhere", token=other["access_token"])[0] == 204
+    elif how == "business disabled":
+        from chalicelib.flows import tenants
+        tenants.set_status(tenant.id, "disabled")
+    else:
+        raise AssertionError(how)
+
+
+ENDS = ("disabled", "disabled and enabled again", "signed out by an admin", "signed out everywhere",
+        "business disabled")
+
+
+def test_a_staff_password_change_between_sign_in_and_redemption_leaves_the_app_nothing(server, http,  # noqa: F811
+                                                                                        tenant):
+    made = make_app(tenant.id, audience="staff", name="Technician App")
+    person, api_token = staff_member(tenant)
+    browser = Browser(server)
+    _, url, _, verifier = start(server, made.client_id)
+    page = browser.follow(browser.get(url))
+    code = code_of(browser.follow(browser.submit(page, {"username": person.username, "password": PASSWORD})))["code"]
+    status, body = http.post("/v1/staff/change-password", {"current_password": PASSWORD,
+                                                           "new_password": "Another-Staff-Pass-77"}, token=api_token)
+    assert status == 200, body
+    late = redeem(server, made.client_id, code, verifier)
+    assert late.status_code == 400 and late.json()["error"] == "invalid_grant"
+    _, url, _, _ = start(server, made.client_id, prompt="none")
+    assert code_of(browser.get(url))["error"] == "login_required"
+
+
+# --- the hosted pages ---------------------------------------------------------------------------------------------
+
+def test_login_csrf_on_the_hosted_sign_in_signs_nobody_in(server, tenant, portal):  # noqa: F811
+    browser = Browser(server)
+    _, url, _, _ = start(server, portal["client_id"])
+    page = browser.follow(browser.get(url))
+    action = "/sign-in?tenant_id=" + tenant.id
+    fields = {"email": portal["email"], "password": PORTAL_PASSWORD}
+    # a form on another site: no token, a forged token, or the right token with the browser saying cross-site
+    import re
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    for extra, headers in (({}, {"Origin": "https://evil.example"}), ({"csrf_token": "x" * 43}, {}),
+                           ({"csrf_token": csrf}, {"Origin": "https://evil.example"}),
+                           ({"csrf_token": csrf}, {"Sec-Fetch-Site": "cross-site"})):
+        answer = browser.http.post(server + action, data={**fields, **extra}, headers=headers, allow_redirects=False)
+        assert answer.status_code == 400 and not any("pa_hosted" in c for c in set_cookies(answer)), (extra, headers)
+        assert "Refresh" not in answer.headers
+    assert not hosted_cookie(browser, tenant.id)
+
+
+def test_the_refresh_interstitial_goes_only_to_this_sites_authorize(server, portal):  # noqa: F811
+    browser = Browser(server)
+    _, url, _, _ = start(server, portal["client_id"], state="//evil.example/x?y=\r\nz")
+    page = browser.follow(browser.get(url))
+    answer = browser.submit(page, {"email": portal["email"], "password": PORTAL_PASSWORD})
+    assert answer.status_code == 200
+    refresh_to = answer.headers["Refresh"]
+    assert refresh_to.startswith("0; url=/oauth2/authorize?"), refresh_to
+    assert "\n" not in refresh_to and "\r" not in refresh_to
+    assert 'href="/oauth2/authorize?' in answer.text
+
+
+# --- garbage never answers 500 ------------------------------------------------------------------------------------
+
+def garbage(rng, n=None):
+    alphabet = string.printable + "éü☃\x00\ud7ff" + "%&=+;#?"
+    return "".join(rng.choice(alphabet) for _ in range(n if n is not None else rng.randint(0, 80)))
+
+
+def garbage_form(rng, names):
+    pairs = []
+    for _ in range(rng.randint(0, 8)):
+        name = rng.choice(names) if rng.random() < 0.8 else garbage(rng, 8)
+        pairs.append((name, rng.choice([garbage(rng), "", "x" * rng.randint(40, 5000), "app_" + "a" * 22,
+                                         "authorization_code", "refresh_token", "S256", "openid", CALLBACK])))
+    return pairs
+
+
+def test_what_the_app_sent_is_never_markup_on_the_error_page(server, portal):  # noqa: F811
+    _, url, _, _ = start(server, portal["client_id"])
+    for name in ("response_type", "scope", "code_challenge_method", "client_id", "redirect_uri", "state"):
+        bad = url + "&" + urlencode({name: '<script>alert(1)</script>"'})
+        answer = Browser(server).get(bad)
+        assert answer.status_code < 500 and "<script>alert" not in answer.text, name
+
+
+def test_token_answers_are_never_cached(server, portal):  # noqa: F811
+    code, verifier = a_code(server, portal["client_id"], portal["email"])
+    answer = redeem(server, portal["client_id"], code, verifier)
+    assert answer.status_code == 200
+    assert answer.headers["Cache-Control"] == "no-store" and answer.headers["Pragma"] == "no-cache"
