@@ -335,6 +335,24 @@ ENDS = ("disabled", "disabled and enabled again", "signed out by an admin", "sig
         "business disabled")
 
 
+@pytest.mark.parametrize("how", ENDS)
+def test_an_end_between_sign_in_and_redemption_leaves_the_app_nothing(server, http, tenant, portal, how):  # noqa: F811
+    browser = Browser(server)
+    code, verifier = a_code(server, portal["client_id"], portal["email"], browser=browser)
+    tokens = again(server, portal["client_id"], browser)
+    try:
+        end_portal_user(how, http, tenant, portal["email"])
+        late = redeem(server, portal["client_id"], code, verifier)
+        assert late.status_code == 400 and late.json()["error"] == "invalid_grant", late.text
+        assert refresh(server, portal["client_id"], tokens["refresh_token"]).status_code == 400
+        assert api_status(server, "/oauth2/userinfo", tokens["access_token"]) == 401
+        _, url, _, _ = start(server, portal["client_id"], prompt="none")
+        assert code_of(browser.get(url))["error"] == "login_required"
+    finally:
+        from chalicelib.flows import tenants
+        tenants.set_status(tenant.id, "active")
+
+
 def test_a_staff_password_change_between_sign_in_and_redemption_leaves_the_app_nothing(server, http,  # noqa: F811
                                                                                         tenant):
     made = make_app(tenant.id, audience="staff", name="Technician App")
