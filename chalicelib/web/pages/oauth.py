@@ -214,6 +214,7 @@ def _oauth_request(request, path: str):
 
 def _userinfo(authorization: str | None) -> tuple[int, dict]:
     """OpenID Connect's UserInfo: the claims of the scope the app was granted, for a live session only."""
+    from chalicelib.core.errors import Error
     from chalicelib.flows.oauth import subjects
     from chalicelib.web.api import ApiError, _check_live, authenticate
     try:
@@ -221,7 +222,7 @@ def _userinfo(authorization: str | None) -> tuple[int, dict]:
         if principal.kind not in ("staff", "portal"):
             raise ApiError(401, "invalid_token", "This is not an access token of a person.")
         _check_live(principal)
-    except ApiError as err:
+    except Error as err:  # ApiError, and the live check's session_ended (a core Error) for an ended session
         return 401, {"error": "invalid_token", "error_description": err.message}
     live = principal.live
     kind = "link" if principal.subject.startswith("link:") else principal.kind
