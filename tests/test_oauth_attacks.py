@@ -418,6 +418,55 @@ def garbage_form(rng, names):
     return pairs
 
 
+def test_garbage_at_every_endpoint_never_answers_500(server, portal):  # noqa: F811
+    import random
+    rng = random.Random(17)
+    names = ["grant_type", "code", "redirect_uri", "client_id", "client_secret", "code_verifier", "refresh_token",
+             "scope", "token", "token_type_hint", "response_type", "state", "nonce", "code_challenge",
+             "code_challenge_method", "prompt", "login_hint", "max_age", "id_token_hint", "post_logout_redirect_uri"]
+    session = requests.Session()
+    failures = []
+    for i in range(200):
+        pairs = garbage_form(rng, names)
+        if rng.random() < 0.5:
+            pairs.append(("grant_type", rng.choice(["authorization_code", "refresh_token"])))
+        if rng.random() < 0.5:
+            pairs.append(("client_id", portal["client_id"]))
+        headers = {}
+        roll = rng.random()
+        if roll < 0.2:
+            headers["Authorization"] = "Basic " + garbage(rng, 30)
+        elif roll < 0.4:
+            headers["Authorization"] = "Bearer " + garbage(rng, 200)
+        elif roll < 0.5:
+            headers["Authorization"] = rng.choice(["Basic", "Bearer", "Basic Og==", "Basic " + "QQ==" * 2000,
+                                                   "Basic YXBwXzpf", "Basic w6k6w6k="])
+        if rng.random() < 0.3:
+            headers["Content-Type"] = rng.choice(["application/json", "text/plain", "multipart/form-data",
+                                                  "application/x-www-form-urlencoded; charset=latin-1"])
+        if rng.random() < 0.2:
+            headers["Cookie"] = rng.choice(["pa_authorize=", "pa_hosted_portal_t=" + garbage(rng, 50),
+                                            "pa_csrf=" + garbage(rng, 43)]).replace("\x00", "").encode(
+                "latin-1", "replace").decode("latin-1")
+        body = urlencode(pairs).encode() if rng.random() < 0.8 else garbage(rng, 300).encode("utf-8", "replace")
+        if rng.random() < 0.1:
+            body = bytes(rng.randrange(256) for _ in range(200))
+        for method, path in (("POST", "/oauth2/token"), ("POST", "/oauth2/revoke"), ("GET", "/oauth2/userinfo"),
+                             ("POST", "/oauth2/userinfo"), ("GET", "/oauth2/authorize"), ("GET", "/oauth2/logout")):
+            try:
+                if method == "GET":
+                    answer = session.get(server + path + "?" + urlencode(pairs), headers=headers, timeout=30,
+                                         allow_redirects=False)
+                else:
+                    answer = session.post(server + path, data=body, headers=headers, timeout=30,
+                                          allow_redirects=False)
+            except (UnicodeEncodeError, ValueError):  # requests itself refuses to send some header values
+                continue
+            if answer.status_code >= 500:
+                failures.append((method, path, headers.get("Authorization", "")[:30], answer.status_code))
+    assert failures == []
+
+
 def test_what_the_app_sent_is_never_markup_on_the_error_page(server, portal):  # noqa: F811
     _, url, _, _ = start(server, portal["client_id"])
     for name in ("response_type", "scope", "code_challenge_method", "client_id", "redirect_uri", "state"):
