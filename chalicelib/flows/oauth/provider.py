@@ -355,6 +355,7 @@ class Server(rfc6749.AuthorizationServer):
         self.register_grant(AuthorizationCodeGrant, [Pkce(required=True), OpenIDCode(require_nonce=False)])
         self.register_grant(RefreshTokenGrant)
         self.register_endpoint(Revocation)
+        self.register_client_auth_method("client_secret_basic", _basic)
         self.register_token_generator("default", self._tokens)
         self.ip: str | None = None
         self.user_agent: str | None = None
@@ -394,6 +395,16 @@ class Server(rfc6749.AuthorizationServer):
         if offline:
             token["refresh_token"] = subjects.new_refresh_token(user, session, client.client_id, scope)
         return token
+
+
+def _basic(query_client, request):
+    """Authlib's client_secret_basic, for a header that decodes: one that is not base64 of UTF-8 (Authlib raises
+    ValueError on it) is no credential, and the client is refused like any other (401 invalid_client)."""
+    from authlib.oauth2.rfc6749.authenticate_client import authenticate_client_secret_basic
+    try:
+        return authenticate_client_secret_basic(query_client, request)
+    except ValueError:  # UnicodeDecodeError is one
+        return None
 
 
 def server(ip: str | None = None, user_agent: str | None = None) -> Server:
