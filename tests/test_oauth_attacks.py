@@ -114,6 +114,23 @@ def together(*calls, stagger=0.15):
 
 # --- races on single-use things -----------------------------------------------------------------------------------
 
+def test_two_concurrent_redemptions_of_one_code_give_tokens_once_and_end_them(server, http, portal,  # noqa: F811
+                                                                               monkeypatch):
+    from chalicelib.flows.oauth import provider
+    code, verifier = a_code(server, portal["client_id"], portal["email"])
+    # the first redemption is held after it spent the code, before it recorded the session it started
+    slowly(monkeypatch, provider.subjects, "start_app_session")
+    first, second = together(lambda: redeem(server, portal["client_id"], code, verifier),
+                             lambda: redeem(server, portal["client_id"], code, verifier))
+    answers = sorted([first, second], key=lambda r: r.status_code)
+    assert [r.status_code for r in answers] == [200, 400], [r.text for r in answers]
+    assert answers[1].json()["error"] == "invalid_grant"
+    tokens = answers[0].json()
+    # a code presented twice ends what it gave, even when the second came while the first was being answered
+    assert me(http, tokens["access_token"]) == 401
+    assert refresh(server, portal["client_id"], tokens["refresh_token"]).status_code == 400
+
+
 def test_two_concurrent_refreshes_with_one_refresh_token_end_the_session(server, http, portal,  # noqa: F811
                                                                           monkeypatch):
     from chalicelib.flows.oauth import provider
