@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl
 
 from authlib.oauth2 import rfc6749
 from authlib.oauth2.rfc6749 import grants
-from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import grants as oidc_grants
@@ -208,7 +208,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         try:
             record.update(actions=[Token.used_at.set(now())], condition=Token.used_at.does_not_exist())
         except UpdateError:
-            _end_issued(record)
+            _reused(record)
             return None
         if record.expires_at < now():
             return None
@@ -219,9 +219,15 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
     def create_token_response(self):
         status, token, headers = super().create_token_response()
-        # remembered on the spent code, so that a second redemption can end the session the first one started
+        # remembered on the spent code, so that a second redemption can end the session the first one started;
+        # unless one already came while this answer was made: then that session ends now, and nobody gets it
         record = self.request.authorization_code.record
-        record.update(actions=[Token.data.set({**data_of(record), "issued_sid": token["_sid"]})])
+        try:
+            record.update(actions=[Token.data.set({**data_of(record), "issued_sid": token["_sid"]})],
+                          condition=Token.revoked.does_not_exist())
+        except UpdateError:
+            _end_session(token["_sid"], record.subject_id, "code_reused")
+            raise InvalidGrantError("This code was presented twice.") from None
         return status, token, headers
 
     def authenticate_user(self, authorization_code: Code):
@@ -229,15 +235,23 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         return subjects.live(record.tenant_id, data["kind"], record.subject_id, data["sid"], data.get("link"))
 
 
-def _end_issued(record: Token) -> None:
+def _reused(record: Token) -> None:
+    """A spent code presented again: marked so on the code, and the session its first redemption started ends.
+    The mark and that session's id are written to the same item, so whichever write comes second sees the other:
+    a redemption still under way when the code comes again finds the mark and ends its own session."""
+    record.update(actions=[Token.revoked.set("code_reused")])  # the item as it is now (ALL_NEW)
     issued = data_of(record).get("issued_sid")
     if issued:
-        try:
-            sessions.end(Session.get(f"fam#{issued}"), actor=record.subject_id, reason="code_reused", ip=None)
-        except DoesNotExist:
-            pass
+        _end_session(issued, record.subject_id, "code_reused")
     audit.record(record.tenant_id, "oauth.code_reused", actor=record.subject_id,
                  client_id=data_of(record).get("client_id"))
+
+
+def _end_session(session_id: str, actor: str, reason: str) -> None:
+    try:
+        sessions.end(Session.get(f"fam#{session_id}"), actor=actor, reason=reason, ip=None)
+    except DoesNotExist:
+        pass
 
 
 class OpenIDCode(oidc_grants.OpenIDCode):
