@@ -173,6 +173,18 @@ def test_a_code_of_one_app_is_refused_to_another_app_and_stays_good_for_its_own(
     assert redeem(server, portal["client_id"], code, verifier).status_code == 200
 
 
+def test_a_refresh_token_of_one_app_is_refused_to_another_and_not_spent(server, http, tenant, other_tenant,  # noqa: F811
+                                                                       portal):
+    tokens = signed_in(server, portal["client_id"], portal["email"])
+    for thief in (make_app(tenant.id, name="Second App"), make_app(other_tenant.id, name="Their App")):
+        stolen = refresh(server, thief.client_id, tokens["refresh_token"])
+        assert stolen.status_code == 400 and stolen.json()["error"] == "invalid_grant", stolen.text
+    # the token is the app's: another app presenting it neither uses it nor ends the app's session
+    fresh = refresh(server, portal["client_id"], tokens["refresh_token"])
+    assert fresh.status_code == 200, fresh.text
+    assert me(http, fresh.json()["access_token"]) == 200
+
+
 def test_an_app_cannot_revoke_another_apps_tokens(server, http, tenant, other_tenant, portal):  # noqa: F811
     tokens = signed_in(server, portal["client_id"], portal["email"])
     for thief in (make_app(tenant.id, name="Second App"), make_app(other_tenant.id, name="Their App")):
