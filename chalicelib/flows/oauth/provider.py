@@ -288,6 +288,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             return None
         if not record.client_id:
             return None  # an API sign-in's refresh token: for POST /v1/portal/refresh, not for apps
+        if not RefreshCredential(record).check_client(self.request.client):
+            return None  # another app's: refused before it is spent, so its own app's next refresh still works
         try:
             record.update(actions=[Session.used_at.set(now())], condition=Session.used_at.does_not_exist())
         except UpdateError:
