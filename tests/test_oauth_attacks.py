@@ -292,6 +292,21 @@ def test_logout_redirects_only_to_the_apps_own_registered_uri(server, tenant, ot
 
 # --- parameter pollution ------------------------------------------------------------------------------------------
 
+def test_a_repeated_parameter_is_refused_at_authorize(server, portal):  # noqa: F811
+    browser = Browser(server)
+    signed_in(server, portal["client_id"], portal["email"], browser=browser)  # a hosted session: codes at once
+    _, url, _, _ = start(server, portal["client_id"])
+    for name, value in (("client_id", "app_" + "x" * 22), ("state", "other"), ("scope", "openid"),
+                        ("response_type", "code"), ("code_challenge", "A" * 43), ("code_challenge_method", "S256"),
+                        ("nonce", "other"), ("prompt", "none"), ("max_age", "0"), ("login_hint", "x@example.com")):
+        answer = browser.get(url + "&" + urlencode({name: value}))
+        location = answer.headers.get("Location", "")
+        assert answer.status_code in (302, 400), (name, answer.status_code, location)
+        assert "code=" not in location, (name, location)
+        if answer.status_code == 302:
+            assert location.startswith(CALLBACK) and "error=invalid_request" in location, (name, location)
+
+
 # --- oversized, odd and injected ----------------------------------------------------------------------------------
 
 def set_cookies(response):
