@@ -299,7 +299,9 @@ def test_a_repeated_parameter_is_refused_at_authorize(server, portal):  # noqa: 
     for name, value in (("client_id", "app_" + "x" * 22), ("state", "other"), ("scope", "openid"),
                         ("response_type", "code"), ("code_challenge", "A" * 43), ("code_challenge_method", "S256"),
                         ("nonce", "other"), ("prompt", "none"), ("max_age", "0"), ("login_hint", "x@example.com")):
-        answer = browser.get(url + "&" + urlencode({name: value}))
+        sent = parse_qs(urlparse(url).query)
+        twice = [(name, value)] if name in sent else [(name, value), (name, value + "1")]
+        answer = browser.get(url + "&" + urlencode(twice))
         location = answer.headers.get("Location", "")
         assert answer.status_code in (302, 400), (name, answer.status_code, location)
         assert "code=" not in location, (name, location)

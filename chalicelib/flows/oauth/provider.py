@@ -181,6 +181,14 @@ class Pkce(CodeChallenge):
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 
+    @staticmethod
+    def validate_no_multiple_request_parameter(request):
+        """RFC 6749 §3.1: no parameter more than once. Authlib checks five; a repeated nonce, prompt, max_age or
+        login_hint would be read here as its first value, and perhaps as its last by whatever stands in between."""
+        for name, values in request.payload.datalist.items():
+            if len(values) > 1:
+                raise InvalidRequestError(f"Multiple '{name[:40]}' in request.", state=request.payload.state)
+
     def save_authorization_code(self, code, request):
         user: subjects.Subject = request.user
         data = {"client_id": request.client.client_id, "redirect_uri": request.payload.redirect_uri,
