@@ -309,6 +309,21 @@ def test_a_repeated_parameter_is_refused_at_authorize(server, portal):  # noqa: 
             assert location.startswith(CALLBACK) and "error=invalid_request" in location, (name, location)
 
 
+def test_a_repeated_parameter_is_refused_at_the_token_endpoint(server, http, tenant, portal):  # noqa: F811
+    confidential = make_app(tenant.id, name="Back Office", client_type="confidential")
+    code, verifier = a_code(server, portal["client_id"], portal["email"])
+    base = {"grant_type": "authorization_code", "code": code, "redirect_uri": CALLBACK,
+            "client_id": portal["client_id"], "code_verifier": verifier}
+    for name, value in (("client_id", confidential.client_id), ("code", "x" * 48), ("code_verifier", "y" * 43),
+                        ("grant_type", "refresh_token"), ("redirect_uri", "https://evil.example/cb")):
+        pairs = list(base.items()) + [(name, value)]
+        answer = requests.post(server + "/oauth2/token", data=pairs, timeout=30)
+        assert answer.status_code in (400, 401) and answer.json()["error"] in ("invalid_request", "invalid_client"), \
+            (name, answer.text)
+    # the code was not spent by the refusals
+    assert redeem(server, portal["client_id"], code, verifier).status_code == 200
+
+
 # --- oversized, odd and injected ----------------------------------------------------------------------------------
 
 def set_cookies(response):
