@@ -12,6 +12,7 @@ refresh token, OpenID Connect's ID token, RFC 7009 revocation) over this product
 
 The web layer (chalicelib/web/pages/oauth.py) turns requests into `Request`s and answers into HTTP."""
 import os
+from collections import Counter
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -53,6 +54,8 @@ class Request(rfc6749.OAuth2Request):
         self._args = dict(query)
         self._form = dict(form)
         self.payload = Payload(query + form)
+        # RFC 6749 §3.1, §3.2: no parameter more than once (Authlib reads some as their first value, some as last)
+        self.repeated = sorted(name for name, count in Counter(name for name, _ in query + form).items() if count > 1)
 
     @property
     def args(self):
@@ -387,6 +390,16 @@ class Server(rfc6749.AuthorizationServer):
     def query_client(self, client_id):
         return find_client(client_id)
 
+    def create_token_response(self, request=None):
+        if request is not None and request.repeated:
+            return self.handle_error_response(request, _repeated(request))
+        return super().create_token_response(request)
+
+    def create_endpoint_response(self, name, request=None):
+        if request is not None and request.repeated:
+            return self.handle_error_response(request, _repeated(request))
+        return super().create_endpoint_response(name, request)
+
     def save_token(self, token, request):
         pass  # the app's session and refresh token were written when the token was made (_tokens)
 
@@ -419,6 +432,10 @@ class Server(rfc6749.AuthorizationServer):
         if offline:
             token["refresh_token"] = subjects.new_refresh_token(user, session, client.client_id, scope)
         return token
+
+
+def _repeated(request: Request) -> InvalidRequestError:
+    return InvalidRequestError(f"Multiple '{request.repeated[0][:40]}' in request.")
 
 
 def _basic(query_client, request):
