@@ -330,6 +330,22 @@ def set_cookies(response):
     return [h for k, h in response.raw.headers.items() if k.lower() == "set-cookie"]
 
 
+def test_an_oversized_request_never_makes_a_cookie_over_4_kb_nor_a_500(server, portal):  # noqa: F811
+    for state in ("é" * 1900, "\u2603" * 1000, "a" * 1900, '"\\' * 900, "<" * 1900, "a" * 20000):
+        _, url, _, _ = start(server, portal["client_id"], state=state, login_hint="ü" * 300)
+        answer = Browser(server).get(url)
+        assert answer.status_code < 500, len(state)
+        assert all(len(c) <= 4096 for c in set_cookies(answer)), [len(c) for c in set_cookies(answer)]
+        # either the request is remembered for after the sign-in, or the page says it is too long: never lost
+        assert answer.status_code == 400 or any(c.startswith("pa_authorize=") for c in set_cookies(answer))
+    # oversized and garbage cookies sent back
+    _, url, _, _ = start(server, portal["client_id"])
+    for cookie in ("pa_authorize=" + "x" * 6000, f"pa_authorize={'a.b.c' * 500}", "pa_hosted_portal_x=" + "y" * 6000,
+                   "pa_csrf=" + "z" * 4000):
+        answer = requests.get(url, headers={"Cookie": cookie}, allow_redirects=False, timeout=30)
+        assert answer.status_code < 500, cookie[:20]
+
+
 def test_no_header_injection_through_state_login_hint_or_redirect(server, portal):  # noqa: F811
     for evil in ("a\r\nSet-Cookie: pwned=1", "a%0d%0aSet-Cookie:%20pwned=1", "a\nLocation: https://evil.example"):
         _, url, _, _ = start(server, portal["client_id"], state=evil, login_hint=evil)
