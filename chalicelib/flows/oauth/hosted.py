@@ -11,6 +11,9 @@ from chalicelib.flows.oauth import subjects
 HOSTED_SECONDS = 12 * 3600  # a working day: then the hosted pages ask for the password again
 PENDING_SECONDS = 30 * 60  # long enough to reset a forgotten password by email and come back
 MAX_REQUEST_CHARS = 2048  # an authorize request's parameters, kept in a cookie (browsers take 4 KB)
+# The signed value itself: JSON escapes a non-ASCII character as \uXXXX (6 characters) and base64 adds a third,
+# so 2,048 characters can make 16 KB; the cookie's name and attributes take about 100 more.
+MAX_COOKIE_VALUE = 3900
 
 
 def session_token(answer_access_token: str) -> tuple[str, str, str]:
@@ -58,8 +61,9 @@ def remember(params: dict[str, str], tenant_id: str, audience: str, app_name: st
     """The cookie value that brings the person back to the app after signing in (None when too long to keep)."""
     if sum(len(k) + len(v) for k, v in params.items()) > MAX_REQUEST_CHARS:
         return None
-    return keys.sign({"sub": "authorize", "tid": tenant_id, "typ": "authorize", "aud_kind": audience,
-                      "app": app_name, "req": params}, PENDING_SECONDS)
+    token = keys.sign({"sub": "authorize", "tid": tenant_id, "typ": "authorize", "aud_kind": audience,
+                       "app": app_name, "req": params}, PENDING_SECONDS)
+    return token if len(token) <= MAX_COOKIE_VALUE else None
 
 
 def pending(token: str | None, tenant_id: str | None = None) -> dict | None:
