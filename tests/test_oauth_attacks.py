@@ -245,6 +245,14 @@ def test_a_portal_users_hosted_session_never_signs_in_to_a_staff_app(server, ten
         assert code_of(answer)["error"] == "login_required", name
 
 
+def test_prompt_none_never_shows_a_form_even_without_openid(server, portal):  # noqa: F811
+    _, url, state, _ = start(server, portal["client_id"], scope="email", prompt="none")
+    answer = Browser(server).get(url)
+    assert answer.status_code == 302 and answer.headers["Location"].startswith(CALLBACK), answer.headers
+    back = code_of(answer)
+    assert back["error"] == "login_required" and back["state"] == state and "code" not in back
+
+
 # --- open redirects -----------------------------------------------------------------------------------------------
 
 def test_redirect_uri_variants_get_a_page_never_a_redirect(server, portal):  # noqa: F811
