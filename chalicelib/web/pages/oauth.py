@@ -41,6 +41,7 @@ def authorize(p: Page) -> Response:
     """Signs the person in to the app: at once when the browser has a hosted session of the app's business (and
     the app did not ask prompt=login), else through the sign-in page of the app's audience, which comes back here."""
     from authlib.oauth2.rfc6749.errors import OAuth2Error
+    from authlib.oidc.core.errors import LoginRequiredError
 
     from chalicelib.flows.oauth import hosted, provider
     request = provider.Request("GET", "/oauth2/authorize", p.query_pairs, None, p.headers)
@@ -62,6 +63,9 @@ def authorize(p: Page) -> Response:
         grant = server.get_consent_grant(request, end_user=user)
     except OAuth2Error as error:
         return _protocol_answer(p, *server.handle_error_response(request, error))
+    if user is None and "none" in prompts:  # never a form (Authlib checks prompt only with the openid scope)
+        return _protocol_answer(p, *server.handle_error_response(request, LoginRequiredError(
+            redirect_uri=grant.redirect_uri, state=request.payload.state)))
     if user is None:
         remembered = hosted.remember({k: v for k, v in request.payload.data.items() if k != "prompt"},
                                      app.tenant_id, app.audience, app.name)
