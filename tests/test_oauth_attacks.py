@@ -253,6 +253,28 @@ def test_prompt_none_never_shows_a_form_even_without_openid(server, portal):  # 
     assert back["error"] == "login_required" and back["state"] == state and "code" not in back
 
 
+def test_max_age_asks_for_the_password_again_when_the_sign_in_is_older(server, portal):  # noqa: F811
+    import jwt
+    browser = Browser(server)
+    signed_in(server, portal["client_id"], portal["email"], browser=browser)
+    time.sleep(2.1)
+    _, url, _, _ = start(server, portal["client_id"], max_age="1", prompt="none")
+    assert code_of(browser.get(url))["error"] == "login_required"
+    # the form again; after it, back to the app (the request is not asked again for a sign-in made just now)
+    _, url, _, verifier = start(server, portal["client_id"], max_age="1")
+    back = code_of(sign_in_portal(browser, url, portal["email"]))
+    token = redeem(server, portal["client_id"], back["code"], verifier)
+    assert token.status_code == 200
+    auth_time = jwt.decode(token.json()["id_token"], options={"verify_signature": False})["auth_time"]
+    assert time.time() - auth_time < 2
+    # a recent enough sign-in goes through without the form
+    _, url, _, verifier = start(server, portal["client_id"], max_age="3600")
+    assert "code" in code_of(browser.get(url))
+    _, url, state, _ = start(server, portal["client_id"], max_age="soon")
+    refused = code_of(browser.get(url))
+    assert refused["error"] == "invalid_request" and refused["state"] == state
+
+
 # --- open redirects -----------------------------------------------------------------------------------------------
 
 def test_redirect_uri_variants_get_a_page_never_a_redirect(server, portal):  # noqa: F811
