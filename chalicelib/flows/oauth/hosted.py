@@ -42,6 +42,12 @@ def subject(token: str | None, tenant_id: str, audience: str) -> subjects.Subjec
     return subjects.live(tenant_id, kind, claims["sub"], claims["sid"], claims.get("lnk"))
 
 
+def signed_in_within(user: subjects.Subject, seconds: int) -> bool:
+    """Whether the hosted session started (the person gave their password) at most `seconds` ago."""
+    from chalicelib.core.models import now
+    return now() - int(user.session.created_ms // 1000) <= seconds
+
+
 def session_id(token: str | None) -> tuple[str, str, str] | None:
     """(tenant, subject, session id) a hosted session cookie names, even an expired one (to end it)."""
     if not token:

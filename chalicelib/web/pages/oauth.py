@@ -60,6 +60,9 @@ def authorize(p: Page) -> Response:
                                                           app.tenant_id, app.audience)
     server = provider.server(p.ip, p.user_agent)
     try:
+        max_age = _max_age(request.payload.data.get("max_age"), redirect_uri, request.payload.state)
+        if user is not None and max_age is not None and not hosted.signed_in_within(user, max_age):
+            user = None  # OpenID Connect's max_age: a sign-in older than the app allows is asked for again
         grant = server.get_consent_grant(request, end_user=user)
     except OAuth2Error as error:
         return _protocol_answer(p, *server.handle_error_response(request, error))
@@ -67,7 +70,8 @@ def authorize(p: Page) -> Response:
         return _protocol_answer(p, *server.handle_error_response(request, LoginRequiredError(
             redirect_uri=grant.redirect_uri, state=request.payload.state)))
     if user is None:
-        remembered = hosted.remember({k: v for k, v in request.payload.data.items() if k != "prompt"},
+        # replayed after the sign-in without what asked for it (the sign-in is then the newest there can be)
+        remembered = hosted.remember({k: v for k, v in request.payload.data.items() if k not in ("prompt", "max_age")},
                                      app.tenant_id, app.audience, app.name)
         if remembered is None:
             return _app_problem(p, "This app's request is too long", "The app sent more than we can keep while "
@@ -77,6 +81,17 @@ def authorize(p: Page) -> Response:
         field = "email" if app.audience == "portal" else "username"
         return p.redirect(url(SIGN_IN_PAGE[app.audience], tenant_id=app.tenant_id, **{field: hint}))
     return _protocol_answer(p, *server.create_authorization_response(request, grant_user=user, grant=grant))
+
+
+def _max_age(value: str | None, redirect_uri: str, state: str | None) -> int | None:
+    """OpenID Connect's max_age: whole seconds, or invalid_request (back to the app, whose address is checked)."""
+    from authlib.oauth2.rfc6749.errors import InvalidRequestError
+    if value is None:
+        return None
+    if not (value.isascii() and value.isdigit()) or len(value) > 10:
+        raise InvalidRequestError("max_age must be a whole number of seconds.", redirect_uri=redirect_uri,
+                                  state=state)
+    return int(value)
 
 
 def _protocol_answer(p: Page, status: int, body, headers: dict) -> Response:
