@@ -484,6 +484,18 @@ def test_a_staff_password_change_between_sign_in_and_redemption_leaves_the_app_n
     assert code_of(browser.get(url))["error"] == "login_required"
 
 
+def test_a_deleted_apps_tokens_stop_working(server, http, tenant, portal):  # noqa: F811
+    from chalicelib.flows import apps
+    tokens = signed_in(server, portal["client_id"], portal["email"])
+    code, verifier = a_code(server, portal["client_id"], portal["email"])
+    assert me(http, tokens["access_token"]) == 200
+    apps.delete(tenant.id, portal["client_id"], actor="test", ip=None)
+    assert refresh(server, portal["client_id"], tokens["refresh_token"]).status_code in (400, 401)
+    assert redeem(server, portal["client_id"], code, verifier).status_code in (400, 401)
+    assert me(http, tokens["access_token"]) == 401
+    assert api_status(server, "/oauth2/userinfo", tokens["access_token"]) == 401
+
+
 # --- the hosted pages ---------------------------------------------------------------------------------------------
 
 def test_login_csrf_on_the_hosted_sign_in_signs_nobody_in(server, tenant, portal):  # noqa: F811
