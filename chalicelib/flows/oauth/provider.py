@@ -427,7 +427,7 @@ class Server(rfc6749.AuthorizationServer):
                          session=session.family_id, ip=self.ip)
         else:
             session = user.session
-        token = {"token_type": "Bearer", "access_token": subjects.access_token(user, session.family_id),
+        token = {"token_type": "Bearer", "access_token": subjects.access_token(user, session.family_id, client.client_id),
                  "expires_in": subjects.ACCESS_TOKEN_SECONDS, "scope": scope, "_sid": session.family_id}
         if offline:
             token["refresh_token"] = subjects.new_refresh_token(user, session, client.client_id, scope)
