@@ -377,7 +377,8 @@ def test_an_oversized_request_never_makes_a_cookie_over_4_kb_nor_a_500(server, p
 
 
 def test_no_header_injection_through_state_login_hint_or_redirect(server, portal):  # noqa: F811
-    for evil in ("a\r\nSet-Cookie: pwned=1", "a%0d%0aSet-Cookie:%20pwned=1", "a\nLocation: https://evil.example"):
+    for evil in ("a\r\nSet-Cookie: pwned=1", "a%0d%0aSet-Cookie:%20pwned=1", "a\nLocation: https://evil.example",
+                 "x&code=planted&error=none#frag"):
         _, url, _, _ = start(server, portal["client_id"], state=evil, login_hint=evil)
         answer = Browser(server).get(url)
         assert answer.status_code < 500
@@ -387,7 +388,9 @@ def test_no_header_injection_through_state_login_hint_or_redirect(server, portal
         _, url, _, _ = start(server, portal["client_id"], state=evil, prompt="none")
         answer = Browser(server).get(url)
         assert answer.status_code == 302 and "\n" not in answer.headers["Location"]
-        assert parse_qs(urlparse(answer.headers["Location"]).query)["state"] == [evil]
+        back = parse_qs(urlparse(answer.headers["Location"]).query)
+        assert back["state"] == [evil] and back["error"] == ["login_required"] and "code" not in back
+        assert "#" not in answer.headers["Location"]
 
 
 def test_scope_cannot_grow_on_refresh(server, portal):  # noqa: F811
@@ -494,6 +497,29 @@ def test_a_deleted_apps_tokens_stop_working(server, http, tenant, portal):  # no
     assert redeem(server, portal["client_id"], code, verifier).status_code in (400, 401)
     assert me(http, tokens["access_token"]) == 401
     assert api_status(server, "/oauth2/userinfo", tokens["access_token"]) == 401
+
+
+def test_one_kind_of_token_is_never_taken_for_another(server, portal):  # noqa: F811
+    code, verifier = a_code(server, portal["client_id"], portal["email"])
+    tokens = signed_in(server, portal["client_id"], portal["email"])
+    for wrong in (code, tokens["access_token"], tokens["id_token"]):
+        assert refresh(server, portal["client_id"], wrong).status_code == 400
+    for wrong in (tokens["refresh_token"], tokens["access_token"], tokens["id_token"]):
+        assert redeem(server, portal["client_id"], wrong, verifier).status_code == 400
+    assert redeem(server, portal["client_id"], code, verifier).status_code == 200
+
+
+def test_another_businesss_waiting_request_never_follows_a_sign_in_here(server, tenant, other_tenant,  # noqa: F811
+                                                                        portal):
+    theirs = make_app(other_tenant.id, name="Their App")
+    browser = Browser(server)
+    _, url, _, _ = start(server, theirs.client_id)
+    browser.follow(browser.get(url))  # their sign-in page: their request is remembered
+    assert browser.http.cookies.get("pa_authorize")
+    page = browser.get(f"/sign-in?tenant_id={tenant.id}")
+    assert "Their App" not in page.text
+    done = browser.submit(page, {"email": portal["email"], "password": PORTAL_PASSWORD})
+    assert done.status_code == 200 and "Refresh" not in done.headers and "You are signed in" in done.text
 
 
 # --- the hosted pages ---------------------------------------------------------------------------------------------
