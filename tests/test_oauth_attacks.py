@@ -614,7 +614,7 @@ def test_garbage_at_every_endpoint_never_answers_500(server, portal):  # noqa: F
              "code_challenge_method", "prompt", "login_hint", "max_age", "id_token_hint", "post_logout_redirect_uri"]
     session = requests.Session()
     failures = []
-    for i in range(200):
+    for _ in range(200):
         pairs = garbage_form(rng, names)
         if rng.random() < 0.5:
             pairs.append(("grant_type", rng.choice(["authorization_code", "refresh_token"])))

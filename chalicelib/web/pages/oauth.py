@@ -107,10 +107,9 @@ def _protocol_answer(p: Page, status: int, body, headers: dict) -> Response:
                         error.get("error_description") or "The app's request was not valid.")
 
 
-def continue_after_sign_in(p: Page, access_token: str) -> Response | None:
-    """After any sign-in on a hosted page (password, registration, reset, Google, an access link): the browser's
-    hosted session starts, and when an app sent the person here, back to it (the remembered authorize request,
-    replayed without its prompt); else None, and the page says its own last words."""
+def back_to_app(p: Page, access_token: str) -> tuple[str, str] | None:
+    """After any sign-in on a hosted page: the browser's hosted session starts; when an app sent the person here,
+    (the app's name, the remembered authorize request replayed without its prompt), else None."""
     from chalicelib.flows.oauth import hosted
     token, tenant_id, audience = hosted.session_token(access_token)
     p.set_cookie(hosted_cookie(tenant_id, audience), token, max_age=hosted.HOSTED_SECONDS, same_site="Lax")
@@ -118,12 +117,22 @@ def continue_after_sign_in(p: Page, access_token: str) -> Response | None:
     if waiting is None or waiting.get("aud_kind") != audience:
         return None
     p.set_cookie(PENDING, "", max_age=0, same_site="Lax")
-    target = url("/oauth2/authorize", **waiting["req"])
+    return waiting["app"], url("/oauth2/authorize", **waiting["req"])
+
+
+def continue_after_sign_in(p: Page, access_token: str) -> Response | None:
+    """After any sign-in on a hosted page (password, registration, reset, Google, an access link): the browser's
+    hosted session starts, and when an app sent the person here, back to it (back_to_app); else None, and the page
+    says its own last words."""
+    back = back_to_app(p, access_token)
+    if back is None:
+        return None
+    app_name, target = back
     if p.method != "POST":
         return p.redirect(target)
     # After a form, not a redirect: browsers hold every redirect of a form's answer to the page's CSP form-action
     # ('self'), and the last hop goes to the app. A page that reloads itself at once is a navigation of its own.
-    response = p.message(200, tenant_name=None, section=SECTION, heading=f"Returning you to {waiting['app']}",
+    response = p.message(200, tenant_name=None, section=SECTION, heading=f"Returning you to {app_name}",
                          paragraphs=["One moment. If nothing happens, choose Continue."],
                          actions=[("Continue", target)])
     response.headers["Refresh"] = f"0; url={target}"

@@ -13,7 +13,7 @@ from markupsafe import Markup
 from chalice import Response
 
 from chalicelib.core.errors import Error
-from chalicelib.web.pages.oauth import continue_after_sign_in, continue_to_app, waiting_app
+from chalicelib.web.pages.oauth import back_to_app, continue_after_sign_in, continue_to_app, waiting_app
 from chalicelib.web.pages.forms import Errors, explain, require
 from chalicelib.web.pages.links import tenant
 from chalicelib.web.pages.render import url
@@ -205,11 +205,11 @@ def setup(p: Page) -> Response:
                     errors.add("code", "This code is not right. Enter the 6 digits your app shows now.")
                 else:
                     p.set_cookie(SETUP, "", path=SETUP_PATH, max_age=0)
-                    back = continue_after_sign_in(p, done.model_dump()["access_token"])
+                    back = back_to_app(p, done.model_dump()["access_token"])
                     # the codes are shown in this answer only; the way on is a link (never a redirect past them)
                     return p.html(200, "pages/staff/recovery-codes.html", tenant_name=name, section=STAFF,
                                   title="Save your recovery codes", codes=done.recovery_codes or [],
-                                  destination=back.headers["Location"] if back is not None else None,
+                                  destination=back[1] if back is not None else None,
                                   actions=continue_to_app(principal.tenant_id, "staff"))
         started = mfa_totp.resume(principal, p.ip)
     except Error as err:
