@@ -190,8 +190,9 @@ def test_an_app_cannot_revoke_another_apps_tokens(server, http, tenant, other_te
     tokens = signed_in(server, portal["client_id"], portal["email"])
     for thief in (make_app(tenant.id, name="Second App"), make_app(other_tenant.id, name="Their App")):
         for kind in ("refresh_token", "access_token"):
-            requests.post(server + "/oauth2/revoke", timeout=30, data={
+            refused = requests.post(server + "/oauth2/revoke", timeout=30, data={
                 "token": tokens[kind], "token_type_hint": kind, "client_id": thief.client_id})
+            assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"  # RFC 7009 §2.1
     assert me(http, tokens["access_token"]) == 200
     assert refresh(server, portal["client_id"], tokens["refresh_token"]).status_code == 200
 
