@@ -542,6 +542,19 @@ def test_login_csrf_on_the_hosted_sign_in_signs_nobody_in(server, tenant, portal
         assert answer.status_code == 400 and not any("pa_hosted" in c for c in set_cookies(answer)), (extra, headers)
         assert "Refresh" not in answer.headers
     assert not hosted_cookie(browser, tenant.id)
+    # the staff sign-in too
+    made = make_app(tenant.id, audience="staff", name="Technician App")
+    person, _ = staff_member(tenant)
+    _, url, _, _ = start(server, made.client_id)
+    page = browser.follow(browser.get(url))
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    fields = {"username": person.username, "password": PASSWORD}
+    for extra, headers in (({}, {}), ({"csrf_token": csrf}, {"Origin": "https://evil.example"}),
+                           ({"csrf_token": csrf}, {"Sec-Fetch-Site": "cross-site"})):
+        answer = browser.http.post(server + "/staff/sign-in?tenant_id=" + tenant.id, data={**fields, **extra},
+                                   headers=headers, allow_redirects=False)
+        assert answer.status_code == 400 and not any("pa_hosted" in c for c in set_cookies(answer)), (extra, headers)
+    assert not hosted_cookie(browser, tenant.id, "staff")
 
 
 def test_the_refresh_interstitial_goes_only_to_this_sites_authorize(server, portal):  # noqa: F811
