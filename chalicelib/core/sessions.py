@@ -10,7 +10,9 @@ customer of an access link), and refuses the call with 401 `session_ended` when:
 - the session's epoch is not the account's `session_epoch` any more: what ends every session at once without
   touching each one (a password change or reset, a new temporary password, a disable, a role or permission
   change, "sign out everywhere") adds one to it. A session takes the epoch its sign-in read before the password
-  was checked, so a sign-in that overlaps such an end cannot outlive it.
+  was checked, so a sign-in that overlaps such an end cannot outlive it;
+- it is an app's session (flows/oauth) and the app is no longer registered: an app's access tokens name it
+  (`cid`), and the same BatchGetItem reads it.
 
 A staff caller's permissions are those of the live person, never only those of the token. No cache: a change is in
 force on the very next call, on every container (tests/test_sessions.py; cost in BENCHMARKS.md)."""
@@ -24,7 +26,7 @@ from pydantic import BaseModel
 
 from chalicelib.core import audit
 from chalicelib.core.errors import Error, NotFound, Unauthenticated
-from chalicelib.core.models import Customer, Person, PortalUser, Session, Tenant, _transaction_connection, now
+from chalicelib.core.models import App, Customer, Person, PortalUser, Session, Tenant, _transaction_connection, now
 from chalicelib.core.principal import Principal
 
 STAFF_SESSION_SECONDS = 15 * 60  # as long as its access token: staff have no refresh token (yet)
@@ -109,6 +111,7 @@ class Live:
     tenant_active: bool
     session: Session | None
     record: Any
+    app: App | None = None  # an app's session: the app, when still registered
 
 
 def _record_key(subject_kind: str, tenant_id: str, user_id: str) -> dict:
@@ -133,6 +136,9 @@ def read(principal: Principal) -> Live:
         request[Tenant.Meta.table_name] = {"Keys": [{"tenant_id": {"S": principal.tenant_id}}]}
     request[model.Meta.table_name] = {"Keys": [_record_key(subject_kind, principal.tenant_id, principal.subject)],
                                       "ConsistentRead": True}
+    client_id = principal.claims.get("cid")
+    if isinstance(client_id, str) and 0 < len(client_id) <= 64:
+        request[App.Meta.table_name] = {"Keys": [{"client_id": {"S": client_id}}], "ConsistentRead": True}
     found: dict[str, list] = {}
     client = _transaction_connection().client
     for attempt in range(8):  # DynamoDB may leave keys unprocessed when throttled: ask again, backing off
@@ -148,12 +154,14 @@ def read(principal: Principal) -> Live:
     tenants = found.get(Tenant.Meta.table_name) or []
     sessions = found.get(Session.Meta.table_name) or []
     records = found.get(model.Meta.table_name) or []
+    apps = found.get(App.Meta.table_name) or []
     if tenant_active is None:
         tenant = Tenant.from_raw_data(tenants[0]) if tenants else None
         tenant_active = tenants_.remember(principal.tenant_id, tenant is not None and tenant.status == "active")
     return Live(tenant_active=tenant_active,
                 session=Session.from_raw_data(sessions[0]) if sessions else None,
-                record=model.from_raw_data(records[0]) if records else None)
+                record=model.from_raw_data(records[0]) if records else None,
+                app=App.from_raw_data(apps[0]) if apps else None)
 
 
 def check(principal: Principal, live: Live) -> None:
@@ -166,6 +174,9 @@ def check(principal: Principal, live: Live) -> None:
     if not _account_active(principal, subject_kind, record) \
             or not alive(session, getattr(record, "session_epoch", None)):
         raise session_ended()
+    if session.client_id and (live.app is None or live.app.client_id != session.client_id
+                              or live.app.tenant_id != session.tenant_id):
+        raise session_ended("The app this session belongs to was removed; sign in again.")
     at = now()
     if at - int(session.last_used_at or session.created_ms // 1000) >= LAST_USED_EVERY_SECONDS:
         session.update(actions=[Session.last_used_at.set(at)])

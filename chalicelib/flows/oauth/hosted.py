@@ -11,6 +11,9 @@ from chalicelib.flows.oauth import subjects
 HOSTED_SECONDS = 12 * 3600  # a working day: then the hosted pages ask for the password again
 PENDING_SECONDS = 30 * 60  # long enough to reset a forgotten password by email and come back
 MAX_REQUEST_CHARS = 2048  # an authorize request's parameters, kept in a cookie (browsers take 4 KB)
+# The signed value itself: JSON escapes a non-ASCII character as \uXXXX (6 characters) and base64 adds a third,
+# so 2,048 characters can make 16 KB; the cookie's name and attributes take about 100 more.
+MAX_COOKIE_VALUE = 3900
 
 
 def session_token(answer_access_token: str) -> tuple[str, str, str]:
@@ -39,6 +42,12 @@ def subject(token: str | None, tenant_id: str, audience: str) -> subjects.Subjec
     return subjects.live(tenant_id, kind, claims["sub"], claims["sid"], claims.get("lnk"))
 
 
+def signed_in_within(user: subjects.Subject, seconds: int) -> bool:
+    """Whether the hosted session started (the person gave their password) at most `seconds` ago."""
+    from chalicelib.core.models import now
+    return now() - int(user.session.created_ms // 1000) <= seconds
+
+
 def session_id(token: str | None) -> tuple[str, str, str] | None:
     """(tenant, subject, session id) a hosted session cookie names, even an expired one (to end it)."""
     if not token:
@@ -58,8 +67,9 @@ def remember(params: dict[str, str], tenant_id: str, audience: str, app_name: st
     """The cookie value that brings the person back to the app after signing in (None when too long to keep)."""
     if sum(len(k) + len(v) for k, v in params.items()) > MAX_REQUEST_CHARS:
         return None
-    return keys.sign({"sub": "authorize", "tid": tenant_id, "typ": "authorize", "aud_kind": audience,
-                      "app": app_name, "req": params}, PENDING_SECONDS)
+    token = keys.sign({"sub": "authorize", "tid": tenant_id, "typ": "authorize", "aud_kind": audience,
+                       "app": app_name, "req": params}, PENDING_SECONDS)
+    return token if len(token) <= MAX_COOKIE_VALUE else None
 
 
 def pending(token: str | None, tenant_id: str | None = None) -> dict | None:

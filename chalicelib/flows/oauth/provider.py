@@ -12,12 +12,13 @@ refresh token, OpenID Connect's ID token, RFC 7009 revocation) over this product
 
 The web layer (chalicelib/web/pages/oauth.py) turns requests into `Request`s and answers into HTTP."""
 import os
+from collections import Counter
 from typing import Any
 from urllib.parse import parse_qsl
 
 from authlib.oauth2 import rfc6749
 from authlib.oauth2.rfc6749 import grants
-from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import grants as oidc_grants
@@ -53,6 +54,8 @@ class Request(rfc6749.OAuth2Request):
         self._args = dict(query)
         self._form = dict(form)
         self.payload = Payload(query + form)
+        # RFC 6749 §3.1, §3.2: no parameter more than once (Authlib reads some as their first value, some as last)
+        self.repeated = sorted(name for name, count in Counter(name for name, _ in query + form).items() if count > 1)
 
     @property
     def args(self):
@@ -181,6 +184,14 @@ class Pkce(CodeChallenge):
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 
+    @staticmethod
+    def validate_no_multiple_request_parameter(request):
+        """RFC 6749 §3.1: no parameter more than once. Authlib checks five; a repeated nonce, prompt, max_age or
+        login_hint would be read here as its first value, and perhaps as its last by whatever stands in between."""
+        for name, values in request.payload.datalist.items():
+            if len(values) > 1:
+                raise InvalidRequestError(f"Multiple '{name[:40]}' in request.", state=request.payload.state)
+
     def save_authorization_code(self, code, request):
         user: subjects.Subject = request.user
         data = {"client_id": request.client.client_id, "redirect_uri": request.payload.redirect_uri,
@@ -208,7 +219,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         try:
             record.update(actions=[Token.used_at.set(now())], condition=Token.used_at.does_not_exist())
         except UpdateError:
-            _end_issued(record)
+            _reused(record)
             return None
         if record.expires_at < now():
             return None
@@ -219,9 +230,15 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
     def create_token_response(self):
         status, token, headers = super().create_token_response()
-        # remembered on the spent code, so that a second redemption can end the session the first one started
+        # remembered on the spent code, so that a second redemption can end the session the first one started;
+        # unless one already came while this answer was made: then that session ends now, and nobody gets it
         record = self.request.authorization_code.record
-        record.update(actions=[Token.data.set({**data_of(record), "issued_sid": token["_sid"]})])
+        try:
+            record.update(actions=[Token.data.set({**data_of(record), "issued_sid": token["_sid"]})],
+                          condition=Token.revoked.does_not_exist())
+        except UpdateError:
+            _end_session(token["_sid"], record.subject_id, "code_reused")
+            raise InvalidGrantError("This code was presented twice.") from None
         return status, token, headers
 
     def authenticate_user(self, authorization_code: Code):
@@ -229,15 +246,23 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         return subjects.live(record.tenant_id, data["kind"], record.subject_id, data["sid"], data.get("link"))
 
 
-def _end_issued(record: Token) -> None:
+def _reused(record: Token) -> None:
+    """A spent code presented again: marked so on the code, and the session its first redemption started ends.
+    The mark and that session's id are written to the same item, so whichever write comes second sees the other:
+    a redemption still under way when the code comes again finds the mark and ends its own session."""
+    record.update(actions=[Token.revoked.set("code_reused")])  # the item as it is now (ALL_NEW)
     issued = data_of(record).get("issued_sid")
     if issued:
-        try:
-            sessions.end(Session.get(f"fam#{issued}"), actor=record.subject_id, reason="code_reused", ip=None)
-        except DoesNotExist:
-            pass
+        _end_session(issued, record.subject_id, "code_reused")
     audit.record(record.tenant_id, "oauth.code_reused", actor=record.subject_id,
                  client_id=data_of(record).get("client_id"))
+
+
+def _end_session(session_id: str, actor: str, reason: str) -> None:
+    try:
+        sessions.end(Session.get(f"fam#{session_id}"), actor=actor, reason=reason, ip=None)
+    except DoesNotExist:
+        pass
 
 
 class OpenIDCode(oidc_grants.OpenIDCode):
@@ -274,6 +299,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             return None
         if not record.client_id:
             return None  # an API sign-in's refresh token: for POST /v1/portal/refresh, not for apps
+        if not RefreshCredential(record).check_client(self.request.client):
+            return None  # another app's: refused before it is spent, so its own app's next refresh still works
         try:
             record.update(actions=[Session.used_at.set(now())], condition=Session.used_at.does_not_exist())
         except UpdateError:
@@ -355,12 +382,23 @@ class Server(rfc6749.AuthorizationServer):
         self.register_grant(AuthorizationCodeGrant, [Pkce(required=True), OpenIDCode(require_nonce=False)])
         self.register_grant(RefreshTokenGrant)
         self.register_endpoint(Revocation)
+        self.register_client_auth_method("client_secret_basic", _basic)
         self.register_token_generator("default", self._tokens)
         self.ip: str | None = None
         self.user_agent: str | None = None
 
     def query_client(self, client_id):
         return find_client(client_id)
+
+    def create_token_response(self, request=None):
+        if request is not None and request.repeated:
+            return self.handle_error_response(request, _repeated(request))
+        return super().create_token_response(request)
+
+    def create_endpoint_response(self, name, request=None):
+        if request is not None and request.repeated:
+            return self.handle_error_response(request, _repeated(request))
+        return super().create_endpoint_response(name, request)
 
     def save_token(self, token, request):
         pass  # the app's session and refresh token were written when the token was made (_tokens)
@@ -389,11 +427,25 @@ class Server(rfc6749.AuthorizationServer):
                          session=session.family_id, ip=self.ip)
         else:
             session = user.session
-        token = {"token_type": "Bearer", "access_token": subjects.access_token(user, session.family_id),
+        token = {"token_type": "Bearer", "access_token": subjects.access_token(user, session.family_id, client.client_id),
                  "expires_in": subjects.ACCESS_TOKEN_SECONDS, "scope": scope, "_sid": session.family_id}
         if offline:
             token["refresh_token"] = subjects.new_refresh_token(user, session, client.client_id, scope)
         return token
+
+
+def _repeated(request: Request) -> InvalidRequestError:
+    return InvalidRequestError(f"Multiple '{request.repeated[0][:40]}' in request.")
+
+
+def _basic(query_client, request):
+    """Authlib's client_secret_basic, for a header that decodes: one that is not base64 of UTF-8 (Authlib raises
+    ValueError on it) is no credential, and the client is refused like any other (401 invalid_client)."""
+    from authlib.oauth2.rfc6749.authenticate_client import authenticate_client_secret_basic
+    try:
+        return authenticate_client_secret_basic(query_client, request)
+    except ValueError:  # UnicodeDecodeError is one
+        return None
 
 
 def server(ip: str | None = None, user_agent: str | None = None) -> Server:

@@ -90,8 +90,9 @@ def start_app_session(subject: Subject, client_id: str, scope: str, ip: str | No
     return session
 
 
-def access_token(subject: Subject, session_id: str) -> str:
-    """The product's own access token for this subject (what the API's sign-in routes give)."""
+def access_token(subject: Subject, session_id: str, client_id: str) -> str:
+    """The product's own access token for this subject (what the API's sign-in routes give), naming the app
+    (`cid`): the guard refuses it once the app is deleted (sessions.check)."""
     record = subject.record
     if subject.kind == "staff":
         from chalicelib.flows.staff import people
@@ -106,7 +107,7 @@ def access_token(subject: Subject, session_id: str) -> str:
                   "sid": session_id, "lnk": subject.link,
                   "grants": [{"customer_id": record.customer_id, "access": "billing", "contact_id": None,
                               "admin": False}]}
-    return keys.sign(claims, ACCESS_TOKEN_SECONDS)
+    return keys.sign({**claims, "cid": client_id}, ACCESS_TOKEN_SECONDS)
 
 
 def new_refresh_token(subject: Subject, session: Session, client_id: str, scope: str) -> str:

@@ -41,6 +41,7 @@ def authorize(p: Page) -> Response:
     """Signs the person in to the app: at once when the browser has a hosted session of the app's business (and
     the app did not ask prompt=login), else through the sign-in page of the app's audience, which comes back here."""
     from authlib.oauth2.rfc6749.errors import OAuth2Error
+    from authlib.oidc.core.errors import LoginRequiredError
 
     from chalicelib.flows.oauth import hosted, provider
     request = provider.Request("GET", "/oauth2/authorize", p.query_pairs, None, p.headers)
@@ -59,11 +60,18 @@ def authorize(p: Page) -> Response:
                                                           app.tenant_id, app.audience)
     server = provider.server(p.ip, p.user_agent)
     try:
+        max_age = _max_age(request.payload.data.get("max_age"), redirect_uri, request.payload.state)
+        if user is not None and max_age is not None and not hosted.signed_in_within(user, max_age):
+            user = None  # OpenID Connect's max_age: a sign-in older than the app allows is asked for again
         grant = server.get_consent_grant(request, end_user=user)
     except OAuth2Error as error:
         return _protocol_answer(p, *server.handle_error_response(request, error))
+    if user is None and "none" in prompts:  # never a form (Authlib checks prompt only with the openid scope)
+        return _protocol_answer(p, *server.handle_error_response(request, LoginRequiredError(
+            redirect_uri=grant.redirect_uri, state=request.payload.state)))
     if user is None:
-        remembered = hosted.remember({k: v for k, v in request.payload.data.items() if k != "prompt"},
+        # replayed after the sign-in without what asked for it (the sign-in is then the newest there can be)
+        remembered = hosted.remember({k: v for k, v in request.payload.data.items() if k not in ("prompt", "max_age")},
                                      app.tenant_id, app.audience, app.name)
         if remembered is None:
             return _app_problem(p, "This app's request is too long", "The app sent more than we can keep while "
@@ -73,6 +81,17 @@ def authorize(p: Page) -> Response:
         field = "email" if app.audience == "portal" else "username"
         return p.redirect(url(SIGN_IN_PAGE[app.audience], tenant_id=app.tenant_id, **{field: hint}))
     return _protocol_answer(p, *server.create_authorization_response(request, grant_user=user, grant=grant))
+
+
+def _max_age(value: str | None, redirect_uri: str, state: str | None) -> int | None:
+    """OpenID Connect's max_age: whole seconds, or invalid_request (back to the app, whose address is checked)."""
+    from authlib.oauth2.rfc6749.errors import InvalidRequestError
+    if value is None:
+        return None
+    if not (value.isascii() and value.isdigit()) or len(value) > 10:
+        raise InvalidRequestError("max_age must be a whole number of seconds.", redirect_uri=redirect_uri,
+                                  state=state)
+    return int(value)
 
 
 def _protocol_answer(p: Page, status: int, body, headers: dict) -> Response:
@@ -88,9 +107,9 @@ def _protocol_answer(p: Page, status: int, body, headers: dict) -> Response:
                         error.get("error_description") or "The app's request was not valid.")
 
 
-def return_to_app(p: Page, access_token: str) -> str | None:
+def back_to_app(p: Page, access_token: str) -> tuple[str, str] | None:
     """After any sign-in on a hosted page: the browser's hosted session starts; when an app sent the person here,
-    the address that takes them back to it (the remembered authorize request, replayed without its prompt)."""
+    (the app's name, the remembered authorize request replayed without its prompt), else None."""
     from chalicelib.flows.oauth import hosted
     token, tenant_id, audience = hosted.session_token(access_token)
     p.set_cookie(hosted_cookie(tenant_id, audience), token, max_age=hosted.HOSTED_SECONDS, same_site="Lax")
@@ -98,20 +117,22 @@ def return_to_app(p: Page, access_token: str) -> str | None:
     if waiting is None or waiting.get("aud_kind") != audience:
         return None
     p.set_cookie(PENDING, "", max_age=0, same_site="Lax")
-    return url("/oauth2/authorize", **waiting["req"])
+    return waiting["app"], url("/oauth2/authorize", **waiting["req"])
 
 
 def continue_after_sign_in(p: Page, access_token: str) -> Response | None:
-    """After any sign-in on a hosted page (password, registration, reset, Google, an access link): back to the app
-    that sent the person (return_to_app); else None, and the page says its own last words."""
-    target = return_to_app(p, access_token)
-    if target is None:
+    """After any sign-in on a hosted page (password, registration, reset, Google, an access link): the browser's
+    hosted session starts, and when an app sent the person here, back to it (back_to_app); else None, and the page
+    says its own last words."""
+    back = back_to_app(p, access_token)
+    if back is None:
         return None
+    app_name, target = back
     if p.method != "POST":
         return p.redirect(target)
     # After a form, not a redirect: browsers hold every redirect of a form's answer to the page's CSP form-action
     # ('self'), and the last hop goes to the app. A page that reloads itself at once is a navigation of its own.
-    response = p.message(200, tenant_name=None, section=SECTION, heading="Returning you to the app",
+    response = p.message(200, tenant_name=None, section=SECTION, heading=f"Returning you to {app_name}",
                          paragraphs=["One moment. If nothing happens, choose Continue."],
                          actions=[("Continue", target)])
     response.headers["Refresh"] = f"0; url={target}"
@@ -221,6 +242,7 @@ def _oauth_request(request, path: str):
 
 def _userinfo(authorization: str | None) -> tuple[int, dict]:
     """OpenID Connect's UserInfo: the claims of the scope the app was granted, for a live session only."""
+    from chalicelib.core.errors import Error
     from chalicelib.flows.oauth import subjects
     from chalicelib.web.api import ApiError, _check_live, authenticate
     try:
@@ -228,7 +250,7 @@ def _userinfo(authorization: str | None) -> tuple[int, dict]:
         if principal.kind not in ("staff", "portal"):
             raise ApiError(401, "invalid_token", "This is not an access token of a person.")
         _check_live(principal)
-    except ApiError as err:
+    except Error as err:  # ApiError, and the live check's session_ended (a core Error) for an ended session
         return 401, {"error": "invalid_token", "error_description": err.message}
     live = principal.live
     kind = "link" if principal.subject.startswith("link:") else principal.kind

@@ -13,7 +13,7 @@ from markupsafe import Markup
 from chalice import Response
 
 from chalicelib.core.errors import Error
-from chalicelib.web.pages.oauth import continue_after_sign_in, continue_to_app, return_to_app, waiting_app
+from chalicelib.web.pages.oauth import back_to_app, continue_after_sign_in, continue_to_app, waiting_app
 from chalicelib.web.pages.forms import Errors, explain, require
 from chalicelib.web.pages.links import tenant
 from chalicelib.web.pages.passkey_forms import credential_from, factor_options, options_json
@@ -302,12 +302,12 @@ def _set_up(p: Page, principal, name: str | None, done) -> Response:
     """The required factor is set up: its recovery codes, shown in this answer only, and the way on as a link (a
     redirect would go past them)."""
     p.set_cookie(SETUP, "", path=SETUP_PATH, max_age=0)
-    back = return_to_app(p, done.model_dump()["access_token"])
+    back = back_to_app(p, done.model_dump()["access_token"])
     return p.html(200, "pages/staff/recovery-codes.html", tenant_name=name, section=STAFF,
                   title="Save your recovery codes", codes=done.recovery_codes or [],
                   done="Your passkey is added." if getattr(done, "passkey", None) else
                   "Your authenticator app is set up.",
-                  destination=back,
+                  destination=back[1] if back is not None else None,
                   actions=continue_to_app(principal.tenant_id, "staff"))
 
 
