@@ -582,7 +582,7 @@ def test_the_required_factor_setup_shows_its_recovery_codes_and_goes_on_to_the_w
     _, url, state, verifier = start(server, made.client_id)
     page = browser.follow(browser.get(url))
     setup = browser.follow(browser.submit(page, {"username": person.username, "password": PASSWORD}))
-    assert setup.status_code == 200 and "Set up your authenticator app" in setup.text, setup.text[:300]
+    assert setup.status_code == 200 and "Set up a second sign-in step" in setup.text, setup.text[:300]
     key = re.search(r'<p class="key"><code>([^<]+)</code>', setup.text).group(1).replace(" ", "")
     done = browser.submit(setup, {"code": pyotp.TOTP(key).at(code_clock())})
     # the codes are shown once: never a failure in their place; the way on is the waiting app
