@@ -10,6 +10,7 @@ WebAuthn needs a secure context and a domain name as the relying-party id (never
 serves the app at http://localhost:<port> (a secure context) and makes that the public base URL."""
 import re
 
+from playwright.sync_api import expect
 from browser_helpers import axe_violations, browser, fill_console_sign_in, page, server, shot  # noqa: F401
 from staff_helpers import PASSWORD, staff_member
 
@@ -49,14 +50,14 @@ def test_add_a_passkey_then_sign_in_with_it_as_the_factor_and_without_a_password
     page.wait_for_url(re.compile(r"/console/customers"))
     page.get_by_role("link", name="Sign-in methods").click()
     page.wait_for_url(re.compile(r"/console/mfa-setup"))
-    assert page.get_by_role("heading", name="Passkeys", exact=True).is_visible()
+    expect(page.get_by_role("heading", name="Passkeys", exact=True)).to_be_visible()
     assert not page.get_by_text("A passkey needs JavaScript").first.is_visible()  # the script hid it
     clean(page, "console-passkeys")
 
     page.get_by_label("Passkey name").fill("Office laptop")
     page.get_by_role("button", name="Add a passkey").click()
-    assert page.get_by_role("heading", name="Save your recovery codes").is_visible()
-    assert page.get_by_text("Your passkey is added.").is_visible()
+    expect(page.get_by_role("heading", name="Save your recovery codes")).to_be_visible()
+    expect(page.get_by_text("Your passkey is added.")).to_be_visible()
     assert page.get_by_role("list", name="Recovery codes").locator("li").count() == 10
     clean(page, "console-passkey-recovery-codes")
     [credential] = credentials(cdp, auth)
@@ -68,7 +69,7 @@ def test_add_a_passkey_then_sign_in_with_it_as_the_factor_and_without_a_password
     page.get_by_label("New name for Office laptop").fill("Work laptop")
     page.get_by_role("button", name="Rename Office laptop").click()
     page.wait_for_url(re.compile(r"done=renamed"))
-    assert page.get_by_role("rowheader", name="Work laptop").is_visible()
+    expect(page.get_by_role("rowheader", name="Work laptop")).to_be_visible()
     clean(page, "console-passkey-list")
     page.set_viewport_size({"width": 320, "height": 800})
     clean(page, "console-passkey-list-320")
@@ -79,7 +80,7 @@ def test_add_a_passkey_then_sign_in_with_it_as_the_factor_and_without_a_password
     fill_console_sign_in(page, tenant.id, tenant.admin_username, tenant.admin_password,
                          start="/console/sign-in?next=/console/customers")
     page.wait_for_url(re.compile(r"/console/sign-in/factor"))
-    assert page.get_by_label("Authenticator code or recovery code").is_visible()  # the other way stays
+    expect(page.get_by_label("Authenticator code or recovery code")).to_be_visible()  # the other way stays
     clean(page, "console-passkey-factor")
     page.get_by_role("button", name="Use a passkey").click()
     page.wait_for_url(re.compile(r"/console/customers"))
@@ -103,12 +104,12 @@ def test_add_a_passkey_then_sign_in_with_it_as_the_factor_and_without_a_password
     page.goto("/console/mfa-setup")
     page.get_by_role("button", name="Remove Work laptop").click()
     page.wait_for_url(re.compile(r"done=removed"))
-    assert page.get_by_text("You have no passkey yet.").is_visible()
+    expect(page.get_by_text("You have no passkey yet.")).to_be_visible()
     sign_out(page)
     page.goto("/console/sign-in/passkey")
     page.get_by_role("button", name="Sign in with a passkey").click()
     page.wait_for_url(re.compile(r"/console/sign-in/passkey"))
-    assert page.get_by_text("This passkey was not accepted").first.is_visible()
+    expect(page.get_by_text("This passkey was not accepted").first).to_be_visible()
     clean(page, "console-passkey-refused")
     # the password alone signs in again (the removed passkey was the only factor)
     fill_console_sign_in(page, tenant.id, tenant.admin_username, tenant.admin_password,
@@ -124,7 +125,7 @@ def test_an_old_sign_in_signs_in_again_before_adding(app, page, tenant, monkeypa
     real_now = mfa.now
     monkeypatch.setattr(mfa, "now", lambda: real_now() + 11 * 60)  # the sign-in is 11 minutes old
     page.reload()
-    assert page.get_by_text("adding or removing a passkey needs a sign-in in the last 10 minutes").is_visible()
+    expect(page.get_by_text("adding or removing a passkey needs a sign-in in the last 10 minutes")).to_be_visible()
     assert page.get_by_role("button", name="Add a passkey").count() == 0
     clean(page, "console-passkey-sign-in-again")
     monkeypatch.setattr(mfa, "now", real_now)
@@ -135,7 +136,7 @@ def test_an_old_sign_in_signs_in_again_before_adding(app, page, tenant, monkeypa
     page.get_by_label("Password", exact=True).fill(tenant.admin_password)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(re.compile(r"/console/mfa-setup"))
-    assert page.get_by_role("button", name="Add a passkey").is_visible()
+    expect(page.get_by_role("button", name="Add a passkey")).to_be_visible()
 
 
 def test_a_required_factor_can_be_a_passkey(app, page, tenant):
@@ -146,12 +147,12 @@ def test_a_required_factor_can_be_a_passkey(app, page, tenant):
     authenticator(page)
     fill_console_sign_in(page, tenant.id, person.username, PASSWORD, start="/console/sign-in?next=/console/customers")
     page.wait_for_url(re.compile(r"/console/mfa-setup"))
-    assert page.get_by_role("heading", name="Add a passkey").is_visible()
-    assert page.get_by_role("img", name="QR code for your authenticator app").is_visible()  # or the app
+    expect(page.get_by_role("heading", name="Add a passkey")).to_be_visible()
+    expect(page.get_by_role("img", name="QR code for your authenticator app")).to_be_visible()  # or the app
     clean(page, "console-passkey-setup")
     page.get_by_label("Passkey name").fill("Phone")
     page.get_by_role("button", name="Add a passkey").click()
-    assert page.get_by_text("Your passkey is added.").is_visible()
+    expect(page.get_by_text("Your passkey is added.")).to_be_visible()
     page.get_by_role("link", name="Continue to the console").click()
     page.wait_for_url(re.compile(r"/console/customers"))
     # the passkey is the factor the policy asks for: the next sign-in needs no setup, and no password
