@@ -13,7 +13,7 @@ from typing import Any
 from pynamodb.exceptions import DoesNotExist
 
 from chalicelib.core import sessions
-from chalicelib.core.models import Customer, Session
+from chalicelib.core.models import Session
 from chalicelib.core.security import keys
 from chalicelib.core.security.tokens import new_token, token_hash
 
@@ -146,8 +146,4 @@ def claims(subject: Subject, scope: str) -> dict:
     if "profile" in scopes and name:
         out["name"] = name
     return out
-
-
-def customer(tenant_id: str, customer_id: str) -> Customer | None:
-    return _record(tenant_id, "link", customer_id)
 
