@@ -80,6 +80,7 @@ build/package/%/sam.json: $(STAMP) $(PACKAGE_SOURCES)
 	rm -rf build/package/$*
 	$(BIN)/python infra/compose.py $* build/merge-$*.json
 	PORTAL_STAGE=$* $(BIN)/chalice package --stage $* --merge-template build/merge-$*.json build/package/$*
+	$(BIN)/python infra/bytecode.py build/package/$*  # chalice ships sources only: every cold start would compile
 	$(BIN)/cfn-lint build/package/$*/sam.json
 
 # make deploy STAGE=dev|prod ARTIFACTS_BUCKET=<bucket> [REVIEW=1]: packages that stage, checks infra/params-<stage>.json
