@@ -654,7 +654,9 @@ AUTH_ROUTES = ["/v1/staff/sign-in", "/v1/portal/sign-in", "/v1/portal/sign-up", 
                "/v1/staff/sign-in/mfa/passkey-options", "/v1/staff/sign-in/passkey/options",
                "/v1/staff/sign-in/passkey"]
 AUTH_PAGES = ["/sign-in", "/register", "/reset-password", "/staff/accept-invite", "/staff/reset-password",
-              "/staff/change-password"]
+              "/staff/change-password", "/staff/sign-in", "/staff/sign-in/factor", "/staff/sign-in/setup",
+              "/console/sign-in", "/console/sign-in/factor", "/console/sign-in/passkey", "/console/change-password",
+              "/console/mfa-setup"]
 
 
 @pytest.mark.package
