@@ -3,10 +3,9 @@ import secrets
 import time
 from typing import Any
 
-from pydantic import BaseModel
-
 from chalicelib.core.models import AuditEvent
 from chalicelib.core.paging import iso_at, make_cursor, page_args
+from chalicelib.core.schema import Shape
 
 FORBIDDEN_DETAIL_KEYS = {"password", "new_password", "token", "code", "secret", "client_secret"}
 
@@ -46,7 +45,7 @@ def record_many(tenant_id: str, action: str, events: list[dict], *, actor: str |
 
 # --- reading the trail (admins' audit views of a person, a portal user, a partner portal) ------------------------
 
-class AuditEntry(BaseModel):
+class AuditEntry(Shape):
     at: str
     action: str
     actor: str | None = None
@@ -55,7 +54,7 @@ class AuditEntry(BaseModel):
     details: dict = {}
 
 
-class AuditPage(BaseModel):
+class AuditPage(Shape):
     items: list[AuditEntry]
     next_cursor: str | None = None
 

@@ -22,12 +22,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from pydantic import BaseModel
-
 from chalicelib.core import audit
 from chalicelib.core.errors import Error, NotFound, Unauthenticated
 from chalicelib.core.models import App, Customer, Person, PortalUser, Session, Tenant, _transaction_connection, now
 from chalicelib.core.principal import Principal
+from chalicelib.core.schema import Shape
 
 STAFF_SESSION_SECONDS = 15 * 60  # as long as its access token: staff have no refresh token (yet)
 PORTAL_SESSION_SECONDS = 30 * 24 * 3600  # as long as its refresh tokens
@@ -43,7 +42,7 @@ def session_ended(message: str = "This session has ended; sign in again.") -> Er
     return Unauthenticated("session_ended", message)
 
 
-class SessionOut(BaseModel):
+class SessionOut(Shape):
     session_id: str
     created_at: str
     last_used_at: str
@@ -53,7 +52,7 @@ class SessionOut(BaseModel):
     current: bool
 
 
-class SessionList(BaseModel):
+class SessionList(Shape):
     sessions: list[SessionOut]
 
 

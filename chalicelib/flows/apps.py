@@ -19,14 +19,14 @@ import time
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, StrictBool
+from pydantic import Field, StrictBool
 from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
 
 from chalicelib.core import audit
 from chalicelib.core.errors import Conflict, Invalid, NotFound
 from chalicelib.core.models import App, AppDefault, now, transaction
 from chalicelib.core.paging import iso_at, make_cursor, page_args
-from chalicelib.core.schema import Strict
+from chalicelib.core.schema import Shape, Strict
 from chalicelib.core.text import OneLine
 
 Audience = Literal["portal", "staff"]
@@ -73,7 +73,7 @@ class AppPatch(Strict):
     is_default: StrictBool | None = None  # true makes this app its audience's default
 
 
-class AppOut(BaseModel):
+class AppOut(Shape):
     client_id: str
     name: str
     audience: str
@@ -90,12 +90,12 @@ class AppCreated(AppOut):
     client_secret: str | None = None  # confidential apps only; shown in this answer and never again
 
 
-class AppPage(BaseModel):
+class AppPage(Shape):
     items: list[AppOut]
     next_cursor: str | None = None
 
 
-class AppSecret(BaseModel):
+class AppSecret(Shape):
     client_id: str
     client_secret: str  # shown once
 

@@ -5,7 +5,7 @@ customers and contacts and the words of customers' names, in partitions of their
 import uuid
 from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
 from chalicelib.core import search_terms
@@ -13,7 +13,7 @@ from chalicelib.core.errors import Conflict, Invalid, NotFound
 from chalicelib.core.identity import Email
 from chalicelib.core.models import Contact, Customer, Location, RecordEmail, now, transaction
 from chalicelib.core.paging import iso_at, make_cursor, page_args
-from chalicelib.core.schema import Strict
+from chalicelib.core.schema import Shape, Strict
 from chalicelib.core.text import OneLine
 
 Name = Annotated[OneLine, Field(min_length=1, max_length=200)]
@@ -61,7 +61,7 @@ class ContactPatch(Strict):
     phone: Phone | None = None
 
 
-class CustomerOut(BaseModel):
+class CustomerOut(Shape):
     customer_id: str
     name: str
     emails: list[str]
@@ -71,7 +71,7 @@ class CustomerOut(BaseModel):
     updated_at: str
 
 
-class LocationOut(BaseModel):
+class LocationOut(Shape):
     location_id: str
     customer_id: str
     name: str | None = None
@@ -81,7 +81,7 @@ class LocationOut(BaseModel):
     updated_at: str
 
 
-class ContactOut(BaseModel):
+class ContactOut(Shape):
     contact_id: str
     customer_id: str
     name: str
@@ -91,17 +91,17 @@ class ContactOut(BaseModel):
     updated_at: str
 
 
-class CustomerPage(BaseModel):
+class CustomerPage(Shape):
     items: list[CustomerOut]
     next_cursor: str | None = None
 
 
-class LocationPage(BaseModel):
+class LocationPage(Shape):
     items: list[LocationOut]
     next_cursor: str | None = None
 
 
-class ContactPage(BaseModel):
+class ContactPage(Shape):
     items: list[ContactOut]
     next_cursor: str | None = None
 

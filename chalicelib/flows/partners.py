@@ -6,7 +6,7 @@ import hashlib
 import re
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import ConfigDict, Field, StrictBool
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
 
 from chalicelib.core import audit, lockout, tenants
@@ -23,7 +23,7 @@ from chalicelib.core.models import (
 )
 from chalicelib.core.paging import iso, iso_at, make_cursor, page_args
 from chalicelib.core.principal import Principal
-from chalicelib.core.schema import Strict
+from chalicelib.core.schema import Shape, Strict
 from chalicelib.core.text import OneLine
 from chalicelib.flows.directory import LocationOut, location_out
 
@@ -68,26 +68,26 @@ class EnableBody(Strict):
     agreement_version: Annotated[OneLine, Field(max_length=64)] | None = None
 
 
-class PartnerTokenRequest(BaseModel):
+class PartnerTokenRequest(Shape):
     model_config = ConfigDict(extra="forbid")  # not stripped: a secret is compared exactly as sent
     client_id: Id
     client_secret: Annotated[str, Field(min_length=1, max_length=256)]
     tenant_id: Annotated[OneLine, Field(min_length=1, max_length=64)]
 
 
-class PartnerToken(BaseModel):
+class PartnerToken(Shape):
     access_token: str
     token_type: str
     expires_in: int
     permissions: list[str]
 
 
-class PartnerPermission(BaseModel):
+class PartnerPermission(Shape):
     key: str
     label: str
 
 
-class PartnerEnablementOut(BaseModel):
+class PartnerEnablementOut(Shape):
     accepted_by: str | None = None
     accepted_by_email: str | None = None
     accepted_at: str | None = None
@@ -98,7 +98,7 @@ class PartnerEnablementOut(BaseModel):
     disabled_at: str | None = None
 
 
-class PartnerPortalOut(BaseModel):
+class PartnerPortalOut(Shape):
     portal_id: str
     name: str
     permissions: list[PartnerPermission]
@@ -107,17 +107,17 @@ class PartnerPortalOut(BaseModel):
     enablement: PartnerEnablementOut | None = None
 
 
-class PartnerPortalList(BaseModel):
+class PartnerPortalList(Shape):
     items: list[PartnerPortalOut]
 
 
-class PartnerAgreement(BaseModel):
+class PartnerAgreement(Shape):
     portal_id: str
     version: str
     text: str
 
 
-class PartnerUserOut(BaseModel):
+class PartnerUserOut(Shape):
     user_id: str
     name: str
     email: str
@@ -125,19 +125,19 @@ class PartnerUserOut(BaseModel):
     created_at: str
 
 
-class PartnerUserPage(BaseModel):
+class PartnerUserPage(Shape):
     items: list[PartnerUserOut]
     next_cursor: str | None = None
 
 
-class PartnerScope(BaseModel):
+class PartnerScope(Shape):
     portal_id: str
     name: str
     tenant_id: str
     permissions: list[PartnerPermission]
 
 
-class PartnerLocationPage(BaseModel):
+class PartnerLocationPage(Shape):
     items: list[LocationOut]
     next_cursor: str | None = None
 

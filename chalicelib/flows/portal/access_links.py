@@ -15,14 +15,14 @@ users (check_session)."""
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 from pynamodb.exceptions import UpdateError
 
 from chalicelib.core import audit, config, lockout, paging, sessions, single_use
 from chalicelib.core.errors import Conflict, Forbidden, Gone, Unauthenticated
 from chalicelib.core.models import Customer, PortalUser, Token, now
 from chalicelib.core.principal import Principal
-from chalicelib.core.schema import Strict
+from chalicelib.core.schema import Shape, Strict
 from chalicelib.core.security import keys
 from chalicelib.core.text import OneLine
 from chalicelib.flows import directory
@@ -46,21 +46,21 @@ class OpenLink(Strict):
     token: Annotated[OneLine, Field(min_length=1, max_length=200, description="The token of the link (?token=)")]
 
 
-class AccessLink(BaseModel):
+class AccessLink(Shape):
     customer_id: str
     link: str
     created_at: str
     expires_at: str
 
 
-class AccessLinkState(BaseModel):
+class AccessLinkState(Shape):
     customer_id: str
     status: Literal["active", "expired", "none"]
     created_at: str | None = None
     expires_at: str | None = None
 
 
-class LinkSession(BaseModel):
+class LinkSession(Shape):
     access_token: str
     token_type: str
     expires_in: int

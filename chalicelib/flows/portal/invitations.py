@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Collection
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
 from chalicelib.core import audit, config, messaging, single_use, tenants
@@ -18,6 +18,7 @@ from chalicelib.core.errors import Conflict, Forbidden, Invalid, NotFound
 from chalicelib.core.identity import Email
 from chalicelib.core.models import Grant, PortalUser, now
 from chalicelib.core.paging import iso, iso_at, make_cursor, page_args
+from chalicelib.core.schema import Shape
 from chalicelib.core.text import OneLine
 from chalicelib.flows import directory
 
@@ -69,7 +70,7 @@ def grants_from_refs(refs: set[str], customer_id: str | None = None, location_id
 
 # --- request / response models --------------------------------------------------------------------------------
 
-class InvitationCreate(BaseModel):
+class InvitationCreate(Shape):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     email: Email
     customer_id: Annotated[OneLine, Field(min_length=1, max_length=64)] | None = None
@@ -84,7 +85,7 @@ class InvitationCreate(BaseModel):
         return self
 
 
-class GrantIn(BaseModel):
+class GrantIn(Shape):
     model_config = ConfigDict(extra="forbid")
     customer_id: Annotated[OneLine, Field(min_length=1, max_length=64)]
     access: Access
@@ -103,20 +104,20 @@ class GrantIn(BaseModel):
         return self
 
 
-class PortalUserPatch(BaseModel):
+class PortalUserPatch(Shape):
     model_config = ConfigDict(extra="forbid")
     grants: Annotated[list[GrantIn], Field(max_length=200)] | None = None
     status: Literal["active", "disabled"] | None = None
 
 
-class GrantOut(BaseModel):
+class GrantOut(Shape):
     customer_id: str
     access: str
     contact_id: str | None = None
     admin: bool = False
 
 
-class PortalUserOut(BaseModel):
+class PortalUserOut(Shape):
     user_id: str
     email: str
     status: str
@@ -128,7 +129,7 @@ class PortalUserOut(BaseModel):
     updated_at: str
 
 
-class PortalUserPage(BaseModel):
+class PortalUserPage(Shape):
     items: list[PortalUserOut]
     next_cursor: str | None = None
 

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from typing import Annotated, Literal
 from urllib.parse import urlencode
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 from pynamodb.exceptions import UpdateError
 
 from chalicelib.core import audit, config, identity, lockout, messaging, single_use, tenants
@@ -18,7 +18,7 @@ from chalicelib.core.errors import Error, Forbidden, Gone, Invalid, Unauthentica
 from chalicelib.core.identity import Email
 from chalicelib.core.models import Customer, PortalUser, Tenant, now
 from chalicelib.core.principal import Principal
-from chalicelib.core.schema import Password, Strict
+from chalicelib.core.schema import Password, Shape, Strict
 from chalicelib.core.security import passwords
 from chalicelib.core.text import OneLine
 from chalicelib.flows import directory
@@ -79,7 +79,7 @@ class Settings(Strict):
     third_party_signin: list[Literal["google", "microsoft"]] = Field(default_factory=list, max_length=2)
 
 
-class Session(BaseModel):
+class Session(Shape):
     access_token: str
     token_type: str
     expires_in: int
@@ -87,12 +87,12 @@ class Session(BaseModel):
     refresh_expires_in: int
 
 
-class Accepted(BaseModel):
+class Accepted(Shape):
     status: str
     message: str
 
 
-class MeGrant(BaseModel):
+class MeGrant(Shape):
     customer_id: str
     customer_name: str | None = None
     access: str
@@ -100,7 +100,7 @@ class MeGrant(BaseModel):
     admin: bool = False
 
 
-class Me(BaseModel):
+class Me(Shape):
     user_id: str
     tenant_id: str
     tenant_name: str

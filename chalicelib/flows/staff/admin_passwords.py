@@ -3,14 +3,14 @@ changed at first sign-in, an emailed or texted reset link, a temporary password 
 import secrets
 import string
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from chalicelib.core import audit
 from chalicelib.core.errors import Conflict
 from chalicelib.core.models import Person, now
 from chalicelib.core.paging import iso, iso_at
 from chalicelib.core.principal import Principal
-from chalicelib.core.schema import Password, Strict
+from chalicelib.core.schema import Password, Shape, Strict
 from chalicelib.core.security import passwords
 from chalicelib.flows.staff import people, staff_accounts, staff_invitations, staff_signin
 
@@ -24,7 +24,7 @@ class AccountCreate(Strict):
     password: Password
 
 
-class ResetLinkOut(BaseModel):
+class ResetLinkOut(Shape):
     person_id: str
     channel: str
     expires_at: str
@@ -34,7 +34,7 @@ class TemporaryPasswordBody(Strict):
     password: Password | None = Field(None, description="Leave out to have one generated (returned once)")
 
 
-class TemporaryPasswordOut(BaseModel):
+class TemporaryPasswordOut(Shape):
     person_id: str
     expires_at: str
     temporary_password: str | None = Field(None, description="Only when generated; shown this once")

@@ -14,12 +14,11 @@ import hashlib
 from datetime import datetime, timezone
 from typing import Literal
 
-from pydantic import BaseModel
-
 from chalicelib.core import audit
 from chalicelib.core.errors import Conflict, Forbidden, Unauthenticated
 from chalicelib.core.models import Person, Tenant, now
 from chalicelib.core.principal import Principal
+from chalicelib.core.schema import Shape
 from chalicelib.core.security import keys
 from chalicelib.flows.staff import passkey_ceremony, people
 
@@ -30,7 +29,7 @@ SETUP_TOKEN_SECONDS = 10 * 60
 RECENT_SIGN_IN_SECONDS = 10 * 60
 
 
-class MfaPolicy(BaseModel):
+class MfaPolicy(Shape):
     """The business's staff second-factor policy. off: nobody can set up a new factor (a factor already set up is
     still asked for: switching the policy off never silently weakens an account); optional: anyone may; required_for_
     admins: anyone holding an admin permission must; required_for_all: everyone must."""

@@ -7,12 +7,12 @@ import hmac
 import secrets
 from functools import lru_cache
 
-from pydantic import BaseModel
 from pynamodb.exceptions import UpdateError
 
 from chalicelib.core.errors import Conflict
 from chalicelib.core.models import Person, now
 from chalicelib.core.principal import Principal
+from chalicelib.core.schema import Shape
 from chalicelib.core.security import keys
 from chalicelib.flows.staff import mfa
 
@@ -21,7 +21,7 @@ LENGTH = 10  # 10 characters of 32: 50 bits each, with guesses limited by the si
 ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford's base32: no i, l, o, u to misread
 
 
-class RecoveryCodes(BaseModel):
+class RecoveryCodes(Shape):
     recovery_codes: list[str]  # shown once: only their hashes are kept
 
 

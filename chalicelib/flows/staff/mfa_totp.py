@@ -8,7 +8,7 @@ moved on by one conditional write, so a replay, even two uses of one code at the
 import time
 from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 from pynamodb.exceptions import UpdateError
 from pynamodb.expressions.update import Action
 
@@ -16,7 +16,7 @@ from chalicelib.core import tenants
 from chalicelib.core.errors import Conflict, Gone, Invalid
 from chalicelib.core.models import Person, now
 from chalicelib.core.principal import Principal
-from chalicelib.core.schema import Strict
+from chalicelib.core.schema import Shape, Strict
 from chalicelib.core.security import sealed
 from chalicelib.core.text import OneLine
 from chalicelib.flows.staff import mfa, mfa_recovery, passkey_ceremony
@@ -28,7 +28,7 @@ PENDING_SECONDS = 10 * 60  # a setup not confirmed within this is started again
 _clock = time.time  # the codes' clock (real time: pyotp in the tests computes the same codes)
 
 
-class TotpStarted(BaseModel):
+class TotpStarted(Shape):
     otpauth_uri: str
     secret: str  # the key in text, for typing into the app when the QR code cannot be scanned
     qr_svg: str  # the otpauth URI as a QR code, an inline SVG with attributes only (no style, no script)
@@ -39,7 +39,7 @@ class TotpConfirm(Strict):
     code: Annotated[OneLine, Field(min_length=1, max_length=16)]
 
 
-class TotpConfirmed(BaseModel):
+class TotpConfirmed(Shape):
     factor: str
     # shown once: the first set of recovery codes, when the person had none
     recovery_codes: list[str] | None = None

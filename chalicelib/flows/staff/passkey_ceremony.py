@@ -29,12 +29,13 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from chalicelib.core import config, single_use
 from chalicelib.core.errors import Error
 from chalicelib.core.models import Claim, Person, Token, now
+from chalicelib.core.schema import Shape
 from chalicelib.core.security.tokens import token_hash
 
 CHALLENGE_SECONDS = 5 * 60
@@ -49,7 +50,7 @@ CLAIM_PREFIX = "passkey#"
 Base64url = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]*={0,2}$")]
 
 
-class _Browser(BaseModel):
+class _Browser(Shape):
     """What a browser's PublicKeyCredential.toJSON() gives has more fields than the ceremony reads (publicKey,
     publicKeyAlgorithm...): they are ignored rather than refused, so a client may send toJSON() as it is."""
     model_config = ConfigDict(extra="ignore")
@@ -86,7 +87,7 @@ class AssertionCredential(_Credential):
     response: AssertionResponse
 
 
-class PasskeyOptions(BaseModel):
+class PasskeyOptions(Shape):
     # for navigator.credentials.create() / get(), as the WebAuthn JSON forms (base64url for bytes):
     # PublicKeyCredentialCreationOptionsJSON or PublicKeyCredentialRequestOptionsJSON
     options: dict[str, Any]

@@ -11,7 +11,7 @@ Storage: the passkey on the person (Person.passkeys, by public id) and its crede
 transaction: the claim's condition refuses a credential registered already, by anyone. Up to MAX_PASSKEYS each."""
 from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.expressions.condition import size
 
@@ -20,7 +20,7 @@ from chalicelib.core.errors import Conflict, Gone, Invalid, NotFound
 from chalicelib.core.models import Claim, Person, now, transaction
 from chalicelib.core.paging import iso, iso_at
 from chalicelib.core.principal import Principal
-from chalicelib.core.schema import Strict
+from chalicelib.core.schema import Shape, Strict
 from chalicelib.core.text import OneLine
 from chalicelib.flows.staff import mfa, mfa_recovery, passkey_ceremony
 from chalicelib.flows.staff.passkey_ceremony import MAX_PASSKEYS, PasskeyOptions, RegistrationCredential
@@ -37,7 +37,7 @@ class PasskeyRename(Strict):
     name: Name
 
 
-class PasskeyOut(BaseModel):
+class PasskeyOut(Shape):
     id: str
     name: str
     created_at: str
@@ -45,11 +45,11 @@ class PasskeyOut(BaseModel):
     backed_up: bool = False  # a synced passkey (iCloud Keychain, Google Password Manager...)
 
 
-class PasskeyList(BaseModel):
+class PasskeyList(Shape):
     items: list[PasskeyOut]
 
 
-class PasskeyAdded(BaseModel):
+class PasskeyAdded(Shape):
     passkey: PasskeyOut
     # shown once: the first set of recovery codes, when the person had none
     recovery_codes: list[str] | None = None

@@ -4,7 +4,7 @@ staff_invitations.py, admin-set passwords and reset links admin_passwords.py, bu
 are stored by staff_signin.set_password only."""
 from typing import Annotated, Callable, Iterable, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from chalicelib.core import audit, due, lockout, sessions, single_use, tenants
 from chalicelib.core.errors import Conflict, Forbidden, Invalid
@@ -12,7 +12,7 @@ from chalicelib.core.identity import Email, Mobile
 from chalicelib.core.models import Person, Tenant, now
 from chalicelib.core.paging import iso, iso_at, make_cursor, page_args
 from chalicelib.core.principal import Principal
-from chalicelib.core.schema import Strict
+from chalicelib.core.schema import Shape, Strict
 from chalicelib.core.text import OneLine
 from chalicelib.flows.staff import mfa, people, staff_signin
 
@@ -54,7 +54,7 @@ class PersonPatch(Strict):
                                   json_schema_extra={"deprecated": True})
 
 
-class PersonOut(BaseModel):
+class PersonOut(Shape):
     person_id: str
     kind: str
     name: str
@@ -76,7 +76,7 @@ class PersonOut(BaseModel):
     updated_at: str
 
 
-class PersonPage(BaseModel):
+class PersonPage(Shape):
     items: list[PersonOut]
     next_cursor: str | None = None
 

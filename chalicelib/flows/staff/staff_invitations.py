@@ -2,7 +2,7 @@
 one sets the username and password. The link is a single-use token that lives 7 days."""
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 from pynamodb.exceptions import UpdateError
 from pynamodb.expressions.condition import Condition
 
@@ -11,7 +11,7 @@ from chalicelib.core.errors import Conflict, Error, Forbidden, Gone, Invalid, Th
 from chalicelib.core.models import Person, now
 from chalicelib.core.paging import iso
 from chalicelib.core.principal import Principal
-from chalicelib.core.schema import Password, Strict
+from chalicelib.core.schema import Password, Shape, Strict
 from chalicelib.core.security.tokens import token_hash
 from chalicelib.core.text import OneLine
 from chalicelib.flows.staff import people, staff_accounts, staff_signin
@@ -26,7 +26,7 @@ class SendOptions(Strict):
     channel: Channel | None = Field(None, description="Default: email when the person has one, else SMS")
 
 
-class InviteOut(BaseModel):
+class InviteOut(Shape):
     person_id: str
     status: str
     channel: str

@@ -23,14 +23,14 @@ import time
 import uuid
 from typing import Annotated, Literal, TypeGuard
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from chalicelib.core import audit, identity, lockout, messaging, single_use, tenants
 from chalicelib.core.errors import Error, Forbidden, Gone, Invalid, Throttled
 from chalicelib.core.models import Counter, Person, Token, now
 from chalicelib.core.observability import logger
-from chalicelib.core.schema import Password, Strict
+from chalicelib.core.schema import Password, Shape, Strict
 from chalicelib.core.security import passwords
 from chalicelib.core.security.tokens import new_code
 from chalicelib.core.text import OneLine
@@ -66,7 +66,7 @@ class ResetStart(Strict):
     identifier: Annotated[OneLine, Field(min_length=1, max_length=256, description="Username, email or mobile")]
 
 
-class ResetStarted(BaseModel):
+class ResetStarted(Shape):
     flow_id: str
     expires_in: int
 
@@ -76,7 +76,7 @@ class SendCode(Strict):
     channel: Literal["email", "sms"] | None = Field(None, description="Default: email when the profile has one")
 
 
-class CodeSent(BaseModel):
+class CodeSent(Shape):
     status: str
     expires_in: int
 
@@ -86,7 +86,7 @@ class VerifyCode(Strict):
     code: Annotated[OneLine, Field(min_length=1, max_length=64)]
 
 
-class ResetToken(BaseModel):
+class ResetToken(Shape):
     reset_token: str
     expires_in: int
 
@@ -96,7 +96,7 @@ class CompleteReset(Strict):
     new_password: Password
 
 
-class ResetDone(BaseModel):
+class ResetDone(Shape):
     status: str
 
 

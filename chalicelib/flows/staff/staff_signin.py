@@ -3,13 +3,13 @@ with back-off, forced change for admin-set, temporary and expired passwords; `se
 a staff password is stored, and every change is announced to the person (ASVS 2.2.3)."""
 from typing import Annotated, Callable
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
 from chalicelib.core import audit, due, lockout, tenants
 from chalicelib.core.errors import Conflict, Error, Forbidden, Gone, Invalid, Unauthenticated
 from chalicelib.core.models import Person, now
 from chalicelib.core.principal import Principal
-from chalicelib.core.schema import Password, Strict
+from chalicelib.core.schema import Password, Shape, Strict
 from chalicelib.core.security import keys, passwords
 from chalicelib.core.text import OneLine
 from chalicelib.flows.staff import mfa, people
@@ -29,13 +29,13 @@ class ChangePassword(Strict):
     new_username: Short | None = None
 
 
-class AccessToken(BaseModel):
+class AccessToken(Shape):
     access_token: str
     token_type: str
     expires_in: int
 
 
-class StaffMe(BaseModel):
+class StaffMe(Shape):
     person_id: str
     tenant_id: str
     role: str

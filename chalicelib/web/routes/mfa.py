@@ -1,9 +1,9 @@
 """The second factor (issue 18): the sign-in's second step, a person's own factors, the business's policy and an
 admin's reset."""
 from chalice import Blueprint
-from pydantic import BaseModel
 
 from chalicelib.core import observability
+from chalicelib.core.schema import Shape
 from chalicelib.flows.staff import mfa, mfa_admin, mfa_recovery, mfa_signin, mfa_totp
 from chalicelib.flows.staff.mfa_recovery import RecoveryCodes
 from chalicelib.flows.staff.mfa_signin import MfaSignIn
@@ -17,7 +17,7 @@ api = Api(routes)
 ACCOUNTS = Admin("accounts:manage")
 
 
-class MfaStatus(BaseModel):
+class MfaStatus(Shape):
     methods: list[str]
     recovery_codes_left: int
     policy: str
