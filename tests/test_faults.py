@@ -98,7 +98,7 @@ def faults(monkeypatch):
             raise botocore.exceptions.ResponseStreamingError(error="connection reset by peer")
         return real_read(self, amt)
     monkeypatch.setattr(botocore.response.StreamingBody, "read", read)
-    monkeypatch.setenv("PORTAL_SEND_RATE_PER_SECOND", "100000")
+    monkeypatch.setenv("PORTAL_SES_RATE_PER_SECOND", "100000")
     # The SDK really backs off and retries; its clock runs 50x faster here so the test measures behaviour, not sleep.
     real_sleep = botocore.endpoint.time.sleep
     monkeypatch.setattr(botocore.endpoint.time, "sleep", lambda seconds: real_sleep(seconds / 50))
