@@ -22,7 +22,7 @@ from bench import common
 
 # 500,000 rows is Cognito's import-job limit: about 12 minutes of the run here (setup included)
 SIZES = (10_000, 100_000, 500_000)
-SECTIONS = ("cold_start", "in_process", "send", "bulk", "console", "http")
+SECTIONS = ("cold_start", "in_process", "send", "bulk", "console", "sending", "http")
 SAVED = common.ROOT / ".local" / "bench.json"
 
 
@@ -70,7 +70,7 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def measure(section: str, results: dict, sizes: list[int]) -> None:
-    from bench import bulk, coldstart, console, inproc, sendq
+    from bench import bulk, coldstart, console, inproc, sendlanes, sendq
     if section == "console":
         results["console"] = console.run(log)
     elif section == "cold_start":
@@ -79,6 +79,8 @@ def measure(section: str, results: dict, sizes: list[int]) -> None:
         results["in_process"] = inproc.run(log)
     elif section == "send":
         results["send"] = [sendq.run(14, 140, log), sendq.run(500, 2000, log)]
+    elif section == "sending":  # last before http: its drainer is stopped, its backlog left behind
+        results["sending"] = sendlanes.run(log, int(os.environ.get("PORTAL_BENCH_BACKLOG", "20000")))
     elif section == "bulk":
         # the naive baseline runs with the smallest file unless a size kept from an earlier run already has it
         has_baseline = any("naive" in b and b["rows"] not in sizes for b in results.get("bulk", []))
@@ -101,9 +103,9 @@ def main(argv=None) -> int:
     sizes = [int(s) for s in args.bulk_sizes.split(",") if s]
     started = time.monotonic()
     if args.only:
-        if not SAVED.exists():
+        if not SAVED.exists() and args.only != "sending":
             parser.error(f"--only merges into the last full run's figures, and {SAVED} is not there: run make bench")
-        results = json.loads(SAVED.read_text())
+        results = json.loads(SAVED.read_text()) if SAVED.exists() else {"machine": machine(), "date": now()}
         results.setdefault("later", []).append(f"{args.only} on {now()}")
     else:
         results = {"machine": machine(), "date": now()}
@@ -124,6 +126,11 @@ def main(argv=None) -> int:
         results["machine"]["load_after"] = os.getloadavg()
         results["total_seconds"] = time.monotonic() - started
     from bench import report
+    if "cold_start" not in results:  # `--only sending` with no full run to merge into: its figures only
+        (common.ROOT / ".local").mkdir(exist_ok=True)
+        SAVED.with_suffix(".sending.json").write_text(json.dumps(results, indent=2, default=str))
+        log(f"figures: {json.dumps(results.get('sending'), default=str)}")
+        return 0
     report.write(results)
     log(f"done in {(time.monotonic() - started) / 60:.1f} min: BENCHMARKS.md, docs/bench-bulk.png, .local/bench.json")
     return 0

@@ -30,7 +30,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT = "123456789012"  # moto's default account
 SQS_HANDLERS = {"bulk-invites": "on_bulk_invite_upload", "send": "on_send_message", "send-bulk": "on_send_bulk"}
 SCHEDULE_HANDLER = "run_schedule"
-POLL_SECONDS = 1  # long-poll wait per queue: short, so the other queue, the schedule and a stop never wait long
+POLL_SECONDS = 1  # long-poll wait per queue: short, so a stop never waits long
 
 stop = threading.Event()
 
