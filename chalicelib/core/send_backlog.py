@@ -43,7 +43,7 @@ def mark_active(tenant_id: str) -> None:
 
 def active_lines() -> list[tuple[str, int]]:
     """(tenant_id, touched_at) of every line that may hold messages."""
-    return [(m.seq, m.touched_at or 0) for m in BacklogItem.query(ACTIVE_LINE, consistent_read=True)]
+    return [(m.seq, int(m.touched_at or 0)) for m in BacklogItem.query(ACTIVE_LINE, consistent_read=True)]
 
 
 def retire(tenant_id: str, touched_at: int) -> bool:

@@ -24,7 +24,8 @@ def drain(context, render: Callable[[dict], dict | None]) -> dict:
     holder = send_backlog.acquire_lease(context.get_remaining_time_in_millis() / 1000)
     if holder is None:
         return {"skipped": "another drainer holds the lease"}
-    sent, continued, failures = 0, False, {}
+    sent, continued = 0, False
+    failures: dict[str, int] = {}  # seq -> failed deliveries in this run
     try:
         while not continued:
             lines = send_backlog.active_lines()
