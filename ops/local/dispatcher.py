@@ -155,7 +155,8 @@ def main() -> int:
     warm_up()
     # One thread per queue, each one invocation at a time like a Lambda function of its own. Handlers share module
     # state: clients are made above, before the threads start (creating them is what is not thread-safe); the
-    # Powertools Logger's keys are process-wide, so a log line may carry another handler's function name.
+    # Powertools Logger's keys (and Metrics' buffer, disabled on stage local) are process-wide, so a log line may
+    # carry another handler's function name and request id; what the handlers do is not shared.
     workers = [threading.Thread(target=serve_queue, args=(sqs, q), name=q[0], daemon=True) for q in queues]
     for worker in workers:
         worker.start()
