@@ -52,12 +52,21 @@ def on_ses_event(event):
     return ses_events.handle(event.message)
 
 
-# At most two concurrent consumers (SQS's own scaling limit, not reserved concurrency, which would throttle
-# receives into the DLQ): with PORTAL_SEND_RATE_PER_SECOND each, together under SES's sending rate.
+# The interactive lane (codes, links, answers): at most two concurrent consumers (SQS's own scaling limit, not
+# reserved concurrency, which would throttle receives into the DLQ); every send takes a slot of the account's rate
+# (core/send_rate.py) before bulk does.
 @app.on_sqs_message(queue=config.queue_name("send"), batch_size=10, maximum_concurrency=2)
 def on_send_message(event):
     from chalicelib.events import sender
     return sender.handle_batch(event.to_dict(), event.context)
+
+
+# The bulk lane: a message is a kick to drain the send backlog (flows/bulk_sending.py); a lease keeps one drainer
+# running, the second consumer only picks up a continuation while the first is ending.
+@app.on_sqs_message(queue=config.queue_name("send-bulk"), batch_size=1, maximum_concurrency=2)
+def on_send_bulk(event):
+    from chalicelib.events import bulk_sender
+    return bulk_sender.handle_batch(event.to_dict(), event.context)
 
 
 @app.schedule(Rate(5, unit=Rate.MINUTES))

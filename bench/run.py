@@ -22,7 +22,7 @@ from bench import common
 
 # 500,000 rows is Cognito's import-job limit: about 12 minutes of the run here (setup included)
 SIZES = (10_000, 100_000, 500_000)
-SECTIONS = ("cold_start", "in_process", "send", "bulk", "console", "http")
+SECTIONS = ("cold_start", "in_process", "send", "bulk", "console", "sending", "http")
 SAVED = common.ROOT / ".local" / "bench.json"
 
 
@@ -70,7 +70,7 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def measure(section: str, results: dict, sizes: list[int]) -> None:
-    from bench import bulk, coldstart, console, inproc, sendq
+    from bench import bulk, coldstart, console, inproc, sendlanes, sendq
     if section == "console":
         results["console"] = console.run(log)
     elif section == "cold_start":
@@ -79,6 +79,8 @@ def measure(section: str, results: dict, sizes: list[int]) -> None:
         results["in_process"] = inproc.run(log)
     elif section == "send":
         results["send"] = [sendq.run(14, 140, log), sendq.run(500, 2000, log)]
+    elif section == "sending":  # last before http: its drainer is stopped, its backlog left behind
+        results["sending"] = sendlanes.run(log, int(os.environ.get("PORTAL_BENCH_BACKLOG", "20000")))
     elif section == "bulk":
         # the naive baseline runs with the smallest file unless a size kept from an earlier run already has it
         has_baseline = any("naive" in b and b["rows"] not in sizes for b in results.get("bulk", []))

@@ -380,8 +380,8 @@ def add_dlq(commands) -> None:
     for name, run, text in (("list", dlq_list, "show dead-lettered messages and why they failed"),
                             ("redrive", dlq_redrive, "move them back to their queue once the cause is fixed")):
         p = sub.add_parser(name, help=text)
-        p.add_argument("--queue", action="append", choices=["bulk-invites", "send"],
-                       help="only this queue (repeatable; default both)")
+        p.add_argument("--queue", action="append", choices=["bulk-invites", "send", "send-bulk"],
+                       help="only this queue (repeatable; default all)")
         if name == "list":
             p.add_argument("--json", action="store_true")
         p.set_defaults(run=run)

@@ -23,9 +23,10 @@ STAGES = ("dev", "prod")
 REGION, ACCOUNT = "us-east-1", "123456789012"
 FUNCTIONS = {  # logical id of chalice's function -> its name in app.py (and .chalice/config.json)
     "APIHandler": "api_handler", "OnBulkInviteUpload": "on_bulk_invite_upload", "OnSendMessage": "on_send_message",
-    "OnSesEvent": "on_ses_event", "RunSchedule": "run_schedule"}
+    "OnSendBulk": "on_send_bulk", "OnSesEvent": "on_ses_event", "RunSchedule": "run_schedule"}
 ROLES = {"APIHandler": "ApiHandlerRole", "OnBulkInviteUpload": "OnBulkInviteUploadRole",
-         "OnSendMessage": "OnSendMessageRole", "OnSesEvent": "OnSesEventRole", "RunSchedule": "RunScheduleRole"}
+         "OnSendMessage": "OnSendMessageRole", "OnSendBulk": "OnSendBulkRole", "OnSesEvent": "OnSesEventRole",
+         "RunSchedule": "RunScheduleRole"}
 # Values that must never reach a deployed function (the old defaults and RFC 2606 names).
 PLACEHOLDERS = ["no-reply@portal-access.example", "x@example.com", "a@mail.example.org", "me@corp.test",
                 "CHANGE-ME@your-domain", "portal.example.com", "portal.dev.example.com", "CHANGE-ME", "",
@@ -227,6 +228,9 @@ def expected_grants(stage):
 
     consume = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes")
     send = on(queue("send"), "sqs:SendMessage", "sqs:GetQueueUrl")
+    # the bulk lane: messages written to the backlog, the drainer kicked
+    send_bulk = on(table("send-backlog"), "dynamodb:PutItem", "dynamodb:BatchWriteItem") | on(
+        queue("send-bulk"), "sqs:SendMessage", "sqs:GetQueueUrl")
     crud = ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem",
             "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem")
     api_tables = ["tenants", "people", "claims", "customers", "locations", "contacts", "record-emails", "portal-users",
@@ -234,6 +238,17 @@ def expected_grants(stage):
                   "partner-enablements", "partner-users", "apps"]
     secret = f"arn:aws:secretsmanager:{arn}:secret:portal-access/{stage}"
     ses = f"arn:aws:ses:{arn}"
+    # both senders: render (links, codes, counters, rate slots), deliver once, send by SES or SNS
+    delivering = on(
+            table("idempotency"), "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem") | set().union(*(on(table(t), "dynamodb:GetItem") for t in (
+                "tenants", "people", "record-emails"))) | set().union(*(on(
+                    table(t), "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem") for t in (
+                    "tokens", "portal-users", "counters"))) | on(table("audit"), "dynamodb:PutItem") | on(
+            f"{ses}:identity/sender.portal-access.com", "ses:SendEmail") | on(
+            f"{ses}:identity/no-reply@sender.portal-access.com", "ses:SendEmail") | on(
+            f"{ses}:configuration-set/portal-access-{stage}-email", "ses:SendEmail") | {
+            ("sns:Publish", "NOT arn:aws:sns:*:*:*")}
     return {
         "APIHandler": base("api_handler") | set().union(*(on(table(t), *crud) for t in api_tables)) | {
             ("dynamodb:Query", f"{table(t)}/index/{i}") for t, i in (
@@ -245,8 +260,8 @@ def expected_grants(stage):
             f"{bucket}/bulk-invite-reports/*", "s3:GetObject", "s3:PutObject") | on(
             queue("bulk-invites"), "sqs:SendMessage", "sqs:GetQueueUrl") | on(
             f"{secret}/signing-keys-AbCdEf", "secretsmanager:GetSecretValue") | on(
-            f"{secret}/oidc-AbCdEf", "secretsmanager:GetSecretValue"),
-        "OnBulkInviteUpload": base("on_bulk_invite_upload") | on(queue("bulk-invites"), *consume) | send | on(
+            f"{secret}/oidc-AbCdEf", "secretsmanager:GetSecretValue") | send_bulk,
+        "OnBulkInviteUpload": base("on_bulk_invite_upload") | on(queue("bulk-invites"), *consume) | send | send_bulk | on(
             f"{bucket}/bulk-invites/*", "s3:GetObject", "s3:GetObjectVersion") | on(
             f"{bucket}/bulk-invite-reports/*", "s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload") | on(
             table("tenants"), "dynamodb:GetItem") | on(
@@ -254,17 +269,13 @@ def expected_grants(stage):
             table("jobs"), "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem") | on(
             table("portal-users"), "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem",
             "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem") | on(table("audit"), "dynamodb:PutItem") | on(
-            table("counters"), "dynamodb:PutItem"),
-        "OnSendMessage": base("on_send_message") | on(queue("send"), *consume) | on(
-            table("idempotency"), "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
-            "dynamodb:DeleteItem") | set().union(*(on(table(t), "dynamodb:GetItem") for t in (
-                "tenants", "people", "record-emails"))) | set().union(*(on(
-                    table(t), "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem") for t in (
-                    "tokens", "portal-users", "counters"))) | on(table("audit"), "dynamodb:PutItem") | on(
-            f"{ses}:identity/sender.portal-access.com", "ses:SendEmail") | on(
-            f"{ses}:identity/no-reply@sender.portal-access.com", "ses:SendEmail") | on(
-            f"{ses}:configuration-set/portal-access-{stage}-email", "ses:SendEmail") | {
-            ("sns:Publish", "NOT arn:aws:sns:*:*:*")},
+            table("counters"), "dynamodb:PutItem", "dynamodb:GetItem"),
+        "OnSendMessage": base("on_send_message") | on(queue("send"), *consume) | delivering,
+        "OnSendBulk": base("on_send_bulk") | on(queue("send-bulk"), *consume) | delivering | on(
+            queue("send-bulk"), "sqs:SendMessage", "sqs:GetQueueUrl") | on(
+            queue("send-bulk-dlq"), "sqs:SendMessage", "sqs:GetQueueUrl") | on(
+            table("send-backlog"), "dynamodb:Query", "dynamodb:PutItem", "dynamodb:DeleteItem",
+            "dynamodb:BatchWriteItem") | on(table("counters"), "dynamodb:DeleteItem"),
         "OnSesEvent": base("on_ses_event") | on(table("portal-users"), "dynamodb:UpdateItem"),
         "RunSchedule": base("run_schedule") | on(table("people"), "dynamodb:BatchGetItem", "dynamodb:GetItem",
                                                  "dynamodb:UpdateItem") | on(
@@ -418,6 +429,11 @@ def test_the_functions_real_calls_are_allowed_by_their_own_roles(packaged, app, 
             with rec.acting("OnSendMessage"):
                 return app.on_send_message(event, context)
 
+        @staticmethod
+        def on_send_bulk(event, context):
+            with rec.acting("OnSendBulk"):
+                return app.on_send_bulk(event, context)
+
     def deliver_all():
         drain(Sender)
 
@@ -522,6 +538,7 @@ def test_the_functions_real_calls_are_allowed_by_their_own_roles(packaged, app, 
     assert {"dynamodb:Scan", "secretsmanager:GetSecretValue", "sqs:SendMessage"} <= checked["APIHandler"]
     assert {"s3:GetObject", "s3:PutObject", "dynamodb:BatchGetItem", "sqs:SendMessage"} <= checked["OnBulkInviteUpload"]
     assert {"ses:SendEmail", "sns:Publish", "dynamodb:PutItem"} <= checked["OnSendMessage"]
+    assert {"ses:SendEmail", "dynamodb:Query", "dynamodb:BatchWriteItem", "dynamodb:DeleteItem"} <= checked["OnSendBulk"]
     assert {"dynamodb:Query", "dynamodb:BatchGetItem", "sqs:SendMessage"} <= checked["RunSchedule"]
     assert checked["OnSesEvent"] == {"dynamodb:UpdateItem"}
 
@@ -546,8 +563,10 @@ def test_functions_get_their_settings_from_parameters_without_placeholders(packa
         assert own["PORTAL_STAGE"] == stage
         assert not set(own) & set(env), lid  # a function's own value would override the parameter (SAM Globals)
         assert not any(isinstance(v, str) and ("example" in v or "CHANGE" in v) for v in own.values()), lid
-    assert sam["Resources"]["OnSendMessage"]["Properties"]["Environment"]["Variables"][
-        "PORTAL_SEND_RATE_PER_SECOND"] == {"Ref": "SendRatePerSecond"}
+    for sender in ("OnSendMessage", "OnSendBulk"):  # the account's rates, shared by both lanes
+        own = sam["Resources"][sender]["Properties"]["Environment"]["Variables"]
+        assert own["PORTAL_SES_RATE_PER_SECOND"] == {"Ref": "SesRatePerSecond"}
+        assert own["PORTAL_SNS_RATE_PER_SECOND"] == {"Ref": "SnsRatePerSecond"}
     # Required settings have no default, and the template itself refuses a placeholder.
     for name in ("SenderEmail", "DomainName", "CertificateArn", "SesSandbox"):
         assert "Default" not in p[name], name
@@ -598,15 +617,14 @@ def test_signing_keys_exist_from_the_first_minute(packaged):
 @pytest.mark.package
 def test_send_consumer_is_bounded_by_the_event_source_not_reserved_concurrency(packaged):
     for stage in STAGES:
-        send = packaged[stage]["Resources"]["OnSendMessage"]["Properties"]
-        assert "ReservedConcurrentExecutions" not in send  # it made Lambda throttle SQS into the DLQ
-        event = send["Events"]["OnSendMessageSqsEventSource"]["Properties"]
-        assert event["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-        if "ScalingConfig" not in event:
-            pytest.xfail("app.py: @app.on_sqs_message(queue=..., batch_size=10, maximum_concurrency=2) not there yet")
-        rate = packaged[stage]["Parameters"]["SendRatePerSecond"]["Default"]
-        assert event["ScalingConfig"] == {"MaximumConcurrency": 2}
-        assert 2 * rate <= 14  # SES's default production sending rate
+        for lid in ("OnSendMessage", "OnSendBulk"):
+            send = packaged[stage]["Resources"][lid]["Properties"]
+            assert "ReservedConcurrentExecutions" not in send  # it made Lambda throttle SQS into the DLQ
+            event = send["Events"][f"{lid}SqsEventSource"]["Properties"]
+            assert event["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+            assert event["ScalingConfig"] == {"MaximumConcurrency": 2}
+        # the rate is the account's (shared through counters), not per function instance
+        assert packaged[stage]["Parameters"]["SesRatePerSecond"]["Default"] == 14
 
 
 # --- data safety --------------------------------------------------------------------------------------------------
@@ -616,7 +634,7 @@ def test_tables_bucket_and_queues_keep_data_safe(packaged):
     sam = packaged["prod"]
     r = sam["Resources"]
     tables = resources(sam, "AWS::DynamoDB::Table")
-    assert len(tables) == 19
+    assert len(tables) == 20
     for lid, t in tables.items():
         props = t["Properties"]
         assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}, lid
@@ -736,7 +754,7 @@ def test_every_function_logs_with_retention_and_is_watched(packaged, stage):
         assert any(d.endswith("LogGroup") for d in fn["DependsOn"]), lid  # created before the function runs
         for metric in ("Errors", "Throttles"):
             assert [{"Name": "FunctionName", "Value": {"Ref": lid}}] in by_metric[("AWS/Lambda", metric)], (lid, metric)
-    for dlq in ("SendDeadLetterQueue", "BulkInvitesDeadLetterQueue"):
+    for dlq in ("SendDeadLetterQueue", "SendBulkDeadLetterQueue", "BulkInvitesDeadLetterQueue"):
         assert [{"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq, "QueueName"]}}] in \
             by_metric[("AWS/SQS", "ApproximateNumberOfMessagesVisible")], dlq
     assert ("AWS/ApiGateway", "5XXError") in by_metric

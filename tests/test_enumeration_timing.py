@@ -127,7 +127,7 @@ def ghost_email(tenant):
 def delivered_afterwards(app, monkeypatch):
     """What the calls queued is delivered at the end (and at once: no send-rate spacing)."""
     yield
-    monkeypatch.setenv("PORTAL_SEND_RATE_PER_SECOND", "1000")
+    monkeypatch.setenv("PORTAL_SES_RATE_PER_SECOND", "1000")
     drain(app)
 
 

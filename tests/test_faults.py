@@ -98,7 +98,7 @@ def faults(monkeypatch):
             raise botocore.exceptions.ResponseStreamingError(error="connection reset by peer")
         return real_read(self, amt)
     monkeypatch.setattr(botocore.response.StreamingBody, "read", read)
-    monkeypatch.setenv("PORTAL_SEND_RATE_PER_SECOND", "100000")
+    monkeypatch.setenv("PORTAL_SES_RATE_PER_SECOND", "100000")
     # The SDK really backs off and retries; its clock runs 50x faster here so the test measures behaviour, not sleep.
     real_sleep = botocore.endpoint.time.sleep
     monkeypatch.setattr(botocore.endpoint.time, "sleep", lambda seconds: real_sleep(seconds / 50))
@@ -168,7 +168,7 @@ def test_every_invitation_sent_exactly_once_under_faults(app, http, faults, monk
     config.client("s3").put_object(Bucket="portal-access-test-uploads", Key=f"bulk-invites/{tenant.id}/faults.csv",
                                    Body=csv.encode())
     run_queue(app.on_bulk_invite_upload, "bulk-invites")
-    run_queue(app.on_send_message, "send")
+    run_queue(app.on_send_bulk, "send-bulk")  # the invitations go by the bulk lane
 
     assert faults["throttled"] >= 20 and faults["s3_breaks"] == 1
     assert all(faults.get(code, 0) >= 5 for code in (*DYNAMODB_THROTTLES, "Throttling")), sorted(faults.items())
@@ -180,16 +180,16 @@ def test_every_invitation_sent_exactly_once_under_faults(app, http, faults, monk
     sent = delivered_per_address()
     assert {e for e in emails if sent[e] != 1} == rejected  # everyone else exactly once
     assert all(sent[e] == 0 for e in rejected) and not any(sent[e] for e in strangers)
-    dead = dead_letters.list_dead("send")
+    dead = dead_letters.list_dead("send-bulk")
     assert len(dead) == REJECTED
     assert all("MessageRejected" in d["reason"] and "suppression" in d["reason"] for d in dead)
     # once the cause is fixed (the addresses are off the suppression list), redrive sends them, once
     monkeypatch.setattr(messaging, "_send", real_send)
-    assert dead_letters.redrive("send") == REJECTED
-    run_queue(app.on_send_message, "send")
+    assert dead_letters.redrive("send-bulk") == REJECTED
+    run_queue(app.on_send_bulk, "send-bulk")
     sent = delivered_per_address()
     assert all(sent[e] == 1 for e in emails)
-    assert dead_letters.list_dead("send") == []
+    assert dead_letters.list_dead("send-bulk") == []
     assert portal_user_id(emails[0])
 
 
@@ -208,16 +208,16 @@ def test_every_sms_invitation_sent_exactly_once_under_sns_throttling(app, http, 
     faults["refused_numbers"].add(quote(refused))  # the number as it appears in the form-encoded request
     status, job = http.post("/v1/people/bulk-invite", {"all": True, "type": "send"}, token=token)
     assert status == 200 and job["counts"]["sent"] == TECHNICIANS, job
-    run_queue(app.on_send_message, "send")
+    run_queue(app.on_send_bulk, "send-bulk")  # a staff bulk run goes by the bulk lane
 
     assert faults.get("Throttled", 0) >= 5
     sent = delivered_per_address()
     assert {m for m in mobiles if sent[m] != 1} == {refused}
     assert sent[refused] == 0
-    dead = dead_letters.list_dead("send")
+    dead = dead_letters.list_dead("send-bulk")
     assert len(dead) == 1 and "InvalidParameter" in dead[0]["reason"]
     faults["refused_numbers"].clear()  # the number was corrected at the carrier
-    assert dead_letters.redrive("send") == 1
-    run_queue(app.on_send_message, "send")
+    assert dead_letters.redrive("send-bulk") == 1
+    run_queue(app.on_send_bulk, "send-bulk")
     sent = delivered_per_address()
-    assert all(sent[m] == 1 for m in mobiles) and dead_letters.list_dead("send") == []
+    assert all(sent[m] == 1 for m in mobiles) and dead_letters.list_dead("send-bulk") == []

@@ -172,7 +172,8 @@ def test_template_names_match_config_and_policies_are_least_privilege():
     import cfnlint
     known = json.loads((Path(cfnlint.__file__).parent / "data" / "AdditionalSpecs" / "Policies.json").read_text())
     chalice = json.loads((ROOT / ".chalice" / "config.json").read_text())
-    functions = {"api_handler", "on_bulk_invite_upload", "on_send_message", "on_ses_event", "run_schedule"}
+    functions = {"api_handler", "on_bulk_invite_upload", "on_send_message", "on_send_bulk", "on_ses_event",
+                 "run_schedule"}
     aws = json.loads((ROOT / "infra" / "aws.json").read_text())
     names = set(TEMPLATE["Resources"]) | set(aws["Resources"]) | set(TEMPLATE["Parameters"]) | set(aws["Parameters"])
     for stage in ("dev", "prod"):

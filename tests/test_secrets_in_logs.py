@@ -258,7 +258,7 @@ def found_in(secrets, texts):
 def test_no_secret_in_logs_tables_reports_outbox_or_errors(app, client, tenant, capsys, caplog, monkeypatch):
     caplog.set_level(logging.INFO)  # the level the service runs at (POWERTOOLS_LOG_LEVEL)
     monkeypatch.setenv("POWERTOOLS_LOGGER_LOG_EVENT", "true")  # the operator's "log every event" switch
-    monkeypatch.setenv("PORTAL_SEND_RATE_PER_SECOND", "1000")
+    monkeypatch.setenv("PORTAL_SES_RATE_PER_SECOND", "1000")
     http = Recording(client)
     secrets = Secrets([STRONG_PASSWORD])
     before = outbox_files()

@@ -14,8 +14,8 @@ PROJECT = "portal-access"
 # Short names of the resources infra/template.json defines; the local stack creates them from that file.
 TABLES = ("tenants", "people", "claims", "customers", "locations", "contacts", "record-emails",
           "portal-users", "tokens", "jobs", "audit", "counters", "idempotency", "sessions",
-          "partner-portals", "partner-clients", "partner-enablements", "partner-users", "apps")
-QUEUES = ("bulk-invites", "send")
+          "partner-portals", "partner-clients", "partner-enablements", "partner-users", "apps", "send-backlog")
+QUEUES = ("bulk-invites", "send", "send-bulk")
 
 
 def stage() -> str:

@@ -12,7 +12,7 @@ from chalicelib.core import config
 from chalicelib.core.models import Counter
 
 REASON_DAYS = 14  # as long as the DLQ keeps messages
-QUEUES = {"bulk-invites": "bulk-invites-dlq", "send": "send-dlq"}
+QUEUES = {"bulk-invites": "bulk-invites-dlq", "send": "send-dlq", "send-bulk": "send-bulk-dlq"}
 
 
 def record_failure(queue: str, message_id: str, exc: BaseException, receive_count: int) -> None:

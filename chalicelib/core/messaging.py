@@ -1,6 +1,8 @@
-"""Outgoing email (SES) and SMS (SNS). Flows never call SES or SNS directly: they enqueue messages on the send
-queue (batches of 10) and the send-queue handler delivers each one exactly once (Powertools Idempotency keyed
-on the message id), so a bulk run respects SES's rate and survives throttling by redelivery.
+"""Outgoing email (SES) and SMS (SNS). Flows never call SES or SNS directly. Two lanes: `enqueue` puts messages
+someone is waiting for (codes, links, answers) on the send queue (batches of 10), served first; `enqueue_bulk`
+puts a bulk run's messages on the business's line of the send backlog (core/send_backlog.py), which the bulk
+drainer serves in turns at the rate left over (core/send_rate.py). Either way each message is delivered exactly
+once (Powertools Idempotency keyed on the message id) and survives throttling by retries and redelivery.
 
 On the local stack every delivered message is also written to the outbox as one JSON file."""
 import json
@@ -11,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from chalicelib.core import config, observability
+from chalicelib.core import config, observability, send_backlog, send_rate
 from chalicelib.core.observability import logger
 
 if TYPE_CHECKING:
@@ -95,38 +97,37 @@ def enqueue(messages: list[dict]) -> None:
             raise RuntimeError(f"send queue refused {len(pending)} messages")
 
 
+def enqueue_bulk(tenant_id: str, messages: list[dict]) -> None:
+    """The bulk lane, for runs that send many messages (a bulk upload's invitations, a staff bulk run): they wait
+    on the business's line of the send backlog and go out at the rate interactive messages leave, taking turns
+    with other businesses' lines, so they never delay a reset code nor another business's run."""
+    if not messages:
+        return
+    send_backlog.write(tenant_id, messages)
+    send_backlog.kick_unless_draining()
+
+
 # SES says Throttling (or MaxSendRateExceeded), SNS says Throttled (HTTP 429)
 THROTTLE_CODES = {"Throttling", "ThrottlingException", "MaxSendRateExceeded", "TooManyRequestsException", "Throttled"}
 THROTTLE_TRIES = 4
 
 
-class RateLimiter:
-    """Spaces sends to at most `rate` per second in this process. The send queue's maximum concurrency (app.py,
-    2 consumers) bounds the processes, so their product stays under the account's SES rate."""
-
-    def __init__(self):
-        self._next = 0.0
-
-    def wait(self) -> None:
-        rate = float(os.environ.get("PORTAL_SEND_RATE_PER_SECOND", "14"))
-        now_ = time.monotonic()
-        if self._next > now_:
-            time.sleep(self._next - now_)
-        self._next = max(now_, self._next) + 1.0 / rate
+INTERACTIVE, BULK = "interactive", "bulk"
 
 
-_limiter = RateLimiter()
-
-
-def deliver(message: dict) -> dict:
-    """Hands one message to SES or SNS at the configured rate, retrying throttling with exponential back-off
+def deliver(message: dict, lane: str = INTERACTIVE) -> dict:
+    """Hands one message to SES or SNS within the account's rate (send_rate: an interactive send takes its slot
+    at once, a bulk send waits for one left over), retrying throttling with exponential back-off
     and full jitter. Anything else (or throttling that lasts) raises: the queue redelivers the message and,
     after its maxReceiveCount, dead-letters it; the log line says why."""
     import random
 
     from botocore.exceptions import ClientError
     for attempt in range(THROTTLE_TRIES):
-        _limiter.wait()
+        if lane == BULK:
+            send_rate.take_bulk(message["channel"])
+        else:
+            send_rate.take_interactive(message["channel"])
         try:
             provider_id = _send(message)
             break
@@ -178,19 +179,20 @@ def _idempotency():
     settings = IdempotencyConfig(event_key_jmespath="message_id", expires_after_seconds=7 * 24 * 3600)
 
     @idempotent_function(data_keyword_argument="message", persistence_store=layer, config=settings)
-    def deliver_once(message: dict, render: Callable[[dict], dict | None]) -> dict:
+    def deliver_once(message: dict, render: Callable[[dict], dict | None], lane: str) -> dict:
         concrete = render(message)
-        return deliver(concrete) if concrete else {"skipped": True}
+        return deliver(concrete, lane) if concrete else {"skipped": True}
     return settings, deliver_once
 
 
-def deliver_once(message: dict, render: Callable[[dict], dict | None], lambda_context=None) -> dict:
+def deliver_once(message: dict, render: Callable[[dict], dict | None], lambda_context=None,
+                 lane: str = INTERACTIVE) -> dict:
     """Delivers the message once per message_id (Powertools Idempotency): `render` makes its content first (the
     send-queue handler's renderers, for messages made at delivery time)."""
     settings, once = _idempotency()
     if lambda_context is not None:
         settings.register_lambda_context(lambda_context)
-    return once(message=message, render=render)
+    return once(message=message, render=render, lane=lane)
 
 
 def _write_outbox(message: dict) -> None:

@@ -1,7 +1,8 @@
 """Local stand-in for the Lambda event sources: delivers SQS messages and the schedule to the very same
 Chalice handlers that run in AWS, in the event shapes AWS uses, so handlers need no local-only code.
 
-- SQS (`bulk-invites`, which S3 notifies, and `send`): long-poll, up to 10 messages per batch, one Lambda
+- SQS (`bulk-invites`, which S3 notifies, `send` and `send-bulk`), each queue in a worker thread of its own (as
+  each is its own Lambda function in AWS, so a bulk drain never holds up a reset code): long-poll, up to 10 messages per batch, one Lambda
   SQS event per batch. As Lambda's event source mapping with ReportBatchItemFailures does: messages the
   handler did not report in `batchItemFailures` are deleted; reported ones stay on the queue and come back
   after the visibility timeout (the queue's RedrivePolicy moves them to the DLQ after maxReceiveCount);
@@ -9,7 +10,8 @@ Chalice handlers that run in AWS, in the event shapes AWS uses, so handlers need
 - Schedule: `run_schedule` every PORTAL_SCHEDULE_SECONDS (default 60) with a CloudWatch scheduled event.
 
 Handlers the app does not define (yet) are skipped. A handler error is logged on one line and never stops
-the dispatcher. Invocations run one at a time. Run by the local stack as its own process (so the API process
+the dispatcher. Each queue's invocations run one at a time; PORTAL_LAMBDA_TIMEOUT_SECONDS (900) is what their
+context says is left, so a test can make the bulk drainer hand over to a successor quickly. Run by the local stack as its own process (so the API process
 keeps its own imports): python -m ops.local.dispatcher
 """
 import datetime
@@ -26,9 +28,9 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT = "123456789012"  # moto's default account
-SQS_HANDLERS = {"bulk-invites": "on_bulk_invite_upload", "send": "on_send_message"}
+SQS_HANDLERS = {"bulk-invites": "on_bulk_invite_upload", "send": "on_send_message", "send-bulk": "on_send_bulk"}
 SCHEDULE_HANDLER = "run_schedule"
-POLL_SECONDS = 1  # long-poll wait per queue: short, so the other queue, the schedule and a stop never wait long
+POLL_SECONDS = 1  # long-poll wait per queue: short, so a stop never waits long
 
 stop = threading.Event()
 
@@ -40,7 +42,9 @@ def log(msg: str) -> None:
 class LambdaContext:
     """The attributes Chalice, Powertools Logger and Idempotency read from a real Lambda context."""
 
-    def __init__(self, function_name: str, timeout_s: int = 900):
+    def __init__(self, function_name: str, timeout_s: float | None = None):
+        if timeout_s is None:
+            timeout_s = float(os.environ.get("PORTAL_LAMBDA_TIMEOUT_SECONDS", "900"))
         self.function_name = f"portal-access-local-{function_name}"
         self.function_version = "$LATEST"
         self.memory_limit_in_mb = 512
@@ -148,22 +152,43 @@ def main() -> int:
     every = float(os.environ.get("PORTAL_SCHEDULE_SECONDS", "60"))
     next_run = time.monotonic() + every
     log("delivering " + (", ".join([q[0] for q in queues] + ["schedule"] * bool(schedule)) or "nothing"))
-    # One invocation at a time, in one thread, like a single Lambda container: handlers share module state
-    # (Powertools Logger keys, cached clients) that concurrent threads would mix up.
+    warm_up()
+    # One thread per queue, each one invocation at a time like a Lambda function of its own. Handlers share module
+    # state: clients are made above, before the threads start (creating them is what is not thread-safe); the
+    # Powertools Logger's keys (and Metrics' buffer, disabled on stage local) are process-wide, so a log line may
+    # carry another handler's function name and request id; what the handlers do is not shared.
+    workers = [threading.Thread(target=serve_queue, args=(sqs, q), name=q[0], daemon=True) for q in queues]
+    for worker in workers:
+        worker.start()
     while not stop.is_set():
-        for q in queues:
-            try:
-                deliver_batch(sqs, *q)
-            except Exception as exc:  # noqa: BLE001 - e.g. moto stopping: retry unless told to stop
-                if not stop.is_set():
-                    log(f"{q[0]}: {type(exc).__name__}: {exc}")
-                    stop.wait(1)
         if schedule and time.monotonic() >= next_run:
             next_run = time.monotonic() + every
             invoke(SCHEDULE_HANDLER, schedule, schedule_event())
-        if not queues:
-            stop.wait(0.5)
+        stop.wait(0.5)
+    for worker in workers:
+        worker.join(timeout=POLL_SECONDS + 5)
     return 0
+
+
+def serve_queue(sqs, queue: tuple) -> None:
+    while not stop.is_set():
+        try:
+            deliver_batch(sqs, *queue)
+        except Exception as exc:  # noqa: BLE001 - e.g. moto stopping: retry unless told to stop
+            if not stop.is_set():
+                log(f"{queue[0]}: {type(exc).__name__}: {exc}")
+                stop.wait(1)
+
+
+def warm_up() -> None:
+    """The boto3 clients and PynamoDB connections the handlers use, made once in this thread."""
+    from chalicelib.core import config, models
+    for service in ("dynamodb", "sqs", "ses", "sns", "s3"):
+        config.client(service)
+    for name in models.__all__:
+        model = getattr(models, name)
+        if isinstance(model, type) and hasattr(model, "_get_connection") and hasattr(model, "Meta"):
+            model._get_connection().connection.client  # noqa: B018 - the property makes the client
 
 
 if __name__ == "__main__":

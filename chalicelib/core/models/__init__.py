@@ -20,6 +20,7 @@ from chalicelib.core.models.jobs import Job
 from chalicelib.core.models.partners import PartnerClient, PartnerEnablement, PartnerPortal, PartnerUser
 from chalicelib.core.models.people import Claim, DueIndex, Person
 from chalicelib.core.models.portal_users import Grant, PortalUser, StatusIndex
+from chalicelib.core.models.send_backlog import ACTIVE_LINE, BacklogItem
 from chalicelib.core.models.sessions import Session, SessionsByUser
 from chalicelib.core.models.tenants import Tenant
 from chalicelib.core.models.tokens import Token
@@ -28,7 +29,7 @@ ALL_MODELS = (Tenant, Person, Claim, Customer, Location, Contact, RecordEmail, P
               AuditEvent, Counter, App)
 
 __all__ = [
-    "ALL_MODELS", "App", "AppDefault", "AppsByTenant", "AuditByActor", "AuditByTarget", "AuditEvent", "ByCustomer", "Claim", "Contact",
+    "ACTIVE_LINE", "ALL_MODELS", "App", "AppDefault", "AppsByTenant", "AuditByActor", "AuditByTarget", "AuditEvent", "BacklogItem", "ByCustomer", "Claim", "Contact",
     "ContactsByCustomer", "Counter", "Customer", "DueIndex", "Grant", "Job", "Location", "LocationsByCustomer",
     "PartnerClient", "PartnerEnablement", "PartnerPortal", "PartnerUser", "Person", "PortalUser", "RecordEmail",
     "Session", "SessionsByUser", "StatusIndex", "Tenant", "Token", "_transaction_connection", "now", "now_ms",

@@ -382,7 +382,7 @@ def _decide(run: Run) -> None:
             message_id = hashlib.sha256(f"{run.job_id}|{row['email']}".encode()).hexdigest()[:32]
             messages.append(invite_message(run.tenant_id, portal_user_id(row["email"]), message_id))
     if messages:
-        messaging.enqueue(messages)
+        messaging.enqueue_bulk(run.tenant_id, messages)
 
 
 def _decide_emails(run: Run, emails: list[str]) -> dict[str, tuple[str, str | None]]:

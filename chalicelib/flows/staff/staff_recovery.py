@@ -195,10 +195,10 @@ def send_code(body: SendCode, ip: str | None) -> dict:
             raise _dead() from None
         raise Throttled("too_many_codes", "That is enough codes for this reset; start again.") from None
     # Queued for every flow; the sender sends it only to an eligible person (render_code). The queued message
-    # carries the code, as the email or SMS it becomes does.
+    # carries the code, as the email or SMS it becomes does, and its hash (the sender restarts its lifetime).
     messaging.enqueue([{"message_id": uuid.uuid4().hex, "tenant_id": flow.tenant_id, "channel": "email",
                         "render": "staff_reset_code", "flow": flow.token_hash, "code": code,
-                        "preferred": body.channel, "ip": ip}])
+                        "code_hash": _code_hash(body.flow_id, code), "preferred": body.channel, "ip": ip}])
     return {"status": "sent", "expires_in": CODE_SECONDS}
 
 
@@ -219,12 +219,25 @@ def render_code(message: dict) -> dict | None:
         return None
     concrete = people.message(person, "staff-reset-code", [], message.get("preferred"), code=message["code"],
                               minutes=str(CODE_SECONDS // 60))
-    if concrete is None:
+    if concrete is None or not _restart_lifetime(flow, message):
         return None
     concrete["message_id"] = message["message_id"]
     audit.record(flow.tenant_id, "staff.reset_code_sent", target=person.person_id, ip=message.get("ip"),
                  channel=concrete["channel"])
     return concrete
+
+
+def _restart_lifetime(flow: Token, message: dict) -> bool:
+    """The code lives CODE_SECONDS from its delivery, not from its request (a queue may have held it). False: a
+    newer code replaced it meanwhile, and only the newest is worth sending."""
+    if not message.get("code_hash"):  # queued before messages carried it: its lifetime runs from the request
+        return True
+    try:
+        flow.update(actions=[Token.code_expires_at.set(now() + CODE_SECONDS)],
+                    condition=Token.code_hash == message["code_hash"])
+        return True
+    except UpdateError:
+        return False
 
 
 def verify(body: VerifyCode, ip: str | None) -> dict:

@@ -1,0 +1,82 @@
+"""The bulk lane's drainer: delivers the send backlog (core/send_backlog.py) at the rate interactive messages
+leave (core/send_rate.py), one business's turn after another.
+
+Round-robin: each business with messages waiting gets a turn of TURN messages, whatever the size of its backlog,
+so a business's 50 invitations wait at most one turn per other active business instead of behind another
+business's 100,000 (a FIFO would make them wait for all of those, a weighting by backlog size would too).
+
+One drainer at a time (a lease in the counters table). It stops when no line has work, or when the invocation is
+about to end: then it releases the lease and kicks a successor. Delivery is idempotent on the message id and a
+message leaves the backlog only after it was delivered, so a crash re-delivers nothing twice and loses nothing."""
+import json
+from typing import Callable
+
+from chalicelib.core import config, dead_letters, messaging, observability, send_backlog
+from chalicelib.core.observability import logger
+
+TURN = 10  # messages per business per turn: a query's worth, and under a second at SES's 14/s
+STOP_MS = 30_000  # stop taking turns when the invocation has less left (one turn at a throttled rate fits)
+TRIES = 3  # deliveries of one message that fail in one run before it is dead-lettered
+
+
+def drain(context, render: Callable[[dict], dict | None]) -> dict:
+    """Delivers the backlog until it is empty or time runs short; {"sent", "continued"} or {"skipped"}."""
+    holder = send_backlog.acquire_lease(context.get_remaining_time_in_millis() / 1000)
+    if holder is None:
+        return {"skipped": "another drainer holds the lease"}
+    sent, continued = 0, False
+    failures: dict[str, int] = {}  # seq -> failed deliveries in this run
+    try:
+        while not continued:
+            lines = send_backlog.active_lines()
+            if not lines:
+                break
+            for tenant_id, touched_at in lines:
+                if context.get_remaining_time_in_millis() < STOP_MS:
+                    continued = True
+                    break
+                sent += _turn(tenant_id, touched_at, context, render, failures)
+    finally:
+        # Released before the kick: the successor it wakes must find the lease free.
+        send_backlog.release_lease(holder)
+    if continued or send_backlog.active_lines():  # a producer may have seen our lease just before it ended
+        send_backlog.kick("continuation" if continued else "late write")
+    logger.info("bulk drain", extra={"sent": sent, "continued": continued})
+    return {"sent": sent, "continued": continued}
+
+
+def _turn(tenant_id: str, touched_at: int, context, render, failures: dict) -> int:
+    """One business's turn: up to TURN of its oldest messages; an empty line loses its marker."""
+    batch = send_backlog.take(tenant_id, TURN)
+    if not batch:
+        send_backlog.retire(tenant_id, touched_at)
+        return 0
+    done = []
+    for seq, message in batch:
+        try:
+            messaging.deliver_once(message, render, context, lane=messaging.BULK)
+            done.append(seq)
+        except Exception as exc:  # noqa: BLE001 - one message's failure must not stop the others
+            failures[seq] = failures.get(seq, 0) + 1
+            logger.warning("bulk delivery failed", extra={"message_id": message.get("message_id"),
+                                                          "tenant_id": tenant_id, "reason": type(exc).__name__})
+            observability.count("SendFailed", channel=message.get("channel") or "email")
+            if failures[seq] >= TRIES:
+                _dead_letter(message, exc)
+                done.append(seq)
+    send_backlog.remove(tenant_id, done)
+    return len(done)
+
+
+def _dead_letter(message: dict, exc: Exception) -> None:
+    """The message goes to the send-bulk DLQ with its reason; a redrive puts it on the send-bulk queue, whose
+    handler returns it to the backlog."""
+    sqs = config.client("sqs")
+    url = sqs.get_queue_url(QueueName=config.resource_name("send-bulk-dlq"))["QueueUrl"]
+    sent = sqs.send_message(QueueUrl=url, MessageBody=json.dumps(message))
+    dead_letters.record_failure("send-bulk", sent["MessageId"], exc, TRIES)
+
+
+def redriven(message: dict) -> None:
+    """A dead-lettered bulk message moved back to the send-bulk queue: it rejoins its business's line."""
+    messaging.enqueue_bulk(message["tenant_id"], [message])
