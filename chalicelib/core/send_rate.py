@@ -1,7 +1,8 @@
 """The account's sending rate, shared by every sender process: one counter per channel per second in the counters
-table (`send-rate#<channel>#<epoch second>`, ADD 1 per send). An interactive send always takes a slot, so a reset
-code never waits for bulk mail; a bulk send takes one only while the second's count is under the rate, so bulk gets
-what interactive sends leave. (Interactive sends alone above the rate meet SES/SNS throttling and deliver()'s
+table (`send-rate#<channel>#<epoch second>`, ADD 1 per send). A bulk send takes a slot only while the second's
+count is under the rate; an interactive send takes one in this second or, when bulk has filled it, reserves the next
+second's first slots before bulk can reach them, so a reset code waits at most a second behind bulk mail and bulk
+gets what interactive sends leave. (Interactive sends alone above the rate meet SES/SNS throttling and deliver()'s
 retries.)
 
 PORTAL_SES_RATE_PER_SECOND (14, SES's rate on leaving the sandbox) and PORTAL_SNS_RATE_PER_SECOND (20, SNS's
@@ -45,8 +46,15 @@ def _add(channel: str, second: int, limit: int | None) -> bool:
 
 
 def take_interactive(channel: str) -> None:
-    """Counts an interactive send in this second; never refuses and never waits."""
-    _add(channel, int(time.time()), None)
+    """A slot in this second while there is one; else the first of the next second, taken now, ahead of any bulk
+    send (bulk only takes a second's slots once it has begun): an interactive send waits at most a second, and
+    together they stay within the rate."""
+    now_ = time.time()
+    second = int(now_)
+    if _add(channel, second, rate(channel)):
+        return
+    _add(channel, second + 1, None)
+    time.sleep(second + 1 - now_)
 
 
 def take_bulk(channel: str) -> None:
