@@ -2,8 +2,8 @@
 Chalice handlers that run in AWS, in the event shapes AWS uses, so handlers need no local-only code.
 
 - SQS (`bulk-invites`, which S3 notifies, `send` and `send-bulk`), each queue in a worker thread of its own (as
-  each is its own Lambda function in AWS, so a bulk drain never holds up a reset code): long-poll, up to 10 messages per batch, one Lambda
-  SQS event per batch. As Lambda's event source mapping with ReportBatchItemFailures does: messages the
+  each is its own Lambda function in AWS, so a bulk drain never holds up a reset code): long-poll, up to 10
+  messages per batch, one Lambda SQS event per batch. As Lambda's event source mapping with ReportBatchItemFailures does: messages the
   handler did not report in `batchItemFailures` are deleted; reported ones stay on the queue and come back
   after the visibility timeout (the queue's RedrivePolicy moves them to the DLQ after maxReceiveCount);
   an exception leaves the whole batch.
@@ -11,8 +11,8 @@ Chalice handlers that run in AWS, in the event shapes AWS uses, so handlers need
 
 Handlers the app does not define (yet) are skipped. A handler error is logged on one line and never stops
 the dispatcher. Each queue's invocations run one at a time; PORTAL_LAMBDA_TIMEOUT_SECONDS (900) is what their
-context says is left, so a test can make the bulk drainer hand over to a successor quickly. Run by the local stack as its own process (so the API process
-keeps its own imports): python -m ops.local.dispatcher
+context says is left, so a test can make the bulk drainer hand over to a successor quickly. Run by the local stack
+as its own process (so the API process keeps its own imports): python -m ops.local.dispatcher
 """
 import datetime
 import hashlib
