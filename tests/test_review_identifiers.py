@@ -68,6 +68,8 @@ def test_ten_spellings_of_one_mobile_send_at_most_the_hourly_cap(app, http, tena
     assert [s for s in known if s[0] == "start"][staff_recovery.LIMITS["start_identifier"][0]][1] == 429
     drain(app)
     texts = [m for m in outbox_for(person.mobile) if "code" in m["body"].lower()]
+    # five flows, each with three codes queued: each flow's newest code is sent (a replaced one is not, and does not
+    # count against the cap), five in all, the cap
     assert len(texts) == staff_recovery.CODES_PER_PERSON_PER_HOUR
     # other identifiers of the same person, from other IPs: still nothing more this hour
     for ip, identifier in (("203.0.113.12", person.username), ("203.0.113.13", person.username.upper())):

@@ -213,6 +213,8 @@ def render_code(message: dict) -> dict | None:
     person = _person(flow)
     if not _eligible(person):
         return None
+    if message.get("code_hash") and flow.code_hash != message["code_hash"]:
+        return None  # a newer code replaced it while queued: sending it would only spend the person's hourly cap
     if not _within_hourly_cap(person):
         logger.warning("reset code not sent: hourly cap reached", extra={"tenant_id": flow.tenant_id,
                                                                          "person_id": person.person_id})
