@@ -246,6 +246,7 @@ def expected_grants(stage):
             f"{secret}/signing-keys-AbCdEf", "secretsmanager:GetSecretValue") | on(
             f"{secret}/oidc-AbCdEf", "secretsmanager:GetSecretValue"),
         "OnBulkInviteUpload": base("on_bulk_invite_upload") | on(queue("bulk-invites"), *consume) | send | on(
+            queue("bulk-invites"), "sqs:SendMessage", "sqs:GetQueueUrl") | on(  # a long run's continuation
             f"{bucket}/bulk-invites/*", "s3:GetObject", "s3:GetObjectVersion") | on(
             f"{bucket}/bulk-invite-reports/*", "s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload") | on(
             table("tenants"), "dynamodb:GetItem") | on(
@@ -269,7 +270,8 @@ def expected_grants(stage):
                                                  "dynamodb:UpdateItem") | on(
             f"{table('people')}/index/by-due", "dynamodb:Query") | on(table("tenants"), "dynamodb:GetItem") | on(
             table("apps"), "dynamodb:GetItem") | on(  # the expiry warning names the staff app (its default)
-            table("audit"), "dynamodb:PutItem") | send,
+            table("audit"), "dynamodb:PutItem") | send | on(  # stalled bulk runs (bulk_checkpoints.fail_stalled)
+            table("jobs"), "dynamodb:Query", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"),
     }
 
 
