@@ -22,7 +22,9 @@ from bench import common
 
 # 500,000 rows is Cognito's import-job limit: about 12 minutes of the run here (setup included)
 SIZES = (10_000, 100_000, 500_000)
-SECTIONS = ("cold_start", "in_process", "send", "bulk", "console", "http")
+SECTIONS = ("cold_start", "in_process", "send", "bulk", "console", "http", "bulk_continuation")
+# measured only with --only (a long file across many invocations; its own figures file when no full run exists)
+ON_DEMAND = ("bulk_continuation",)
 SAVED = common.ROOT / ".local" / "bench.json"
 
 
@@ -69,9 +71,11 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def measure(section: str, results: dict, sizes: list[int]) -> None:
-    from bench import bulk, coldstart, console, inproc, sendq
-    if section == "console":
+def measure(section: str, results: dict, sizes: list[int], args=None) -> None:
+    from bench import bulk, bulk_continuation, coldstart, console, inproc, sendq
+    if section == "bulk_continuation":
+        results["bulk_continuation"] = bulk_continuation.run(args.continuation_rows, args.budget, log)
+    elif section == "console":
         results["console"] = console.run(log)
     elif section == "cold_start":
         results["cold_start"] = coldstart.run(log)
@@ -97,22 +101,29 @@ def main(argv=None) -> int:
     parser.add_argument("--bulk-sizes", default=",".join(map(str, SIZES)),
                         help="bulk file sizes in rows, comma-separated (default %(default)s)")
     parser.add_argument("--only", choices=SECTIONS, help="measure this section again, merged into the last run")
+    parser.add_argument("--continuation-rows", type=int, default=2_000_000,
+                        help="bulk_continuation: rows of the file (default %(default)s)")
+    parser.add_argument("--budget", type=float, default=20.0,
+                        help="bulk_continuation: seconds per invocation before it hands over (default %(default)s)")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.bulk_sizes.split(",") if s]
     started = time.monotonic()
-    if args.only:
+    alone = args.only in ON_DEMAND and not SAVED.exists()
+    if alone:
+        results = {"machine": machine(), "date": now()}
+    elif args.only:
         if not SAVED.exists():
             parser.error(f"--only merges into the last full run's figures, and {SAVED} is not there: run make bench")
         results = json.loads(SAVED.read_text())
         results.setdefault("later", []).append(f"{args.only} on {now()}")
     else:
         results = {"machine": machine(), "date": now()}
-    sections = [args.only] if args.only else list(SECTIONS)
+    sections = [args.only] if args.only else [s for s in SECTIONS if s not in ON_DEMAND]
     moto = aws() if set(sections) - {"http"} else None
     try:
         for section in sections:
             if section != "http":
-                measure(section, results, sizes)
+                measure(section, results, sizes, args)
                 SAVED.with_suffix(".partial.json").write_text(json.dumps(results, indent=2, default=str))
     finally:
         if moto:
@@ -123,6 +134,11 @@ def main(argv=None) -> int:
     if not args.only:
         results["machine"]["load_after"] = os.getloadavg()
         results["total_seconds"] = time.monotonic() - started
+    if alone:  # no full run to merge into: the figures on their own
+        out = SAVED.with_name(f"bench-{args.only}.json")
+        out.write_text(json.dumps(results, indent=2, default=str))
+        log(f"done in {(time.monotonic() - started) / 60:.1f} min: {out}")
+        return 0
     from bench import report
     report.write(results)
     log(f"done in {(time.monotonic() - started) / 60:.1f} min: BENCHMARKS.md, docs/bench-bulk.png, .local/bench.json")
