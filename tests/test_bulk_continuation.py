@@ -7,6 +7,7 @@ import threading
 
 import pytest
 from conftest import SCHEDULED_EVENT, LambdaContext, drain, make_tenant, outbox_for
+from console_helpers import admin_console, console, text, visible_text  # noqa: F401
 from test_bulk_invites import BUCKET, bulk_events, report, s3
 
 from chalicelib.core.models import Job, now
@@ -156,7 +157,7 @@ def test_a_continuation_delivered_twice_at_once_runs_once(app, http, tenant, tin
     assert all(len(outbox_for(e)) == 1 for e in emails[:ON_RECORD])
 
 
-def test_progress_shows_while_it_runs(app, http, tenant, tiny_budget):
+def test_progress_shows_while_it_runs(app, http, tenant, tiny_budget, admin_console):
     emails = directory(http, tenant, f"{tenant.id}.example")
     data = csv_of(emails)
     [event] = put(tenant.id, "progress.csv", data)
@@ -169,6 +170,8 @@ def test_progress_shows_while_it_runs(app, http, tenant, tiny_budget):
     assert 0 < p["rows_read"] < data.count(b"\r\n") and 0 < p["invited"] <= 100 and p["continuations"] == 1
     assert body["counts"]["rows"] == p["rows_read"]
     assert data[p["bytes_read"] - 2:p["bytes_read"]] == b"\r\n"  # the next read starts at a line
+    page = visible_text(text(admin_console.get(f"/console/portal/bulk/{job.job_id}")))
+    assert f"File read {100 * p['bytes_read'] // len(data)} % ({p['invited']} invited so far)" in page
     run_until_done(app, bulk_events())
     body = http.get(f"/v1/portal/bulk-invites/{job.job_id}", token=tenant.admin_token)[1]
     assert body["status"] == "done" and body["progress"]["bytes_read"] == len(data)
