@@ -5,6 +5,7 @@ The file: a header, then rows `name,email,phone`; every 20th row repeats an emai
 every 50th is an email on no record (2 %), the rest are customers' emails, each on its own customer record.
 The directory is written with BatchWriteItem (PynamoDB Model.batch_write), 25 items per call."""
 import json
+import os
 import subprocess
 import sys
 import time
@@ -116,7 +117,7 @@ def child() -> None:
     print(json.dumps(out))
 
 
-def run(rows: int, with_naive: bool, log) -> dict:
+def run(rows: int, with_naive: bool, log, env: dict | None = None) -> dict:
     """One size: directory, file, notification, then the handler (and the baseline) in a child process."""
     from chalicelib.core.models import Job
     started = time.perf_counter()
@@ -127,7 +128,7 @@ def run(rows: int, with_naive: bool, log) -> dict:
         job["naive_event"] = upload(make_tenant(rows, f"naive{rows}"), rows)[0]
     log(f"bulk {rows:,} rows: directory and file ready in {time.perf_counter() - started:.0f} s; running the handler")
     proc = subprocess.run([sys.executable, "-m", "bench.bulk", "child"], cwd=ROOT, input=json.dumps(job),
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, env={**os.environ, **(env or {})})
     if proc.returncode != 0:
         raise RuntimeError(f"bulk child failed:\n{proc.stderr[-3000:]}")
     out = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -141,6 +142,26 @@ def run(rows: int, with_naive: bool, log) -> dict:
                bucket=BUCKET, setup_seconds=time.perf_counter() - started - handler["seconds"]
                - out.get("naive", {}).get("seconds", 0))
     return out
+
+
+def overlap_side_by_side(rows: int, log) -> dict:
+    """`python -m bench --only bulk_overlap [--overlap-rows 20000]`: the same file on twin directories, once with
+    each step of a chunk after the other (PORTAL_BULK_OVERLAP=false, the code path before issue 21 §3) and once
+    overlapped (the two reads at once; chunk N queued while N+1 is written and N+2 read), in one bench run."""
+    out = {}
+    for name, overlap in (("sequential", "false"), ("overlapped", "true")):
+        b = run(rows, with_naive=False, log=log, env={"PORTAL_BULK_OVERLAP": overlap})
+        handler = b["handler"]
+        out[name] = {"seconds": handler["seconds"], "rows_per_second": rows / handler["seconds"],
+                     "dynamodb_per_email": handler["dynamodb"] / b["distinct"],
+                     "sqs_per_email": handler["sqs"] / b["distinct"], "peak_rss_mb": b["peak_rss_mb"],
+                     "calls": handler["calls"], "counts": b["counts"]}
+        log(f"bulk {rows:,} rows {name}: {out[name]['rows_per_second']:,.0f} rows/s, "
+            f"{out[name]['dynamodb_per_email']:.3f} DynamoDB and {out[name]['sqs_per_email']:.3f} SQS calls / email")
+    assert out["sequential"]["counts"] == out["overlapped"]["counts"]
+    out["speedup"] = out["overlapped"]["rows_per_second"] / out["sequential"]["rows_per_second"]
+    log(f"bulk {rows:,} rows: overlapped is {out['speedup']:.2f}x the sequential rows/s")
+    return {"rows": rows, **out}
 
 
 def transaction_connection_ms(n: int = 5) -> float:

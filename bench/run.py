@@ -22,9 +22,9 @@ from bench import common
 
 # 500,000 rows is Cognito's import-job limit: about 12 minutes of the run here (setup included)
 SIZES = (10_000, 100_000, 500_000)
-SECTIONS = ("cold_start", "in_process", "send", "bulk", "console", "http", "bulk_continuation")
+SECTIONS = ("cold_start", "in_process", "send", "bulk", "console", "http", "bulk_continuation", "bulk_overlap")
 # measured only with --only (a long file across many invocations; its own figures file when no full run exists)
-ON_DEMAND = ("bulk_continuation",)
+ON_DEMAND = ("bulk_continuation", "bulk_overlap")
 SAVED = common.ROOT / ".local" / "bench.json"
 
 
@@ -73,7 +73,9 @@ def stop(proc: subprocess.Popen) -> None:
 
 def measure(section: str, results: dict, sizes: list[int], args=None) -> None:
     from bench import bulk, bulk_continuation, coldstart, console, inproc, sendq
-    if section == "bulk_continuation":
+    if section == "bulk_overlap":
+        results["bulk_overlap"] = bulk.overlap_side_by_side(args.overlap_rows, log)
+    elif section == "bulk_continuation":
         results["bulk_continuation"] = bulk_continuation.run(args.continuation_rows, args.budget, log)
     elif section == "console":
         results["console"] = console.run(log)
@@ -105,6 +107,8 @@ def main(argv=None) -> int:
                         help="bulk_continuation: rows of the file (default %(default)s)")
     parser.add_argument("--budget", type=float, default=20.0,
                         help="bulk_continuation: seconds per invocation before it hands over (default %(default)s)")
+    parser.add_argument("--overlap-rows", type=int, default=20_000,
+                        help="bulk_overlap: rows of the file run sequential and overlapped (default %(default)s)")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.bulk_sizes.split(",") if s]
     started = time.monotonic()

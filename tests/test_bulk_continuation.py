@@ -192,3 +192,25 @@ def test_a_stalled_run_is_failed_by_the_schedule(app, http, tenant, tiny_budget)
     assert job.status == "failed" and job.error == "stalled"
     body = http.get(f"/v1/portal/bulk-invites/{job.job_id}", token=tenant.admin_token)[1]
     assert body["status"] == "failed" and body["error"] == "stalled"
+
+
+def test_overlapped_chunks_give_what_sequential_steps_give(app, http, monkeypatch):
+    """Issue 21 §3: a chunk's reads at once and chunks pipelined (the default) against each step after the other
+    (PORTAL_BULK_OVERLAP=false): the same report, stored rows and invitations, in the same calls."""
+    domain = "overlap.example"
+    seq, over = make_tenant(http), make_tenant(http, name="Other Heating")
+    emails = directory(http, seq, domain)
+    directory(http, over, domain)
+    data = csv_of(emails)
+    monkeypatch.setenv("PORTAL_BULK_OVERLAP", "false")
+    [event] = put(seq.id, "steps.csv", data)
+    assert app.on_bulk_invite_upload(event, LambdaContext()) == {"batchItemFailures": []}
+    monkeypatch.setenv("PORTAL_BULK_OVERLAP", "true")
+    [event] = put(over.id, "steps.csv", data)
+    assert app.on_bulk_invite_upload(event, LambdaContext()) == {"batchItemFailures": []}
+    a, b = report(seq.id, "steps.csv"), report(over.id, "steps.csv")
+    assert a["rows"] == b["rows"] and a["counts"] == b["counts"] and b["counts"]["invited"] == ON_RECORD
+    ja, jb = job_of(seq.id), job_of(over.id)
+    assert stored(seq.id, ja.job_id, "report.csv") == stored(over.id, jb.job_id, "report.csv")
+    drain(app)
+    assert all(len(outbox_for(e)) == 2 for e in emails[:ON_RECORD])

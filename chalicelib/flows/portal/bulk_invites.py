@@ -14,10 +14,12 @@ messages already sent."""
 import hashlib
 import itertools
 import json
+import os
 import re
 import tempfile
 import urllib.parse
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
@@ -129,6 +131,9 @@ class Run:
     buffer: list = field(default_factory=list)  # rows in file order; outcome None = not decided yet
     undecided: int = 0
     calls: dict = field(default_factory=lambda: {"batch_get": 0, "transact_write": 0, "put": 0})
+    overlap: bool = field(default_factory=lambda: os.environ.get("PORTAL_BULK_OVERLAP", "true") != "false")
+    writing: Future | None = None  # the chunk whose users are being written (overlap): (rows, decided, written)
+    queueing: Future | None = None  # the chunk whose invitations are being queued (overlap)
 
 
 class SeenEmails:
@@ -329,7 +334,8 @@ def _run(upload: Upload, head: dict, options: Options, job: Job, report_key: str
         _finish(job, "failed", error=bad.code, message=bad.message, counts=run.report.counts, rows_prefix=rows_at)
         return {"status": "failed", "error": bad.code, "job_id": job.job_id}
     except Exception:  # the queue's retry may take the job up at once (a run killed outright cannot do this:
-        bulk_checkpoints.release(job, owner)  # its lease runs out before the queue shows its message again)
+        _settle_quietly(run)  # its lease runs out before the queue shows its message again)
+        bulk_checkpoints.release(job, owner)
         raise
     status = "ready" if options.review else "done"
     run.report.upload(upload.bucket, report_key, {**header, "status": status, "review": options.review,
@@ -358,13 +364,16 @@ def _read(run: Run, chunks, state: "bulk_checkpoints.State", job: Job, owner: st
             continue
         state.offset, state.line = found.end, found.line
         if clock.out():
+            _settle(run)
             state.continuations += 1
             _checkpoint(run, state, job, owner, clock, bucket, release=True)
             bulk_checkpoints.queue_continuation(job.tenant_id, job.job_id)
             return True
         if clock.checkpoint_due():
+            _settle(run)
             _checkpoint(run, state, job, owner, clock, bucket)
     _decide(run)
+    _settle(run)
     state.offset = state.total_bytes
     if state.parts and clock.out():  # the joining of the parts in a fresh invocation
         state.continuations += 1
@@ -446,11 +455,13 @@ def handle_send(tenant_id: str, job_id: str, receive_count: int = 1) -> dict:
         for row in bulk_rows.stored_rows(bucket, summary["rows_prefix"]):
             _take_stored(run, row)
         _decide(run)
+        _settle(run)
         rows_at = bulk_rows.prefix(tenant_id, job_id, "sent")
         run.report.upload(bucket, summary["report_key"], {**_header(job, bucket, job.source or ""),
                                                           "status": "done", "review": True,
                                                           "include_invited": run.include_invited}, rows_at)
     except Exception as exc:
+        _settle_quietly(run)
         if receive_count >= MAX_RECEIVES:
             _finish(job, "failed", error="processing_failed", message=type(exc).__name__)
         raise
@@ -493,14 +504,95 @@ def _take_stored(run: Run, row: dict) -> None:
 
 def _decide(run: Run) -> None:
     """One outcome per undecided email: two batch reads, one transaction for the invitations, queued messages,
-    one audit event in each invited user's trail; then the held rows are reported in file order."""
+    one audit event in each invited user's trail; then the held rows are reported in file order.
+
+    Overlapped (the default; PORTAL_BULK_OVERLAP=false runs each step after the other): the two reads run at
+    once, and a chunk's steps run as a pipeline in this invocation's threads: while chunk N's invitations are
+    queued, chunk N+1's users are written and chunk N+2's emails read. Safe because a chunk's emails are first
+    sightings (SeenEmails): no chunk reads a user another chunk in flight writes. `_settle` waits for all of it
+    (before a checkpoint and at the end)."""
     if not run.buffer:
         return
     rows, run.buffer, run.undecided = run.buffer, [], 0
     emails = [r["email"] for r in rows if r["outcome"] is None]
-    decided: dict[str, tuple[str, str | None]] = {}
-    if emails:
-        decided = _decide_emails(run, emails)
+    if not run.overlap:
+        decided, written = _decide_emails(run, emails, *_lookup(run, emails)) if emails else ({}, [])
+        messages = _report_rows(run, rows, decided)
+        if messages:
+            messaging.enqueue(messages)
+        _audit_invited(run, written, decided)
+        return
+    read = _lookup(run, emails) if emails else ({}, {})
+    _written_to_report(run)  # one chunk's write in flight at a time
+    run.writing = _pool().submit(lambda: (rows, *(_decide_emails(run, emails, *read) if emails else ({}, []))))
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        config.client("sqs")  # the clients the threads use, made here (boto3's session is not thread-safe)
+        config.client("dynamodb")
+        _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="bulk")
+    return _POOL
+
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _lookup(run: Run, emails: list[str]) -> tuple[dict, dict]:
+    """The record refs and portal users of a chunk's emails: two BatchGetItem, at once when overlapping."""
+    def refs() -> dict:
+        return {r.email: set(r.refs or ()) for r in RecordEmail.batch_get([(run.tenant_id, e) for e in emails])}
+
+    def users() -> dict:
+        return {u.email: u for u in PortalUser.batch_get([(run.tenant_id, portal_user_id(e)) for e in emails])}
+    run.calls["batch_get"] += 2
+    if not run.overlap:
+        return refs(), users()
+    pending = _pool().submit(refs)
+    got_users = users()
+    return pending.result(), got_users
+
+
+def _written_to_report(run: Run) -> None:
+    """The chunk being written, once written: its rows reported, its invitations and audit events queued (in
+    a thread; the chunk queued before must be done first: one at a time, in file order)."""
+    if run.writing is None:
+        return
+    rows, decided, written = run.writing.result()
+    run.writing = None
+    messages = _report_rows(run, rows, decided)
+    if run.queueing is not None:
+        run.queueing.result()
+
+    def queue() -> None:
+        if messages:
+            messaging.enqueue(messages)
+        _audit_invited(run, written, decided)
+    run.queueing = _pool().submit(queue)
+
+
+def _settle(run: Run) -> None:
+    """Waits for every chunk in flight (overlap): all rows reported, every invitation queued."""
+    _written_to_report(run)
+    if run.queueing is not None:
+        queued, run.queueing = run.queueing, None
+        queued.result()
+
+
+def _settle_quietly(run: Run) -> None:
+    """On the way out of a failing invocation: nothing of this run keeps running after it returns."""
+    for pending in (run.writing, run.queueing):
+        if pending is not None:
+            try:
+                pending.result()
+            except Exception:  # the invocation fails already; the retry decides the chunk again
+                pass
+    run.writing = run.queueing = None
+
+
+def _report_rows(run: Run, rows: list[dict], decided: dict) -> list[dict]:
+    """The rows of a decided chunk into the report, in file order; the invitation messages for them."""
     messages = []
     for row in rows:
         if row["outcome"] is None:
@@ -513,14 +605,19 @@ def _decide(run: Run) -> None:
         if outcome == "invited":
             message_id = hashlib.sha256(f"{run.job_id}|{row['email']}".encode()).hexdigest()[:32]
             messages.append(invite_message(run.tenant_id, portal_user_id(row["email"]), message_id))
-    if messages:
-        messaging.enqueue(messages)
+    return messages
 
 
-def _decide_emails(run: Run, emails: list[str]) -> dict[str, tuple[str, str | None]]:
-    refs = {r.email: set(r.refs or ()) for r in RecordEmail.batch_get([(run.tenant_id, e) for e in emails])}
-    users = {u.email: u for u in PortalUser.batch_get([(run.tenant_id, portal_user_id(e)) for e in emails])}
-    run.calls["batch_get"] += 2
+def _audit_invited(run: Run, written: list[str], decided: dict) -> None:
+    if written:  # the per-user trail (GET /v1/portal/users/{id}/audit) shows the bulk invitation
+        audit.record_many(run.tenant_id, "portal.invited", [
+            {"target": portal_user_id(e), "job_id": run.job_id, "bulk": True, "access": decided[e][1]}
+            for e in written], actor=run.actor)
+
+
+def _decide_emails(run: Run, emails: list[str], refs: dict,
+                   users: dict) -> tuple[dict[str, tuple[str, str | None]], list[str]]:
+    """(outcome and access per email, the emails whose invited user was written)."""
     decided: dict[str, tuple[str, str | None]] = {}
     writes: dict[str, PortalUser] = {}
     for email in emails:
@@ -531,7 +628,7 @@ def _decide_emails(run: Run, emails: list[str]) -> dict[str, tuple[str, str | No
         if user is not None:
             writes[email] = user
     if run.review:
-        return decided
+        return decided, []
     lost = _write_invited(run, writes)
     written = [e for e in writes if e not in lost]
     for email in lost:  # lost a race with another writer: decide again, alone
@@ -543,11 +640,7 @@ def _decide_emails(run: Run, emails: list[str]) -> dict[str, tuple[str, str | No
             else:
                 outcome, access = "skipped_conflict", None
         decided[email] = (outcome, access)
-    if written:  # the per-user trail (GET /v1/portal/users/{id}/audit) shows the bulk invitation
-        audit.record_many(run.tenant_id, "portal.invited", [
-            {"target": portal_user_id(e), "job_id": run.job_id, "bulk": True, "access": decided[e][1]}
-            for e in written], actor=run.actor)
-    return decided
+    return decided, written
 
 
 def _outcome(run: Run, email: str, refs: set | None,
