@@ -89,10 +89,10 @@ def naive(event: dict) -> None:
 
 def _measure(fn, event: dict) -> dict:
     with CallCounter() as counter:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         result = fn(event)
         seconds = time.perf_counter() - started
-    return {"seconds": seconds, "result": result, "dynamodb": counter.service("dynamodb"),
+    return {"seconds": seconds, "cpu_seconds": time.process_time() - cpu, "result": result, "dynamodb": counter.service("dynamodb"),
             "sqs": counter.service("sqs"), "s3": counter.service("s3"),
             "calls": {f"{s}:{op}": n for (s, op), n in sorted(counter.calls.items())}}
 
@@ -153,10 +153,12 @@ def overlap_side_by_side(rows: int, log) -> dict:
         b = run(rows, with_naive=False, log=log, env={"PORTAL_BULK_OVERLAP": overlap})
         handler = b["handler"]
         out[name] = {"seconds": handler["seconds"], "rows_per_second": rows / handler["seconds"],
+                     "cpu_seconds": handler["cpu_seconds"], "load": os.getloadavg(),
                      "dynamodb_per_email": handler["dynamodb"] / b["distinct"],
                      "sqs_per_email": handler["sqs"] / b["distinct"], "peak_rss_mb": b["peak_rss_mb"],
                      "calls": handler["calls"], "counts": b["counts"]}
-        log(f"bulk {rows:,} rows {name}: {out[name]['rows_per_second']:,.0f} rows/s, "
+        log(f"bulk {rows:,} rows {name}: {out[name]['rows_per_second']:,.0f} rows/s "
+            f"(handler CPU {handler['cpu_seconds']:.0f} s of {handler['seconds']:.0f} s), "
             f"{out[name]['dynamodb_per_email']:.3f} DynamoDB and {out[name]['sqs_per_email']:.3f} SQS calls / email")
     assert out["sequential"]["counts"] == out["overlapped"]["counts"]
     out["speedup"] = out["overlapped"]["rows_per_second"] / out["sequential"]["rows_per_second"]

@@ -133,7 +133,7 @@ class Run:
     calls: dict = field(default_factory=lambda: {"batch_get": 0, "transact_write": 0, "put": 0})
     overlap: bool = field(default_factory=lambda: os.environ.get("PORTAL_BULK_OVERLAP", "true") != "false")
     writing: Future | None = None  # the chunk whose users are being written (overlap): (rows, decided, written)
-    queueing: Future | None = None  # the chunk whose invitations are being queued (overlap)
+    queueing: list = field(default_factory=list)  # futures: the chunk's invitations queued, its audit (overlap)
 
 
 class SeenEmails:
@@ -532,7 +532,7 @@ def _pool() -> ThreadPoolExecutor:
     if _POOL is None:
         config.client("sqs")  # the clients the threads use, made here (boto3's session is not thread-safe)
         config.client("dynamodb")
-        _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="bulk")
+        _POOL = ThreadPoolExecutor(max_workers=5, thread_name_prefix="bulk")
     return _POOL
 
 
@@ -562,33 +562,30 @@ def _written_to_report(run: Run) -> None:
     rows, decided, written = run.writing.result()
     run.writing = None
     messages = _report_rows(run, rows, decided)
-    if run.queueing is not None:
-        run.queueing.result()
-
-    def queue() -> None:
-        if messages:
-            messaging.enqueue(messages)
-        _audit_invited(run, written, decided)
-    run.queueing = _pool().submit(queue)
+    for earlier in run.queueing:
+        earlier.result()
+    run.queueing = [_pool().submit(_audit_invited, run, written, decided)]
+    if messages:
+        run.queueing.append(_pool().submit(messaging.enqueue, messages))
 
 
 def _settle(run: Run) -> None:
     """Waits for every chunk in flight (overlap): all rows reported, every invitation queued."""
     _written_to_report(run)
-    if run.queueing is not None:
-        queued, run.queueing = run.queueing, None
-        queued.result()
+    queued, run.queueing = run.queueing, []
+    for pending in queued:
+        pending.result()
 
 
 def _settle_quietly(run: Run) -> None:
     """On the way out of a failing invocation: nothing of this run keeps running after it returns."""
-    for pending in (run.writing, run.queueing):
+    for pending in [run.writing, *run.queueing]:
         if pending is not None:
             try:
                 pending.result()
             except Exception:  # the invocation fails already; the retry decides the chunk again
                 pass
-    run.writing = run.queueing = None
+    run.writing, run.queueing = None, []
 
 
 def _report_rows(run: Run, rows: list[dict], decided: dict) -> list[dict]:
