@@ -532,11 +532,12 @@ def _pool() -> ThreadPoolExecutor:
     if _POOL is None:
         config.client("sqs")  # the clients the threads use, made here (boto3's session is not thread-safe)
         config.client("dynamodb")
-        _POOL = ThreadPoolExecutor(max_workers=5, thread_name_prefix="bulk")
+        _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="bulk")
     return _POOL
 
 
 _POOL: ThreadPoolExecutor | None = None
+QUEUEING_AT_ONCE = 4  # audit writes and enqueue calls of the last chunks still going (two chunks' worth)
 
 
 def _lookup(run: Run, emails: list[str]) -> tuple[dict, dict]:
@@ -556,15 +557,15 @@ def _lookup(run: Run, emails: list[str]) -> tuple[dict, dict]:
 
 def _written_to_report(run: Run) -> None:
     """The chunk being written, once written: its rows reported, its invitations and audit events queued (in
-    a thread; the chunk queued before must be done first: one at a time, in file order)."""
+    threads, while the next chunks go on; at most QUEUEING_AT_ONCE such calls at a time)."""
     if run.writing is None:
         return
     rows, decided, written = run.writing.result()
     run.writing = None
     messages = _report_rows(run, rows, decided)
-    for earlier in run.queueing:
-        earlier.result()
-    run.queueing = [_pool().submit(_audit_invited, run, written, decided)]
+    while len(run.queueing) > QUEUEING_AT_ONCE:  # the oldest first; the order of messages does not matter
+        run.queueing.pop(0).result()
+    run.queueing.append(_pool().submit(_audit_invited, run, written, decided))
     if messages:
         run.queueing.append(_pool().submit(messaging.enqueue, messages))
 
