@@ -5,6 +5,7 @@ The file: a header, then rows `name,email,phone`; every 20th row repeats an emai
 every 50th is an email on no record (2 %), the rest are customers' emails, each on its own customer record.
 The directory is written with BatchWriteItem (PynamoDB Model.batch_write), 25 items per call."""
 import json
+import os
 import subprocess
 import sys
 import time
@@ -88,10 +89,10 @@ def naive(event: dict) -> None:
 
 def _measure(fn, event: dict) -> dict:
     with CallCounter() as counter:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         result = fn(event)
         seconds = time.perf_counter() - started
-    return {"seconds": seconds, "result": result, "dynamodb": counter.service("dynamodb"),
+    return {"seconds": seconds, "cpu_seconds": time.process_time() - cpu, "result": result, "dynamodb": counter.service("dynamodb"),
             "sqs": counter.service("sqs"), "s3": counter.service("s3"),
             "calls": {f"{s}:{op}": n for (s, op), n in sorted(counter.calls.items())}}
 
@@ -104,10 +105,25 @@ def peak_rss_mb() -> float:
     return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM"))) / 1024
 
 
+def _add_latency(ms: float) -> None:
+    """Each AWS call waits `ms` more, as a network round trip to AWS does (moto on this machine answers in
+    its own CPU time, which overlapping cannot hide when the cores are busy; AWS latency is waiting, which it can)."""
+    if ms <= 0:
+        return
+    import botocore.client
+    real = botocore.client.BaseClient._make_api_call
+
+    def slower(client, operation, params):
+        time.sleep(ms / 1000)
+        return real(client, operation, params)
+    botocore.client.BaseClient._make_api_call = slower
+
+
 def child() -> None:
     """`python -m bench.bulk child`: stdin {"event", "naive_event"?}; stdout one JSON line."""
     job = json.loads(sys.stdin.read())
     import app  # what a Lambda cold start loads before the first event
+    _add_latency(float(os.environ.get("BENCH_AWS_LATENCY_MS") or 0))
     out = {"rss_after_import_mb": peak_rss_mb()}
     out["handler"] = _measure(lambda e: app.on_bulk_invite_upload(e, LambdaContext()), job["event"])
     out["peak_rss_mb"] = peak_rss_mb()  # before the baseline runs
@@ -116,7 +132,7 @@ def child() -> None:
     print(json.dumps(out))
 
 
-def run(rows: int, with_naive: bool, log) -> dict:
+def run(rows: int, with_naive: bool, log, env: dict | None = None) -> dict:
     """One size: directory, file, notification, then the handler (and the baseline) in a child process."""
     from chalicelib.core.models import Job
     started = time.perf_counter()
@@ -127,7 +143,7 @@ def run(rows: int, with_naive: bool, log) -> dict:
         job["naive_event"] = upload(make_tenant(rows, f"naive{rows}"), rows)[0]
     log(f"bulk {rows:,} rows: directory and file ready in {time.perf_counter() - started:.0f} s; running the handler")
     proc = subprocess.run([sys.executable, "-m", "bench.bulk", "child"], cwd=ROOT, input=json.dumps(job),
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, env={**os.environ, **(env or {})})
     if proc.returncode != 0:
         raise RuntimeError(f"bulk child failed:\n{proc.stderr[-3000:]}")
     out = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -141,6 +157,29 @@ def run(rows: int, with_naive: bool, log) -> dict:
                bucket=BUCKET, setup_seconds=time.perf_counter() - started - handler["seconds"]
                - out.get("naive", {}).get("seconds", 0))
     return out
+
+
+def overlap_side_by_side(rows: int, log, latency_ms: float = 0) -> dict:
+    """`python -m bench --only bulk_overlap [--overlap-rows 20000]`: the same file on twin directories, once with
+    each step of a chunk after the other (PORTAL_BULK_OVERLAP=false, the code path before issue 21 §3) and once
+    overlapped (the two reads at once; chunk N queued while N+1 is written and N+2 read), in one bench run."""
+    out = {}
+    for name, overlap in (("sequential", "false"), ("overlapped", "true")):
+        b = run(rows, with_naive=False, log=log, env={"PORTAL_BULK_OVERLAP": overlap,
+                                                      "BENCH_AWS_LATENCY_MS": str(latency_ms)})
+        handler = b["handler"]
+        out[name] = {"seconds": handler["seconds"], "rows_per_second": rows / handler["seconds"],
+                     "cpu_seconds": handler["cpu_seconds"], "load": os.getloadavg(),
+                     "dynamodb_per_email": handler["dynamodb"] / b["distinct"],
+                     "sqs_per_email": handler["sqs"] / b["distinct"], "peak_rss_mb": b["peak_rss_mb"],
+                     "calls": handler["calls"], "counts": b["counts"]}
+        log(f"bulk {rows:,} rows {name} (+{latency_ms:g} ms a call): {out[name]['rows_per_second']:,.0f} rows/s "
+            f"(handler CPU {handler['cpu_seconds']:.0f} s of {handler['seconds']:.0f} s), "
+            f"{out[name]['dynamodb_per_email']:.3f} DynamoDB and {out[name]['sqs_per_email']:.3f} SQS calls / email")
+    assert out["sequential"]["counts"] == out["overlapped"]["counts"]
+    out["speedup"] = out["overlapped"]["rows_per_second"] / out["sequential"]["rows_per_second"]
+    log(f"bulk {rows:,} rows: overlapped is {out['speedup']:.2f}x the sequential rows/s")
+    return {"rows": rows, "aws_latency_ms": latency_ms, **out}
 
 
 def transaction_connection_ms(n: int = 5) -> float:

@@ -48,7 +48,8 @@ def write(r: dict) -> None:
     # .local/bench.json is not there) keeps its text from the BENCHMARKS.md in the tree, which says when it ran.
     earlier = _sections(ROOT / "BENCHMARKS.md")
     for key, lines in (("cold_start", _cold_start), ("in_process", _in_process), ("bulk", _bulk), ("send", _send),
-                       ("sending", _sending), ("http", _http), ("console", _console)):
+                       ("sending", _sending), ("bulk_continuation", _bulk_continuation),
+                       ("bulk_overlap", _bulk_overlap), ("http", _http), ("console", _console)):
         if key in r:
             out += lines(r)
         elif key in earlier:
@@ -61,7 +62,8 @@ def write(r: dict) -> None:
 
 HEADINGS = {"cold_start": "## Cold start", "in_process": "## Sign-in and flows (in-process)",
             "bulk": "## Bulk invitations", "send": "## Send queue", "http": "## API over HTTP (local stack)",
-            "console": "## Admin console pages (in-process)", "sending": "## Sending lanes"}
+            "console": "## Admin console pages (in-process)", "sending": "## Sending lanes",
+            "bulk_continuation": "## Bulk run across invocations", "bulk_overlap": "## Bulk chunks overlapped"}
 
 
 def _sections(path) -> dict[str, str]:
@@ -310,6 +312,40 @@ def _send(r: dict) -> list[str]:
                         "(`PORTAL_SES_RATE_PER_SECOND`, shared through per-second counters)."]
     out.append("")
     return out
+
+
+def _bulk_continuation(r: dict) -> list[str]:
+    c = r["bulk_continuation"]
+    per_invocation = c["seconds"] / max(1, c["continuations"] + 1)
+    return ["## Bulk run across invocations", "",
+            f"`python -m bench --only bulk_continuation --continuation-rows {c['rows']} --budget {c['budget']:g}` "
+            "(`bench/bulk_continuation.py`): a generated file through the real handler in one child process with "
+            "`PORTAL_BULK_TIME_BUDGET_SECONDS` set low, each continuation it queues handed to it again until the job "
+            "is done.", "",
+            _row("rows", "file", "time", "rows/s", "invocations", "peak RSS", "stored rows = file rows", "invited"),
+            _row("---:", "---:", "---:", "---:", "---:", "---:", "---", "---:"),
+            _row(f"{c['file_rows']:,}", f"{c['bytes'] / 1e6:.1f} MB", f"{c['seconds']:.0f} s",
+                 f"{c['rows_per_second']:,.0f}", f"{c['continuations'] + 1} ({per_invocation:.1f} s each)",
+                 f"{c['peak_rss_mb']:.0f} MB", "yes" if c["stored_rows"] == c["file_rows"] else "**no**",
+                 f"{c['counts']['invited']:,}"), ""]
+
+
+def _bulk_overlap(r: dict) -> list[str]:
+    out = ["## Bulk chunks overlapped", "",
+           "`python -m bench --only bulk_overlap --overlap-rows N --aws-latency-ms 0,10`: the same file on twin "
+           "directories, once sequential (`PORTAL_BULK_OVERLAP=false`, the code before) and once overlapped (the two "
+           "reads at once; chunk N queued while N+1 is written and N+2 read), in one run; `--aws-latency-ms` adds a "
+           "wait to each AWS call, as a network round trip would (moto answers in its own CPU time on these cores).",
+           "",
+           _row("rows", "added per call", "sequential rows/s", "overlapped rows/s", "speed-up",
+                "DynamoDB / SQS calls per email (both)"),
+           _row("---:", "---:", "---:", "---:", "---:", "---")]
+    for o in r["bulk_overlap"]:
+        seq, ovl = o["sequential"], o["overlapped"]
+        out.append(_row(f"{o['rows']:,}", f"{o['aws_latency_ms']:g} ms", f"{seq['rows_per_second']:,.0f}",
+                        f"{ovl['rows_per_second']:,.0f}", f"{o['speedup']:.2f}×",
+                        f"{ovl['dynamodb_per_email']:.3f} / {ovl['sqs_per_email']:.3f}"))
+    return out + [""]
 
 
 def _http(r: dict) -> list[str]:

@@ -22,7 +22,10 @@ from bench import common
 
 # 500,000 rows is Cognito's import-job limit: about 12 minutes of the run here (setup included)
 SIZES = (10_000, 100_000, 500_000)
-SECTIONS = ("cold_start", "in_process", "send", "bulk", "console", "sending", "http")
+SECTIONS = ("cold_start", "in_process", "send", "bulk", "console", "sending", "http", "bulk_continuation",
+            "bulk_overlap")
+# measured only with --only (a long file across many invocations; the side-by-side runs of the bulk handler)
+ON_DEMAND = ("bulk_continuation", "bulk_overlap")
 SAVED = common.ROOT / ".local" / "bench.json"
 
 
@@ -69,9 +72,13 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def measure(section: str, results: dict, sizes: list[int]) -> None:
-    from bench import bulk, coldstart, console, inproc, sendlanes, sendq
-    if section == "console":
+def measure(section: str, results: dict, sizes: list[int], args=None) -> None:
+    from bench import bulk, bulk_continuation, coldstart, console, inproc, sendlanes, sendq
+    if section == "bulk_overlap":
+        results["bulk_overlap"] = [bulk.overlap_side_by_side(args.overlap_rows, log, ms) for ms in args.aws_latency_ms]
+    elif section == "bulk_continuation":
+        results["bulk_continuation"] = bulk_continuation.run(args.continuation_rows, args.budget, log)
+    elif section == "console":
         results["console"] = console.run(log)
     elif section == "cold_start":
         results["cold_start"] = coldstart.run(log)
@@ -99,6 +106,14 @@ def main(argv=None) -> int:
     parser.add_argument("--bulk-sizes", default=",".join(map(str, SIZES)),
                         help="bulk file sizes in rows, comma-separated (default %(default)s)")
     parser.add_argument("--only", choices=SECTIONS, help="measure this section again, merged into the last run")
+    parser.add_argument("--continuation-rows", type=int, default=2_000_000,
+                        help="bulk_continuation: rows of the file (default %(default)s)")
+    parser.add_argument("--budget", type=float, default=20.0,
+                        help="bulk_continuation: seconds per invocation before it hands over (default %(default)s)")
+    parser.add_argument("--overlap-rows", type=int, default=20_000,
+                        help="bulk_overlap: rows of the file run sequential and overlapped (default %(default)s)")
+    parser.add_argument("--aws-latency-ms", type=lambda v: [float(x) for x in v.split(",")], default=[0.0],
+                        help="bulk_overlap: added wait per AWS call, comma-separated runs (default 0)")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.bulk_sizes.split(",") if s]
     started = time.monotonic()
@@ -107,12 +122,12 @@ def main(argv=None) -> int:
         results.setdefault("later", []).append(f"{args.only} on {now()}")
     else:  # a full run, or one section on a fresh clone: BENCHMARKS.md then holds that section alone
         results = {"machine": machine(), "date": now()}
-    sections = [args.only] if args.only else list(SECTIONS)
+    sections = [args.only] if args.only else [s for s in SECTIONS if s not in ON_DEMAND]
     moto = aws() if set(sections) - {"http"} else None
     try:
         for section in sections:
             if section != "http":
-                measure(section, results, sizes)
+                measure(section, results, sizes, args)
                 SAVED.with_suffix(".partial.json").write_text(json.dumps(results, indent=2, default=str))
     finally:
         if moto:

@@ -79,3 +79,26 @@ def address_in(rows):
             if m and "@" in c:
                 out.append(m.group(0))
     return out
+
+
+@pytest.mark.parametrize("name", sorted(n for n, e in EXPECTED.items() if not e["error"]))
+def test_a_read_resumed_at_any_line_end_finds_the_same_rest(name):
+    """A bulk run continued in a new invocation reads from a Found's `end` (an S3 ranged GET) with the codec the
+    first read detected: the rest of the file must come out as the uninterrupted read gives it."""
+    data = (CORPUS / name).read_bytes()
+    whole = list(email_scan.scan(chunked(data, 7)))
+    codec, _ = email_scan.detect(data[:4096])
+    for i in sorted({0, 1, len(whole) // 2, len(whole) - 1} & set(range(len(whole)))):
+        rest = list(email_scan.scan(chunked(data[whole[i].end:], 5), codec, whole[i].end, whole[i].line))
+        assert rest == whole[i + 1:], (name, i)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16", "utf-16-le"])
+def test_offsets_are_byte_exact_in_every_encoding(encoding):
+    text = "name;email\r\nJosé;\"Bücher <b@x.example>\"\rZoë,z@x.example\n\nlast@x.example"
+    data = text.encode(encoding)
+    whole = list(email_scan.scan(chunked(data, 3)))
+    assert whole[-1].end == len(data) and [f.line for f in whole] == [1, 2, 3, 4, 5]
+    codec, _ = email_scan.detect(data)
+    for f in whole[:-1]:
+        assert list(email_scan.scan([data[f.end:]], codec, f.end, f.line)) == whole[f.line:]

@@ -171,6 +171,25 @@ def test_a_producer_seeing_a_live_lease_is_picked_up_by_the_ending_drainer(app, 
     assert all(len(outbox_for(f"edge{i}@{a}.example")) == 1 for i in range(3))
 
 
+def test_the_schedule_wakes_a_lane_whose_drainer_died_holding_the_lease(app):
+    """A drainer killed mid-run (out of memory, say) keeps its lease until it lapses, and producers seeing it live
+    send no kick: the schedule finds the waiting line once the lease has lapsed, and nothing is sent twice."""
+    from conftest import SCHEDULED_EVENT
+    drain(app)
+    a = business()
+    holder = send_backlog.acquire_lease(5)  # the dead drainer's lease
+    assert holder
+    messaging.enqueue_bulk(a, bulk_mail(a, 3, "orphan"))
+    assert _receive_all("send-bulk") == []  # the producer saw a live lease
+    assert app.run_schedule(SCHEDULED_EVENT, LambdaContext())["bulk_lane_woken"] == 0  # still live: not yet
+    while send_backlog.lease_live():
+        time.sleep(0.2)
+    assert app.run_schedule(SCHEDULED_EVENT, LambdaContext())["bulk_lane_woken"] == 1
+    drain_bulk(app)
+    assert all(len(outbox_for(f"orphan{i}@{a}.example")) == 1 for i in range(3))
+    assert app.run_schedule(SCHEDULED_EVENT, LambdaContext())["bulk_lane_woken"] == 0  # nothing waits now
+
+
 def test_bulk_keeps_to_the_rate_and_interactive_goes_first_within_it(app, monkeypatch):
     drain(app)
     monkeypatch.setenv("PORTAL_SES_RATE_PER_SECOND", "5")

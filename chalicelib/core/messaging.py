@@ -185,6 +185,12 @@ def _idempotency():
     return settings, deliver_once
 
 
+def warm_up() -> None:
+    """What deliver_once builds on first use (the idempotency layer, the templates), built before threads share it."""
+    _idempotency()
+    _templates()
+
+
 def deliver_once(message: dict, render: Callable[[dict], dict | None], lambda_context=None,
                  lane: str = INTERACTIVE) -> dict:
     """Delivers the message once per message_id (Powertools Idempotency): `render` makes its content first (the

@@ -9,6 +9,8 @@ One drainer at a time (a lease in the counters table). It stops when no line has
 about to end: then it releases the lease and kicks a successor. Delivery is idempotent on the message id and a
 message leaves the backlog only after it was delivered, so a crash re-delivers nothing twice and loses nothing."""
 import json
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 from typing import Callable
 
 from chalicelib.core import config, dead_letters, messaging, observability, send_backlog
@@ -17,6 +19,7 @@ from chalicelib.core.observability import logger
 TURN = 10  # messages per business per turn: a query's worth, and under a second at SES's 14/s
 STOP_MS = 30_000  # stop taking turns when the invocation has less left (one turn at a throttled rate fits)
 TRIES = 3  # deliveries of one message that fail in one run before it is dead-lettered
+SENDERS = TURN  # a turn's messages at once
 
 
 def drain(context, render: Callable[[dict], dict | None]) -> dict:
@@ -51,21 +54,37 @@ def _turn(tenant_id: str, touched_at: int, context, render, failures: dict) -> i
     if not batch:
         send_backlog.retire(tenant_id, touched_at)
         return 0
-    done = []
-    for seq, message in batch:
+    def deliver(message: dict) -> Exception | None:
         try:
             messaging.deliver_once(message, render, context, lane=messaging.BULK)
-            done.append(seq)
+            return None
         except Exception as exc:  # noqa: BLE001 - one message's failure must not stop the others
-            failures[seq] = failures.get(seq, 0) + 1
-            logger.warning("bulk delivery failed", extra={"message_id": message.get("message_id"),
-                                                          "tenant_id": tenant_id, "reason": type(exc).__name__})
-            observability.count("SendFailed", channel=message.get("channel") or "email")
-            if failures[seq] >= TRIES:
-                _dead_letter(message, exc)
-                done.append(seq)
+            return exc
+    done = []
+    for (seq, message), exc in zip(batch, _senders().map(deliver, [m for _, m in batch])):
+        if exc is None:
+            done.append(seq)
+            continue
+        failures[seq] = failures.get(seq, 0) + 1
+        logger.warning("bulk delivery failed", extra={"message_id": message.get("message_id"),
+                                                      "tenant_id": tenant_id, "reason": type(exc).__name__})
+        observability.count("SendFailed", channel=message.get("channel") or "email")
+        if failures[seq] >= TRIES:
+            _dead_letter(message, exc)
+            done.append(seq)
     send_backlog.remove(tenant_id, done)
     return len(done)
+
+
+@lru_cache(maxsize=1)
+def _senders() -> ThreadPoolExecutor:
+    """A turn's messages go out at once: one send waits ~60-100 ms on SES and DynamoDB (the idempotency record, the
+    rate's slot), so one after another a drainer would stay under SES's 14/s; SENDERS at a time reach any rate the
+    account has, and the shared counters keep them within it. Clients are made here, before the threads."""
+    for service in ("dynamodb", "ses", "sns", "sqs"):
+        config.client(service)
+    messaging.warm_up()
+    return ThreadPoolExecutor(max_workers=SENDERS, thread_name_prefix="bulk-send")
 
 
 def _dead_letter(message: dict, exc: Exception) -> None:
@@ -75,6 +94,15 @@ def _dead_letter(message: dict, exc: Exception) -> None:
     url = sqs.get_queue_url(QueueName=config.resource_name("send-bulk-dlq"))["QueueUrl"]
     sent = sqs.send_message(QueueUrl=url, MessageBody=json.dumps(message))
     dead_letters.record_failure("send-bulk", sent["MessageId"], exc, TRIES)
+
+
+def watch() -> dict:
+    """The schedule's look at the bulk lane: lines waiting with no live drainer (one that died holding the lease, and
+    the lease lapsed since: no producer would kick while it was live) get one."""
+    if send_backlog.active_lines() and not send_backlog.lease_live():
+        send_backlog.kick("schedule")
+        return {"bulk_lane_woken": 1}
+    return {"bulk_lane_woken": 0}
 
 
 def redriven(message: dict) -> None:

@@ -25,3 +25,8 @@ class Job(Model):
     created_at = NumberAttribute(default=now)
     updated_at = NumberAttribute(default=now)
     expires_at = NumberAttribute(null=True)  # a `ready` bulk job can be sent until then
+    # A bulk run continued across invocations (flows/portal/bulk_checkpoints): where the next one resumes, and
+    # which invocation may work on the job until when (a lease: two deliveries never run one job at once).
+    checkpoint: MapAttribute[str, Any] = MapAttribute(null=True)
+    lease_owner = UnicodeAttribute(null=True)
+    lease_until = NumberAttribute(null=True)

@@ -12,19 +12,33 @@ Each invited user records the job that invited them (a conditional write), and e
 derived from job + email, so a redelivered or resumed run re-decides nothing and the sender's idempotency drops
 messages already sent."""
 import hashlib
+import itertools
 import json
+import os
 import re
 import tempfile
 import urllib.parse
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
 from pynamodb.expressions.update import Action
 
 from chalicelib.core import audit, config, messaging, observability, tenants
-from chalicelib.core.models import Grant, Job, PortalUser, RecordEmail, now, transaction
+from chalicelib.core.models import (
+    AuditEvent,
+    BacklogItem,
+    Counter,
+    Grant,
+    Job,
+    PortalUser,
+    RecordEmail,
+    now,
+    transaction,
+)
 from chalicelib.core.observability import logger
-from chalicelib.flows.portal import bulk_rows, email_scan
+from chalicelib.flows.portal import bulk_checkpoints, bulk_rows, email_scan
 from chalicelib.flows.portal.invitations import (
     ACCESS_RANK,
     grants_from_refs,
@@ -127,6 +141,9 @@ class Run:
     buffer: list = field(default_factory=list)  # rows in file order; outcome None = not decided yet
     undecided: int = 0
     calls: dict = field(default_factory=lambda: {"batch_get": 0, "transact_write": 0, "put": 0})
+    overlap: bool = field(default_factory=lambda: os.environ.get("PORTAL_BULK_OVERLAP", "true") != "false")
+    writing: Future | None = None  # the chunk whose users are being written (overlap): (rows, decided, written)
+    queueing: list = field(default_factory=list)  # futures: the chunk's invitations queued, its audit (overlap)
 
 
 class SeenEmails:
@@ -146,6 +163,9 @@ class SeenEmails:
         """True when the email is new to this file."""
         return self._db.execute("INSERT OR IGNORE INTO seen VALUES (?)", (email,)).rowcount == 1
 
+    def add_many(self, emails: list[str]) -> None:
+        self._db.executemany("INSERT OR IGNORE INTO seen VALUES (?)", [(e,) for e in emails])
+
 
 def _report_transfer():
     from boto3.s3.transfer import TransferConfig
@@ -158,16 +178,32 @@ class Report:
     """Row outcomes streamed to temporary files (memory stays flat), counts kept aside; uploaded at the end: the
     JSON report at the file's report key, and the rows the API pages through (bulk_rows)."""
 
-    def __init__(self):
+    def __init__(self, counts: dict | None = None, header: bool = True):
         self.rows = tempfile.TemporaryFile("w+", encoding="utf-8")
-        self.stored = bulk_rows.RowsWriter()
-        self.counts = {o: 0 for o in OUTCOMES if o != "no_email"} | {"rows": 0, "rows_without_email": 0}
+        self.stored = bulk_rows.RowsWriter(header)
+        self.counts = counts or {o: 0 for o in OUTCOMES if o != "no_email"} | {"rows": 0, "rows_without_email": 0}
         self._first = True
+        self.written = 0
 
     def row(self, **entry) -> None:
         self.rows.write(("" if self._first else ",\n") + json.dumps(entry))
         self._first = False
+        self.written += 1
         self.stored.add(entry)
+
+    def upload_part(self, bucket: str, at: str) -> list[str]:
+        """The rows held as one part of a continued run (bulk_checkpoints); the names of its stored-row files."""
+        self.rows.seek(0)
+        config.client("s3").upload_fileobj(bulk_rows._Encoded(self.rows), bucket, f"{at}report.json")
+        self.rows.close()
+        return self.stored.upload_part(bucket, at)
+
+    def append_part(self, bucket: str, at: str, names: list[str]) -> None:
+        if not self._first:
+            self.rows.write(",\n")
+        bulk_rows.download_text(bucket, f"{at}report.json", self.rows)
+        self._first = False
+        self.stored.append_part(bucket, at, names)
 
     def upload(self, bucket: str, key: str, header: dict, rows_at: str | None = None) -> None:
         with tempfile.NamedTemporaryFile("w+b", suffix=".json") as out:
@@ -185,7 +221,7 @@ class Report:
             self.stored.upload(bucket, rows_at)
 
 
-def handle(upload: Upload, receive_count: int = 1) -> dict:
+def handle(upload: Upload, receive_count: int = 1, context=None) -> dict:
     """Processes one uploaded file. Bad files end in a report with an error code and send nothing; only
     transient failures raise (the queue retries them; the last try marks the job failed). A file whose metadata
     says `review: true` is decided but not sent: its job waits in `ready` (bulk_review.send)."""
@@ -212,7 +248,7 @@ def handle(upload: Upload, receive_count: int = 1) -> dict:
     if job.status != "running":
         return {"status": job.status, "job_id": job.job_id, "replayed": True}
     try:
-        result = _run(upload, head, options, job, report_key)
+        result = _run(upload, head, options, job, report_key, context)
     except Exception as exc:
         if receive_count >= MAX_RECEIVES:  # the queue gives up after this try: say so on the job
             _finish(job, "failed", error="processing_failed", message=type(exc).__name__)
@@ -225,9 +261,12 @@ def _start_job(tenant_id: str, job_id: str, upload: Upload, report_key: str, opt
                "review": options.review, "include_invited": options.include_invited, "access": options.access}
     if options.actor:
         summary["actor"] = options.actor
+    if upload.version:  # a continuation reads this version of the object
+        summary["version"] = upload.version
     job = Job(tenant_id, job_id, kind=JOB_KIND, status="running", source=upload.key, attempts=1, summary=summary)
     try:
         job.save(condition=Job.job_id.does_not_exist())
+        bulk_checkpoints.mark_running(tenant_id, job.job_id)  # the schedule's list of jobs that may stall
         audit.record(tenant_id, "portal.bulk_invite_started", actor=options.actor, target=job.job_id,
                      source=upload.key, review=options.review)
         return job
@@ -264,32 +303,144 @@ def _header(job: Job, bucket: str, source: str) -> dict:
     return {"job_id": job.job_id, "tenant_id": job.tenant_id, "source": f"s3://{bucket}/{source}"}
 
 
-def _run(upload: Upload, head: dict, options: Options, job: Job, report_key: str) -> dict:
+def _run(upload: Upload, head: dict, options: Options, job: Job, report_key: str, context=None) -> dict:
+    """Reads the file from the job's checkpoint (the start, for a new job) until it ends or this invocation's
+    time runs low (then it queues a continuation: bulk_checkpoints); the invocation that reads the end joins the
+    parts and finishes the job."""
     s3 = config.client("s3")
     version = {"VersionId": upload.version} if upload.version else {}
-    run = Run(job.tenant_id, job.job_id, options.include_invited, options.access, Report(), review=options.review,
-              actor=options.actor)
     header = _header(job, upload.bucket, upload.key)
     rows_at = bulk_rows.prefix(job.tenant_id, job.job_id, "review" if options.review else "run")
+    owner, clock = uuid.uuid4().hex[:12], bulk_checkpoints.Clock(context)
+    if not bulk_checkpoints.take_lease(job, owner, clock.lease_seconds):
+        logger.info("bulk run already under way elsewhere", extra={"job_id": job.job_id})
+        return {"status": "running", "job_id": job.job_id, "busy": True}
+    state = bulk_checkpoints.State.of(job, head["ContentLength"])
+    run = Run(job.tenant_id, job.job_id, options.include_invited, options.access,
+              Report(state.counts or None, header=not state.parts), review=options.review, actor=options.actor)
     try:
         if head["ContentLength"] > MAX_BYTES:
             raise email_scan.BadFile("file_too_large", "The file is over 100 MB: split it into smaller files.")
-        body = s3.get_object(Bucket=upload.bucket, Key=upload.key, **version)["Body"]
-        for found in email_scan.scan(body.iter_chunks(READ_BYTES)):
-            _take_row(run, found)
-        _decide(run)
+        if state.parts:
+            bulk_checkpoints.rebuild_seen(upload.bucket, job.tenant_id, job.job_id, state, run.seen)
+        if state.codec is None or state.offset < state.total_bytes:
+            ranged = {"Range": f"bytes={state.offset}-"} if state.codec else {}
+            body = s3.get_object(Bucket=upload.bucket, Key=upload.key, **version, **ranged)["Body"]
+            try:
+                if _read(run, body.iter_chunks(READ_BYTES), state, job, owner, clock, upload.bucket):
+                    return {"status": "running", "job_id": job.job_id, "continued": True,
+                            "counts": run.report.counts, "calls": run.calls}
+            finally:
+                body.close()
+        if state.parts:  # continued: the report is the parts in order, then what this invocation decided
+            _save_part(run, state, owner, upload.bucket)
+            run.report = _joined(upload.bucket, job, state, run.report.counts)
+    except bulk_checkpoints.LeaseLost:
+        logger.warning("bulk run taken over by another invocation: stopped", extra={"job_id": job.job_id})
+        return {"status": "running", "job_id": job.job_id, "busy": True}
     except email_scan.BadFile as bad:
         run.report.upload(upload.bucket, report_key, {**header, "status": "failed", "error": bad.code,
                                                       "message": bad.message}, rows_at)
         _finish(job, "failed", error=bad.code, message=bad.message, counts=run.report.counts, rows_prefix=rows_at)
         return {"status": "failed", "error": bad.code, "job_id": job.job_id}
+    except Exception:  # the queue's retry may take the job up at once (a run killed outright cannot do this:
+        _settle_quietly(run)  # its lease runs out before the queue shows its message again)
+        bulk_checkpoints.release(job, owner)
+        raise
     status = "ready" if options.review else "done"
     run.report.upload(upload.bucket, report_key, {**header, "status": status, "review": options.review,
                                                   "include_invited": run.include_invited}, rows_at)
     _finish(job, status, counts=run.report.counts, rows_prefix=rows_at)
     logger.info("bulk invite " + status, extra={"job_id": job.job_id, "counts": run.report.counts,
-                                                 "calls": run.calls})
+                                                 "calls": run.calls, "continuations": state.continuations})
     return {"status": status, "job_id": job.job_id, "counts": run.report.counts, "calls": run.calls}
+
+
+def _read(run: Run, chunks, state: "bulk_checkpoints.State", job: Job, owner: str,
+          clock: "bulk_checkpoints.Clock", bucket: str) -> bool:
+    """Takes the rows from the checkpoint on; True when it handed over to a continuation."""
+    chunks = iter(chunks)
+    if state.codec is None:  # a new run: the encoding from the first bytes, as email_scan.lines does
+        head = b""
+        for chunk in chunks:
+            head += chunk
+            if len(head) >= 4096:
+                break
+        state.codec, skip = email_scan.detect(head)
+        chunks, state.offset = itertools.chain([head[skip:]], chunks), skip
+    for found in email_scan.scan(chunks, state.codec, state.offset, state.line):
+        _take_row(run, found)
+        if run.buffer:  # rows of a chunk not decided yet: no checkpoint inside a chunk
+            continue
+        state.offset, state.line = found.end, found.line
+        if clock.out():
+            _settle(run)
+            state.continuations += 1
+            _checkpoint(run, state, job, owner, clock, bucket, release=True)
+            bulk_checkpoints.queue_continuation(job.tenant_id, job.job_id)
+            return True
+        if clock.checkpoint_due():
+            _settle(run)
+            _checkpoint(run, state, job, owner, clock, bucket)
+    _decide(run)
+    _settle(run)
+    state.offset = state.total_bytes
+    if state.parts and clock.out():  # the joining of the parts in a fresh invocation
+        state.continuations += 1
+        _checkpoint(run, state, job, owner, clock, bucket, release=True)
+        bulk_checkpoints.queue_continuation(job.tenant_id, job.job_id)
+        return True
+    return False
+
+
+def _checkpoint(run: Run, state: "bulk_checkpoints.State", job: Job, owner: str, clock: "bulk_checkpoints.Clock",
+                bucket: str, release: bool = False) -> None:
+    """The rows decided since the last checkpoint as a part in S3, then the job's checkpoint (the seam a test
+    breaks to kill a run after a chunk was written but before it was checkpointed)."""
+    _save_part(run, state, owner, bucket)
+    state.counts = dict(run.report.counts)
+    bulk_checkpoints.save(job, owner, state, clock.lease_seconds, release=release)
+    clock.saved()
+
+
+def _save_part(run: Run, state: "bulk_checkpoints.State", owner: str, bucket: str) -> None:
+    if not run.report.written:
+        return
+    part_id = f"{len(state.parts):05d}-{owner}"  # a part of an invocation that did not checkpoint is never read
+    at = f"{bulk_checkpoints.parts_prefix(run.tenant_id, run.job_id)}{part_id}/"
+    state.parts.append({"id": part_id, "files": run.report.upload_part(bucket, at)})
+    run.report = Report(run.report.counts, header=False)
+
+
+def _joined(bucket: str, job: Job, state: "bulk_checkpoints.State", counts: dict) -> "Report":
+    report = Report(counts)
+    for part in state.parts:
+        report.append_part(bucket, f"{bulk_checkpoints.parts_prefix(job.tenant_id, job.job_id)}{part['id']}/",
+                           part["files"])
+    return report
+
+
+def handle_continue(tenant_id: str, job_id: str, receive_count: int = 1, context=None) -> dict:
+    """Continues a run that handed over ({"bulk_continue": ...} on the bulk queue) from its checkpoint."""
+    try:
+        job = Job.get(tenant_id, job_id, consistent_read=True)
+    except DoesNotExist:
+        logger.warning("bulk continuation of an unknown job", extra={"job_id": job_id})
+        return {"status": "failed", "error": "job_not_found"}
+    if job.status != "running":
+        return {"status": job.status, "job_id": job_id, "replayed": True}
+    summary = job.summary.as_dict() if job.summary else {}
+    upload = Upload(summary["bucket"], job.source or "", summary.get("version"), None, None)
+    options = Options(review=bool(summary.get("review")), include_invited=bool(summary.get("include_invited")),
+                      access=summary.get("access") or "billing", actor=summary.get("actor"))
+    version = {"VersionId": upload.version} if upload.version else {}
+    try:
+        head = config.client("s3").head_object(Bucket=upload.bucket, Key=upload.key, **version)
+        return _run(upload, head, options, job, summary["report_key"], context)
+    except Exception as exc:
+        if receive_count >= MAX_RECEIVES:
+            _finish(job, "failed", error="processing_failed", message=type(exc).__name__)
+        raise
 
 
 def handle_send(tenant_id: str, job_id: str, receive_count: int = 1) -> dict:
@@ -314,11 +465,13 @@ def handle_send(tenant_id: str, job_id: str, receive_count: int = 1) -> dict:
         for row in bulk_rows.stored_rows(bucket, summary["rows_prefix"]):
             _take_stored(run, row)
         _decide(run)
+        _settle(run)
         rows_at = bulk_rows.prefix(tenant_id, job_id, "sent")
         run.report.upload(bucket, summary["report_key"], {**_header(job, bucket, job.source or ""),
                                                           "status": "done", "review": True,
                                                           "include_invited": run.include_invited}, rows_at)
     except Exception as exc:
+        _settle_quietly(run)
         if receive_count >= MAX_RECEIVES:
             _finish(job, "failed", error="processing_failed", message=type(exc).__name__)
         raise
@@ -361,14 +514,95 @@ def _take_stored(run: Run, row: dict) -> None:
 
 def _decide(run: Run) -> None:
     """One outcome per undecided email: two batch reads, one transaction for the invitations, queued messages,
-    one audit event in each invited user's trail; then the held rows are reported in file order."""
+    one audit event in each invited user's trail; then the held rows are reported in file order.
+
+    Overlapped (the default; PORTAL_BULK_OVERLAP=false runs each step after the other): the two reads run at
+    once, and a chunk's steps run as a pipeline in this invocation's threads: while chunk N's invitations are
+    queued, chunk N+1's users are written and chunk N+2's emails read. Safe because a chunk's emails are first
+    sightings (SeenEmails): no chunk reads a user another chunk in flight writes. `_settle` waits for all of it
+    (before a checkpoint and at the end)."""
     if not run.buffer:
         return
     rows, run.buffer, run.undecided = run.buffer, [], 0
     emails = [r["email"] for r in rows if r["outcome"] is None]
-    decided: dict[str, tuple[str, str | None]] = {}
-    if emails:
-        decided = _decide_emails(run, emails)
+    if not run.overlap:
+        decided, written = _decide_emails(run, emails, *_lookup(run, emails)) if emails else ({}, [])
+        messages = _report_rows(run, rows, decided)
+        if messages:
+            messaging.enqueue_bulk(run.tenant_id, messages)
+        _audit_invited(run, written, decided)
+        return
+    read = _lookup(run, emails) if emails else ({}, {})
+    _written_to_report(run)  # one chunk's write in flight at a time
+    run.writing = _pool().submit(lambda: (rows, *(_decide_emails(run, emails, *read) if emails else ({}, []))))
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        config.client("sqs")  # the clients the threads use, made here (boto3's session is not thread-safe)
+        config.client("dynamodb")
+        for model in (AuditEvent, BacklogItem, Counter, PortalUser, RecordEmail):  # PynamoDB's, one per model
+            model._get_connection().connection.client  # noqa: B018 - the property makes the client
+        _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="bulk")
+    return _POOL
+
+
+_POOL: ThreadPoolExecutor | None = None
+QUEUEING_AT_ONCE = 4  # audit writes and enqueue calls of the last chunks still going (two chunks' worth)
+
+
+def _lookup(run: Run, emails: list[str]) -> tuple[dict, dict]:
+    """The record refs and portal users of a chunk's emails: two BatchGetItem, at once when overlapping."""
+    def refs() -> dict:
+        return {r.email: set(r.refs or ()) for r in RecordEmail.batch_get([(run.tenant_id, e) for e in emails])}
+
+    def users() -> dict:
+        return {u.email: u for u in PortalUser.batch_get([(run.tenant_id, portal_user_id(e)) for e in emails])}
+    run.calls["batch_get"] += 2
+    if not run.overlap:
+        return refs(), users()
+    pending = _pool().submit(refs)
+    got_users = users()
+    return pending.result(), got_users
+
+
+def _written_to_report(run: Run) -> None:
+    """The chunk being written, once written: its rows reported, its invitations and audit events queued (in
+    threads, while the next chunks go on; at most QUEUEING_AT_ONCE such calls at a time)."""
+    if run.writing is None:
+        return
+    rows, decided, written = run.writing.result()
+    run.writing = None
+    messages = _report_rows(run, rows, decided)
+    while len(run.queueing) > QUEUEING_AT_ONCE:  # the oldest first; the order of messages does not matter
+        run.queueing.pop(0).result()
+    run.queueing.append(_pool().submit(_audit_invited, run, written, decided))
+    if messages:
+        run.queueing.append(_pool().submit(messaging.enqueue_bulk, run.tenant_id, messages))
+
+
+def _settle(run: Run) -> None:
+    """Waits for every chunk in flight (overlap): all rows reported, every invitation queued."""
+    _written_to_report(run)
+    queued, run.queueing = run.queueing, []
+    for pending in queued:
+        pending.result()
+
+
+def _settle_quietly(run: Run) -> None:
+    """On the way out of a failing invocation: nothing of this run keeps running after it returns."""
+    for pending in [run.writing, *run.queueing]:
+        if pending is not None:
+            try:
+                pending.result()
+            except Exception:  # the invocation fails already; the retry decides the chunk again
+                pass
+    run.writing, run.queueing = None, []
+
+
+def _report_rows(run: Run, rows: list[dict], decided: dict) -> list[dict]:
+    """The rows of a decided chunk into the report, in file order; the invitation messages for them."""
     messages = []
     for row in rows:
         if row["outcome"] is None:
@@ -381,14 +615,19 @@ def _decide(run: Run) -> None:
         if outcome == "invited":
             message_id = hashlib.sha256(f"{run.job_id}|{row['email']}".encode()).hexdigest()[:32]
             messages.append(invite_message(run.tenant_id, portal_user_id(row["email"]), message_id))
-    if messages:
-        messaging.enqueue_bulk(run.tenant_id, messages)
+    return messages
 
 
-def _decide_emails(run: Run, emails: list[str]) -> dict[str, tuple[str, str | None]]:
-    refs = {r.email: set(r.refs or ()) for r in RecordEmail.batch_get([(run.tenant_id, e) for e in emails])}
-    users = {u.email: u for u in PortalUser.batch_get([(run.tenant_id, portal_user_id(e)) for e in emails])}
-    run.calls["batch_get"] += 2
+def _audit_invited(run: Run, written: list[str], decided: dict) -> None:
+    if written:  # the per-user trail (GET /v1/portal/users/{id}/audit) shows the bulk invitation
+        audit.record_many(run.tenant_id, "portal.invited", [
+            {"target": portal_user_id(e), "job_id": run.job_id, "bulk": True, "access": decided[e][1]}
+            for e in written], actor=run.actor)
+
+
+def _decide_emails(run: Run, emails: list[str], refs: dict,
+                   users: dict) -> tuple[dict[str, tuple[str, str | None]], list[str]]:
+    """(outcome and access per email, the emails whose invited user was written)."""
     decided: dict[str, tuple[str, str | None]] = {}
     writes: dict[str, PortalUser] = {}
     for email in emails:
@@ -399,7 +638,7 @@ def _decide_emails(run: Run, emails: list[str]) -> dict[str, tuple[str, str | No
         if user is not None:
             writes[email] = user
     if run.review:
-        return decided
+        return decided, []
     lost = _write_invited(run, writes)
     written = [e for e in writes if e not in lost]
     for email in lost:  # lost a race with another writer: decide again, alone
@@ -411,11 +650,7 @@ def _decide_emails(run: Run, emails: list[str]) -> dict[str, tuple[str, str | No
             else:
                 outcome, access = "skipped_conflict", None
         decided[email] = (outcome, access)
-    if written:  # the per-user trail (GET /v1/portal/users/{id}/audit) shows the bulk invitation
-        audit.record_many(run.tenant_id, "portal.invited", [
-            {"target": portal_user_id(e), "job_id": run.job_id, "bulk": True, "access": decided[e][1]}
-            for e in written], actor=run.actor)
-    return decided
+    return decided, written
 
 
 def _outcome(run: Run, email: str, refs: set | None,

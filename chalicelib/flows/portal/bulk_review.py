@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from chalicelib.core import audit, config
@@ -23,6 +23,7 @@ from chalicelib.core.models import Job, now
 from chalicelib.core.observability import logger
 from chalicelib.core.paging import iso, iso_at, make_cursor, page_args
 from chalicelib.core.principal import Principal
+from chalicelib.core.schema import Shape
 from chalicelib.core.text import OneLine
 from chalicelib.flows.portal import bulk_invites, bulk_rows
 from chalicelib.flows.portal.bulk_invites import JOB_KIND, MAX_BYTES, PREFIX
@@ -33,7 +34,7 @@ BulkRowPage = bulk_rows.BulkRowPage
 _JOB_ID = re.compile(r"[0-9a-f]{24}")
 
 
-class UploadUrlRequest(BaseModel):
+class UploadUrlRequest(Shape):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     filename: Annotated[OneLine, Field(min_length=1, max_length=200)]
     include_invited: bool = Field(False, description="Invite again the emails whose portal user is still "
@@ -43,7 +44,7 @@ class UploadUrlRequest(BaseModel):
                          "POST /v1/portal/bulk-invites/{job_id}/send (24 h), sending nothing before.")
 
 
-class UploadUrl(BaseModel):
+class UploadUrl(Shape):
     url: str
     method: str
     key: str
@@ -51,7 +52,16 @@ class UploadUrl(BaseModel):
     expires_in: int
 
 
-class BulkJob(BaseModel):
+class BulkProgress(Shape):
+    """How far a run has read (at its last checkpoint; a long file is read across several invocations)."""
+    rows_read: int
+    bytes_read: int
+    total_bytes: int
+    invited: int  # invited so far (will_invite, for a reviewed upload)
+    continuations: int = 0
+
+
+class BulkJob(Shape):
     job_id: str
     status: str  # running | ready | sending | done | failed | expired
     source: str | None = None
@@ -67,11 +77,12 @@ class BulkJob(BaseModel):
     uploaded_by: str | None = None
     sent_by: str | None = None
     expires_at: str | None = None  # a ready job can be sent until then
+    progress: BulkProgress | None = None  # while a long run reads its file (and after)
     created_at: str
     updated_at: str
 
 
-class BulkJobPage(BaseModel):
+class BulkJobPage(Shape):
     items: list[BulkJob]
     next_cursor: str | None = None
 
@@ -139,13 +150,26 @@ def _expired(job: Job) -> bool:
     return job.status == "ready" and job.expires_at is not None and job.expires_at <= now()
 
 
+def _progress(job: Job) -> BulkProgress | None:
+    saved = job.checkpoint.as_dict() if job.checkpoint else {}
+    if not saved:
+        return None
+    counts = saved.get("counts") or {}
+    return BulkProgress(rows_read=int(counts.get("rows", 0)), bytes_read=int(saved.get("offset", 0)),
+                        total_bytes=int(saved.get("total_bytes", 0)),
+                        invited=int(counts.get("invited", 0)) + int(counts.get("will_invite", 0)),
+                        continuations=int(saved.get("continuations", 0)))
+
+
 def job_out(job: Job) -> BulkJob:
     summary = job.summary.as_dict() if job.summary else {}
+    progress = _progress(job)
+    counts = summary.get("counts") or (job.checkpoint.as_dict().get("counts") if progress else None) or {}
     return BulkJob(job_id=job.job_id, status="expired" if _expired(job) else job.status, source=job.source,
                    name=summary.get("name"), report_key=summary.get("report_key"),
                    review=bool(summary.get("review")), include_invited=bool(summary.get("include_invited")),
                    access=summary.get("access"),
-                   counts={k: int(v) for k, v in (summary.get("counts") or {}).items()}, error=job.error,
+                   counts={k: int(v) for k, v in counts.items()}, error=job.error, progress=progress,
                    message=summary.get("message"), attempts=int(job.attempts or 0),
                    uploaded_by=summary.get("actor"), sent_by=summary.get("sent_by"),
                    expires_at=iso(job.expires_at) if job.status in ("ready", "expired") else None,

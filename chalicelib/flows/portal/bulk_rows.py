@@ -7,6 +7,7 @@ whatever the file's size (100k rows as DynamoDB items would be 4,000 BatchWriteI
 run, more than the run's own decisions cost); a page is one ranged GET at a byte offset (the cursor), so page 1,000
 costs what page 1 does; and a filter by outcome reads that outcome's own file, never skipping the other rows. The
 bucket's lifecycle rule for `bulk-invite-reports/` expires them with the report."""
+import codecs
 import csv
 import io
 import json
@@ -14,11 +15,11 @@ import tempfile
 from typing import IO, Iterator
 
 from botocore.exceptions import ClientError
-from pydantic import BaseModel
 
 from chalicelib.core import config
 from chalicelib.core.errors import Invalid
 from chalicelib.core.paging import make_cursor, page_args
+from chalicelib.core.schema import Shape
 
 REPORT_PREFIX = "bulk-invite-reports/"
 
@@ -49,11 +50,13 @@ def prefix(tenant_id: str, job_id: str, phase: str) -> str:
 class RowsWriter:
     """Rows as they are decided, into temporary files (memory stays flat); uploaded at the end of the run."""
 
-    def __init__(self) -> None:
+    def __init__(self, header: bool = True) -> None:
         self._files: dict[str, IO[str]] = {}
         self._csv = tempfile.TemporaryFile("w+", encoding="utf-8", newline="")
         self._csv_out = csv.writer(self._csv)
-        self._csv_out.writerow(CSV_COLUMNS)
+        self._header = header  # a part of a continued run (bulk_checkpoints) has none: the joined report has it
+        if header:
+            self._csv_out.writerow(CSV_COLUMNS)
 
     def _file(self, name: str) -> IO[str]:
         if name not in self._files:
@@ -81,6 +84,37 @@ class RowsWriter:
         self._csv.seek(0)
         s3.upload_fileobj(_Encoded(self._csv), bucket, f"{at}report.csv", ExtraArgs={"ContentType": "text/csv"})
         self._csv.close()
+
+
+    def upload_part(self, bucket: str, at: str) -> list[str]:
+        """These rows as one part of a continued run, under `at`: the names of the files written."""
+        s3 = config.client("s3")
+        names = list(self._files)
+        for name, f in self._files.items():
+            f.seek(0)
+            s3.upload_fileobj(_Encoded(f), bucket, f"{at}{name}.jsonl")
+            f.close()
+        self._csv.seek(0)
+        if self._header:
+            self._csv.readline()
+        s3.upload_fileobj(_Encoded(self._csv), bucket, f"{at}report.csv")
+        self._csv.close()
+        return names
+
+    def append_part(self, bucket: str, at: str, names: list[str]) -> None:
+        """A part's rows after those held (a continued run's last invocation joins the parts in order)."""
+        for name in names:
+            download_text(bucket, f"{at}{name}.jsonl", self._file(name))
+        download_text(bucket, f"{at}report.csv", self._csv)
+
+
+def download_text(bucket: str, key: str, out: IO[str]) -> None:
+    """An S3 object appended to a text file a block at a time (a UTF-8 character may straddle two blocks)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    body = config.client("s3").get_object(Bucket=bucket, Key=key)["Body"]
+    for block in body.iter_chunks(1 << 20):
+        out.write(decoder.decode(block))
+    out.write(decoder.decode(b"", final=True))
 
 
 class _Encoded(io.RawIOBase):
@@ -118,14 +152,14 @@ def stored_rows(bucket: str, at: str) -> Iterator[dict]:
 
 # --- reading a page ----------------------------------------------------------------------------------------------
 
-class BulkRow(BaseModel):
+class BulkRow(Shape):
     line: int
     email: str
     outcome: str
     access: str | None = None
 
 
-class BulkRowPage(BaseModel):
+class BulkRowPage(Shape):
     items: list[BulkRow]
     next_cursor: str | None = None
 

@@ -5,6 +5,7 @@ It does not parse columns: staff files have every layout (header or not, any col
 cells, several emails in a cell, `Name <a@b.com>`), so it looks for what looks like an address anywhere in the
 line. Something with an `@` that is not a valid address is reported as `invalid` rather than silently dropped."""
 import codecs
+import itertools
 import re
 from dataclasses import dataclass
 from typing import Iterable, Iterator
@@ -16,6 +17,7 @@ MAX_LINE_CHARS = 1 << 20  # a "line" longer than this is cut: a file without lin
 CANDIDATE = re.compile(r"[^\s,;<>\"()\[\]{}|]*@[^\s,;<>\"()\[\]{}|]*")
 TRIM = ".:!?*`'"  # around an address, not part of it (an apostrophe inside, as in o'neil@, is kept)
 LINE_END = re.compile(r"\r\n|\r|\n")
+_BYTE_END = re.compile(rb"\r\n|\r|\n")
 
 
 class BadFile(Exception):
@@ -31,6 +33,7 @@ class Found:
     line: int
     emails: list[str]  # normalised, valid
     invalid: list[str]  # attempted addresses that are not valid (as written, shortened)
+    end: int = 0  # the byte offset in the file where the next line starts
 
 
 def _encoding(head: bytes) -> tuple[str, int]:
@@ -55,48 +58,112 @@ def _encoding(head: bytes) -> tuple[str, int]:
 
 def lines(chunks: Iterable[bytes]) -> Iterator[str]:
     """Decoded lines from a stream of byte chunks: any BOM, UTF-8 or UTF-16, \\n, \\r\\n or \\r line ends."""
-    chunks = iter(chunks)
-    head = b""
-    for chunk in chunks:  # enough bytes to recognise the encoding
-        head += chunk
-        if len(head) >= 4096:
-            break
+    for text, _ in positioned_lines(chunks):
+        yield text
+
+
+def detect(head: bytes) -> tuple[str, int]:
+    """(codec, bytes of BOM to skip) of a file from its first bytes (at least 4 KB, or the whole file);
+    refuses empty, binary and non-CSV files (BadFile)."""
     if not head.strip(b" \t\r\n\x00" + codecs.BOM_UTF8 + codecs.BOM_UTF16_LE + codecs.BOM_UTF16_BE):
         raise BadFile("empty_file", "The file is empty.")
     codec, skip = _encoding(head)
-    decoder = codecs.getincrementaldecoder(codec)(errors="replace")
-    first_text = decoder.decode(head[skip:])
+    if codec == "utf-16":  # name the byte order, so a resumed read (without the BOM) decodes the same way
+        codec, skip = ("utf-16-le" if head.startswith(codecs.BOM_UTF16_LE) else "utf-16-be"), 2
+    first_text = codecs.getincrementaldecoder(codec)(errors="replace").decode(head[skip:])
     if first_text and _looks_binary(first_text):
         raise BadFile("not_text", "This file is not readable text (is it a spreadsheet or an image?).")
-    pending = first_text
+    return codec, skip
+
+
+def positioned_lines(chunks: Iterable[bytes], codec: str | None = None,
+                     offset: int = 0) -> Iterator[tuple[str, int]]:
+    """(line, byte offset where the next line starts) from a stream of byte chunks. Without `codec` the chunks
+    are the whole file (its encoding is detected); with it they start at `offset`, a line start a previous read
+    gave (a run resumed in a new invocation reads from there: `Range: bytes=<offset>-`)."""
+    chunks = iter(chunks)
+    if codec is None:
+        head = b""
+        for chunk in chunks:  # enough bytes to recognise the encoding
+            head += chunk
+            if len(head) >= 4096:
+                break
+        codec, skip = detect(head)
+        chunks, offset = itertools.chain([head[skip:]], chunks), offset + skip
+    if codec == "utf-8":
+        yield from _byte_lines(chunks, offset)
+    else:
+        yield from _text_lines(chunks, codec, offset)
+
+
+def _byte_lines(chunks: Iterator[bytes], offset: int) -> Iterator[tuple[str, int]]:
+    """UTF-8 split into lines as bytes (\\r and \\n never occur inside a multi-byte character), each line
+    decoded on its own: the same text as decoding the whole stream, with exact byte offsets."""
+    pending = b""
+    for chunk in chunks:
+        pending += chunk
+        pos = 0
+        for end in _BYTE_END.finditer(pending):
+            if end.end() == len(pending) and end.group() == b"\r":
+                break  # its \n may start the next chunk
+            yield pending[pos:end.start()].decode("utf-8", "replace"), offset + end.end()
+            pos = end.end()
+        pending, offset = pending[pos:], offset + pos
+        while len(pending) > MAX_LINE_CHARS:
+            cut = MAX_LINE_CHARS
+            while cut > 0 and pending[cut] & 0xC0 == 0x80:  # not inside a character
+                cut -= 1
+            yield pending[:cut].decode("utf-8", "replace"), offset + cut
+            pending, offset = pending[cut:], offset + cut
+    pos = 0
+    for end in _BYTE_END.finditer(pending):
+        yield pending[pos:end.start()].decode("utf-8", "replace"), offset + end.end()
+        pos = end.end()
+    if pos < len(pending):
+        yield pending[pos:].decode("utf-8", "replace"), offset + len(pending)
+
+
+def _text_lines(chunks: Iterator[bytes], codec: str, offset: int) -> Iterator[tuple[str, int]]:
+    """UTF-16 decoded, then split; a line's bytes are its text encoded again (two bytes a code unit; an invalid
+    unit was replaced by one U+FFFD, also two bytes)."""
+    decoder = codecs.getincrementaldecoder(codec)(errors="replace")
+
+    def size(text: str) -> int:
+        return len(text.encode(codec, "surrogatepass"))
+
+    pending = ""
     for chunk in chunks:
         pending += decoder.decode(chunk)
-        pending, complete = _split(pending)
-        yield from complete
+        hold = ""
+        if pending.endswith("\r"):  # its \n may start the next chunk
+            pending, hold = pending[:-1], "\r"
+        pos = 0
+        for end in LINE_END.finditer(pending):
+            line = pending[pos:end.start()]
+            offset += size(line) + size(end.group())
+            yield line, offset
+            pos = end.end()
+        pending = pending[pos:]
+        while len(pending) > MAX_LINE_CHARS:
+            offset += size(pending[:MAX_LINE_CHARS])
+            yield pending[:MAX_LINE_CHARS], offset
+            pending = pending[MAX_LINE_CHARS:]
+        pending += hold
     pending += decoder.decode(b"", final=True)
-    *complete, last = LINE_END.split(pending)
-    yield from complete
-    if last:
-        yield last
+    pos = 0
+    for end in LINE_END.finditer(pending):
+        line = pending[pos:end.start()]
+        offset += size(line) + size(end.group())
+        yield line, offset
+        pos = end.end()
+    if pos < len(pending):
+        yield pending[pos:], offset + size(pending[pos:])
 
 
 def _looks_binary(text: str) -> bool:
     sample = text[:4096]
     odd = sum(1 for c in sample if c == "\ufffd" or (ord(c) < 32 and c not in "\t\r\n\f\v"))
     return odd > max(8, len(sample) // 10)
-
-
-def _split(text: str) -> tuple[str, list[str]]:
-    """(incomplete rest, complete lines). A trailing \r is held back: its \n may start the next chunk."""
-    hold = ""
-    if text.endswith("\r"):
-        text, hold = text[:-1], "\r"
-    parts = LINE_END.split(text)
-    rest = parts.pop() + hold
-    while len(rest) > MAX_LINE_CHARS:
-        parts.append(rest[:MAX_LINE_CHARS])
-        rest = rest[MAX_LINE_CHARS:]
-    return rest, parts
 
 
 def addresses(line: str) -> tuple[list[str], list[str]]:
@@ -117,7 +184,9 @@ def addresses(line: str) -> tuple[list[str], list[str]]:
     return valid, invalid
 
 
-def scan(chunks: Iterable[bytes]) -> Iterator[Found]:
-    for number, line in enumerate(lines(chunks), start=1):
-        emails, invalid = addresses(line)
-        yield Found(number, emails, invalid)
+def scan(chunks: Iterable[bytes], codec: str | None = None, offset: int = 0, line: int = 0) -> Iterator[Found]:
+    """The addresses of each line. Without `codec`, the chunks are the whole file; with it, a resumed read from
+    `offset` (a Found's `end`), whose first line is number `line` + 1."""
+    for number, (text, end) in enumerate(positioned_lines(chunks, codec, offset), start=line + 1):
+        emails, invalid = addresses(text)
+        yield Found(number, emails, invalid, end)

@@ -1,0 +1,216 @@
+"""Bulk runs longer than one invocation (issue 21): a tiny time budget makes the real handler hand over after every
+chunk ({"bulk_continue": ...} on the bulk queue, through the moto server); the continued run must give what one
+run gives, survive a kill between a chunk's writes and its checkpoint, run once under double delivery, show its
+progress, and be failed by the schedule when it stalls."""
+import json
+import threading
+
+import pytest
+from conftest import SCHEDULED_EVENT, LambdaContext, drain, make_tenant, outbox_for
+from console_helpers import admin_console, console, text, visible_text  # noqa: F401
+from test_bulk_invites import BUCKET, bulk_events, report, s3
+
+from chalicelib.core.models import Job, now
+from chalicelib.flows.portal import bulk_checkpoints, bulk_invites, bulk_rows
+
+ON_RECORD = 260  # emails on a customer record; 40 more are not
+
+
+def directory(http, tenant, domain):
+    emails = [f"p{i}@{domain}" for i in range(ON_RECORD + 40)]
+    for start in range(0, ON_RECORD, 20):
+        http.post("/v1/customers", {"name": f"C{start}", "emails": emails[start:start + 20]},
+                  token=tenant.admin_token)
+    return emails
+
+
+def csv_of(emails):
+    """A messy file: a header, quoted cells, invalid and empty lines, and emails again far from their first line
+    (so a duplicate's first sighting is in an earlier invocation)."""
+    lines = ["name;email"]
+    for i, e in enumerate(emails):
+        lines.append(f'"Person {i}";"P {i} <{e.upper() if i % 7 == 0 else e}>"' if i % 3 == 0 else f"Person {i};{e}")
+        if i % 50 == 25:
+            lines += [f"Bad {i};bad{i}@@x.example", ";", f"Again;{emails[i // 5]}"]
+    lines += [f"Tied;{emails[0]}", f"Tied;{emails[150]},{emails[299]}"]
+    return ("\r\n".join(lines) + "\r\n").encode()
+
+
+def put(tenant_id, name, data):
+    s3().put_object(Bucket=BUCKET, Key=f"bulk-invites/{tenant_id}/{name}", Body=data)
+    return [e for e in bulk_events() if "TestEvent" not in e["Records"][0]["body"]]
+
+
+def run_until_done(app, events):
+    """Hands each queued message to the handler as Lambda would, continuations included, until none is left."""
+    continuations = 0
+    while events:
+        for event in events:
+            continuations += bulk_checkpoints.CONTINUE_KEY in event["Records"][0]["body"]
+            assert app.on_bulk_invite_upload(event, LambdaContext()) == {"batchItemFailures": []}
+        events = bulk_events()
+    return continuations
+
+
+def stored(tenant_id, job_id, name):
+    at = bulk_rows.prefix(tenant_id, job_id, "run")
+    return s3().get_object(Bucket=BUCKET, Key=f"{at}{name}")["Body"].read()
+
+
+def job_of(tenant_id):
+    [job] = [j for j in Job.query(tenant_id) if j.kind == bulk_invites.JOB_KIND]
+    return job
+
+
+@pytest.fixture
+def tiny_budget(monkeypatch):
+    monkeypatch.setenv("PORTAL_BULK_TIME_BUDGET_SECONDS", "0")  # hand over after every chunk
+    monkeypatch.setenv("PORTAL_BULK_CHECKPOINT_SECONDS", "0")
+
+
+def test_many_continuations_give_what_one_run_gives(app, http, monkeypatch):
+    domain = "shared.example"  # the same directory in two businesses: one run in each, compared
+    one, many = make_tenant(http), make_tenant(http, name="Other Heating")
+    emails = directory(http, one, domain)
+    directory(http, many, domain)
+    data = csv_of(emails)
+    assert run_until_done(app, put(one.id, "list.csv", data)) == 0
+
+    monkeypatch.setenv("PORTAL_BULK_TIME_BUDGET_SECONDS", "0")
+    monkeypatch.setenv("PORTAL_BULK_CHECKPOINT_SECONDS", "0")
+    continuations = run_until_done(app, put(many.id, "list.csv", data))
+    assert continuations >= 3
+
+    single, continued = report(one.id, "list.csv"), report(many.id, "list.csv")
+    assert continued["rows"] == single["rows"] and continued["counts"] == single["counts"]
+    assert continued["status"] == "done" and continued["counts"]["invited"] == ON_RECORD
+    assert continued["counts"]["rows"] == data.count(b"\r\n")
+    outcomes = {(r["line"], r.get("email")): r["outcome"] for r in continued["rows"]}
+    last = data.count(b"\r\n")
+    assert outcomes[(last - 1, emails[0])] == "duplicate"  # tied across invocations: still a duplicate
+    assert outcomes[(last, emails[150])] == outcomes[(last, emails[299])] == "duplicate"
+    a, b = job_of(one.id), job_of(many.id)
+    for name in ("all.jsonl", "invited.jsonl", "duplicate.jsonl", "invalid.jsonl", "report.csv"):
+        assert stored(one.id, a.job_id, name) == stored(many.id, b.job_id, name), name
+    assert b.status == "done" and int(b.checkpoint["continuations"]) == continuations
+    drain(app)
+    for e in emails:  # one invitation from each business for those on record, none for the rest
+        assert len(outbox_for(e)) == (2 if int(e[1:].split("@")[0]) < ON_RECORD else 0), e
+
+
+def test_a_run_killed_after_a_chunk_before_its_checkpoint_invites_each_once(app, http, tenant, monkeypatch):
+    monkeypatch.setenv("PORTAL_BULK_CHECKPOINT_SECONDS", "0")  # a checkpoint after every chunk, one invocation
+    emails = directory(http, tenant, f"{tenant.id}.example")
+    data = csv_of(emails)
+    real_save, saves = bulk_checkpoints.save, {"n": 0}
+
+    def killed_on_the_third(*args, **kwargs):
+        saves["n"] += 1
+        if saves["n"] == 3:  # chunk 3 is written and its messages queued: the checkpoint never happens
+            raise TimeoutError("Lambda killed here")
+        return real_save(*args, **kwargs)
+    monkeypatch.setattr(bulk_checkpoints, "save", killed_on_the_third)
+    [event] = put(tenant.id, "killed.csv", data)
+    result = app.on_bulk_invite_upload(event, LambdaContext())
+    assert result["batchItemFailures"]
+    job = job_of(tenant.id)
+    assert job.status == "running" and len(job.checkpoint["parts"]) == 2
+    assert app.on_bulk_invite_upload(event, LambdaContext()) == {"batchItemFailures": []}  # the redelivery
+    run_until_done(app, bulk_events())
+    r = report(tenant.id, "killed.csv")
+    assert r["counts"]["invited"] == ON_RECORD and r["counts"].get("skipped_already_invited", 0) == 0
+    assert r["counts"]["rows"] == data.count(b"\r\n") and len({x["line"] for x in r["rows"]}) == r["counts"]["rows"]
+    drain(app)
+    for e in emails[:ON_RECORD]:
+        assert len(outbox_for(e)) == 1, e
+
+
+def test_a_continuation_delivered_twice_at_once_runs_once(app, http, tenant, tiny_budget, monkeypatch):
+    emails = directory(http, tenant, f"{tenant.id}.example")
+    [event] = put(tenant.id, "twice.csv", csv_of(emails))
+    assert app.on_bulk_invite_upload(event, LambdaContext()) == {"batchItemFailures": []}
+    [continuation] = bulk_events()
+    ask = json.loads(continuation["Records"][0]["body"])[bulk_checkpoints.CONTINUE_KEY]
+    both_tried = threading.Barrier(2, timeout=30)
+    real_take = bulk_checkpoints.take_lease
+
+    def take_then_wait(*args):
+        got = real_take(*args)
+        both_tried.wait()  # neither goes on before the other asked for the lease
+        return got
+    monkeypatch.setattr(bulk_checkpoints, "take_lease", take_then_wait)
+    results = []
+
+    def deliver():
+        results.append(bulk_invites.handle_continue(ask["tenant_id"], ask["job_id"], 1, LambdaContext()))
+    threads = [threading.Thread(target=deliver) for _ in range(2)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert sorted(bool(r.get("busy")) for r in results) == [False, True]
+    monkeypatch.setattr(bulk_checkpoints, "take_lease", real_take)
+    following = bulk_events()
+    assert len(following) == 1  # one continuation goes on, not two
+    run_until_done(app, following)
+    r = report(tenant.id, "twice.csv")
+    assert r["counts"]["invited"] == ON_RECORD and r["counts"]["rows"] == len({x["line"] for x in r["rows"]})
+    drain(app)
+    assert all(len(outbox_for(e)) == 1 for e in emails[:ON_RECORD])
+
+
+def test_progress_shows_while_it_runs(app, http, tenant, tiny_budget, admin_console):
+    emails = directory(http, tenant, f"{tenant.id}.example")
+    data = csv_of(emails)
+    [event] = put(tenant.id, "progress.csv", data)
+    assert app.on_bulk_invite_upload(event, LambdaContext()) == {"batchItemFailures": []}
+    job = job_of(tenant.id)
+    status, body = http.get(f"/v1/portal/bulk-invites/{job.job_id}", token=tenant.admin_token)
+    assert status == 200 and body["status"] == "running"
+    p = body["progress"]
+    assert p["total_bytes"] == len(data) and 0 < p["bytes_read"] < len(data)
+    assert 0 < p["rows_read"] < data.count(b"\r\n") and 0 < p["invited"] <= 100 and p["continuations"] == 1
+    assert body["counts"]["rows"] == p["rows_read"]
+    assert data[p["bytes_read"] - 2:p["bytes_read"]] == b"\r\n"  # the next read starts at a line
+    page = visible_text(text(admin_console.get(f"/console/portal/bulk/{job.job_id}")))
+    assert f"File read {100 * p['bytes_read'] // len(data)} % ({p['invited']} invited so far)" in page
+    run_until_done(app, bulk_events())
+    body = http.get(f"/v1/portal/bulk-invites/{job.job_id}", token=tenant.admin_token)[1]
+    assert body["status"] == "done" and body["progress"]["bytes_read"] == len(data)
+
+
+def test_a_stalled_run_is_failed_by_the_schedule(app, http, tenant, tiny_budget):
+    emails = directory(http, tenant, f"{tenant.id}.example")
+    [event] = put(tenant.id, "stalled.csv", csv_of(emails))
+    assert app.on_bulk_invite_upload(event, LambdaContext()) == {"batchItemFailures": []}
+    bulk_events()  # its continuation is lost
+    job = job_of(tenant.id)
+    app.run_schedule(SCHEDULED_EVENT, LambdaContext())
+    assert Job.get(tenant.id, job.job_id).status == "running"  # not stalled yet
+    job.update(actions=[Job.updated_at.set(now() - bulk_checkpoints.stall_seconds() - 1)])
+    result = app.run_schedule(SCHEDULED_EVENT, LambdaContext())
+    assert result["bulk_stalled"] >= 1
+    job = Job.get(tenant.id, job.job_id)
+    assert job.status == "failed" and job.error == "stalled"
+    body = http.get(f"/v1/portal/bulk-invites/{job.job_id}", token=tenant.admin_token)[1]
+    assert body["status"] == "failed" and body["error"] == "stalled"
+
+
+def test_overlapped_chunks_give_what_sequential_steps_give(app, http, monkeypatch):
+    """Issue 21 §3: a chunk's reads at once and chunks pipelined (the default) against each step after the other
+    (PORTAL_BULK_OVERLAP=false): the same report, stored rows and invitations, in the same calls."""
+    domain = "overlap.example"
+    seq, over = make_tenant(http), make_tenant(http, name="Other Heating")
+    emails = directory(http, seq, domain)
+    directory(http, over, domain)
+    data = csv_of(emails)
+    monkeypatch.setenv("PORTAL_BULK_OVERLAP", "false")
+    [event] = put(seq.id, "steps.csv", data)
+    assert app.on_bulk_invite_upload(event, LambdaContext()) == {"batchItemFailures": []}
+    monkeypatch.setenv("PORTAL_BULK_OVERLAP", "true")
+    [event] = put(over.id, "steps.csv", data)
+    assert app.on_bulk_invite_upload(event, LambdaContext()) == {"batchItemFailures": []}
+    a, b = report(seq.id, "steps.csv"), report(over.id, "steps.csv")
+    assert a["rows"] == b["rows"] and a["counts"] == b["counts"] and b["counts"]["invited"] == ON_RECORD
+    ja, jb = job_of(seq.id), job_of(over.id)
+    assert stored(seq.id, ja.job_id, "report.csv") == stored(over.id, jb.job_id, "report.csv")
+    drain(app)
+    assert all(len(outbox_for(e)) == 2 for e in emails[:ON_RECORD])
