@@ -70,7 +70,7 @@ def _staff(tenant_id: str, n: int) -> list[tuple[str, str]]:
 
 
 def run(log, backlog: int = 20_000) -> dict:
-    from chalicelib.core import messaging
+    from chalicelib.core import messaging, send_rate
     from chalicelib.flows import bulk_sending
     from chalicelib.flows.staff import staff_recovery
     os.environ["PORTAL_OUTBOX_DIR"] = tempfile.mkdtemp(prefix="bench-lanes-outbox-")
@@ -131,17 +131,21 @@ def run(log, backlog: int = 20_000) -> dict:
               "a_delivered": sum(m["tenant_id"] == a for m in out),
               "max_sends_in_a_second": max(per_second[s] for s in busy),
               "max_bulk_sends_in_a_second": max(bulk_per_second.get(s, 0) for s in busy),
-              "mean_sends_per_second": statistics.mean(per_second[s] for s in busy)}
+              "mean_sends_per_second": statistics.mean(per_second[s] for s in busy),
+              # the shared rate's own count: slots taken per second (a send's file lands a moment after its slot)
+              "max_slots_in_a_second": max(send_rate.taken("email", s) for s in busy)}
     log(f"sending: reset codes p50 {result['code_p50_s']:.2f} s, p99 {result['code_p99_s']:.2f} s; B's 50 in "
         f"{result['b_seconds']:.1f} s; at most {result['max_sends_in_a_second']} sends in a second "
-        f"({result['max_bulk_sends_in_a_second']} bulk)")
+        f"({result['max_bulk_sends_in_a_second']} bulk) by the outbox, {result['max_slots_in_a_second']} slots taken")
     result["uncapped_per_second"] = uncapped(log)
+    result["uncapped_drainer_per_second"] = uncapped(log, parallel=True)
     return result
 
 
-def uncapped(log, n: int = 300) -> float:
+def uncapped(log, n: int = 300, parallel: bool = False) -> float:
     """One sender process's sends per second when the rate does not hold it back: n bulk emails, each delivered
-    as the drainer does (idempotency record, rate slot, SES, outbox file)."""
+    as the drainer does (idempotency record, rate slot, SES, outbox file), one after another or, `parallel`, a
+    drainer's turn at a time (bulk_sending's senders)."""
     from bench.common import LambdaContext
     from chalicelib.core import messaging
     from chalicelib.events import sender
@@ -150,8 +154,15 @@ def uncapped(log, n: int = 300) -> float:
     messages = [messaging.email(tenant_id, f"u{i}@{tenant_id}.example", "Hi", "Body") for i in range(n)]
     with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
         started = time.perf_counter()
-        for message in messages:
-            messaging.deliver_once(message, sender.render, LambdaContext(), lane=messaging.BULK)
+        if parallel:
+            from chalicelib.flows import bulk_sending
+            context = LambdaContext()
+            list(bulk_sending._senders().map(
+                lambda m: messaging.deliver_once(m, sender.render, context, lane=messaging.BULK), messages))
+        else:
+            for message in messages:
+                messaging.deliver_once(message, sender.render, LambdaContext(), lane=messaging.BULK)
         seconds = time.perf_counter() - started
-    log(f"sending: one sender process, rate not limiting: {n / seconds:.0f} sends/s")
+    log(f"sending: one sender process, rate not limiting, {'a turn at a time' if parallel else 'one by one'}: "
+        f"{n / seconds:.0f} sends/s")
     return n / seconds
