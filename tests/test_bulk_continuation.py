@@ -177,7 +177,9 @@ def test_progress_shows_while_it_runs(app, http, tenant, tiny_budget, admin_cons
     assert body["status"] == "done" and body["progress"]["bytes_read"] == len(data)
 
 
-def test_a_stalled_run_is_failed_by_the_schedule(app, http, tenant, tiny_budget):
+def test_a_stalled_run_continues_from_its_checkpoint_then_is_failed(app, http, tenant, tiny_budget):
+    """A run whose continuation was lost (or whose invocation died) is taken up again by the schedule from its
+    checkpoint, STALL_RESUMES times; a run that still makes no progress is then failed."""
     emails = directory(http, tenant, f"{tenant.id}.example")
     [event] = put(tenant.id, "stalled.csv", csv_of(emails))
     assert app.on_bulk_invite_upload(event, LambdaContext()) == {"batchItemFailures": []}
@@ -185,6 +187,19 @@ def test_a_stalled_run_is_failed_by_the_schedule(app, http, tenant, tiny_budget)
     job = job_of(tenant.id)
     app.run_schedule(SCHEDULED_EVENT, LambdaContext())
     assert Job.get(tenant.id, job.job_id).status == "running"  # not stalled yet
+    for attempt in range(bulk_checkpoints.STALL_RESUMES):
+        job = Job.get(tenant.id, job.job_id)
+        offset = (job.checkpoint.as_dict() if job.checkpoint else {}).get("offset")
+        job.update(actions=[Job.updated_at.set(now() - bulk_checkpoints.stall_seconds() - 1)])
+        result = app.run_schedule(SCHEDULED_EVENT, LambdaContext())
+        assert result["bulk_resumed"] >= 1 and result["bulk_stalled"] == 0
+        [continued] = [e for e in bulk_events() if "bulk_continue" in e["Records"][0]["body"]]
+        if attempt == 0:  # the first one really continues (and hands over again: its own continuation is lost)
+            assert app.on_bulk_invite_upload(continued, LambdaContext()) == {"batchItemFailures": []}
+            bulk_events()
+            job = Job.get(tenant.id, job.job_id)
+            assert (job.checkpoint.as_dict().get("offset") or 0) > (offset or 0)  # it read on from the checkpoint
+    job = Job.get(tenant.id, job.job_id)
     job.update(actions=[Job.updated_at.set(now() - bulk_checkpoints.stall_seconds() - 1)])
     result = app.run_schedule(SCHEDULED_EVENT, LambdaContext())
     assert result["bulk_stalled"] >= 1
@@ -214,3 +229,24 @@ def test_overlapped_chunks_give_what_sequential_steps_give(app, http, monkeypatc
     assert stored(seq.id, ja.job_id, "report.csv") == stored(over.id, jb.job_id, "report.csv")
     drain(app)
     assert all(len(outbox_for(e)) == 2 for e in emails[:ON_RECORD])
+
+
+def test_a_hand_upload_naming_another_files_job_is_a_job_of_its_own(app, http, tenant, tiny_budget):
+    """`x-amz-meta-job-id` set by hand (the AWS CLI) to a running job of the same business: the file is not read
+    from that job's checkpoint into its report; it is a job of its own, and the first job finishes as it was."""
+    emails = directory(http, tenant, f"{tenant.id}.example")
+    [first] = put(tenant.id, "first.csv", csv_of(emails))
+    assert app.on_bulk_invite_upload(first, LambdaContext()) == {"batchItemFailures": []}
+    running = job_of(tenant.id)
+    assert running.status == "running"  # handed over: its continuation is queued
+    queued = bulk_events()
+    s3().put_object(Bucket=BUCKET, Key=f"bulk-invites/{tenant.id}/other.csv", Body=b"email\nx@elsewhere.example\n",
+                    Metadata={"job-id": running.job_id})
+    other = [e for e in bulk_events() if "TestEvent" not in e["Records"][0]["body"]]
+    run_until_done(app, other + queued)
+    jobs = {j.job_id: j for j in Job.query(tenant.id)}
+    assert len(jobs) == 2 and all(j.status == "done" for j in jobs.values())
+    assert jobs[running.job_id].source.endswith("first.csv")
+    report = json.loads(s3().get_object(Bucket=BUCKET, Key=f"bulk-invite-reports/{tenant.id}/first.csv.json")[
+        "Body"].read())
+    assert "x@elsewhere.example" not in json.dumps(report)

@@ -285,7 +285,8 @@ def expected_grants(stage):
             table("audit"), "dynamodb:PutItem") | send | on(  # stalled bulk runs (bulk_checkpoints.fail_stalled)
             table("jobs"), "dynamodb:Query", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem") | on(
             table("send-backlog"), "dynamodb:Query") | on(  # a bulk lane left with no drainer is woken
-            table("counters"), "dynamodb:GetItem") | on(queue("send-bulk"), "sqs:SendMessage", "sqs:GetQueueUrl"),
+            table("counters"), "dynamodb:GetItem") | on(queue("send-bulk"), "sqs:SendMessage", "sqs:GetQueueUrl") | on(
+            queue("bulk-invites"), "sqs:SendMessage", "sqs:GetQueueUrl"),  # a stalled run continued
     }
 
 
@@ -898,4 +899,6 @@ def test_the_api_and_bulk_functions_have_a_full_vcpu(packaged):
     for sam in packaged.values():
         assert sam["Resources"]["APIHandler"]["Properties"]["MemorySize"] == 1769
         assert sam["Resources"]["OnBulkInviteUpload"]["Properties"]["MemorySize"] == 1769
+        # a 100 MB file's last invocation joins the parts on /tmp: report rows, stored rows, the seen-set (~1 GB)
+        assert sam["Resources"]["OnBulkInviteUpload"]["Properties"]["EphemeralStorage"] == {"Size": 4096}
         assert sam["Resources"]["OnSendMessage"]["Properties"].get("MemorySize", 512) == 512

@@ -99,7 +99,7 @@ def test_a_drain_short_of_time_hands_over_to_a_successor(app, monkeypatch):
     messaging.enqueue_bulk(a, bulk_mail(a, 35, "c"))
     _receive_all("send-bulk")  # the producer's kick: this test invokes the drainer itself
     result = bulk_sending.drain(ShortContext(2, monkeypatch), lambda m: m)
-    assert result == {"sent": 2 * bulk_sending.TURN, "continued": True}
+    assert result == {"sent": 2 * bulk_sending.TURN, "continued": True, "outage": False}
     assert not send_backlog.lease_live()  # released before the successor's kick
     [kick] = [json.loads(r["body"]) for r in _receive_all("send-bulk")]
     assert kick == {"drain": "continuation"}
@@ -188,6 +188,31 @@ def test_the_schedule_wakes_a_lane_whose_drainer_died_holding_the_lease(app):
     drain_bulk(app)
     assert all(len(outbox_for(f"orphan{i}@{a}.example")) == 1 for i in range(3))
     assert app.run_schedule(SCHEDULED_EVENT, LambdaContext())["bulk_lane_woken"] == 0  # nothing waits now
+
+
+def test_an_aws_outage_pauses_the_lane_instead_of_dead_lettering_it(app, monkeypatch):
+    """SES unreachable: the drainer's pass delivers nothing, so it stops and wakes a successor a minute later;
+    nothing is dead-lettered or lost, and once SES answers every message goes out once."""
+    from botocore.exceptions import EndpointConnectionError
+    from chalicelib.core import dead_letters
+    drain(app)
+    a = business()
+    messaging.enqueue_bulk(a, bulk_mail(a, 25, "outage"))
+    _receive_all("send-bulk")
+    real_send = messaging._send
+
+    def ses_unreachable(message):
+        raise EndpointConnectionError(endpoint_url="https://email.us-east-1.amazonaws.com")
+    monkeypatch.setattr(messaging, "_send", ses_unreachable)
+    monkeypatch.setattr(messaging, "THROTTLE_TRIES", 1)
+    result = bulk_sending.drain(LambdaContext(), lambda m: m)
+    assert result["outage"] is True and result["sent"] == 0
+    assert [d for d in dead_letters.list_dead("send-bulk") if a in json.dumps(d)] == []
+    assert len(list(BacklogItem.query(a))) == 25  # all still in line
+    monkeypatch.setattr(messaging, "_send", real_send)
+    send_backlog.kick("test")
+    drain_bulk(app)
+    assert all(len(outbox_for(f"outage{i}@{a}.example")) == 1 for i in range(25))
 
 
 def test_bulk_keeps_to_the_rate_and_interactive_goes_first_within_it(app, monkeypatch):

@@ -18,7 +18,6 @@ from pynamodb.exceptions import DeleteError, PutError
 from chalicelib.core import config
 from chalicelib.core.models import ACTIVE_LINE, BacklogItem, Counter, now
 
-BACKLOG_TTL_SECONDS = 4 * 24 * 3600  # as long as the send queue keeps a message (MessageRetentionPeriod)
 LEASE_KEY = "send-bulk-lease"
 
 
@@ -30,15 +29,14 @@ def seq_for(message: dict) -> str:
 def write(tenant_id: str, messages: list[dict]) -> None:
     """The messages on the business's line (BatchWriteItem, 25 per call; unprocessed items are retried by
     PynamoDB), then the line's marker."""
-    expires = now() + BACKLOG_TTL_SECONDS
     with BacklogItem.batch_write() as batch:
         for message in messages:
-            batch.save(BacklogItem(tenant_id, seq_for(message), message=json.dumps(message), ttl=expires))
+            batch.save(BacklogItem(tenant_id, seq_for(message), message=json.dumps(message)))
     mark_active(tenant_id)
 
 
 def mark_active(tenant_id: str) -> None:
-    BacklogItem(ACTIVE_LINE, tenant_id, touched_at=time.time_ns(), ttl=now() + BACKLOG_TTL_SECONDS).save()
+    BacklogItem(ACTIVE_LINE, tenant_id, touched_at=time.time_ns()).save()
 
 
 def active_lines() -> list[tuple[str, int]]:
@@ -101,9 +99,10 @@ def _kick_queue_url() -> str:
     return config.client("sqs").get_queue_url(QueueName=config.queue_name("send-bulk"))["QueueUrl"]
 
 
-def kick(reason: str) -> None:
-    """Wakes a drainer: one message on the send-bulk queue."""
-    config.client("sqs").send_message(QueueUrl=_kick_queue_url(), MessageBody=json.dumps({"drain": reason}))
+def kick(reason: str, delay_seconds: int = 0) -> None:
+    """Wakes a drainer: one message on the send-bulk queue (after `delay_seconds`, up to SQS's 900)."""
+    config.client("sqs").send_message(QueueUrl=_kick_queue_url(), MessageBody=json.dumps({"drain": reason}),
+                                      DelaySeconds=delay_seconds)
 
 
 def kick_unless_draining() -> None:

@@ -20,6 +20,7 @@ TURN = 10  # messages per business per turn: a query's worth, and under a second
 STOP_MS = 30_000  # stop taking turns when the invocation has less left (one turn at a throttled rate fits)
 TRIES = 3  # deliveries of one message that fail in one run before it is dead-lettered
 SENDERS = TURN  # a turn's messages at once
+OUTAGE_WAIT_SECONDS = 60  # after a pass in which every delivery failed
 
 
 def drain(context, render: Callable[[dict], dict | None]) -> dict:
@@ -27,44 +28,55 @@ def drain(context, render: Callable[[dict], dict | None]) -> dict:
     holder = send_backlog.acquire_lease(context.get_remaining_time_in_millis() / 1000)
     if holder is None:
         return {"skipped": "another drainer holds the lease"}
-    sent, continued = 0, False
+    sent, continued, outage = 0, False, False
     failures: dict[str, int] = {}  # seq -> failed deliveries in this run
     try:
-        while not continued:
+        while not (continued or outage):
             lines = send_backlog.active_lines()
             if not lines:
                 break
+            delivered = transient = 0
             for tenant_id, touched_at in lines:
                 if context.get_remaining_time_in_millis() < STOP_MS:
                     continued = True
                     break
-                sent += _turn(tenant_id, touched_at, context, render, failures)
+                removed, ok, down = _turn(tenant_id, touched_at, context, render, failures)
+                sent, delivered, transient = sent + removed, delivered + ok, transient + down
+            # Nothing went out and AWS itself failed (5xx, no connection): SES, SNS or DynamoDB is down, not a bad
+            # message. Trying on would dead-letter the backlog ten at a time: the lane waits OUTAGE_WAIT_SECONDS.
+            outage = delivered == 0 and transient > 0
     finally:
         # Released before the kick: the successor it wakes must find the lease free.
         send_backlog.release_lease(holder)
-    if continued or send_backlog.active_lines():  # a producer may have seen our lease just before it ended
+    if outage:
+        logger.warning("bulk drain: AWS failing, trying again later", extra={"failed": transient})
+        send_backlog.kick("after an outage", OUTAGE_WAIT_SECONDS)
+    elif continued or send_backlog.active_lines():  # a producer may have seen our lease just before it ended
         send_backlog.kick("continuation" if continued else "late write")
-    logger.info("bulk drain", extra={"sent": sent, "continued": continued})
-    return {"sent": sent, "continued": continued}
+    logger.info("bulk drain", extra={"sent": sent, "continued": continued, "outage": outage})
+    return {"sent": sent, "continued": continued, "outage": outage}
 
 
-def _turn(tenant_id: str, touched_at: int, context, render, failures: dict) -> int:
-    """One business's turn: up to TURN of its oldest messages; an empty line loses its marker."""
+def _turn(tenant_id: str, touched_at: int, context, render, failures: dict) -> tuple[int, int, int]:
+    """One business's turn: up to TURN of its oldest messages; an empty line loses its marker. (Removed from the
+    line, delivered, failed because AWS failed.)"""
     batch = send_backlog.take(tenant_id, TURN)
     if not batch:
         send_backlog.retire(tenant_id, touched_at)
-        return 0
+        return 0, 0, 0
     def deliver(message: dict) -> Exception | None:
         try:
             messaging.deliver_once(message, render, context, lane=messaging.BULK)
             return None
         except Exception as exc:  # noqa: BLE001 - one message's failure must not stop the others
             return exc
-    done = []
+    done, delivered, transient = [], 0, 0
     for (seq, message), exc in zip(batch, _senders().map(deliver, [m for _, m in batch])):
         if exc is None:
             done.append(seq)
+            delivered += 1
             continue
+        transient += _transient(exc)
         failures[seq] = failures.get(seq, 0) + 1
         logger.warning("bulk delivery failed", extra={"message_id": message.get("message_id"),
                                                       "tenant_id": tenant_id, "reason": type(exc).__name__})
@@ -73,7 +85,18 @@ def _turn(tenant_id: str, touched_at: int, context, render, failures: dict) -> i
             _dead_letter(message, exc)
             done.append(seq)
     send_backlog.remove(tenant_id, done)
-    return len(done)
+    return len(done), delivered, transient
+
+
+def _transient(exc: Exception) -> bool:
+    """AWS failing (a 5xx, throttling that outlasted deliver()'s retries, no connection), not this message (a 4xx
+    such as MessageRejected or InvalidParameter, which only a fix of the address or number cures)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code")
+        return exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400) >= 500 or \
+            code in messaging.THROTTLE_CODES
+    return isinstance(exc, (BotoCoreError, OSError))
 
 
 @lru_cache(maxsize=1)

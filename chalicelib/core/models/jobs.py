@@ -30,3 +30,4 @@ class Job(Model):
     checkpoint: MapAttribute[str, Any] = MapAttribute(null=True)
     lease_owner = UnicodeAttribute(null=True)
     lease_until = NumberAttribute(null=True)
+    stall_resumes = NumberAttribute(default=0)  # times the schedule restarted it from its checkpoint

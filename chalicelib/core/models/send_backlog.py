@@ -15,4 +15,6 @@ class BacklogItem(Model):
     seq = UnicodeAttribute(range_key=True)
     message = UnicodeAttribute(null=True)  # the message as JSON; none on a marker
     touched_at = NumberAttribute(null=True)  # markers: time_ns of the last write to the line
-    ttl = NumberAttribute()
+    # No expiry: a message waits however long the account's rate makes its line (2M invitations at 14/s are 40 hours);
+    # it leaves the backlog only when delivered or dead-lettered.
+    ttl = NumberAttribute(null=True)

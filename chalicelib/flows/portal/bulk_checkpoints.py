@@ -193,10 +193,16 @@ def mark_running(tenant_id: str, job_id: str) -> None:
     Job(RUNNING, f"{tenant_id}#{job_id}", kind="bulk_running_marker", status="running").save()
 
 
+STALL_RESUMES = 3  # restarts from the checkpoint before a stalled run is given up
+
+
 def fail_stalled() -> dict:
     """The schedule's step: a running bulk job without a checkpoint for longer than PORTAL_BULK_STALL_SECONDS
-    is marked failed (`stalled`); markers of jobs no longer running are removed."""
-    failed = cleared = 0
+    (its invocation was killed, or failed and its message waits out the queue's 90-minute visibility) continues
+    from its checkpoint, STALL_RESUMES times; then it is marked failed (`stalled`). No live invocation can hold it
+    then: one checkpoints at least every PORTAL_BULK_CHECKPOINT_SECONDS and lives 15 minutes at most. Markers of
+    jobs no longer running are removed."""
+    failed = cleared = resumed = 0
     limit = now() - stall_seconds()
     for marker in Job.query(RUNNING):
         tenant_id, _, job_id = marker.job_id.partition("#")
@@ -206,6 +212,16 @@ def fail_stalled() -> dict:
             job = None
         if job is not None and job.status == "running":
             if (job.updated_at or 0) >= limit:
+                continue
+            if (job.stall_resumes or 0) < STALL_RESUMES:
+                try:
+                    job.update(actions=[Job.stall_resumes.add(1), Job.updated_at.set(now()), Job.lease_until.set(0)],
+                               condition=(Job.status == "running") & (Job.updated_at == job.updated_at))
+                except UpdateError:
+                    continue
+                queue_continuation(tenant_id, job_id)
+                logger.warning("bulk job stalled: continued from its checkpoint", extra={"job_id": job_id})
+                resumed += 1
                 continue
             try:
                 job.update(actions=[Job.status.set("failed"), Job.error.set("stalled"), Job.updated_at.set(now()),
@@ -222,4 +238,4 @@ def fail_stalled() -> dict:
             cleared += 1
         except DeleteError:
             pass
-    return {"bulk_stalled": failed, "bulk_markers_cleared": cleared}
+    return {"bulk_stalled": failed, "bulk_resumed": resumed, "bulk_markers_cleared": cleared}

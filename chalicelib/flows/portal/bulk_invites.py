@@ -244,7 +244,7 @@ def handle(upload: Upload, receive_count: int = 1, context=None) -> dict:
     head = s3.head_object(Bucket=upload.bucket, Key=upload.key, **version)
     options = options_from(head.get("Metadata") or {}, upload)
     # upload_for_review names the job in the metadata (it runs the review itself and returns the id)
-    job = _start_job(tenant_id, options.job_id or upload.job_id, upload, report_key, options)
+    job = _start_job(tenant_id, _job_id_for(tenant_id, options, upload), upload, report_key, options)
     if job.status != "running":
         return {"status": job.status, "job_id": job.job_id, "replayed": True}
     try:
@@ -254,6 +254,20 @@ def handle(upload: Upload, receive_count: int = 1, context=None) -> dict:
             _finish(job, "failed", error="processing_failed", message=type(exc).__name__)
         raise
     return result
+
+
+def _job_id_for(tenant_id: str, options: Options, upload: Upload) -> str:
+    """The metadata's job id only for this very object: a hand upload (AWS CLI) naming another file's job would
+    otherwise run its bytes from that job's checkpoint, into its report."""
+    if options.job_id:
+        try:
+            named = Job.get(tenant_id, options.job_id, consistent_read=True)
+        except DoesNotExist:
+            return options.job_id
+        if named.source == upload.key:
+            return options.job_id
+        logger.warning("bulk upload names another file's job: ignored", extra={"key": upload.key})
+    return upload.job_id
 
 
 def _start_job(tenant_id: str, job_id: str, upload: Upload, report_key: str, options: Options) -> Job:
@@ -274,6 +288,7 @@ def _start_job(tenant_id: str, job_id: str, upload: Upload, report_key: str, opt
         job = Job.get(tenant_id, job_id, consistent_read=True)
         if job.status == "running":  # a redelivery of a run that was cut off: resume it
             job.update(actions=[Job.attempts.add(1), Job.updated_at.set(now())])
+            bulk_checkpoints.mark_running(tenant_id, job.job_id)  # the first try may have died before writing it
         return job
 
 

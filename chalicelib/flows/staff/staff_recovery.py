@@ -210,6 +210,8 @@ def render_code(message: dict) -> dict | None:
         flow = Token.get(message["flow"], consistent_read=True)
     except DoesNotExist:
         return None
+    if flow.used_at or flow.revoked or flow.expires_at <= now():
+        return None  # a reset already done, ended or past its time (a late or redriven message): no code to use
     person = _person(flow)
     if not _eligible(person):
         return None
