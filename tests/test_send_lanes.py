@@ -261,3 +261,16 @@ def test_a_replaced_code_still_queued_is_not_sent(app, http, tenant):
     code = last_code(app, person.email)
     assert len([m for m in outbox_for(person.email) if "code" in m["body"].lower()]) == 1  # only the newer one
     assert http.post("/v1/staff/password-reset/verify", {"flow_id": flow["flow_id"], "code": code})[0] == 200
+
+
+def test_a_code_queued_for_a_reset_that_ended_is_not_sent(app, http, tenant):
+    """The queue held the code (or it was redriven late) while the reset ended: nothing is sent, nothing counted."""
+    from chalicelib.core.models import Token
+    from chalicelib.core.security.tokens import token_hash
+    person, _ = staff_member(tenant, kind="employee")
+    drain(app)
+    flow = http.post("/v1/staff/password-reset/start", {"tenant_id": tenant.id, "identifier": person.username})[1]
+    assert http.post("/v1/staff/password-reset/send-code", {"flow_id": flow["flow_id"]})[0] == 202
+    Token.get(token_hash(flow["flow_id"])).update(actions=[Token.used_at.set(int(time.time()))])
+    drain(app)
+    assert [m for m in outbox_for(person.email) if "code" in m["body"].lower()] == []
