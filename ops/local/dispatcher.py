@@ -185,10 +185,8 @@ def warm_up() -> None:
     from chalicelib.core import config, models
     for service in ("dynamodb", "sqs", "ses", "sns", "s3"):
         config.client(service)
-    for name in models.__all__:
-        model = getattr(models, name)
-        if isinstance(model, type) and hasattr(model, "_get_connection") and hasattr(model, "Meta"):
-            model._get_connection().connection.client  # noqa: B018 - the property makes the client
+    models.connect(*[m for m in map(models.__dict__.get, models.__all__)
+                     if isinstance(m, type) and hasattr(m, "_get_connection") and hasattr(m, "Meta")])
 
 
 if __name__ == "__main__":

@@ -5,7 +5,15 @@ Times are epoch seconds (numbers); expiry is always checked in code (`expires_at
 deletes late (and moto never does)."""
 from chalicelib.core.models.apps import App, AppDefault, AppsByTenant
 from chalicelib.core.models.audit import AuditByActor, AuditByTarget, AuditEvent
-from chalicelib.core.models.base import _transaction_connection, now, now_ms, string_list, table_meta, transaction
+from chalicelib.core.models.base import (
+    _transaction_connection,
+    connect,
+    now,
+    now_ms,
+    string_list,
+    table_meta,
+    transaction,
+)
 from chalicelib.core.models.counters import Counter
 from chalicelib.core.models.directory import (
               ByCustomer,
@@ -32,6 +40,6 @@ __all__ = [
     "ACTIVE_LINE", "ALL_MODELS", "App", "AppDefault", "AppsByTenant", "AuditByActor", "AuditByTarget", "AuditEvent", "BacklogItem", "ByCustomer", "Claim", "Contact",
     "ContactsByCustomer", "Counter", "Customer", "DueIndex", "Grant", "Job", "Location", "LocationsByCustomer",
     "PartnerClient", "PartnerEnablement", "PartnerPortal", "PartnerUser", "Person", "PortalUser", "RecordEmail",
-    "Session", "SessionsByUser", "StatusIndex", "Tenant", "Token", "_transaction_connection", "now", "now_ms",
+    "Session", "SessionsByUser", "StatusIndex", "Tenant", "Token", "_transaction_connection", "connect", "now", "now_ms",
     "string_list", "table_meta", "transaction",
 ]

@@ -40,3 +40,10 @@ def _transaction_connection():
     """One connection per process: building its botocore client costs ~35 ms, once per bulk chunk otherwise."""
     from pynamodb.connection import Connection
     return Connection(region=config.region())
+
+
+def connect(*models) -> None:
+    """Makes each model's PynamoDB connection and botocore client now, before threads share them (making them at
+    once in several threads is what is not safe; using them is)."""
+    for model in models:
+        model._get_connection().connection.client  # noqa: B018 - the property makes the client

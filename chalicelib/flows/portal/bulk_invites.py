@@ -34,6 +34,7 @@ from chalicelib.core.models import (
     Job,
     PortalUser,
     RecordEmail,
+    connect,
     now,
     transaction,
 )
@@ -435,15 +436,24 @@ def _joined(bucket: str, job: Job, state: "bulk_checkpoints.State", counts: dict
     return report
 
 
-def handle_continue(tenant_id: str, job_id: str, receive_count: int = 1, context=None) -> dict:
-    """Continues a run that handed over ({"bulk_continue": ...} on the bulk queue) from its checkpoint."""
+def _job_in(tenant_id: str, job_id: str, status: str) -> Job | dict:
+    """The job a bulk-queue message names, when it is in `status`; otherwise the handler's answer (an unknown job,
+    or a redelivery of work already done)."""
     try:
         job = Job.get(tenant_id, job_id, consistent_read=True)
     except DoesNotExist:
-        logger.warning("bulk continuation of an unknown job", extra={"job_id": job_id})
+        logger.warning("bulk message for an unknown job", extra={"job_id": job_id, "expected": status})
         return {"status": "failed", "error": "job_not_found"}
-    if job.status != "running":
+    if job.status != status:
         return {"status": job.status, "job_id": job_id, "replayed": True}
+    return job
+
+
+def handle_continue(tenant_id: str, job_id: str, receive_count: int = 1, context=None) -> dict:
+    """Continues a run that handed over ({"bulk_continue": ...} on the bulk queue) from its checkpoint."""
+    job = _job_in(tenant_id, job_id, "running")
+    if not isinstance(job, Job):
+        return job
     summary = job.summary.as_dict() if job.summary else {}
     upload = Upload(summary["bucket"], job.source or "", summary.get("version"), None, None)
     options = Options(review=bool(summary.get("review")), include_invited=bool(summary.get("include_invited")),
@@ -461,13 +471,9 @@ def handle_continue(tenant_id: str, job_id: str, receive_count: int = 1, context
 def handle_send(tenant_id: str, job_id: str, receive_count: int = 1) -> dict:
     """Sends a reviewed job that bulk_review.send moved to `sending` (only one caller can): every email of the
     reviewed rows is decided again, now, and invited; a redelivery resumes as an upload's run does."""
-    try:
-        job = Job.get(tenant_id, job_id, consistent_read=True)
-    except DoesNotExist:
-        logger.warning("bulk send of an unknown job", extra={"job_id": job_id})
-        return {"status": "failed", "error": "job_not_found"}
-    if job.status != "sending":
-        return {"status": job.status, "job_id": job_id, "replayed": True}
+    job = _job_in(tenant_id, job_id, "sending")
+    if not isinstance(job, Job):
+        return job
     job.update(actions=[Job.attempts.add(1), Job.updated_at.set(now())])
     summary = job.summary.as_dict() if job.summary else {}
     bucket = summary.get("bucket") or config.uploads_bucket()
@@ -557,8 +563,7 @@ def _pool() -> ThreadPoolExecutor:
     if _POOL is None:
         config.client("sqs")  # the clients the threads use, made here (boto3's session is not thread-safe)
         config.client("dynamodb")
-        for model in (AuditEvent, BacklogItem, Counter, PortalUser, RecordEmail):  # PynamoDB's, one per model
-            model._get_connection().connection.client  # noqa: B018 - the property makes the client
+        connect(AuditEvent, BacklogItem, Counter, PortalUser, RecordEmail)
         _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="bulk")
     return _POOL
 

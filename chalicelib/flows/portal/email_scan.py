@@ -131,33 +131,36 @@ def _text_lines(chunks: Iterator[bytes], codec: str, offset: int) -> Iterator[tu
     def size(text: str) -> int:
         return len(text.encode(codec, "surrogatepass"))
 
+    def complete_lines(pending: str, lines: list) -> str:
+        """Appends (line, offset after it) for each ended line of `pending`; returns what follows the last end."""
+        nonlocal offset
+        pos = 0
+        for end in LINE_END.finditer(pending):
+            line = pending[pos:end.start()]
+            offset += size(line) + size(end.group())
+            lines.append((line, offset))
+            pos = end.end()
+        return pending[pos:]
+
     pending = ""
     for chunk in chunks:
         pending += decoder.decode(chunk)
         hold = ""
         if pending.endswith("\r"):  # its \n may start the next chunk
             pending, hold = pending[:-1], "\r"
-        pos = 0
-        for end in LINE_END.finditer(pending):
-            line = pending[pos:end.start()]
-            offset += size(line) + size(end.group())
-            yield line, offset
-            pos = end.end()
-        pending = pending[pos:]
+        lines: list[tuple[str, int]] = []
+        pending = complete_lines(pending, lines)
+        yield from lines
         while len(pending) > MAX_LINE_CHARS:
             offset += size(pending[:MAX_LINE_CHARS])
             yield pending[:MAX_LINE_CHARS], offset
             pending = pending[MAX_LINE_CHARS:]
         pending += hold
-    pending += decoder.decode(b"", final=True)
-    pos = 0
-    for end in LINE_END.finditer(pending):
-        line = pending[pos:end.start()]
-        offset += size(line) + size(end.group())
-        yield line, offset
-        pos = end.end()
-    if pos < len(pending):
-        yield pending[pos:], offset + size(pending[pos:])
+    lines = []
+    pending = complete_lines(pending + decoder.decode(b"", final=True), lines)
+    yield from lines
+    if pending:
+        yield pending, offset + size(pending)
 
 
 def _looks_binary(text: str) -> bool:
