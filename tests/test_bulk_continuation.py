@@ -172,6 +172,7 @@ def test_progress_shows_while_it_runs(app, http, tenant, tiny_budget, admin_cons
     assert data[p["bytes_read"] - 2:p["bytes_read"]] == b"\r\n"  # the next read starts at a line
     page = visible_text(text(admin_console.get(f"/console/portal/bulk/{job.job_id}")))
     assert f"File read {100 * p['bytes_read'] // len(data)} % ({p['invited']} invited so far)" in page
+    assert "So far" in page and "What the review found" not in page  # an upload, not a review, half read
     run_until_done(app, bulk_events())
     body = http.get(f"/v1/portal/bulk-invites/{job.job_id}", token=tenant.admin_token)[1]
     assert body["status"] == "done" and body["progress"]["bytes_read"] == len(data)
