@@ -251,3 +251,115 @@ def test_a_hand_upload_naming_another_files_job_is_a_job_of_its_own(app, http, t
     report = json.loads(s3().get_object(Bucket=BUCKET, Key=f"bulk-invite-reports/{tenant.id}/first.csv.json")[
         "Body"].read())
     assert "x@elsewhere.example" not in json.dumps(report)
+
+
+# --- a reviewed job's send continues too ------------------------------------------------------------------------
+
+def reviewed(app, tenant_id, name, data):
+    """A file uploaded for review (metadata review: true, as the upload URL sets it), reviewed in one run."""
+    s3().put_object(Bucket=BUCKET, Key=f"bulk-invites/{tenant_id}/{name}", Body=data, Metadata={"review": "true"})
+    events = [e for e in bulk_events() if "TestEvent" not in e["Records"][0]["body"]]
+    with pytest.MonkeyPatch.context() as m:
+        m.delenv("PORTAL_BULK_TIME_BUDGET_SECONDS", raising=False)
+        assert run_until_done(app, events) == 0
+    job = job_of(tenant_id)
+    assert job.status == "ready"
+    return job
+
+
+def send(http, tenant, job):
+    status, body = http.post(f"/v1/portal/bulk-invites/{job.job_id}/send", token=tenant.admin_token)
+    assert status == 202 and body["status"] == "sending", body
+    [event] = bulk_events()
+    assert bulk_invites.SEND_KEY in event["Records"][0]["body"]
+    return event
+
+
+def sent(tenant_id, job_id, name):
+    at = bulk_rows.prefix(tenant_id, job_id, "sent")
+    return s3().get_object(Bucket=BUCKET, Key=f"{at}{name}")["Body"].read()
+
+
+def test_a_reviewed_send_continues_and_gives_what_one_send_gives(app, http, monkeypatch):
+    """A reviewed file of 2M rows takes longer to send than one invocation: the send checkpoints and continues
+    as the review does, and gives the report, stored rows and invitations one send gives."""
+    domain = "sent.example"
+    one, many = make_tenant(http), make_tenant(http, name="Other Heating")
+    emails = directory(http, one, domain)
+    directory(http, many, domain)
+    data = csv_of(emails)
+    a, b = reviewed(app, one.id, "list.csv", data), reviewed(app, many.id, "list.csv", data)
+    assert run_until_done(app, [send(http, one, a)]) == 0
+
+    monkeypatch.setenv("PORTAL_BULK_TIME_BUDGET_SECONDS", "0")
+    monkeypatch.setenv("PORTAL_BULK_CHECKPOINT_SECONDS", "0")
+    continuations = run_until_done(app, [send(http, many, b)])
+    assert continuations >= 3
+
+    single, continued = report(one.id, "list.csv"), report(many.id, "list.csv")
+    assert continued["rows"] == single["rows"] and continued["counts"] == single["counts"]
+    assert continued["status"] == "done" and continued["counts"]["invited"] == ON_RECORD
+    assert continued["counts"]["rows"] == data.count(b"\r\n") == int(b.summary["counts"]["rows"])
+    assert continued["counts"]["rows_without_email"] == int(b.summary["counts"]["rows_without_email"])
+    for name in ("all.jsonl", "invited.jsonl", "duplicate.jsonl", "invalid.jsonl", "report.csv"):
+        assert sent(one.id, a.job_id, name) == sent(many.id, b.job_id, name), name
+    job = Job.get(many.id, b.job_id)
+    assert job.status == "done" and int(job.checkpoint["continuations"]) == continuations
+    drain(app)
+    for e in emails:  # one invitation from each business for those on record, none for the rest
+        assert len(outbox_for(e)) == (2 if int(e[1:].split("@")[0]) < ON_RECORD else 0), e
+
+
+def test_a_send_shows_its_progress_and_a_stalled_send_continues(app, http, tenant, admin_console, monkeypatch):
+    emails = directory(http, tenant, f"{tenant.id}.example")
+    data = csv_of(emails)
+    job = reviewed(app, tenant.id, "progress.csv", data)
+    event = send(http, tenant, job)
+    monkeypatch.setenv("PORTAL_BULK_TIME_BUDGET_SECONDS", "0")
+    monkeypatch.setenv("PORTAL_BULK_CHECKPOINT_SECONDS", "0")
+    assert app.on_bulk_invite_upload(event, LambdaContext()) == {"batchItemFailures": []}
+    body = http.get(f"/v1/portal/bulk-invites/{job.job_id}", token=tenant.admin_token)[1]
+    assert body["status"] == "sending"
+    p = body["progress"]
+    reviewed_rows = bulk_rows.prefix(tenant.id, job.job_id, "review") + "all.jsonl"
+    total = s3().head_object(Bucket=BUCKET, Key=reviewed_rows)["ContentLength"]
+    assert p["total_bytes"] == total and 0 < p["bytes_read"] < total and 0 < p["invited"] <= 100
+    assert body["counts"]["will_invite"] == ON_RECORD  # the review's counts stay until the send is done
+    page = visible_text(text(admin_console.get(f"/console/portal/bulk/{job.job_id}")))
+    assert f"Sent {100 * p['bytes_read'] // total} % of the lines ({p['invited']} invited so far)" in page
+
+    bulk_events()  # the continuation is lost: the schedule takes the send up again from its checkpoint
+    Job.get(tenant.id, job.job_id).update(actions=[Job.updated_at.set(now() - bulk_checkpoints.stall_seconds() - 1)])
+    result = app.run_schedule(SCHEDULED_EVENT, LambdaContext())
+    assert result["bulk_resumed"] == 1 and result["bulk_stalled"] == 0
+    monkeypatch.delenv("PORTAL_BULK_TIME_BUDGET_SECONDS")
+    run_until_done(app, bulk_events())
+    body = http.get(f"/v1/portal/bulk-invites/{job.job_id}", token=tenant.admin_token)[1]
+    assert body["status"] == "done" and body["counts"]["invited"] == ON_RECORD
+    assert body["progress"]["bytes_read"] == total
+    drain(app)
+    assert all(len(outbox_for(e)) == 1 for e in emails[:ON_RECORD])
+
+
+def test_a_send_killed_after_a_chunk_before_its_checkpoint_invites_each_once(app, http, tenant, monkeypatch):
+    emails = directory(http, tenant, f"{tenant.id}.example")
+    job = reviewed(app, tenant.id, "killed.csv", csv_of(emails))
+    event = send(http, tenant, job)
+    monkeypatch.setenv("PORTAL_BULK_CHECKPOINT_SECONDS", "0")
+    real_save, saves = bulk_checkpoints.save, {"n": 0}
+
+    def killed_on_the_second(*args, **kwargs):
+        saves["n"] += 1
+        if saves["n"] == 2:
+            raise TimeoutError("Lambda killed here")
+        return real_save(*args, **kwargs)
+    monkeypatch.setattr(bulk_checkpoints, "save", killed_on_the_second)
+    assert app.on_bulk_invite_upload(event, LambdaContext())["batchItemFailures"]
+    assert Job.get(tenant.id, job.job_id).status == "sending"
+    assert app.on_bulk_invite_upload(event, LambdaContext()) == {"batchItemFailures": []}  # the redelivery
+    run_until_done(app, bulk_events())
+    r = report(tenant.id, "killed.csv")
+    assert r["status"] == "done" and r["counts"]["invited"] == ON_RECORD
+    assert r["counts"].get("skipped_already_invited", 0) == 0
+    drain(app)
+    assert all(len(outbox_for(e)) == 1 for e in emails[:ON_RECORD])

@@ -27,7 +27,7 @@ def handle_batch(raw_event: dict, context) -> "PartialItemFailureResponse":
                 raise
         for tenant_id, job_id in bulk_invites.sends_in(record.body):
             try:
-                bulk_invites.handle_send(tenant_id, job_id, receive_count)
+                bulk_invites.handle_send(tenant_id, job_id, receive_count, context)
             except Exception as exc:
                 logger.exception("bulk send failed", extra={"job_id": job_id, "receive_count": receive_count})
                 dead_letters.record_failure("bulk-invites", record.message_id, exc, receive_count)

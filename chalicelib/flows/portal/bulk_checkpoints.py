@@ -1,4 +1,6 @@
 """A bulk run that outlives one Lambda invocation (issue 21): a 100 MB file is ~2M rows, more than 15 minutes.
+Two kinds of run work this way: reading an uploaded file (job `running`) and sending a reviewed job (`sending`,
+which reads the review's stored rows instead of the file; its parts under `parts-sent/`).
 
 The run saves a checkpoint at the end of a decided chunk (at most every PORTAL_BULK_CHECKPOINT_SECONDS, and always
 before it hands over): the rows decided since the last checkpoint go to S3 as one numbered *part* under the job's
@@ -18,7 +20,7 @@ checkpointed is decided again, and its emails come out `invited` by this same jo
 the same message ids (the sender drops the second). A lease on the job item (owner + expiry, conditional writes)
 lets one invocation work on a job at a time; another delivery exits without work. The schedule fails a running job
 whose checkpoints stopped for PORTAL_BULK_STALL_SECONDS (`stalled`): it finds them without a scan, through one
-marker item per running job in the jobs table (tenant `#running`)."""
+marker item per running or sending job in the jobs table (tenant `#running`)."""
 import json
 import os
 import time
@@ -111,19 +113,24 @@ class State:
                 "counts": dict(self.counts), "parts": self.parts, "continuations": self.continuations}
 
 
-def parts_prefix(tenant_id: str, job_id: str) -> str:
-    return f"{bulk_rows.REPORT_PREFIX}{tenant_id}/.jobs/{job_id}/parts/"
+def parts_prefix(tenant_id: str, job_id: str, phase: str = "run") -> str:
+    """Where a run's parts go: a reviewed job's send (phase `sent`) has its own, beside the review's."""
+    return f"{bulk_rows.REPORT_PREFIX}{tenant_id}/.jobs/{job_id}/{'parts-sent' if phase == 'sent' else 'parts'}/"
 
 
 # --- the lease ---------------------------------------------------------------------------------------------------
 
+WORKING = ("running", "sending")  # the statuses of a job a run works on: reading its file, sending a review
+
+
 def take_lease(job: Job, owner: str, seconds: int) -> bool:
-    """True when this invocation may work on the job until now + seconds (no one holds it, or it ran out)."""
+    """True when this invocation may work on the job until now + seconds (no one holds it, or it ran out), the
+    job still in the status it was read in."""
     at = now()
     try:
         job.update(actions=[Job.lease_owner.set(owner), Job.lease_until.set(at + seconds)],
-                   condition=(Job.status == "running") & (Job.lease_until.does_not_exist() | (Job.lease_until < at)
-                                                          | (Job.lease_owner == owner)))
+                   condition=(Job.status == job.status) & (Job.lease_until.does_not_exist() | (Job.lease_until < at)
+                                                           | (Job.lease_owner == owner)))
         return True
     except UpdateError as exc:
         if exc.cause_response_code == "ConditionalCheckFailedException":
@@ -137,7 +144,7 @@ def save(job: Job, owner: str, state: State, lease_seconds: int, *, release: boo
     actions: list[Action] = [Job.checkpoint.set(state.as_map()), Job.updated_at.set(now()),
                Job.lease_until.set(0 if release else now() + lease_seconds)]
     try:
-        job.update(actions=actions, condition=(Job.lease_owner == owner) & (Job.status == "running"))
+        job.update(actions=actions, condition=(Job.lease_owner == owner) & (Job.status == job.status))
     except UpdateError as exc:
         if exc.cause_response_code == "ConditionalCheckFailedException":
             raise LeaseLost(job.job_id) from None
@@ -197,7 +204,7 @@ STALL_RESUMES = 3  # restarts from the checkpoint before a stalled run is given 
 
 
 def fail_stalled() -> dict:
-    """The schedule's step: a running bulk job without a checkpoint for longer than PORTAL_BULK_STALL_SECONDS
+    """The schedule's step: a running (or sending) bulk job without a checkpoint for longer than PORTAL_BULK_STALL_SECONDS
     (its invocation was killed, or failed and its message waits out the queue's 90-minute visibility) continues
     from its checkpoint, STALL_RESUMES times; then it is marked failed (`stalled`). No live invocation can hold it
     then: one checkpoints at least every PORTAL_BULK_CHECKPOINT_SECONDS and lives 15 minutes at most. Markers of
@@ -210,13 +217,13 @@ def fail_stalled() -> dict:
             job = Job.get(tenant_id, job_id, consistent_read=True)
         except DoesNotExist:
             job = None
-        if job is not None and job.status == "running":
+        if job is not None and job.status in WORKING:
             if (job.updated_at or 0) >= limit:
                 continue
             if (job.stall_resumes or 0) < STALL_RESUMES:
                 try:
                     job.update(actions=[Job.stall_resumes.add(1), Job.updated_at.set(now()), Job.lease_until.set(0)],
-                               condition=(Job.status == "running") & (Job.updated_at == job.updated_at))
+                               condition=(Job.status == job.status) & (Job.updated_at == job.updated_at))
                 except UpdateError:
                     continue
                 queue_continuation(tenant_id, job_id)
@@ -226,7 +233,7 @@ def fail_stalled() -> dict:
             try:
                 job.update(actions=[Job.status.set("failed"), Job.error.set("stalled"), Job.updated_at.set(now()),
                                     Job.lease_until.set(0)],
-                           condition=(Job.status == "running") & (Job.updated_at == job.updated_at))
+                           condition=(Job.status == job.status) & (Job.updated_at == job.updated_at))
             except UpdateError:  # it moved on since the read: look again next time
                 continue
             audit.record(tenant_id, "portal.bulk_invite_failed", target=job_id, error="stalled")

@@ -1,10 +1,11 @@
 """Bulk portal invitations from a CSV put at `bulk-invites/<tenant_id>/<name>` in the uploads bucket
 (DESIGN rule 3 and Events). S3 notifies the bulk queue; the handler streams the object through email_scan,
-decides one outcome per distinct email in chunks of 100 (two BatchGetItem, one TransactWriteItems), queues the
-invitations ten per SendMessageBatch, and writes the report to `bulk-invite-reports/<tenant_id>/<name>.json` and
+decides one outcome per distinct email in chunks of 100 (two BatchGetItem, one TransactWriteItems), puts the
+invitations on the business's bulk sending line (messaging.enqueue_bulk), and writes the report to `bulk-invite-reports/<tenant_id>/<name>.json` and
 the rows the API pages through (bulk_rows). A file with metadata `review: true` is only decided (`will_invite`):
 its job waits in `ready` until bulk_review.send moves it to `sending` and queues {"bulk_send": ...} on the bulk
-queue, whose run (handle_send) decides every reviewed email again and invites.
+queue, whose run (handle_send) decides every reviewed email again and invites. Either run continues across
+invocations from checkpoints (bulk_checkpoints).
 
 Exactly once: the job id is derived from bucket + key + the PUT (the event's sequencer, else version, else event
 time), so every delivery of one upload is the same job and each new upload, even of the same bytes, a new one.
@@ -138,6 +139,8 @@ class Run:
     report: "Report"
     review: bool = False  # decide only: will_invite, nothing written or sent
     actor: str | None = None
+    sending: bool = False  # a reviewed job's send: its rows come from the review's stored rows
+    line: int = 0  # the line of the last stored row taken (a send counts the file's lines from its rows)
     seen: "SeenEmails" = field(default_factory=lambda: SeenEmails())
     buffer: list = field(default_factory=list)  # rows in file order; outcome None = not decided yet
     undecided: int = 0
@@ -145,6 +148,11 @@ class Run:
     overlap: bool = field(default_factory=lambda: os.environ.get("PORTAL_BULK_OVERLAP", "true") != "false")
     writing: Future | None = None  # the chunk whose users are being written (overlap): (rows, decided, written)
     queueing: list = field(default_factory=list)  # futures: the chunk's invitations queued, its audit (overlap)
+
+
+    @property
+    def phase(self) -> str:
+        return "sent" if self.sending else ("review" if self.review else "run")
 
 
 class SeenEmails:
@@ -294,7 +302,9 @@ def _start_job(tenant_id: str, job_id: str, upload: Upload, report_key: str, opt
 
 
 def _finish(job: Job, status: str, *, error: str | None = None, message: str | None = None,
-            counts: dict | None = None, rows_prefix: str | None = None) -> None:
+            counts: dict | None = None, rows_prefix: str | None = None,
+            state: "bulk_checkpoints.State | None" = None) -> None:
+    """The job's end; `state`, a run's last position, so that the progress of a checkpointed run shows it whole."""
     summary = job.summary.as_dict() if job.summary else {}
     if counts is not None:
         summary["counts"] = counts
@@ -303,6 +313,8 @@ def _finish(job: Job, status: str, *, error: str | None = None, message: str | N
     if rows_prefix:
         summary["rows_prefix"] = rows_prefix
     actions: list[Action] = [Job.status.set(status), Job.summary.set(summary), Job.updated_at.set(now())]
+    if state is not None and job.checkpoint:
+        actions.append(Job.checkpoint.set({**state.as_map(), "counts": dict(counts or state.counts)}))
     if status == "ready":
         actions.append(Job.expires_at.set(now() + REVIEW_SECONDS))
     job.update(actions=actions + ([Job.error.set(error)] if error else []))
@@ -350,7 +362,7 @@ def _run(upload: Upload, head: dict, options: Options, job: Job, report_key: str
                 body.close()
         if state.parts:  # continued: the report is the parts in order, then what this invocation decided
             _save_part(run, state, owner, upload.bucket)
-            run.report = _joined(upload.bucket, job, state, run.report.counts)
+            run.report = _joined(upload.bucket, run, state)
     except bulk_checkpoints.LeaseLost:
         logger.warning("bulk run taken over by another invocation: stopped", extra={"job_id": job.job_id})
         return {"status": "running", "job_id": job.job_id, "busy": True}
@@ -366,7 +378,7 @@ def _run(upload: Upload, head: dict, options: Options, job: Job, report_key: str
     status = "ready" if options.review else "done"
     run.report.upload(upload.bucket, report_key, {**header, "status": status, "review": options.review,
                                                   "include_invited": run.include_invited}, rows_at)
-    _finish(job, status, counts=run.report.counts, rows_prefix=rows_at)
+    _finish(job, status, counts=run.report.counts, rows_prefix=rows_at, state=state)
     logger.info("bulk invite " + status, extra={"job_id": job.job_id, "counts": run.report.counts,
                                                  "calls": run.calls, "continuations": state.continuations})
     return {"status": status, "job_id": job.job_id, "counts": run.report.counts, "calls": run.calls}
@@ -374,7 +386,7 @@ def _run(upload: Upload, head: dict, options: Options, job: Job, report_key: str
 
 def _read(run: Run, chunks, state: "bulk_checkpoints.State", job: Job, owner: str,
           clock: "bulk_checkpoints.Clock", bucket: str) -> bool:
-    """Takes the rows from the checkpoint on; True when it handed over to a continuation."""
+    """Takes the file's rows from the checkpoint on; True when it handed over to a continuation."""
     chunks = iter(chunks)
     if state.codec is None:  # a new run: the encoding from the first bytes, as email_scan.lines does
         head = b""
@@ -384,16 +396,22 @@ def _read(run: Run, chunks, state: "bulk_checkpoints.State", job: Job, owner: st
                 break
         state.codec, skip = email_scan.detect(head)
         chunks, state.offset = itertools.chain([head[skip:]], chunks), skip
-    for found in email_scan.scan(chunks, state.codec, state.offset, state.line):
-        _take_row(run, found)
+    found = email_scan.scan(chunks, state.codec, state.offset, state.line)
+    return _take_all(run, ((f, f.end, f.line) for f in found), _take_row, state, job, owner, clock, bucket)
+
+
+def _take_all(run: Run, rows, take, state: "bulk_checkpoints.State", job: Job, owner: str,
+              clock: "bulk_checkpoints.Clock", bucket: str) -> bool:
+    """Takes each (row, byte offset after it, its line) with `take`, checkpointing between decided chunks and
+    handing over to a continuation when this invocation's time runs low (then True)."""
+    for row, end, line in rows:
+        take(run, row)
         if run.buffer:  # rows of a chunk not decided yet: no checkpoint inside a chunk
             continue
-        state.offset, state.line = found.end, found.line
+        state.offset, state.line = end, line
         if clock.out():
             _settle(run)
-            state.continuations += 1
-            _checkpoint(run, state, job, owner, clock, bucket, release=True)
-            bulk_checkpoints.queue_continuation(job.tenant_id, job.job_id)
+            _hand_over(run, state, job, owner, clock, bucket)
             return True
         if clock.checkpoint_due():
             _settle(run)
@@ -402,11 +420,16 @@ def _read(run: Run, chunks, state: "bulk_checkpoints.State", job: Job, owner: st
     _settle(run)
     state.offset = state.total_bytes
     if state.parts and clock.out():  # the joining of the parts in a fresh invocation
-        state.continuations += 1
-        _checkpoint(run, state, job, owner, clock, bucket, release=True)
-        bulk_checkpoints.queue_continuation(job.tenant_id, job.job_id)
+        _hand_over(run, state, job, owner, clock, bucket)
         return True
     return False
+
+
+def _hand_over(run: Run, state: "bulk_checkpoints.State", job: Job, owner: str, clock: "bulk_checkpoints.Clock",
+               bucket: str) -> None:
+    state.continuations += 1
+    _checkpoint(run, state, job, owner, clock, bucket, release=True)
+    bulk_checkpoints.queue_continuation(job.tenant_id, job.job_id)
 
 
 def _checkpoint(run: Run, state: "bulk_checkpoints.State", job: Job, owner: str, clock: "bulk_checkpoints.Clock",
@@ -423,37 +446,40 @@ def _save_part(run: Run, state: "bulk_checkpoints.State", owner: str, bucket: st
     if not run.report.written:
         return
     part_id = f"{len(state.parts):05d}-{owner}"  # a part of an invocation that did not checkpoint is never read
-    at = f"{bulk_checkpoints.parts_prefix(run.tenant_id, run.job_id)}{part_id}/"
+    at = f"{bulk_checkpoints.parts_prefix(run.tenant_id, run.job_id, run.phase)}{part_id}/"
     state.parts.append({"id": part_id, "files": run.report.upload_part(bucket, at)})
     run.report = Report(run.report.counts, header=False)
 
 
-def _joined(bucket: str, job: Job, state: "bulk_checkpoints.State", counts: dict) -> "Report":
-    report = Report(counts)
+def _joined(bucket: str, run: Run, state: "bulk_checkpoints.State") -> "Report":
+    report = Report(run.report.counts)
     for part in state.parts:
-        report.append_part(bucket, f"{bulk_checkpoints.parts_prefix(job.tenant_id, job.job_id)}{part['id']}/",
-                           part["files"])
+        report.append_part(bucket, f"{bulk_checkpoints.parts_prefix(run.tenant_id, run.job_id, run.phase)}"
+                                   f"{part['id']}/", part["files"])
     return report
 
 
-def _job_in(tenant_id: str, job_id: str, status: str) -> Job | dict:
-    """The job a bulk-queue message names, when it is in `status`; otherwise the handler's answer (an unknown job,
-    or a redelivery of work already done)."""
+def _job_in(tenant_id: str, job_id: str, *statuses: str) -> Job | dict:
+    """The job a bulk-queue message names, when it is in one of `statuses`; otherwise the handler's answer (an
+    unknown job, or a redelivery of work already done)."""
     try:
         job = Job.get(tenant_id, job_id, consistent_read=True)
     except DoesNotExist:
-        logger.warning("bulk message for an unknown job", extra={"job_id": job_id, "expected": status})
+        logger.warning("bulk message for an unknown job", extra={"job_id": job_id, "expected": statuses})
         return {"status": "failed", "error": "job_not_found"}
-    if job.status != status:
+    if job.status not in statuses:
         return {"status": job.status, "job_id": job_id, "replayed": True}
     return job
 
 
 def handle_continue(tenant_id: str, job_id: str, receive_count: int = 1, context=None) -> dict:
-    """Continues a run that handed over ({"bulk_continue": ...} on the bulk queue) from its checkpoint."""
-    job = _job_in(tenant_id, job_id, "running")
+    """Continues a run that handed over ({"bulk_continue": ...} on the bulk queue) from its checkpoint: the
+    reading of a file, or the send of a reviewed job."""
+    job = _job_in(tenant_id, job_id, *bulk_checkpoints.WORKING)
     if not isinstance(job, Job):
         return job
+    if job.status == "sending":
+        return _send_run(job, receive_count, context)
     summary = job.summary.as_dict() if job.summary else {}
     upload = Upload(summary["bucket"], job.source or "", summary.get("version"), None, None)
     options = Options(review=bool(summary.get("review")), include_invited=bool(summary.get("include_invited")),
@@ -468,36 +494,79 @@ def handle_continue(tenant_id: str, job_id: str, receive_count: int = 1, context
         raise
 
 
-def handle_send(tenant_id: str, job_id: str, receive_count: int = 1) -> dict:
+def handle_send(tenant_id: str, job_id: str, receive_count: int = 1, context=None) -> dict:
     """Sends a reviewed job that bulk_review.send moved to `sending` (only one caller can): every email of the
-    reviewed rows is decided again, now, and invited; a redelivery resumes as an upload's run does."""
+    reviewed rows is decided again, now, and invited. Like a file's run it checkpoints and continues across
+    invocations (a reviewed file of 2M rows takes longer than one), and a redelivery resumes."""
     job = _job_in(tenant_id, job_id, "sending")
     if not isinstance(job, Job):
         return job
     job.update(actions=[Job.attempts.add(1), Job.updated_at.set(now())])
+    return _send_run(job, receive_count, context)
+
+
+def _send_run(job: Job, receive_count: int, context=None) -> dict:
+    """The reviewed rows (the review's all.jsonl, read from the checkpoint's byte offset) decided and invited."""
     summary = job.summary.as_dict() if job.summary else {}
     bucket = summary.get("bucket") or config.uploads_bucket()
-    run = Run(tenant_id, job_id, bool(summary.get("include_invited")), summary.get("access") or "billing", Report(),
-              actor=summary.get("actor"))
-    reviewed = summary.get("counts") or {}
-    run.report.counts["rows"] = int(reviewed.get("rows", 0))
-    run.report.counts["rows_without_email"] = int(reviewed.get("rows_without_email", 0))
+    reviewed = f"{summary['rows_prefix']}all.jsonl"
+    owner, clock = uuid.uuid4().hex[:12], bulk_checkpoints.Clock(context)
+    if not bulk_checkpoints.take_lease(job, owner, clock.lease_seconds):
+        logger.info("bulk send already under way elsewhere", extra={"job_id": job.job_id})
+        return {"status": "sending", "job_id": job.job_id, "busy": True}
+    s3 = config.client("s3")
+    state = bulk_checkpoints.State.of(job, s3.head_object(Bucket=bucket, Key=reviewed)["ContentLength"])
+    run = Run(job.tenant_id, job.job_id, bool(summary.get("include_invited")), summary.get("access") or "billing",
+              Report(state.counts or None, header=not state.parts), actor=summary.get("actor"), sending=True,
+              line=state.line)
     try:
-        for row in bulk_rows.stored_rows(bucket, summary["rows_prefix"]):
-            _take_stored(run, row)
-        _decide(run)
-        _settle(run)
-        rows_at = bulk_rows.prefix(tenant_id, job_id, "sent")
+        if state.offset < state.total_bytes:
+            body = s3.get_object(Bucket=bucket, Key=reviewed, Range=f"bytes={state.offset}-")["Body"]
+            try:
+                rows = _stored_from(body.iter_chunks(READ_BYTES), state.offset)
+                if _take_all(run, rows, _take_stored, state, job, owner, clock, bucket):
+                    return {"status": "sending", "job_id": job.job_id, "continued": True,
+                            "counts": run.report.counts, "calls": run.calls}
+            finally:
+                body.close()
+        if state.parts:
+            _save_part(run, state, owner, bucket)
+            run.report = _joined(bucket, run, state)
+        rows_at = bulk_rows.prefix(job.tenant_id, job.job_id, "sent")
         run.report.upload(bucket, summary["report_key"], {**_header(job, bucket, job.source or ""),
                                                           "status": "done", "review": True,
                                                           "include_invited": run.include_invited}, rows_at)
+    except bulk_checkpoints.LeaseLost:
+        logger.warning("bulk send taken over by another invocation: stopped", extra={"job_id": job.job_id})
+        return {"status": "sending", "job_id": job.job_id, "busy": True}
     except Exception as exc:
         _settle_quietly(run)
+        bulk_checkpoints.release(job, owner)
         if receive_count >= MAX_RECEIVES:
             _finish(job, "failed", error="processing_failed", message=type(exc).__name__)
         raise
-    _finish(job, "done", counts=run.report.counts, rows_prefix=rows_at)
-    return {"status": "done", "job_id": job_id, "counts": run.report.counts, "calls": run.calls}
+    _finish(job, "done", counts=run.report.counts, rows_prefix=rows_at, state=state)
+    logger.info("bulk invite sent", extra={"job_id": job.job_id, "counts": run.report.counts,
+                                           "continuations": state.continuations})
+    return {"status": "done", "job_id": job.job_id, "counts": run.report.counts, "calls": run.calls}
+
+
+def _stored_from(chunks, offset: int):
+    """(row, byte offset after it, its line) for each stored row from `offset` on (JSON Lines: no newline inside
+    a row, so a checkpoint's offset always falls on a row's start)."""
+    rest = b""
+    for chunk in chunks:
+        rest += chunk
+        *lines, rest = rest.split(b"\n")
+        for raw in lines:
+            offset += len(raw) + 1
+            if raw:
+                row = json.loads(raw)
+                yield row, offset, int(row["line"])
+    if rest.strip():
+        offset += len(rest)
+        row = json.loads(rest)
+        yield row, offset, int(row["line"])
 
 
 def _take_row(run: Run, found: email_scan.Found) -> None:
@@ -518,8 +587,13 @@ def _take_row(run: Run, found: email_scan.Found) -> None:
 
 
 def _take_stored(run: Run, row: dict) -> None:
-    """A reviewed row at send time: the file's own verdicts stay, every email is decided again."""
+    """A reviewed row at send time: the file's own verdicts stay, every email is decided again. Every line of
+    the file has at least one stored row (no_email when it has nothing), so its lines are counted again here."""
     outcome, email = row["outcome"], row.get("email") or ""
+    if row["line"] != run.line:
+        run.line = row["line"]
+        run.report.counts["rows"] += 1
+        run.report.counts["rows_without_email"] += outcome == "no_email"
     if outcome == "no_email":
         run.buffer.append({"line": row["line"], "outcome": "no_email"})
     elif outcome == "invalid":

@@ -25,7 +25,7 @@ from chalicelib.core.paging import iso, iso_at, make_cursor, page_args
 from chalicelib.core.principal import Principal
 from chalicelib.core.schema import Shape
 from chalicelib.core.text import OneLine
-from chalicelib.flows.portal import bulk_invites, bulk_rows
+from chalicelib.flows.portal import bulk_checkpoints, bulk_invites, bulk_rows
 from chalicelib.flows.portal.bulk_invites import JOB_KIND, MAX_BYTES, PREFIX
 
 OUTCOME_WORDS = bulk_rows.OUTCOME_WORDS  # machine outcome -> the words the console shows
@@ -241,8 +241,10 @@ def send(tenant_id: str, job_id: str, actor: str, ip: str | None = None) -> Bulk
         raise Conflict("not_reviewed", "This upload was not made for review: it was sent when it was read.")
     summary = job.summary.as_dict()
     try:
+        # The send is a run of its own: its checkpoint, lease and stall count start afresh (the review's are done).
         job.update(actions=[Job.status.set("sending"), Job.summary.set({**summary, "sent_by": actor}),
-                            Job.updated_at.set(now())],
+                            Job.updated_at.set(now()), Job.checkpoint.remove(), Job.lease_until.set(0),
+                            Job.stall_resumes.set(0)],
                    condition=(Job.status == "ready") & (Job.expires_at > now()))
     except UpdateError as exc:
         if getattr(exc, "cause_response_code", None) != "ConditionalCheckFailedException":
@@ -257,6 +259,7 @@ def send(tenant_id: str, job_id: str, actor: str, ip: str | None = None) -> Bulk
         raise Conflict("job_not_ready", f"This job is {job.status}: only a reviewed job that is ready can be "
                        "sent.", status=job.status) from None
     try:
+        bulk_checkpoints.mark_running(tenant_id, job_id)  # the schedule resumes a send that stalls
         _queue_send(tenant_id, job_id)
     except Exception:  # not queued: let the next call send it
         job.update(actions=[Job.status.set("ready"), Job.summary.set(summary)], condition=Job.status == "sending")
