@@ -363,3 +363,50 @@ def test_a_send_killed_after_a_chunk_before_its_checkpoint_invites_each_once(app
     assert r["counts"].get("skipped_already_invited", 0) == 0
     drain(app)
     assert all(len(outbox_for(e)) == 1 for e in emails[:ON_RECORD])
+
+
+def test_a_run_cut_off_before_its_audit_write_leaves_one_event_per_invited_user(app, http, tenant, monkeypatch):
+    """The users of a chunk are written, then the invocation dies before their audit events are: the resumed run
+    decides that chunk again (invited by this job) and writes the events; users whose events were written already
+    keep one each (the same event ids)."""
+    from chalicelib.core import audit
+    from chalicelib.core.models import AuditEvent
+    from chalicelib.flows.portal.invitations import portal_user_id
+    monkeypatch.setenv("PORTAL_BULK_CHECKPOINT_SECONDS", "0")
+    emails = directory(http, tenant, f"{tenant.id}.example")
+    real_record, calls = audit.record_many, {"n": 0}
+
+    def dies_on_the_second(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise TimeoutError("Lambda killed here")
+        return real_record(*args, **kwargs)
+    monkeypatch.setattr(audit, "record_many", dies_on_the_second)
+    [event] = put(tenant.id, "audit.csv", csv_of(emails))
+    assert app.on_bulk_invite_upload(event, LambdaContext())["batchItemFailures"]
+    job = job_of(tenant.id)
+    assert job.status == "running"
+    assert app.on_bulk_invite_upload(event, LambdaContext()) == {"batchItemFailures": []}  # the redelivery
+    run_until_done(app, bulk_events())
+    assert report(tenant.id, "audit.csv")["counts"]["invited"] == ON_RECORD
+    for e in emails[:ON_RECORD]:
+        trail = [x for x in AuditEvent.by_trail.query(f"{tenant.id}#{portal_user_id(e)}")
+                 if x.action == "portal.invited"]
+        assert len(trail) == 1 and trail[0].details["job_id"] == job.job_id, e
+
+
+def test_a_lease_runs_to_a_minute_past_the_invocations_end(monkeypatch):
+    """Renewed at a checkpoint late in an invocation, the lease still ends a minute after the invocation does
+    (it was renewed for the invocation's whole time: a killed run held its job up to 15 minutes longer)."""
+    at = [1000.0]
+    monkeypatch.setattr(bulk_checkpoints.time, "monotonic", lambda: at[0])
+
+    class Context:
+        def get_remaining_time_in_millis(self):
+            return 900_000
+    clock = bulk_checkpoints.Clock(Context())
+    assert clock.lease_seconds == 960
+    at[0] += 600  # ten minutes into the invocation
+    assert clock.lease_seconds == 360
+    at[0] += 1000  # past its end
+    assert clock.lease_seconds == 60

@@ -1,4 +1,5 @@
 """The audit trail: one item per security-relevant action. Details must never carry a secret."""
+import hashlib
 import secrets
 import time
 from typing import Any
@@ -24,20 +25,29 @@ def record(tenant_id: str, action: str, *, actor: str | None = None, target: str
 TRANSACTION_ITEMS = 100  # DynamoDB's most per transaction
 
 
-def record_many(tenant_id: str, action: str, events: list[dict], *, actor: str | None = None) -> None:
+def record_many(tenant_id: str, action: str, events: list[dict], *, actor: str | None = None,
+                once_per: str | None = None) -> None:
     """One event per item ({"target": ..., **details}), written 100 per TransactWriteItems of puts: a bulk run puts
     one event in each invited user's trail without one PutItem per user. Not BatchWriteItem: IAM cannot tell its
     puts from its deletes, and no function may delete from the trail (each put of a transaction is authorised as
-    a PutItem)."""
+    a PutItem).
+
+    With `once_per` (a bulk job's id) each item says when it happened (`at`, seconds) and its event id derives from
+    that time, `once_per` and the target: a run resumed after a crash writes the events of the chunk it decides
+    again once more, and each lands on the same item (a put replaces it) instead of a second event."""
     from chalicelib.core.models import transaction
     now_ms = int(time.time() * 1000)
     for start in range(0, len(events), TRANSACTION_ITEMS):
         with transaction() as writes:
             for item in events[start:start + TRANSACTION_ITEMS]:
-                details = {k: v for k, v in item.items() if k != "target"}
+                details = {k: v for k, v in item.items() if k not in ("target", "at")}
                 assert not FORBIDDEN_DETAIL_KEYS & set(details), "secrets never go into the audit trail"
                 target = item["target"]
-                writes.save(AuditEvent(tenant_id, f"{now_ms:013d}#{secrets.token_hex(4)}", at=now_ms // 1000,
+                at_ms, tag = now_ms, secrets.token_hex(4)
+                if once_per is not None:
+                    at_ms = int(item["at"]) * 1000
+                    tag = hashlib.sha256(f"{once_per}|{target}".encode()).hexdigest()[:8]
+                writes.save(AuditEvent(tenant_id, f"{at_ms:013d}#{tag}", at=at_ms // 1000,
                                        action=action, actor=actor, target=target, details=details,
                                        trail_key=f"{tenant_id}#{target}",
                                        actor_key=f"{tenant_id}#{actor}" if actor and actor != target else None))

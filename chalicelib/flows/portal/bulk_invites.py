@@ -621,7 +621,7 @@ def _decide(run: Run) -> None:
     rows, run.buffer, run.undecided = run.buffer, [], 0
     emails = [r["email"] for r in rows if r["outcome"] is None]
     if not run.overlap:
-        decided, written = _decide_emails(run, emails, *_lookup(run, emails)) if emails else ({}, [])
+        decided, written = _decide_emails(run, emails, *_lookup(run, emails)) if emails else ({}, {})
         messages = _report_rows(run, rows, decided)
         if messages:
             messaging.enqueue_bulk(run.tenant_id, messages)
@@ -629,7 +629,7 @@ def _decide(run: Run) -> None:
         return
     read = _lookup(run, emails) if emails else ({}, {})
     _written_to_report(run)  # one chunk's write in flight at a time
-    run.writing = _pool().submit(lambda: (rows, *(_decide_emails(run, emails, *read) if emails else ({}, []))))
+    run.writing = _pool().submit(lambda: (rows, *(_decide_emails(run, emails, *read) if emails else ({}, {}))))
 
 
 def _pool() -> ThreadPoolExecutor:
@@ -712,18 +712,20 @@ def _report_rows(run: Run, rows: list[dict], decided: dict) -> list[dict]:
     return messages
 
 
-def _audit_invited(run: Run, written: list[str], decided: dict) -> None:
+def _audit_invited(run: Run, written: dict[str, int], decided: dict) -> None:
     if written:  # the per-user trail (GET /v1/portal/users/{id}/audit) shows the bulk invitation
         audit.record_many(run.tenant_id, "portal.invited", [
-            {"target": portal_user_id(e), "job_id": run.job_id, "bulk": True, "access": decided[e][1]}
-            for e in written], actor=run.actor)
+            {"target": portal_user_id(e), "at": at, "job_id": run.job_id, "bulk": True, "access": decided[e][1]}
+            for e, at in written.items()], actor=run.actor, once_per=run.job_id)
 
 
 def _decide_emails(run: Run, emails: list[str], refs: dict,
-                   users: dict) -> tuple[dict[str, tuple[str, str | None]], list[str]]:
-    """(outcome and access per email, the emails whose invited user was written)."""
+                   users: dict) -> tuple[dict[str, tuple[str, str | None]], dict[str, int]]:
+    """(outcome and access per email, when each user this job invited was written: those written now, and those an
+    earlier try of this job wrote before it was cut off, whose audit event may not have been written)."""
     decided: dict[str, tuple[str, str | None]] = {}
     writes: dict[str, PortalUser] = {}
+    earlier: dict[str, int] = {}
     for email in emails:
         outcome, user, access = _outcome(run, email, refs.get(email), users.get(email))
         if run.review and outcome == "invited":
@@ -731,16 +733,18 @@ def _decide_emails(run: Run, emails: list[str], refs: dict,
         decided[email] = (outcome, access)
         if user is not None:
             writes[email] = user
+        elif outcome == "invited":  # invited by an earlier try of this job (a resumed run)
+            earlier[email] = int(users[email].updated_at)
     if run.review:
-        return decided, []
+        return decided, {}
     lost = _write_invited(run, writes)
-    written = [e for e in writes if e not in lost]
+    written = {e: int(u.updated_at) for e, u in writes.items() if e not in lost} | earlier
     for email in lost:  # lost a race with another writer: decide again, alone
         fresh = PortalUser.get(run.tenant_id, portal_user_id(email), consistent_read=True)
         outcome, user, access = _outcome(run, email, refs.get(email), fresh)
         if user is not None:
             if _write_invited(run, {email: user}) == []:
-                written.append(email)
+                written[email] = int(user.updated_at)
             else:
                 outcome, access = "skipped_conflict", None
         decided[email] = (outcome, access)
