@@ -24,31 +24,33 @@ def row_email(tenant_id: str, i: int) -> tuple[str, bool]:
     return f"c{i:07d}@{tenant_id}.example", True
 
 
-def make_tenant(rows: int, label: str) -> str:
-    """A tenant whose directory holds every on-record email of the file: one Customer and one RecordEmail each."""
+def make_tenant(rows: int, label: str, customers: bool = True) -> str:
+    """A tenant whose directory holds every on-record email of the file: one Customer and one RecordEmail each
+    (customers=False: the RecordEmail alone, the email index a bulk run reads; it never reads a Customer)."""
     from chalicelib.core.models import Customer, RecordEmail, Tenant
     tenant_id = f"bench-{label}-{uuid.uuid4().hex[:6]}"
     Tenant(tenant_id, name=f"Bench {label}").save()
-    with Customer.batch_write() as customers, RecordEmail.batch_write() as index:
+    with Customer.batch_write() as customer_items, RecordEmail.batch_write() as index:
         for i in range(rows):
             email, on_record = row_email(tenant_id, i)
             if not on_record or i % 20 == 19:
                 continue
             customer_id = f"cust{i:07d}"
-            customers.save(Customer(tenant_id, customer_id, name=f"Customer {i}", emails=[email]))
+            if customers:
+                customer_items.save(Customer(tenant_id, customer_id, name=f"Customer {i}", emails=[email]))
             index.save(RecordEmail(tenant_id, email, refs={f"customer:{customer_id}"}))
     return tenant_id
 
 
-def upload(tenant_id: str, rows: int) -> tuple[dict, int, int]:
+def upload(tenant_id: str, rows: int, compact: bool = False) -> tuple[dict, int, int]:
     """Puts the CSV at bulk-invites/<tenant>/… and returns (the SQS event S3's notification became, bytes,
-    distinct emails)."""
+    distinct emails). compact: rows `C<i>,<email>` (2M rows then fit the 100 MB cap; with a phone they do not)."""
     from chalicelib.core import config
-    lines, distinct = ["name,email,phone"], set()
+    lines, distinct = ["name,email" if compact else "name,email,phone"], set()
     for i in range(rows):
         email, _ = row_email(tenant_id, i)
         distinct.add(email)
-        lines.append(f"Customer {i},{email},+1555{i:07d}")
+        lines.append(f"C{i},{email}" if compact else f"Customer {i},{email},+1555{i:07d}")
     body = ("\n".join(lines) + "\n").encode()
     config.client("s3").put_object(Bucket=BUCKET, Key=f"bulk-invites/{tenant_id}/bench-{rows}.csv", Body=body)
     events = [m for m in receive_all("bulk-invites", wait=2) if "s3:TestEvent" not in m["Body"]]
@@ -132,8 +134,9 @@ def child() -> None:
     print(json.dumps(out))
 
 
-def run(rows: int, with_naive: bool, log, env: dict | None = None) -> dict:
-    """One size: directory, file, notification, then the handler (and the baseline) in a child process."""
+def run(rows: int, with_naive: bool, log, env: dict | None = None, code: Path = ROOT) -> dict:
+    """One size: directory, file, notification, then the handler (and the baseline) in a child process, whose
+    handler is the code under `code` (this tree, or an earlier revision's: baseline_tree)."""
     from chalicelib.core.models import Job
     started = time.perf_counter()
     tenant_id = make_tenant(rows, f"{rows}")
@@ -142,7 +145,7 @@ def run(rows: int, with_naive: bool, log, env: dict | None = None) -> dict:
     if with_naive:
         job["naive_event"] = upload(make_tenant(rows, f"naive{rows}"), rows)[0]
     log(f"bulk {rows:,} rows: directory and file ready in {time.perf_counter() - started:.0f} s; running the handler")
-    proc = subprocess.run([sys.executable, "-m", "bench.bulk", "child"], cwd=ROOT, input=json.dumps(job),
+    proc = subprocess.run([sys.executable, "-m", "bench.bulk", "child"], cwd=code, input=json.dumps(job),
                           capture_output=True, text=True, env={**os.environ, **(env or {})})
     if proc.returncode != 0:
         raise RuntimeError(f"bulk child failed:\n{proc.stderr[-3000:]}")
@@ -159,26 +162,46 @@ def run(rows: int, with_naive: bool, log, env: dict | None = None) -> dict:
     return out
 
 
-def overlap_side_by_side(rows: int, log, latency_ms: float = 0) -> dict:
-    """`python -m bench --only bulk_overlap [--overlap-rows 20000]`: the same file on twin directories, once with
-    each step of a chunk after the other (PORTAL_BULK_OVERLAP=false, the code path before issue 21 §3) and once
-    overlapped (the two reads at once; chunk N queued while N+1 is written and N+2 read), in one bench run."""
+def baseline_tree(rev: str) -> Path:
+    """The files of an earlier revision (git archive) under .local/, to run its handler beside this one's."""
+    sha = subprocess.run(["git", "rev-parse", "--short", rev], cwd=ROOT, check=True, capture_output=True,
+                         text=True).stdout.strip()
+    tree = ROOT / ".local" / f"baseline-{sha}"
+    if not (tree / "app.py").exists():
+        tree.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "archive", sha], cwd=ROOT, check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    return tree
+
+
+def overlap_side_by_side(rows: int, log, latency_ms: float = 0, baseline_rev: str | None = None) -> dict:
+    """`python -m bench --only bulk_overlap [--overlap-rows 20000] [--baseline-rev REV]`: the same file on twin
+    directories, once with each step of a chunk after the other (PORTAL_BULK_OVERLAP=false, the code path before
+    issue 21 §3) and once overlapped (the two reads at once; chunk N queued while N+1 is written and N+2 read), in
+    one bench run; with --baseline-rev, first the handler of that revision (the code before issue 21: one SQS
+    SendMessageBatch per ten invitations, each step after the other), on a third twin."""
     out = {}
-    for name, overlap in (("sequential", "false"), ("overlapped", "true")):
-        b = run(rows, with_naive=False, log=log, env={"PORTAL_BULK_OVERLAP": overlap,
-                                                      "BENCH_AWS_LATENCY_MS": str(latency_ms)})
+    runs = [("sequential", "false", ROOT), ("overlapped", "true", ROOT)]
+    if baseline_rev:
+        runs.insert(0, ("before", "false", baseline_tree(baseline_rev)))
+        out["baseline_rev"] = baseline_rev
+    for name, overlap, code in runs:
+        b = run(rows, with_naive=False, log=log, code=code,
+                env={"PORTAL_BULK_OVERLAP": overlap, "BENCH_AWS_LATENCY_MS": str(latency_ms)})
         handler = b["handler"]
         out[name] = {"seconds": handler["seconds"], "rows_per_second": rows / handler["seconds"],
-                     "cpu_seconds": handler["cpu_seconds"], "load": os.getloadavg(),
+                     "cpu_seconds": handler.get("cpu_seconds"), "load": os.getloadavg(),
                      "dynamodb_per_email": handler["dynamodb"] / b["distinct"],
                      "sqs_per_email": handler["sqs"] / b["distinct"], "peak_rss_mb": b["peak_rss_mb"],
                      "calls": handler["calls"], "counts": b["counts"]}
-        log(f"bulk {rows:,} rows {name} (+{latency_ms:g} ms a call): {out[name]['rows_per_second']:,.0f} rows/s "
-            f"(handler CPU {handler['cpu_seconds']:.0f} s of {handler['seconds']:.0f} s), "
+        log(f"bulk {rows:,} rows {name} (+{latency_ms:g} ms a call): {out[name]['rows_per_second']:,.0f} rows/s, "
             f"{out[name]['dynamodb_per_email']:.3f} DynamoDB and {out[name]['sqs_per_email']:.3f} SQS calls / email")
     assert out["sequential"]["counts"] == out["overlapped"]["counts"]
     out["speedup"] = out["overlapped"]["rows_per_second"] / out["sequential"]["rows_per_second"]
-    log(f"bulk {rows:,} rows: overlapped is {out['speedup']:.2f}x the sequential rows/s")
+    if "before" in out:
+        out["speedup_over_before"] = out["overlapped"]["rows_per_second"] / out["before"]["rows_per_second"]
+    log(f"bulk {rows:,} rows: overlapped is {out['speedup']:.2f}x the sequential rows/s"
+        + (f", {out['speedup_over_before']:.2f}x the code before issue 21" if "before" in out else ""))
     return {"rows": rows, "aws_latency_ms": latency_ms, **out}
 
 

@@ -322,29 +322,45 @@ def _bulk_continuation(r: dict) -> list[str]:
             "(`bench/bulk_continuation.py`): a generated file through the real handler in one child process with "
             "`PORTAL_BULK_TIME_BUDGET_SECONDS` set low, each continuation it queues handed to it again until the job "
             "is done.", "",
-            _row("rows", "file", "time", "rows/s", "invocations", "peak RSS", "stored rows = file rows", "invited"),
-            _row("---:", "---:", "---:", "---:", "---:", "---:", "---", "---:"),
+            _row("rows", "file", "time", "rows/s", "invocations", "peak RSS", "stored rows = file rows", "invited",
+                 "invitations queued (users, message ids)"),
+            _row("---:", "---:", "---:", "---:", "---:", "---:", "---", "---:", "---"),
             _row(f"{c['file_rows']:,}", f"{c['bytes'] / 1e6:.1f} MB", f"{c['seconds']:.0f} s",
                  f"{c['rows_per_second']:,.0f}", f"{c['continuations'] + 1} ({per_invocation:.1f} s each)",
                  f"{c['peak_rss_mb']:.0f} MB", "yes" if c["stored_rows"] == c["file_rows"] else "**no**",
-                 f"{c['counts']['invited']:,}"), ""]
+                 f"{c['counts']['invited']:,}", _queued(c.get("invitations"))), ""]
+
+
+def _queued(invitations: dict | None) -> str:
+    if not invitations:
+        return "not counted in this run"
+    return f"{invitations['queued']:,} ({invitations['users']:,}, {invitations['message_ids']:,})"
 
 
 def _bulk_overlap(r: dict) -> list[str]:
+    runs = r["bulk_overlap"]
+    before = any("before" in o for o in runs)
     out = ["## Bulk chunks overlapped", "",
-           "`python -m bench --only bulk_overlap --overlap-rows N --aws-latency-ms 0,10`: the same file on twin "
-           "directories, once sequential (`PORTAL_BULK_OVERLAP=false`, the code before) and once overlapped (the two "
-           "reads at once; chunk N queued while N+1 is written and N+2 read), in one run; `--aws-latency-ms` adds a "
-           "wait to each AWS call, as a network round trip would (moto answers in its own CPU time on these cores).",
+           "`python -m bench --only bulk_overlap --overlap-rows N --aws-latency-ms 0,10 [--baseline-rev REV]`: the "
+           "same file on twin directories, once sequential (`PORTAL_BULK_OVERLAP=false`) and once overlapped (the "
+           "two reads at once; chunk N queued while N+1 is written and N+2 read), in one run; with `--baseline-rev` "
+           "first the handler of that revision (the code before issue 21, run from its own files). "
+           "`--aws-latency-ms` adds a wait to each AWS call, as a network round trip would (moto answers in its own "
+           "CPU time on these cores).",
            "",
-           _row("rows", "added per call", "sequential rows/s", "overlapped rows/s", "speed-up",
-                "DynamoDB / SQS calls per email (both)"),
-           _row("---:", "---:", "---:", "---:", "---:", "---")]
-    for o in r["bulk_overlap"]:
+           _row("rows", "added per call", *(["before issue 21 rows/s"] if before else []), "sequential rows/s",
+                "overlapped rows/s", "speed-up", "DynamoDB / SQS calls per email"),
+           _row("---:", "---:", *(["---:"] if before else []), "---:", "---:", "---:", "---")]
+    for o in runs:
         seq, ovl = o["sequential"], o["overlapped"]
-        out.append(_row(f"{o['rows']:,}", f"{o['aws_latency_ms']:g} ms", f"{seq['rows_per_second']:,.0f}",
-                        f"{ovl['rows_per_second']:,.0f}", f"{o['speedup']:.2f}×",
-                        f"{ovl['dynamodb_per_email']:.3f} / {ovl['sqs_per_email']:.3f}"))
+        calls = f"{ovl['dynamodb_per_email']:.3f} / {ovl['sqs_per_email']:.3f}"
+        speedup = f"{o['speedup']:.2f}× over sequential"
+        if "before" in o:
+            calls = f"before {o['before']['dynamodb_per_email']:.3f} / {o['before']['sqs_per_email']:.3f}; now {calls}"
+            speedup += f", {o['speedup_over_before']:.2f}× over before"
+        out.append(_row(f"{o['rows']:,}", f"{o['aws_latency_ms']:g} ms",
+                        *([f"{o['before']['rows_per_second']:,.0f}" if "before" in o else "–"] if before else []),
+                        f"{seq['rows_per_second']:,.0f}", f"{ovl['rows_per_second']:,.0f}", speedup, calls))
     return out + [""]
 
 

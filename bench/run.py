@@ -75,7 +75,8 @@ def stop(proc: subprocess.Popen) -> None:
 def measure(section: str, results: dict, sizes: list[int], args=None) -> None:
     from bench import bulk, bulk_continuation, coldstart, console, inproc, sendlanes, sendq
     if section == "bulk_overlap":
-        results["bulk_overlap"] = [bulk.overlap_side_by_side(args.overlap_rows, log, ms) for ms in args.aws_latency_ms]
+        results["bulk_overlap"] = [bulk.overlap_side_by_side(args.overlap_rows, log, ms, args.baseline_rev)
+                                   for ms in args.aws_latency_ms]
     elif section == "bulk_continuation":
         results["bulk_continuation"] = bulk_continuation.run(args.continuation_rows, args.budget, log)
     elif section == "console":
@@ -114,6 +115,8 @@ def main(argv=None) -> int:
                         help="bulk_overlap: rows of the file run sequential and overlapped (default %(default)s)")
     parser.add_argument("--aws-latency-ms", type=lambda v: [float(x) for x in v.split(",")], default=[0.0],
                         help="bulk_overlap: added wait per AWS call, comma-separated runs (default 0)")
+    parser.add_argument("--baseline-rev",
+                        help="bulk_overlap: also run this git revision's handler first (e.g. the code before issue 21)")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.bulk_sizes.split(",") if s]
     started = time.monotonic()

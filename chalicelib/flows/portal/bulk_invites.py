@@ -1,8 +1,8 @@
 """Bulk portal invitations from a CSV put at `bulk-invites/<tenant_id>/<name>` in the uploads bucket
 (DESIGN rule 3 and Events). S3 notifies the bulk queue; the handler streams the object through email_scan,
 decides one outcome per distinct email in chunks of 100 (two BatchGetItem, one TransactWriteItems), puts the
-invitations on the business's bulk sending line (messaging.enqueue_bulk), and writes the report to `bulk-invite-reports/<tenant_id>/<name>.json` and
-the rows the API pages through (bulk_rows). A file with metadata `review: true` is only decided (`will_invite`):
+invitations on the business's bulk sending line (messaging.enqueue_bulk), and writes the report to
+`bulk-invite-reports/<tenant_id>/<name>.json` and the rows the API pages through (bulk_rows). A file with metadata `review: true` is only decided (`will_invite`):
 its job waits in `ready` until bulk_review.send moves it to `sending` and queues {"bulk_send": ...} on the bulk
 queue, whose run (handle_send) decides every reviewed email again and invites. Either run continues across
 invocations from checkpoints (bulk_checkpoints).

@@ -53,11 +53,12 @@ class UploadUrl(Shape):
 
 
 class BulkProgress(Shape):
-    """How far a run has read (at its last checkpoint; a long file is read across several invocations)."""
+    """How far a run has read (at its last checkpoint; a long file is read across several invocations). While a
+    reviewed job is `sending`, how far the send is through the reviewed rows (bytes of the stored rows)."""
     rows_read: int
     bytes_read: int
     total_bytes: int
-    invited: int  # invited so far (will_invite, for a reviewed upload)
+    invited: int  # invited so far (will_invite, for a reviewed upload being read)
     continuations: int = 0
 
 
