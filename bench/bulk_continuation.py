@@ -49,10 +49,10 @@ def child() -> None:
     import app
     from bench.bulk import peak_rss_mb
     from chalicelib.core import config, messaging
-    queued, enqueue_bulk = Queued(), messaging.enqueue_bulk
+    invitations, enqueue_bulk = Queued(), messaging.enqueue_bulk
 
     def counted(tenant_id, messages):
-        queued.add(messages)
+        invitations.add(messages)
         return enqueue_bulk(tenant_id, messages)
     messaging.enqueue_bulk = counted
     invocations, event, started = [], job["event"], time.perf_counter()
@@ -66,7 +66,7 @@ def child() -> None:
         event = sqs_event(queued, config.queue_name("bulk-invites")) if queued else None
     seconds, peak = time.perf_counter() - started, peak_rss_mb()
     print(json.dumps({"seconds": seconds, "invocations": invocations, "peak_rss_mb": peak,
-                      "invitations": queued.counts()}))
+                      "invitations": invitations.counts()}))
 
 
 def run(rows: int, budget: float, log) -> dict:
@@ -85,7 +85,7 @@ def run(rows: int, budget: float, log) -> dict:
     proc = subprocess.run([sys.executable, "-m", "bench.bulk_continuation", "child"], cwd=ROOT, env=env,
                           input=json.dumps({"event": event}), capture_output=True, text=True)
     if proc.returncode != 0:
-        raise RuntimeError(f"bulk continuation child failed:\n{proc.stderr[-3000:]}")
+        raise RuntimeError(f"bulk continuation child failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     job = next(j for j in Job.query(tenant_id))
     counts = {k: int(v) for k, v in job.summary.as_dict()["counts"].items()}
