@@ -53,7 +53,7 @@ def write(r: dict) -> None:
         if key in r:
             out += lines(r)
         elif key in earlier:
-            out += [earlier[key], ""]
+            out += [earlier[key].rstrip("\n"), ""]  # its trailing blank lines would pile up at each rewrite
     out += ["Raw figures of this run: `.local/bench.json` (not committed).", ""]
     (ROOT / "BENCHMARKS.md").write_text("\n".join(out))
     if "bulk" in r:
@@ -361,7 +361,12 @@ def _bulk_overlap(r: dict) -> list[str]:
         out.append(_row(f"{o['rows']:,}", f"{o['aws_latency_ms']:g} ms",
                         *([f"{o['before']['rows_per_second']:,.0f}" if "before" in o else "–"] if before else []),
                         f"{seq['rows_per_second']:,.0f}", f"{ovl['rows_per_second']:,.0f}", speedup, calls))
-    return out + [""]
+    loads = [f"{o['rows']:,} rows +{o['aws_latency_ms']:g} ms: "
+             + ", ".join(f"{name} {o[name]['load'][0]:.1f}" for name in ("before", "sequential", "overlapped")
+                         if name in o and o[name].get("load"))
+             for o in runs]
+    return out + ["", "Load average (1 min) after each run, the other work on these 2 cores included: "
+                  + "; ".join(loads) + ".", ""]
 
 
 def _http(r: dict) -> list[str]:
