@@ -123,6 +123,14 @@ def test_a_run_killed_after_a_chunk_before_its_checkpoint_invites_each_once(app,
     drain(app)
     for e in emails[:ON_RECORD]:
         assert len(outbox_for(e)) == 1, e
+        assert len(invited_events(tenant.id, e)) == 1, e  # chunk 3's events, written twice, are there once
+
+
+def invited_events(tenant_id, email):
+    from chalicelib.core.models import AuditEvent
+    from chalicelib.flows.portal.invitations import portal_user_id
+    return [x for x in AuditEvent.by_trail.query(f"{tenant_id}#{portal_user_id(email)}")
+            if x.action == "portal.invited"]
 
 
 def test_a_continuation_delivered_twice_at_once_runs_once(app, http, tenant, tiny_budget, monkeypatch):
@@ -370,8 +378,6 @@ def test_a_run_cut_off_before_its_audit_write_leaves_one_event_per_invited_user(
     decides that chunk again (invited by this job) and writes the events; users whose events were written already
     keep one each (the same event ids)."""
     from chalicelib.core import audit
-    from chalicelib.core.models import AuditEvent
-    from chalicelib.flows.portal.invitations import portal_user_id
     monkeypatch.setenv("PORTAL_BULK_CHECKPOINT_SECONDS", "0")
     emails = directory(http, tenant, f"{tenant.id}.example")
     real_record, calls = audit.record_many, {"n": 0}
@@ -390,8 +396,7 @@ def test_a_run_cut_off_before_its_audit_write_leaves_one_event_per_invited_user(
     run_until_done(app, bulk_events())
     assert report(tenant.id, "audit.csv")["counts"]["invited"] == ON_RECORD
     for e in emails[:ON_RECORD]:
-        trail = [x for x in AuditEvent.by_trail.query(f"{tenant.id}#{portal_user_id(e)}")
-                 if x.action == "portal.invited"]
+        trail = invited_events(tenant.id, e)
         assert len(trail) == 1 and trail[0].details["job_id"] == job.job_id, e
 
 
@@ -410,3 +415,23 @@ def test_a_lease_runs_to_a_minute_past_the_invocations_end(monkeypatch):
     assert clock.lease_seconds == 360
     at[0] += 1000  # past its end
     assert clock.lease_seconds == 60
+
+
+def test_the_schedule_keeps_the_marker_of_a_send_started_while_it_looked(app, http, tenant, monkeypatch):
+    """The schedule reads a finished review's marker and the job (`ready`); Invite is pressed before it removes the
+    marker: the send's marker (written again) stays, so a send that stalls is still found."""
+    emails = directory(http, tenant, f"{tenant.id}.example")
+    job = reviewed(app, tenant.id, "race.csv", csv_of(emails))
+    real_get, pressed = Job.get.__func__, []
+
+    def get_then_invite(cls, tenant_id, job_id, *args, **kwargs):
+        got = real_get(cls, tenant_id, job_id, *args, **kwargs)
+        if tenant_id == tenant.id and job_id == job.job_id and got.status == "ready" and not pressed:
+            pressed.append(True)
+            send(http, tenant, job)  # Invite, between the schedule's read and its removal
+        return got
+    monkeypatch.setattr(Job, "get", classmethod(get_then_invite))
+    app.run_schedule(SCHEDULED_EVENT, LambdaContext())
+    monkeypatch.undo()
+    assert pressed and Job.get(tenant.id, job.job_id).status == "sending"
+    assert Job.get(bulk_checkpoints.RUNNING, f"{tenant.id}#{job.job_id}").kind == "bulk_running_marker"

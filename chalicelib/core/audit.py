@@ -46,7 +46,7 @@ def record_many(tenant_id: str, action: str, events: list[dict], *, actor: str |
                 at_ms, tag = now_ms, secrets.token_hex(4)
                 if once_per is not None:
                     at_ms = int(item["at"]) * 1000
-                    tag = hashlib.sha256(f"{once_per}|{target}".encode()).hexdigest()[:8]
+                    tag = hashlib.sha256(f"{once_per}|{target}".encode()).hexdigest()[:24]  # 96 bits: no two meet
                 writes.save(AuditEvent(tenant_id, f"{at_ms:013d}#{tag}", at=at_ms // 1000,
                                        action=action, actor=actor, target=target, details=details,
                                        trail_key=f"{tenant_id}#{target}",

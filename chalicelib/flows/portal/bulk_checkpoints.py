@@ -24,6 +24,7 @@ marker item per running or sending job in the jobs table (tenant `#running`)."""
 import json
 import os
 import time
+import uuid
 from dataclasses import dataclass, field
 
 from pynamodb.exceptions import DeleteError, DoesNotExist, UpdateError
@@ -203,7 +204,10 @@ def rebuild_seen(bucket: str, tenant_id: str, job_id: str, state: State, seen) -
 # --- the running-job list and the schedule -----------------------------------------------------------------------
 
 def mark_running(tenant_id: str, job_id: str) -> None:
-    Job(RUNNING, f"{tenant_id}#{job_id}", kind="bulk_running_marker", status="running").save()
+    # source holds a nonce: the schedule removes only the marker it read (a send's marker, written again over a
+    # finished review's, must survive a removal that read the review's)
+    Job(RUNNING, f"{tenant_id}#{job_id}", kind="bulk_running_marker", status="running",
+        source=uuid.uuid4().hex).save()
 
 
 STALL_RESUMES = 3  # restarts from the checkpoint before a stalled run is given up
@@ -247,8 +251,8 @@ def fail_stalled() -> dict:
             logger.warning("bulk job stalled: marked failed", extra={"job_id": job_id})
             failed += 1
         try:
-            marker.delete()
+            marker.delete(condition=Job.source == marker.source if marker.source else Job.source.does_not_exist())
             cleared += 1
-        except DeleteError:
+        except DeleteError:  # written again since it was read: the job runs again
             pass
     return {"bulk_stalled": failed, "bulk_resumed": resumed, "bulk_markers_cleared": cleared}

@@ -149,9 +149,9 @@ class Run:
     writing: Future | None = None  # the chunk whose users are being written (overlap): (rows, decided, written)
     queueing: list = field(default_factory=list)  # futures: the chunk's invitations queued, its audit (overlap)
 
-
     @property
     def phase(self) -> str:
+        """The stored rows' phase (bulk_rows.prefix); the parts of a send have their own prefix."""
         return "sent" if self.sending else ("review" if self.review else "run")
 
 
@@ -509,17 +509,17 @@ def _send_run(job: Job, receive_count: int, context=None) -> dict:
     """The reviewed rows (the review's all.jsonl, read from the checkpoint's byte offset) decided and invited."""
     summary = job.summary.as_dict() if job.summary else {}
     bucket = summary.get("bucket") or config.uploads_bucket()
-    reviewed = f"{summary['rows_prefix']}all.jsonl"
     owner, clock = uuid.uuid4().hex[:12], bulk_checkpoints.Clock(context)
     if not bulk_checkpoints.take_lease(job, owner, clock.lease_seconds):
         logger.info("bulk send already under way elsewhere", extra={"job_id": job.job_id})
         return {"status": "sending", "job_id": job.job_id, "busy": True}
-    s3 = config.client("s3")
-    state = bulk_checkpoints.State.of(job, s3.head_object(Bucket=bucket, Key=reviewed)["ContentLength"])
-    run = Run(job.tenant_id, job.job_id, bool(summary.get("include_invited")), summary.get("access") or "billing",
-              Report(state.counts or None, header=not state.parts), actor=summary.get("actor"), sending=True,
-              line=state.line)
-    try:
+    run: Run | None = None
+    try:  # from here on, whatever fails gives the lease back and, on the queue's last try, fails the job
+        s3, reviewed = config.client("s3"), f"{summary['rows_prefix']}all.jsonl"
+        state = bulk_checkpoints.State.of(job, s3.head_object(Bucket=bucket, Key=reviewed)["ContentLength"])
+        run = Run(job.tenant_id, job.job_id, bool(summary.get("include_invited")), summary.get("access") or "billing",
+                  Report(state.counts or None, header=not state.parts), actor=summary.get("actor"), sending=True,
+                  line=state.line)
         if state.offset < state.total_bytes:
             body = s3.get_object(Bucket=bucket, Key=reviewed, Range=f"bytes={state.offset}-")["Body"]
             try:
@@ -540,7 +540,8 @@ def _send_run(job: Job, receive_count: int, context=None) -> dict:
         logger.warning("bulk send taken over by another invocation: stopped", extra={"job_id": job.job_id})
         return {"status": "sending", "job_id": job.job_id, "busy": True}
     except Exception as exc:
-        _settle_quietly(run)
+        if run is not None:
+            _settle_quietly(run)
         bulk_checkpoints.release(job, owner)
         if receive_count >= MAX_RECEIVES:
             _finish(job, "failed", error="processing_failed", message=type(exc).__name__)
@@ -747,6 +748,8 @@ def _decide_emails(run: Run, emails: list[str], refs: dict,
                 written[email] = int(user.updated_at)
             else:
                 outcome, access = "skipped_conflict", None
+        elif outcome == "invited":  # the stale read missed an earlier try's write
+            written[email] = int(fresh.updated_at)
         decided[email] = (outcome, access)
     return decided, written
 

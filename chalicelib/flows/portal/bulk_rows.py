@@ -12,7 +12,7 @@ import csv
 import io
 import json
 import tempfile
-from typing import IO, Iterator
+from typing import IO
 
 from botocore.exceptions import ClientError
 
@@ -140,14 +140,6 @@ class _Encoded(io.RawIOBase):
 def _csv_safe(text: str) -> str:
     """A cell a spreadsheet would run as a formula (=, +, -, @ first) is kept as text with a leading quote."""
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
-def stored_rows(bucket: str, at: str) -> Iterator[dict]:
-    """Every stored row of a phase, in file order (the send re-decides from the reviewed rows)."""
-    body = config.client("s3").get_object(Bucket=bucket, Key=f"{at}all.jsonl")["Body"]
-    for line in body.iter_lines():
-        if line:
-            yield json.loads(line)
 
 
 # --- reading a page ----------------------------------------------------------------------------------------------
