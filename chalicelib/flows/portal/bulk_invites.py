@@ -2,10 +2,10 @@
 (DESIGN rule 3 and Events). S3 notifies the bulk queue; the handler streams the object through email_scan,
 decides one outcome per distinct email in chunks of 100 (two BatchGetItem, one TransactWriteItems), puts the
 invitations on the business's bulk sending line (messaging.enqueue_bulk), and writes the report to
-`bulk-invite-reports/<tenant_id>/<name>.json` and the rows the API pages through (bulk_rows). A file with metadata `review: true` is only decided (`will_invite`):
-its job waits in `ready` until bulk_review.send moves it to `sending` and queues {"bulk_send": ...} on the bulk
-queue, whose run (handle_send) decides every reviewed email again and invites. Either run continues across
-invocations from checkpoints (bulk_checkpoints).
+`bulk-invite-reports/<tenant_id>/<name>.json` and the rows the API pages through (bulk_rows). A file with metadata
+`review: true` is only decided (`will_invite`): its job waits in `ready` until bulk_review.send moves it to
+`sending` and queues {"bulk_send": ...} on the bulk queue, whose run (handle_send) decides every reviewed email
+again and invites. Either run continues across invocations from checkpoints (bulk_checkpoints).
 
 Exactly once: the job id is derived from bucket + key + the PUT (the event's sequencer, else version, else event
 time), so every delivery of one upload is the same job and each new upload, even of the same bytes, a new one.
