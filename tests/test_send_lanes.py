@@ -217,6 +217,7 @@ def test_an_aws_outage_pauses_the_lane_instead_of_dead_lettering_it(app, monkeyp
 
 def test_bulk_keeps_to_the_rate_and_interactive_goes_first_within_it(app, monkeypatch):
     drain(app)
+    time.sleep(1 - time.time() % 1)  # the seconds counted hold no slot of what that drain sent (up to 14 a second)
     monkeypatch.setenv("PORTAL_SES_RATE_PER_SECOND", "5")
     a = business()
     messaging.enqueue_bulk(a, bulk_mail(a, 16, "rate"))
@@ -237,7 +238,6 @@ def test_bulk_keeps_to_the_rate_and_interactive_goes_first_within_it(app, monkey
     messaging.deliver(messaging.email("t1", "urgent@lanes.example", "Code", "1"))
     assert time.monotonic() - t0 < 1.2 and len(outbox_for("urgent@lanes.example")) == 1
     assert send_rate.taken("email", second) == 5 and send_rate.taken("email", second + 1) >= 1
-
 
 
 def test_a_reset_code_lives_its_ten_minutes_from_delivery(app, http, tenant, clock):  # noqa: F811

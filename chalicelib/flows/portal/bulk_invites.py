@@ -148,6 +148,7 @@ class Run:
     overlap: bool = field(default_factory=lambda: os.environ.get("PORTAL_BULK_OVERLAP", "true") != "false")
     writing: Future | None = None  # the chunk whose users are being written (overlap): (rows, decided, written)
     queueing: list = field(default_factory=list)  # futures: the chunk's invitations queued, its audit (overlap)
+    outgoing: list = field(default_factory=list)  # invitations decided, not yet on the bulk lane (_queue)
 
     @property
     def phase(self) -> str:
@@ -623,9 +624,7 @@ def _decide(run: Run) -> None:
     emails = [r["email"] for r in rows if r["outcome"] is None]
     if not run.overlap:
         decided, written = _decide_emails(run, emails, *_lookup(run, emails)) if emails else ({}, {})
-        messages = _report_rows(run, rows, decided)
-        if messages:
-            messaging.enqueue_bulk(run.tenant_id, messages)
+        _queue(run, _report_rows(run, rows, decided))
         _audit_invited(run, written, decided)
         return
     read = _lookup(run, emails) if emails else ({}, {})
@@ -645,6 +644,7 @@ def _pool() -> ThreadPoolExecutor:
 
 _POOL: ThreadPoolExecutor | None = None
 QUEUEING_AT_ONCE = 4  # audit writes and enqueue calls of the last chunks still going (two chunks' worth)
+QUEUE_AT_ONCE = 500  # invitations put on the bulk lane in one go (about five chunks)
 
 
 def _lookup(run: Run, emails: list[str]) -> tuple[dict, dict]:
@@ -673,13 +673,28 @@ def _written_to_report(run: Run) -> None:
     while len(run.queueing) > QUEUEING_AT_ONCE:  # the oldest first; the order of messages does not matter
         run.queueing.pop(0).result()
     run.queueing.append(_pool().submit(_audit_invited, run, written, decided))
-    if messages:
-        run.queueing.append(_pool().submit(messaging.enqueue_bulk, run.tenant_id, messages))
+    _queue(run, messages)
+
+
+def _queue(run: Run, messages: list[dict], flush: bool = False) -> None:
+    """Invitations onto the business's bulk line QUEUE_AT_ONCE at a time: each put also touches the line's marker
+    and reads the drainer's lease, so per chunk those two calls would cost 0.02 DynamoDB calls an email, over the
+    bar's 0.1 in all. Flushed before every checkpoint (_settle): what a checkpoint covers is on the line; what a
+    crash loses here, the resumed run decides again (the same message ids)."""
+    run.outgoing += messages
+    if not run.outgoing or (len(run.outgoing) < QUEUE_AT_ONCE and not flush):
+        return
+    batch, run.outgoing = run.outgoing, []
+    if run.overlap:
+        run.queueing.append(_pool().submit(messaging.enqueue_bulk, run.tenant_id, batch))
+    else:
+        messaging.enqueue_bulk(run.tenant_id, batch)
 
 
 def _settle(run: Run) -> None:
     """Waits for every chunk in flight (overlap): all rows reported, every invitation queued."""
     _written_to_report(run)
+    _queue(run, [], flush=True)
     queued, run.queueing = run.queueing, []
     for pending in queued:
         pending.result()
@@ -693,7 +708,7 @@ def _settle_quietly(run: Run) -> None:
                 pending.result()
             except Exception:  # the invocation fails already; the retry decides the chunk again
                 pass
-    run.writing, run.queueing = None, []
+    run.writing, run.queueing, run.outgoing = None, [], []
 
 
 def _report_rows(run: Run, rows: list[dict], decided: dict) -> list[dict]:
