@@ -328,7 +328,8 @@ def _bulk_continuation(r: dict) -> list[str]:
             _row(f"{c['file_rows']:,}", f"{c['bytes'] / 1e6:.1f} MB", f"{c['seconds']:.0f} s",
                  f"{c['rows_per_second']:,.0f}", f"{c['continuations'] + 1} ({per_invocation:.1f} s each)",
                  f"{c['peak_rss_mb']:.0f} MB", "yes" if c["stored_rows"] == c["file_rows"] else "**no**",
-                 f"{c['counts']['invited']:,}", _queued(c.get("invitations"))), ""]
+                 f"{c['counts']['invited']:,}", _queued(c.get("invitations"))), "",
+            *([c["note"], ""] if c.get("note") else [])]
 
 
 def _queued(invitations: dict | None) -> str:

@@ -177,13 +177,6 @@ class SeenEmails:
         self._db.executemany("INSERT OR IGNORE INTO seen VALUES (?)", [(e,) for e in emails])
 
 
-def _report_transfer():
-    from boto3.s3.transfer import TransferConfig
-    # From a file name, boto3 reads each 8 MB part from disk as it sends it (from a file object it would hold up
-    # to 10 parts in memory); two parts in flight keep a 500k-row report's upload to ~16 MB.
-    return TransferConfig(max_concurrency=2, multipart_chunksize=8 * 1024 * 1024)
-
-
 class Report:
     """Row outcomes streamed to temporary files (memory stays flat), counts kept aside; uploaded at the end: the
     JSON report at the file's report key, and the rows the API pages through (bulk_rows)."""
@@ -203,9 +196,7 @@ class Report:
 
     def upload_part(self, bucket: str, at: str) -> list[str]:
         """The rows held as one part of a continued run (bulk_checkpoints); the names of its stored-row files."""
-        self.rows.seek(0)
-        config.client("s3").upload_fileobj(bulk_rows._Encoded(self.rows), bucket, f"{at}report.json")
-        self.rows.close()
+        bulk_rows.upload_text(self.rows, bucket, f"{at}report.json")
         return self.stored.upload_part(bucket, at)
 
     def append_part(self, bucket: str, at: str, names: list[str]) -> None:
@@ -225,7 +216,7 @@ class Report:
             out.write(b"\n]}\n")
             out.flush()
             config.client("s3").upload_file(out.name, bucket, key, ExtraArgs={"ContentType": "application/json"},
-                                            Config=_report_transfer())
+                                            Config=bulk_rows.transfer_config())
         self.rows.close()
         if rows_at:
             self.stored.upload(bucket, rows_at)
