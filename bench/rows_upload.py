@@ -74,11 +74,11 @@ def main() -> None:
         moto = start_moto(port, Path(outbox) / "moto.log")
         try:
             for way in ("now", "before"):
-                out = subprocess.run([sys.executable, "-m", "bench.rows_upload", "child", way, str(rows), latency_ms], cwd=ROOT,
-                                     check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
-                r = json.loads(out)
-                print(f"{way}: {rows:,} rows, +{latency_ms} ms a call, peak RSS {r['peak_before_mb']:.0f} MB before the upload, "
-                      f"{r['peak_after_mb']:.0f} MB after ({r['peak_after_mb'] - r['peak_before_mb']:+.0f} MB), "
+                command = [sys.executable, "-m", "bench.rows_upload", "child", way, str(rows), latency_ms]
+                out = subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True).stdout
+                r = json.loads(out.strip().splitlines()[-1])
+                print(f"{way}: {rows:,} rows, +{latency_ms} ms a call, peak RSS {r['peak_before_mb']:.0f} MB before "
+                      f"the upload, {r['peak_after_mb']:.0f} MB after ({r['peak_after_mb'] - r['peak_before_mb']:+.0f} MB), "
                       f"{r['seconds']:.1f} s")
         finally:
             moto.kill()

@@ -214,11 +214,11 @@ STALL_RESUMES = 3  # restarts from the checkpoint before a stalled run is given 
 
 
 def fail_stalled() -> dict:
-    """The schedule's step: a running (or sending) bulk job without a checkpoint for longer than PORTAL_BULK_STALL_SECONDS
-    (its invocation was killed, or failed and its message waits out the queue's 90-minute visibility) continues
-    from its checkpoint, STALL_RESUMES times; then it is marked failed (`stalled`). No live invocation can hold it
-    then: one checkpoints at least every PORTAL_BULK_CHECKPOINT_SECONDS and lives 15 minutes at most. Markers of
-    jobs no longer running are removed."""
+    """The schedule's step: a running (or sending) bulk job without a checkpoint for longer than
+    PORTAL_BULK_STALL_SECONDS (its invocation was killed, or failed and its message waits out the queue's 90-minute
+    visibility) continues from its checkpoint, STALL_RESUMES times; then it is marked failed (`stalled`). No live
+    invocation can hold it then: one checkpoints at least every PORTAL_BULK_CHECKPOINT_SECONDS and lives 15 minutes
+    at most. Markers of jobs no longer running or sending are removed."""
     failed = cleared = resumed = 0
     limit = now() - stall_seconds()
     for marker in Job.query(RUNNING):
