@@ -148,6 +148,7 @@ def test_unlock_a_locked_person(page, tenant):
     sign_in(page, tenant)
     page.goto(f"/console/people/{person.person_id}")
     page.get_by_role("button", name="Unlock").click()
+    page.get_by_text("Unlocked: they can sign in again now.").wait_for()  # the page after the POST (CI read it early)
     assert page.get_by_text("Unlocked: they can sign in again now.").is_visible()
     assert axe_violations(page) == []
 
