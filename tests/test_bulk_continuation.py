@@ -435,3 +435,13 @@ def test_the_schedule_keeps_the_marker_of_a_send_started_while_it_looked(app, ht
     monkeypatch.undo()
     assert pressed and Job.get(tenant.id, job.job_id).status == "sending"
     assert Job.get(bulk_checkpoints.RUNNING, f"{tenant.id}#{job.job_id}").kind == "bulk_running_marker"
+
+
+def test_a_run_without_a_lambda_end_renews_its_lease_at_each_checkpoint(monkeypatch):
+    """The console's review runs in the API process with no Lambda context: its lease is renewed for 15 minutes
+    at each checkpoint (not spent 16 minutes after it began, when another delivery could take the job over)."""
+    at = [1000.0]
+    monkeypatch.setattr(bulk_checkpoints.time, "monotonic", lambda: at[0])
+    clock = bulk_checkpoints.Clock(None)
+    at[0] += 3600
+    assert clock.lease_seconds == 960

@@ -76,13 +76,15 @@ class Clock:
         if budget is not None:
             limit = budget if limit is None else min(limit, budget)
         self.deadline = None if limit is None else self.started + limit
-        self._ends = self.started + (remaining if remaining is not None else 900)  # Lambda's own end
+        self._ends = None if remaining is None else self.started + remaining  # Lambda's own end
 
     @property
     def lease_seconds(self) -> int:
         """The lease runs to a minute past this invocation's end, whenever it is taken or renewed: a killed run's
-        job is free again soon after, never a whole invocation's time after its last checkpoint."""
-        return max(0, int(self._ends - time.monotonic())) + 60
+        job is free again soon after, never a whole invocation's time after its last checkpoint. A run with no
+        Lambda end (the console's review in the API process) renews it for 15 minutes at each checkpoint."""
+        left = 900 if self._ends is None else max(0, int(self._ends - time.monotonic()))
+        return left + 60
 
     def out(self) -> bool:
         return self.deadline is not None and time.monotonic() >= self.deadline
