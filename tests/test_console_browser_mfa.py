@@ -6,6 +6,7 @@ saved under docs/screens/console-*.png."""
 import re
 
 import pyotp
+from playwright.sync_api import expect
 from browser_helpers import axe_violations, browser, fill_console_sign_in, page, server, shot  # noqa: F401
 from mfa_helpers import code_clock, set_up_totp  # noqa: F401
 from staff_helpers import staff_member
@@ -29,13 +30,13 @@ def test_required_setup_second_page_and_reset(app, page, tenant, code_clock):
 
     sign_in(page, tenant)
     page.wait_for_url(re.compile(r"/console/mfa-setup"))
-    assert page.get_by_role("img", name="QR code for your authenticator app").is_visible()
+    expect(page.get_by_role("img", name="QR code for your authenticator app")).to_be_visible()
     clean(page, "console-mfa-setup")
     key = page.locator(".key code").inner_text().replace(" ", "")
     page.get_by_label("Code from your authenticator app").fill(pyotp.TOTP(key).at(code_clock()))
     page.get_by_role("button", name="Confirm").click()
-    assert page.get_by_role("heading", name="Save your recovery codes").is_visible()
-    assert page.get_by_role("list", name="Recovery codes").locator("li").count() == 10
+    expect(page.get_by_role("heading", name="Save your recovery codes")).to_be_visible()
+    expect(page.get_by_role("list", name="Recovery codes").locator("li")).to_have_count(10)
     clean(page, "console-mfa-recovery-codes")
     page.get_by_role("link", name="Continue to the console").click()
     page.wait_for_url(re.compile(r"/console/people/employees"))
@@ -48,17 +49,17 @@ def test_required_setup_second_page_and_reset(app, page, tenant, code_clock):
     field = page.get_by_label("Authenticator code or recovery code")
     field.fill("000000" if pyotp.TOTP(key).at(code_clock.next()) != "000000" else "111111")
     page.get_by_role("button", name="Continue").click()
-    assert page.get_by_text("This code is not right").first.is_visible()
+    expect(page.get_by_text("This code is not right").first).to_be_visible()
     assert axe_violations(page) == []
     page.get_by_label("Authenticator code or recovery code").fill(pyotp.TOTP(key).at(code_clock()))
     page.get_by_role("button", name="Continue").click()
     page.wait_for_url(re.compile(r"/console/people/employees"))
 
     page.goto(f"/console/people/{person.person_id}")
-    assert page.get_by_text("Set up", exact=True).is_visible()
+    expect(page.get_by_text("Set up", exact=True)).to_be_visible()
     clean(page, "console-person-second-factor")
     page.get_by_role("button", name="Reset second factor").click()
     page.wait_for_url(re.compile(r"done=mfa_reset"))
-    assert page.get_by_text("Not set up", exact=True).is_visible()
+    expect(page.get_by_text("Not set up", exact=True)).to_be_visible()
     assert page.get_by_role("button", name="Reset second factor").count() == 0
     clean(page, "console-person-second-factor-reset")

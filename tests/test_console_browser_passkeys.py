@@ -51,7 +51,7 @@ def test_add_a_passkey_then_sign_in_with_it_as_the_factor_and_without_a_password
     page.get_by_role("link", name="Sign-in methods").click()
     page.wait_for_url(re.compile(r"/console/mfa-setup"))
     expect(page.get_by_role("heading", name="Passkeys", exact=True)).to_be_visible()
-    assert not page.get_by_text("A passkey needs JavaScript").first.is_visible()  # the script hid it
+    expect(page.get_by_text("A passkey needs JavaScript").first).to_be_hidden()  # the script hid it
     clean(page, "console-passkeys")
 
     page.get_by_label("Passkey name").fill("Office laptop")
@@ -65,7 +65,7 @@ def test_add_a_passkey_then_sign_in_with_it_as_the_factor_and_without_a_password
     page.get_by_role("link", name="Continue to the console").click()
     page.wait_for_url(re.compile(r"/console/mfa-setup"))
     table = page.get_by_role("table", name="Your passkeys")
-    assert table.get_by_role("rowheader", name="Office laptop").is_visible()
+    expect(table.get_by_role("rowheader", name="Office laptop")).to_be_visible()
     page.get_by_label("New name for Office laptop").fill("Work laptop")
     page.get_by_role("button", name="Rename Office laptop").click()
     page.wait_for_url(re.compile(r"done=renamed"))
@@ -168,15 +168,15 @@ def test_without_javascript_the_page_says_so_and_the_password_still_works(browse
     tab = context.new_page()
     try:
         tab.goto("/console/sign-in/passkey")
-        assert tab.get_by_text("A passkey needs JavaScript, which is off or blocked in this browser.").is_visible()
-        assert not tab.get_by_role("button", name="Sign in with a passkey").is_visible()
+        expect(tab.get_by_text("A passkey needs JavaScript, which is off or blocked in this browser.")).to_be_visible()
+        expect(tab.get_by_role("button", name="Sign in with a passkey")).to_be_hidden()
         shot(tab, "console-passkey-no-javascript")
         tab.get_by_role("link", name="Sign in with your password").click()
         fill_console_sign_in(tab, tenant.id, tenant.admin_username, tenant.admin_password,
                              start="/console/sign-in?next=/console/customers")
         tab.wait_for_url(re.compile(r"/console/customers"))
         tab.goto("/console/mfa-setup")
-        assert tab.get_by_text("A passkey needs JavaScript").first.is_visible()
-        assert not tab.get_by_role("button", name="Add a passkey").is_visible()
+        expect(tab.get_by_text("A passkey needs JavaScript").first).to_be_visible()
+        expect(tab.get_by_role("button", name="Add a passkey")).to_be_hidden()
     finally:
         context.close()

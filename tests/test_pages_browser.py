@@ -61,7 +61,7 @@ def test_register_from_the_invitation_fail_the_policy_then_sign_in(app, http, bu
     # the account's username is in the form (hidden), so a password manager stores the password with it
     username = page.locator("form #account-username")
     assert username.get_attribute("autocomplete") == "username" and username.input_value() == email
-    assert not username.is_visible()
+    expect(username).to_be_hidden()
     assert not [m for m in page.console_messages if "should have (optionally hidden) username" in m]
     button_bg = page.eval_on_selector("button[type=submit]", "b => getComputedStyle(b).backgroundColor")
     assert button_bg == "rgb(11, 92, 173)"  # the stylesheet applied under the CSP
