@@ -130,6 +130,11 @@ def _cold_start(r: dict) -> list[str]:
                      "every module compiled)", "source_only"),
                 line("the chosen libraries alone: chalice, boto3, pynamodb, pydantic, PyJWT, argon2-cffi, Powertools "
                      "Logger", "libraries")]
+    if "sign_in_ms" in cold:
+        out += [line("`import app`, then what the API's first staff sign-in imports (its flow, the models, argon2, "
+                     "PyJWT): the API function's whole import before its first answer", "sign_in"),
+                line("`import app`, then the interactive send lane's handler (`chalicelib.events.sender`): the "
+                     "sender function's whole import", "send")]
     out += [
         line("baseline: Powertools Tracer/Logger/Metrics, X-Ray SDK, six boto3 clients eagerly, then `app`", "eager"),
         "",

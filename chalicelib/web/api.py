@@ -6,17 +6,22 @@ the body and generate the OpenAPI document), and the error envelope of DESIGN fo
 
 The handler gets a `Call` (principal, validated body, query, client ip) and path parameters; it returns a
 JSON-able value or raises a flow error (core/errors.py). The tenant is always the one in the caller's token."""
+from __future__ import annotations
+
 import json
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from chalice import Response
-from pydantic import BaseModel, ValidationError
 
 from chalicelib.core import errors
 from chalicelib.core.errors import Error
 from chalicelib.core.principal import Principal
+from chalicelib.web.lazy import ShapeRef, resolve
+
+if TYPE_CHECKING:  # pydantic is imported by the flows a request uses, not by declaring the routes (web/lazy.py)
+    from pydantic import BaseModel, ValidationError
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -251,8 +256,8 @@ class RouteSpec:
     path: str
     method: str
     policy: Policy
-    body: type[BaseModel] | None
-    response: type[BaseModel] | None
+    body: type[BaseModel] | ShapeRef | None
+    response: type[BaseModel] | ShapeRef | None
     status: int
     summary: str
     view_name: str
@@ -271,7 +276,7 @@ def _validation_message(exc: ValidationError) -> tuple[str, list[dict]]:
 
 
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, BaseModel):
+    if hasattr(value, "model_dump"):  # a pydantic model (pydantic is not imported here: web/lazy.py)
         return value.model_dump(mode="json", exclude_none=True)
     if isinstance(value, list):
         return [_jsonable(v) for v in value]
@@ -293,8 +298,8 @@ class Api:
         self.app = blueprint
         self.routes: list[RouteSpec] = []
 
-    def route(self, path: str, method: str, policy: Policy, *, body: type[BaseModel] | None = None,
-              response: type[BaseModel] | None = None, status: int = 200, query: dict | None = None,
+    def route(self, path: str, method: str, policy: Policy, *, body: type[BaseModel] | ShapeRef | None = None,
+              response: type[BaseModel] | ShapeRef | None = None, status: int = 200, query: dict | None = None,
               errors: tuple = (), content_types: list[str] | None = None) -> Callable:
         def register(fn: Callable) -> Callable:
             spec = RouteSpec(path, method, policy, body, response, status, (fn.__doc__ or fn.__name__).strip(),
@@ -330,7 +335,7 @@ class Api:
                 if not spec.policy.allows(principal):
                     raise _forbidden(spec.policy, principal)
                 spec.policy.check(principal, f"{spec.method} {spec.path}", path_params, ip)
-            body = self._parse_body(spec.body, request) if spec.body else None
+            body = self._parse_body(resolve(spec.body), request) if spec.body else None
             call = Call(principal, body, dict(request.query_params or {}), ip,
                         request.headers.get("user-agent"), request_id)
             result = fn(call, **path_params)
@@ -353,6 +358,7 @@ class Api:
 
     @staticmethod
     def _parse_body(model: type[BaseModel], request) -> BaseModel:
+        from pydantic import ValidationError
         raw = request.raw_body or b""
         if len(raw) > MAX_BODY_BYTES:
             raise ApiError(413, "payload_too_large", f"The body is over {MAX_BODY_BYTES} bytes.")

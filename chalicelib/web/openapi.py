@@ -4,6 +4,7 @@ from functools import lru_cache
 
 from chalicelib.core.paging import MAX_PAGE
 from chalicelib.web.api import ROUTES, Public, RouteSpec
+from chalicelib.web.lazy import resolve
 
 ERROR_SCHEMA = {
     "type": "object", "required": ["error"],
@@ -21,6 +22,7 @@ QUERY_SCHEMAS = {"limit": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}
 
 
 def _schema(model, components: dict) -> dict:
+    model = resolve(model)
     schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
     components.update(schema.pop("$defs", {}))
     components[model.__name__] = schema

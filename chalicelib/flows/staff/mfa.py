@@ -36,6 +36,14 @@ class MfaPolicy(Shape):
     staff_mfa: PolicyValue
 
 
+class MfaStatus(Shape):
+    """GET /v1/staff/mfa: a staff member's second factors, recovery codes left, the business's policy."""
+    methods: list[str]
+    recovery_codes_left: int
+    policy: str
+    required: bool
+
+
 def policy_of(tenant: Tenant | None) -> str:
     return (tenant.staff_mfa if tenant is not None else None) or DEFAULT_POLICY
 

@@ -8,14 +8,16 @@ Every page calls the flow the JSON API calls (flows/apps.py: POST|GET /v1/apps, 
 from urllib.parse import quote
 
 from chalice import Response
-from pydantic import ValidationError
 
 from chalicelib.core.errors import Error, NotFound
-from chalicelib.flows import apps
 from chalicelib.web.api import status_of
 from chalicelib.web.console.shell import Console, console_page
+from chalicelib.web.lazy import lazy
 from chalicelib.web.pages.forms import Errors, explain
 from chalicelib.web.pages.render import url
+
+apps = lazy("chalicelib.flows.apps")
+pydantic = lazy("pydantic")
 
 APPS = "apps:manage"
 LIST = "/console/apps"
@@ -109,7 +111,7 @@ def add(c: Console) -> Response:
                     "post_logout_redirect_uris": lines(form["post_logout_redirect_uris"]),
                     "initiate_login_uri": form["initiate_login_uri"].strip() or None})
                 made = apps.create(c.tenant_id, body, c.principal.subject, c.ip)
-            except (ValidationError, Error) as exc:
+            except (pydantic.ValidationError, Error) as exc:
                 explain(exc, errors, FIELDS)
             else:
                 if made.client_secret:  # shown in this answer only
@@ -160,7 +162,7 @@ def app(c: Console, client_id: str) -> Response:
             apps.patch(c.tenant_id, client_id, body, c.principal.subject, c.ip)
         except NotFound:
             return not_found(c)
-        except (ValidationError, Error) as exc:
+        except (pydantic.ValidationError, Error) as exc:
             explain(exc, errors, FIELDS)
         else:
             return c.done(app_path(client_id), "saved")

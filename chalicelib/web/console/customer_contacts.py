@@ -2,13 +2,15 @@
 (portal:manage, the rule the API follows too), Send invite to customer portal. The same flow as
 POST /v1/customers/{id}/contacts: invitations.create_contact, which checks everything before writing anything."""
 from chalice import Response
-from pydantic import ValidationError
 
 from chalicelib.core.errors import Error, Forbidden
 from chalicelib.web.api import status_of
 from chalicelib.web.console.customers import DIRECTORY, PORTAL, customer_or_404, not_found
 from chalicelib.web.console.shell import Console, console_page, forbidden
+from chalicelib.web.lazy import lazy
 from chalicelib.web.pages.forms import Errors, explain, require
+
+pydantic = lazy("pydantic")
 
 FIELDS = {"name": "name", "email": "email", "phone": "phone", "send_portal_invite": "send_portal_invite"}
 NOTICES = {"invited": "contact_invited", "granted_to_existing_account": "contact_granted", None: "contact_added"}
@@ -37,7 +39,7 @@ def new_contact(c: Console, customer_id: str) -> Response:
                                                  permissions=c.principal.permissions)
             except Forbidden:  # Send invite to customer portal without portal:manage (the box is not shown then)
                 return forbidden(c.page, c.principal, c.tenant_name)
-            except ValidationError as exc:
+            except pydantic.ValidationError as exc:
                 explain(exc, errors, FIELDS)
             except Error as err:
                 explain(err, errors, FIELDS)

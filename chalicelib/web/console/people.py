@@ -6,14 +6,17 @@ import re
 import uuid
 
 from chalice import Response
-from pydantic import ValidationError
 
 from chalicelib.core.errors import Error, Invalid
-from chalicelib.flows.staff import staff_accounts, staff_bulk
 from chalicelib.web.console import people_words as words
 from chalicelib.web.console.shell import Console, console_page
+from chalicelib.web.lazy import lazy
 from chalicelib.web.pages.forms import Errors, explain, require
 from chalicelib.web.pages.render import url
+
+pydantic = lazy("pydantic")
+staff_accounts = lazy("chalicelib.flows.staff.staff_accounts")
+staff_bulk = lazy("chalicelib.flows.staff.staff_bulk")
 
 ACCOUNTS = "accounts:manage"
 PAGE_SIZE = 20  # a page's checkboxes, with the form's other fields, stay under the form parser's 30 fields
@@ -173,9 +176,9 @@ def _add(c: Console, which: str) -> Response:
         try:
             out = staff_accounts.create_person(c.principal, staff_accounts.PersonCreate(**fields), c.ip)
             return c.done(f"/console/people/{out.person_id}", "created")
-        except (ValidationError, Error) as exc:
+        except (pydantic.ValidationError, Error) as exc:
             explain(exc, errors, ADD_FIELDS)
-            if isinstance(exc, ValidationError) and "mobile" in errors.fields:
+            if isinstance(exc, pydantic.ValidationError) and "mobile" in errors.fields:
                 errors.fields["mobile"] = MOBILE_WORDS
     return c.html("console/people-add.html", status=400 if errors else 200, title=f"Add {kind}", kind=kind,
                   which=which, list_title=title, errors=errors, form=form if c.page.method == "POST" else {},

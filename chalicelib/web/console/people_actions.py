@@ -2,17 +2,30 @@
 without an account (Create an account later / Send invitation via email or SMS / Create a username and password);
 Profile Actions (Send Password Reset, Set Temporary Password shown once, Unlock, Disable / Enable, Reset second
 factor, Sign out everywhere) and their Activity in words. Each action is the flow the JSON API's route calls (routes/people.py)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from chalice import Response
-from pydantic import ValidationError
 
 from chalicelib.core.errors import Error, NotFound
-from chalicelib.flows.staff import admin_passwords, mfa_admin, staff_accounts, staff_invitations, unlock
 from chalicelib.web.console import people_words as words
 from chalicelib.web.console import words as activity_words
 from chalicelib.web.console.people import ACCOUNTS, LISTS, status_of_error
 from chalicelib.web.console.shell import Console, console_page
+from chalicelib.web.lazy import lazy
 from chalicelib.web.pages.forms import Errors, explain
 from chalicelib.web.pages.render import url
+
+if TYPE_CHECKING:
+    from chalicelib.flows.staff.staff_accounts import PersonOut
+
+admin_passwords = lazy("chalicelib.flows.staff.admin_passwords")
+mfa_admin = lazy("chalicelib.flows.staff.mfa_admin")
+pydantic = lazy("pydantic")
+staff_accounts = lazy("chalicelib.flows.staff.staff_accounts")
+staff_invitations = lazy("chalicelib.flows.staff.staff_invitations")
+unlock = lazy("chalicelib.flows.staff.unlock")
 
 ACTIVITY_PAGE = 25
 NEW_ACCOUNT = {"later": "Create an account later", "invite": "Send invitation via email or SMS",
@@ -25,7 +38,7 @@ def _missing(c: Console) -> Response:
                   words_back="Employees", back_href="/console/people/employees")
 
 
-def _page(c: Console, person: staff_accounts.PersonOut, *, errors: Errors | None = None, problem: str | None = None,
+def _page(c: Console, person: PersonOut, *, errors: Errors | None = None, problem: str | None = None,
           status: int = 200) -> Response:
     which = "technicians" if person.kind == "technician" else "employees"
     channels = [(ch, label) for ch, label, have in (("email", "Email", person.email),
@@ -101,9 +114,9 @@ def person(c: Console, person_id: str) -> Response:
         else:
             errors.add(None, "Choose one of the actions.")
         return _page(c, found, errors=errors, status=400)
-    except (ValidationError, Error) as exc:
+    except (pydantic.ValidationError, Error) as exc:
         explain(exc, errors, ACCOUNT_FIELDS, c.form.get("password", ""))
-        status = 400 if isinstance(exc, ValidationError) else status_of_error(exc)
+        status = 400 if isinstance(exc, pydantic.ValidationError) else status_of_error(exc)
         found = staff_accounts.get_person(c.tenant_id, person_id)  # as it is now (a race may have changed it)
         return _page(c, found, errors=errors, status=status)
 

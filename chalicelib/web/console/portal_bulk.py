@@ -7,17 +7,25 @@ Every step is the flow of the JSON API (chalicelib/web/routes/portal.py, bulk-in
 staff member: bulk_review.upload_for_review (the review runs in this request; nothing is sent), get_job / list_jobs,
 list_rows (paged, filtered by outcome), send (conditional: sends once however often or concurrently it is called;
 the bulk queue does the sending) and report_csv."""
+from __future__ import annotations
+
 import re
+from typing import TYPE_CHECKING
 
 from chalice import Response
 
 from chalicelib.core.errors import Error, NotFound
-from chalicelib.flows.portal import bulk_review
 from chalicelib.web.console import words
 from chalicelib.web.console.shell import Console, console_page
+from chalicelib.web.lazy import lazy
 from chalicelib.web.pages.forms import Errors, explain
 from chalicelib.web.pages.render import url
 from chalicelib.web.pages.serve import MAX_FILE_BYTES
+
+if TYPE_CHECKING:
+    from chalicelib.flows.portal.bulk_review import BulkJob
+
+bulk_review = lazy("chalicelib.flows.portal.bulk_review")
 
 # as the page says when the whole body is over its limit (forms.parse_multipart)
 FILE_TOO_BIG = f"The file is over {MAX_FILE_BYTES // (1024 * 1024)} MB: split it into smaller files."
@@ -39,15 +47,15 @@ STATUS_WORDS = {
 }
 STATUS_CLASS = {"ready": "invited", "sending": "invited", "running": "invited", "done": "active",
                 "failed": "disabled", "expired": "inactive"}
-# The counts a job shows, in this order (OUTCOME_WORDS order, then the rows read).
-COUNTED = tuple(o for o in bulk_review.OUTCOME_WORDS if o != "no_email")
+# The counts a job shows, in OUTCOME_WORDS order but for these.
+NOT_COUNTED = ("no_email",)
 
 
-def _status(job: bulk_review.BulkJob) -> dict:
+def _status(job: BulkJob) -> dict:
     return {"key": STATUS_CLASS.get(job.status, job.status), "words": STATUS_WORDS.get(job.status, job.status)}
 
 
-def _file_name(job: bulk_review.BulkJob) -> str:
+def _file_name(job: BulkJob) -> str:
     """The name the file had (its key's last part, less the time and job prefix upload_for_review adds)."""
     name = (job.name or "").rsplit("/", 1)[-1]
     stamp, _, rest = name.partition("-")
@@ -56,9 +64,9 @@ def _file_name(job: bulk_review.BulkJob) -> str:
     return rest or name or "Bulk upload"
 
 
-def _counts(job: bulk_review.BulkJob) -> list[dict]:
+def _counts(job: BulkJob) -> list[dict]:
     return [{"outcome": o, "words": bulk_review.OUTCOME_WORDS[o], "count": job.counts[o]}
-            for o in COUNTED if job.counts.get(o)]
+            for o in bulk_review.OUTCOME_WORDS if o not in NOT_COUNTED and job.counts.get(o)]
 
 
 @console_page("/console/portal/bulk", PORTAL)

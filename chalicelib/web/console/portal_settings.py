@@ -5,9 +5,12 @@ so next to it. One that is on although not set up can still be switched off."""
 from chalice import Response
 
 from chalicelib.core.errors import Error, NotFound
-from chalicelib.flows.portal import oidc, portal_access
 from chalicelib.web.console.shell import Console, console_page
+from chalicelib.web.lazy import lazy
 from chalicelib.web.pages.forms import Errors, explain
+
+oidc = lazy("chalicelib.flows.portal.oidc")
+portal_access = lazy("chalicelib.flows.portal.portal_access")
 
 PORTAL = "portal:manage"
 PROVIDERS = (("google", "Continue with Google"), ("microsoft", "Continue with Microsoft"))

@@ -6,15 +6,20 @@ Every action calls the flow function of the JSON API route that does the same (c
 with the signed-in staff member as the actor: list_users / user_search.search, get_user, resend, patch_user,
 sign_out_user, user_audit."""
 from chalice import Response
-from pydantic import ValidationError
 
 from chalicelib.core.errors import Error, NotFound
-from chalicelib.flows import directory
-from chalicelib.flows.portal import invitations, portal_access, portal_sessions, user_search
 from chalicelib.web.console import words
 from chalicelib.web.console.shell import Console, console_page
+from chalicelib.web.lazy import lazy
 from chalicelib.web.pages.forms import Errors, explain
 from chalicelib.web.pages.render import url
+
+directory = lazy("chalicelib.flows.directory")
+invitations = lazy("chalicelib.flows.portal.invitations")
+portal_access = lazy("chalicelib.flows.portal.portal_access")
+portal_sessions = lazy("chalicelib.flows.portal.portal_sessions")
+pydantic = lazy("pydantic")
+user_search = lazy("chalicelib.flows.portal.user_search")
 
 PORTAL = "portal:manage"
 PAGE_SIZE = 25
@@ -81,7 +86,7 @@ def user(c: Console, user_id: str) -> Response:
             return c.done(f"/console/portal/users/{user_id}", notice)
         except NotFound:
             return not_found(c)
-        except (Error, ValidationError) as exc:
+        except (Error, pydantic.ValidationError) as exc:
             if isinstance(exc, Error) and exc.code in REFUSALS:
                 errors.add(None, REFUSALS[exc.code])
             else:

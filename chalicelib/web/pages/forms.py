@@ -7,10 +7,11 @@ import email.policy
 import urllib.parse
 from dataclasses import dataclass
 
-from pydantic import ValidationError
-
 from chalicelib.core.errors import Error
 from chalicelib.core.security.passwords import RULE_MESSAGES
+from chalicelib.web.lazy import lazy
+
+pydantic = lazy("pydantic")
 
 MAX_FORM_BYTES = 16 * 1024
 
@@ -147,7 +148,7 @@ def explain(exc: Exception, errors: Errors, fields: dict[str, str], password: st
     """Puts a flow's refusal into `errors`, in words, next to the field it is about (`fields`: the flow's name
     of a field → the form's). Returns the code when the refusal is about the link itself (the caller shows the
     explanation page instead of the form)."""
-    if isinstance(exc, ValidationError):
+    if isinstance(exc, pydantic.ValidationError):
         for err in exc.errors(include_url=False, include_input=False):
             name = fields.get(str(err["loc"][0]) if err["loc"] else "", None)
             if err["type"] in ("missing", "string_too_short"):

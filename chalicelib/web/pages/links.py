@@ -8,13 +8,15 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, NamedTuple
 
 from chalice import Response
-from pydantic import ValidationError
-from pynamodb.exceptions import DoesNotExist
 
 from chalicelib.core.errors import Error
+from chalicelib.web.lazy import lazy
 from chalicelib.web.pages.forms import Errors, explain, require
 from chalicelib.web.pages.render import url
 from chalicelib.web.pages.serve import Page
+
+pydantic = lazy("pydantic")
+pynamodb_exceptions = lazy("pynamodb.exceptions")
 
 
 def tenant(tenant_id: str | None):
@@ -36,7 +38,7 @@ def token_tenant(token: str | None) -> str | None:
         return None
     try:
         return Token.get(token_hash(token)).tenant_id
-    except DoesNotExist:
+    except pynamodb_exceptions.DoesNotExist:
         return None
 
 
@@ -98,7 +100,7 @@ def open_link(p: Page, kind: str, cookie: str, link_help: LinkHelp, *, subject: 
         return p.redirect(p.self_url(**{k: v for k, v in p.query.items() if k != "token"}))
     try:
         person = subject.get(record.tenant_id, record.subject_id)
-    except DoesNotExist:
+    except pynamodb_exceptions.DoesNotExist:
         return link_help.page(p, gone, record.tenant_id)
     return Opened(token, record, person, tenant_name(record.tenant_id))
 
@@ -123,7 +125,7 @@ def submit(p: Page, errors: Errors, *, required: dict[str, str], flow: Callable[
         return None
     try:
         result = flow()
-    except (Error, ValidationError) as exc:
+    except (Error, pydantic.ValidationError) as exc:
         code = explain(exc, errors, fields, password)
         if not code or not problem:
             return None

@@ -2,15 +2,17 @@
 from a reset link an administrator sent). Where the person is in the flow is one path-scoped cookie:
 flow.<stage>.<channel>.<flow id> while the code is asked for, then reset.<reset token>."""
 from chalice import Response
-from pynamodb.exceptions import DoesNotExist
 
 from chalicelib.core.errors import Error
+from chalicelib.web.lazy import lazy
 from chalicelib.web.pages.forms import NEW_PASSWORD_REQUIRED, Errors
 from chalicelib.web.pages.links import LinkHelp, same_passwords, submit, tenant, tenant_name, token_tenant
 from chalicelib.web.pages.render import url
 from chalicelib.web.pages.serve import Page
-from chalicelib.web.pages.staff_signin import after_new_password
 from chalicelib.web.pages.staff import STAFF
+from chalicelib.web.pages.staff_signin import after_new_password
+
+pynamodb_exceptions = lazy("pynamodb.exceptions")
 
 STATE = "pa_staff_reset"  # flow.<stage>.<channel>.<flow id> | reset.<reset token>
 STAFF_RESET_HELP = LinkHelp(STAFF, ("Start again to get a new code, or ask your administrator for a new reset link.",),
@@ -185,5 +187,5 @@ def _username_of(tenant_id: str, person_id: str) -> str | None:
     from chalicelib.core.models import Person
     try:
         return Person.get(tenant_id, person_id).username
-    except DoesNotExist:
+    except pynamodb_exceptions.DoesNotExist:
         return None

@@ -4,19 +4,21 @@ without a password."""
 from chalice import Blueprint
 
 from chalicelib.core import observability
-from chalicelib.flows.staff import mfa, mfa_signin, passkey_signin, passkeys
-from chalicelib.flows.staff.mfa_signin import MfaPasskeyOptions
-from chalicelib.flows.staff.passkey_ceremony import PasskeyOptions
-from chalicelib.flows.staff.passkey_signin import PasskeySignIn, PasskeySignInOptions
-from chalicelib.flows.staff.passkeys import NewPasskey, PasskeyAdded, PasskeyList, PasskeyOut, PasskeyRename
-from chalicelib.flows.staff.staff_signin import AccessToken
 from chalicelib.web.api import Api, MfaSetup, Public, Reply, Staff
+from chalicelib.web.lazy import lazy
+
+mfa = lazy("chalicelib.flows.staff.mfa")
+mfa_signin = lazy("chalicelib.flows.staff.mfa_signin")
+passkey_ceremony = lazy("chalicelib.flows.staff.passkey_ceremony")
+passkey_signin = lazy("chalicelib.flows.staff.passkey_signin")
+passkeys = lazy("chalicelib.flows.staff.passkeys")
+staff_signin = lazy("chalicelib.flows.staff.staff_signin")
 
 routes = Blueprint(__name__)
 api = Api(routes)
 
 
-@api.route("/v1/staff/passkeys/options", "POST", MfaSetup(), response=PasskeyOptions,
+@api.route("/v1/staff/passkeys/options", "POST", MfaSetup(), response=passkey_ceremony.shape("PasskeyOptions"),
            errors=("recent_sign_in_required", "mfa_off", "setup_token_used", "too_many_passkeys"))
 def staff_passkey_options(call):
     """Start adding a passkey: the options for navigator.credentials.create() (a challenge for 5 minutes, used
@@ -24,7 +26,8 @@ def staff_passkey_options(call):
     return passkeys.options(call.principal, call.ip)
 
 
-@api.route("/v1/staff/passkeys", "POST", MfaSetup(), body=NewPasskey, response=PasskeyAdded, status=201,
+@api.route("/v1/staff/passkeys", "POST", MfaSetup(), body=passkeys.shape("NewPasskey"),
+           response=passkeys.shape("PasskeyAdded"), status=201,
            errors=("passkey_invalid", "passkey_expired", "passkey_exists", "too_many_passkeys",
                    "recent_sign_in_required", "mfa_off", "setup_token_used"))
 def staff_passkey_add(call):
@@ -33,13 +36,14 @@ def staff_passkey_add(call):
     return passkeys.add(call.principal, call.body, call.ip, call.user_agent)
 
 
-@api.route("/v1/staff/passkeys", "GET", Staff(), response=PasskeyList)
+@api.route("/v1/staff/passkeys", "GET", Staff(), response=passkeys.shape("PasskeyList"))
 def staff_passkey_list(call):
     """The caller's passkeys: id, name, when added and last used."""
-    return PasskeyList(items=passkeys.listed(mfa.person_of(call.principal)))
+    return passkeys.PasskeyList(items=passkeys.listed(mfa.person_of(call.principal)))
 
 
-@api.route("/v1/staff/passkeys/{id}", "PATCH", Staff(), body=PasskeyRename, response=PasskeyOut,
+@api.route("/v1/staff/passkeys/{id}", "PATCH", Staff(), body=passkeys.shape("PasskeyRename"),
+           response=passkeys.shape("PasskeyOut"),
            errors=("passkey_not_found",))
 def staff_passkey_rename(call, id):  # `id`: the path parameter the issue names
     """Rename one of the caller's passkeys."""
@@ -54,23 +58,24 @@ def staff_passkey_remove(call, id):  # `id`: the path parameter the issue names
     return Reply(None, 204)
 
 
-@api.route("/v1/staff/sign-in/mfa/passkey-options", "POST", Public(), body=MfaPasskeyOptions,
-           response=PasskeyOptions, errors=("mfa_token_invalid", "no_passkey"))
+@api.route("/v1/staff/sign-in/mfa/passkey-options", "POST", Public(), body=mfa_signin.shape("MfaPasskeyOptions"),
+           response=passkey_ceremony.shape("PasskeyOptions"), errors=("mfa_token_invalid", "no_passkey"))
 def staff_sign_in_mfa_passkey_options(call):
     """A new passkey challenge for a sign-in waiting for its second factor (the mfa_required answer carries the
     first as passkey_options); the assertion then goes to POST /v1/staff/sign-in/mfa as `passkey`."""
     return mfa_signin.passkey_options(call.body)
 
 
-@api.route("/v1/staff/sign-in/passkey/options", "POST", Public(), body=PasskeySignInOptions,
-           response=PasskeyOptions)
+@api.route("/v1/staff/sign-in/passkey/options", "POST", Public(), body=passkey_signin.shape("PasskeySignInOptions"),
+           response=passkey_ceremony.shape("PasskeyOptions"))
 def staff_sign_in_passkey_options(call):
     """Sign in without a password, step 1: the options for navigator.credentials.get() (the same for every
     username; tenant_id and username optional, binding the challenge to them)."""
     return passkey_signin.options(call.body)
 
 
-@api.route("/v1/staff/sign-in/passkey", "POST", Public(), body=PasskeySignIn, response=AccessToken,
+@api.route("/v1/staff/sign-in/passkey", "POST", Public(), body=passkey_signin.shape("PasskeySignIn"),
+           response=staff_signin.shape("AccessToken"),
            errors=("passkey_invalid", "account_locked", "password_change_required", "password_expired"))
 def staff_sign_in_passkey(call):
     """Sign in without a password, step 2: the passkey's assertion (a discoverable passkey names its person; with

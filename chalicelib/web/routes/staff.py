@@ -1,16 +1,19 @@
 """A staff member's own session: sign-in, change password, who am I, sessions and sign-out."""
 from chalice import Blueprint
 
-from chalicelib.core import observability, sessions
-from chalicelib.flows.staff import staff_signin
-from chalicelib.flows.staff.staff_signin import AccessToken, ChangePassword, StaffMe, StaffSignIn
+from chalicelib.core import observability
 from chalicelib.web.api import Api, PasswordChange, Public, Reply, Staff
+from chalicelib.web.lazy import lazy
+
+sessions = lazy("chalicelib.core.sessions")
+staff_signin = lazy("chalicelib.flows.staff.staff_signin")
 
 routes = Blueprint(__name__)
 api = Api(routes)
 
 
-@api.route("/v1/staff/sign-in", "POST", Public(), body=StaffSignIn, response=AccessToken)
+@api.route("/v1/staff/sign-in", "POST", Public(), body=staff_signin.shape("StaffSignIn"),
+           response=staff_signin.shape("AccessToken"))
 def staff_sign_in(call):
     """Staff sign-in with username and password."""
     b = call.body
@@ -18,7 +21,8 @@ def staff_sign_in(call):
                                                                                call.ip, call.user_agent))
 
 
-@api.route("/v1/staff/change-password", "POST", PasswordChange(), body=ChangePassword, response=AccessToken)
+@api.route("/v1/staff/change-password", "POST", PasswordChange(), body=staff_signin.shape("ChangePassword"),
+           response=staff_signin.shape("AccessToken"))
 def staff_change_password(call):
     """Change one's password (signed in, or with the change token of a forced change)."""
     b = call.body
@@ -26,7 +30,7 @@ def staff_change_password(call):
                                         call.ip, call.user_agent)
 
 
-@api.route("/v1/staff/me", "GET", Staff(), response=StaffMe)
+@api.route("/v1/staff/me", "GET", Staff(), response=staff_signin.shape("StaffMe"))
 def staff_me(call):
     """The signed-in staff member."""
     p = call.principal
@@ -34,7 +38,7 @@ def staff_me(call):
             "permissions": sorted(p.permissions)}
 
 
-@api.route("/v1/staff/sessions", "GET", Staff(), response=sessions.SessionList)
+@api.route("/v1/staff/sessions", "GET", Staff(), response=sessions.shape("SessionList"))
 def staff_sessions(call):
     """The caller's sessions (current: true marks this one)."""
     return sessions.own(call.principal)
