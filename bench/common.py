@@ -7,6 +7,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -65,10 +66,11 @@ class CallCounter:
     def __enter__(self):
         import botocore.client
         self._real = real = botocore.client.BaseClient._make_api_call
-        calls = self.calls
+        calls, lock = self.calls, threading.Lock()
 
         def counting(client, operation, params):
-            calls[(client.meta.service_model.service_name, operation)] += 1
+            with lock:  # the bulk handler's threads call at once
+                calls[(client.meta.service_model.service_name, operation)] += 1
             return real(client, operation, params)
         botocore.client.BaseClient._make_api_call = counting
         return self

@@ -18,6 +18,7 @@ import json
 import os
 import re
 import tempfile
+import threading
 import urllib.parse
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -146,7 +147,8 @@ class Run:
     undecided: int = 0
     calls: dict = field(default_factory=lambda: {"batch_get": 0, "transact_write": 0, "put": 0})
     overlap: bool = field(default_factory=lambda: os.environ.get("PORTAL_BULK_OVERLAP", "true") != "false")
-    writing: Future | None = None  # the chunk whose users are being written (overlap): (rows, decided, written)
+    # chunks being decided and written, oldest first (overlap): futures of (rows, decided, written)
+    writing: list[Future] = field(default_factory=list)
     queueing: list = field(default_factory=list)  # futures: the chunk's invitations queued, its audit (overlap)
     outgoing: list = field(default_factory=list)  # invitations decided, not yet on the bulk lane (_queue)
 
@@ -604,9 +606,10 @@ def _decide(run: Run) -> None:
     """One outcome per undecided email: two batch reads, one transaction for the invitations, queued messages,
     one audit event in each invited user's trail; then the held rows are reported in file order.
 
-    Overlapped (the default; PORTAL_BULK_OVERLAP=false runs each step after the other): the two reads run at
-    once, and a chunk's steps run as a pipeline in this invocation's threads: while chunk N's invitations are
-    queued, chunk N+1's users are written and chunk N+2's emails read. Safe because a chunk's emails are first
+    Overlapped (the default; PORTAL_BULK_OVERLAP=false runs each step after the other): a chunk's reads, decisions
+    and write are one task in this invocation's threads, CHUNKS_AT_ONCE chunks at a time, while this thread reads
+    the file on; each chunk is then reported and its invitations queued in file order. The waits of one chunk's
+    calls overlap the others' (on AWS a call's time is mostly waiting). Safe because a chunk's emails are first
     sightings (SeenEmails): no chunk reads a user another chunk in flight writes. `_settle` waits for all of it
     (before a checkpoint and at the end)."""
     if not run.buffer:
@@ -618,9 +621,9 @@ def _decide(run: Run) -> None:
         _queue(run, _report_rows(run, rows, decided))
         _audit_invited(run, written, decided)
         return
-    read = _lookup(run, emails) if emails else ({}, {})
-    _written_to_report(run)  # one chunk's write in flight at a time
-    run.writing = _pool().submit(lambda: (rows, *(_decide_emails(run, emails, *read) if emails else ({}, {}))))
+    _written_to_report(run, keep=CHUNKS_AT_ONCE - 1)
+    run.writing.append(_pool().submit(
+        lambda: (rows, *(_decide_emails(run, emails, *_lookup(run, emails)) if emails else ({}, {})))))
 
 
 def _pool() -> ThreadPoolExecutor:
@@ -629,13 +632,24 @@ def _pool() -> ThreadPoolExecutor:
         config.client("sqs")  # the clients the threads use, made here (boto3's session is not thread-safe)
         config.client("dynamodb")
         connect(AuditEvent, BacklogItem, Counter, PortalUser, RecordEmail)
-        _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="bulk")
+        _POOL = ThreadPoolExecutor(max_workers=12, thread_name_prefix="bulk")
     return _POOL
 
 
 _POOL: ThreadPoolExecutor | None = None
+# Chunks read, decided and written at once (overlap): three hide the waits of the calls the bench adds 10-20 ms
+# to (bench/bulk.py); each holds a worker and, while it reads, one more (_lookup), beside QUEUEING_AT_ONCE + 1.
+CHUNKS_AT_ONCE = 3
 QUEUEING_AT_ONCE = 4  # audit writes and enqueue calls of the last chunks still going (two chunks' worth)
 QUEUE_AT_ONCE = 500  # invitations put on the bulk lane in one go (about five chunks)
+
+
+def _count_call(run: Run, name: str, n: int = 1) -> None:
+    with _CALLS_LOCK:  # chunks in flight count from several threads at once
+        run.calls[name] += n
+
+
+_CALLS_LOCK = threading.Lock()
 
 
 def _lookup(run: Run, emails: list[str]) -> tuple[dict, dict]:
@@ -645,7 +659,7 @@ def _lookup(run: Run, emails: list[str]) -> tuple[dict, dict]:
 
     def users() -> dict:
         return {u.email: u for u in PortalUser.batch_get([(run.tenant_id, portal_user_id(e)) for e in emails])}
-    run.calls["batch_get"] += 2
+    _count_call(run, "batch_get", 2)
     if not run.overlap:
         return refs(), users()
     pending = _pool().submit(refs)
@@ -653,18 +667,17 @@ def _lookup(run: Run, emails: list[str]) -> tuple[dict, dict]:
     return pending.result(), got_users
 
 
-def _written_to_report(run: Run) -> None:
-    """The chunk being written, once written: its rows reported, its invitations and audit events queued (in
-    threads, while the next chunks go on; at most QUEUEING_AT_ONCE such calls at a time)."""
-    if run.writing is None:
-        return
-    rows, decided, written = run.writing.result()
-    run.writing = None
-    messages = _report_rows(run, rows, decided)
-    while len(run.queueing) > QUEUEING_AT_ONCE:  # the oldest first; the order of messages does not matter
-        run.queueing.pop(0).result()
-    run.queueing.append(_pool().submit(_audit_invited, run, written, decided))
-    _queue(run, messages)
+def _written_to_report(run: Run, keep: int = 0) -> None:
+    """The oldest chunks in flight, once written, until `keep` are left: their rows reported in file order, their
+    invitations and audit events queued (in threads, while the next chunks go on; at most QUEUEING_AT_ONCE such
+    calls at a time)."""
+    while len(run.writing) > keep:
+        rows, decided, written = run.writing.pop(0).result()
+        messages = _report_rows(run, rows, decided)
+        while len(run.queueing) > QUEUEING_AT_ONCE:  # the oldest first; the order of messages does not matter
+            run.queueing.pop(0).result()
+        run.queueing.append(_pool().submit(_audit_invited, run, written, decided))
+        _queue(run, messages)
 
 
 def _queue(run: Run, messages: list[dict], flush: bool = False) -> None:
@@ -693,13 +706,12 @@ def _settle(run: Run) -> None:
 
 def _settle_quietly(run: Run) -> None:
     """On the way out of a failing invocation: nothing of this run keeps running after it returns."""
-    for pending in [run.writing, *run.queueing]:
-        if pending is not None:
-            try:
-                pending.result()
-            except Exception:  # the invocation fails already; the retry decides the chunk again
-                pass
-    run.writing, run.queueing, run.outgoing = None, [], []
+    for pending in [*run.writing, *run.queueing]:
+        try:
+            pending.result()
+        except Exception:  # the invocation fails already; the retry decides the chunk again
+            pass
+    run.writing, run.queueing, run.outgoing = [], [], []
 
 
 def _report_rows(run: Run, rows: list[dict], decided: dict) -> list[dict]:
@@ -814,10 +826,10 @@ def _write_invited(run: Run, writes: dict[str, PortalUser]) -> list[str]:
             with transaction() as tx:
                 for _, user in items:
                     tx.save(user)
-            run.calls["transact_write"] += 1
+            _count_call(run, "transact_write")
             return lost
         except TransactWriteError as exc:
-            run.calls["transact_write"] += 1
+            _count_call(run, "transact_write")
             reasons = getattr(exc, "cancellation_reasons", None) or []
             failed = [email for (email, _), r in zip(items, reasons) if r and r.code == "ConditionalCheckFailed"]
             if not failed:
