@@ -142,6 +142,12 @@ def _cold_start(r: dict) -> list[str]:
         "around the import) does not grow when other processes take the cores; wall time does.",
         "",
     ]
+    if "sign_in_ms" in cold:
+        out += ["Declaring the routes and pages imports no flow (`chalicelib/web/lazy.py`): each function imports what "
+                "its events use at the first one, so `import app` is the part every function shares, and the two rows "
+                "\"`import app`, then ...\" are what the API and the sender load in all before they answer: mostly the "
+                "libraries (cryptography for ES256 tokens, botocore, pydantic, urllib3), which no change to this "
+                "project's modules takes away.", ""]
     if cold.get("by_package"):
         top = [(name, ms) for name, ms in cold["by_package"] if ms >= 5]
         out += ["Where `import app`'s time goes (`python -X importtime -c 'import app'`, self time summed by package; "

@@ -1,8 +1,11 @@
 """How every route is declared: who may call it (one guard), what it accepts (pydantic models that validate
 the body and generate the OpenAPI document), and the error envelope of DESIGN for every failure.
 
-    @api.route("/v1/customers", "POST", Admin("directory:manage"), body=CustomerCreate, status=201)
-    def create_customer(req): ...
+    directory = lazy("chalicelib.flows.directory")   # imported at the first call (web/lazy.py)
+
+    @api.route("/v1/customers", "POST", Admin("directory:manage"), body=directory.shape("CustomerCreate"),
+               response=directory.shape("CustomerOut"), status=201)
+    def create_customer(call): ...
 
 The handler gets a `Call` (principal, validated body, query, client ip) and path parameters; it returns a
 JSON-able value or raises a flow error (core/errors.py). The tenant is always the one in the caller's token."""
