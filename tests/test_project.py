@@ -47,3 +47,34 @@ def test_cold_import_of_app_is_light():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
                          env={"PATH": "/usr/bin:/bin", "PORTAL_STAGE": "local", "AWS_DEFAULT_REGION": "us-east-1"})
     assert out.stdout.strip() == ""
+
+
+def test_every_lazy_flow_name_the_web_layer_uses_exists():
+    """mypy sees a lazily imported flow as Any (chalicelib/web/lazy.py): a misspelt function or shape would
+    fail only at its route's first request. Every `flow.name` and `flow.shape("Name")` of the web layer is checked
+    here against the module it names."""
+    import ast
+    import importlib
+    missing, checked = [], 0
+    for path in sorted((ROOT / "chalicelib" / "web").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        lazies = {node.targets[0].id: node.value.args[0].value for node in tree.body
+                  if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+                  and getattr(node.value.func, "id", None) == "lazy"}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in lazies:
+                names = [node.attr]
+                if node.attr == "shape":
+                    continue  # the name is the call's argument, below
+            elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "shape"
+                  and isinstance(node.func.value, ast.Name) and node.func.value.id in lazies):
+                names = [node.args[0].value]
+                node = node.func
+            else:
+                continue
+            module = importlib.import_module(lazies[node.value.id])
+            for name in names:
+                checked += 1
+                if not hasattr(module, name):
+                    missing.append(f"{path.relative_to(ROOT)}:{node.lineno} {module.__name__}.{name}")
+    assert checked > 200 and missing == []

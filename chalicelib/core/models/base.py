@@ -43,7 +43,8 @@ def _transaction_connection():
 
 
 def connect(*models) -> None:
-    """Makes each model's PynamoDB connection and botocore client now, before threads share them (making them at
-    once in several threads is what is not safe; using them is)."""
+    """Makes each model's PynamoDB connection and botocore client now, and the transactions' one, before threads
+    share them (making them at once in several threads is what is not safe; using them is)."""
     for model in models:
         model._get_connection().connection.client  # noqa: B018 - the property makes the client
+    _transaction_connection().client  # noqa: B018

@@ -632,16 +632,18 @@ def _pool() -> ThreadPoolExecutor:
         config.client("sqs")  # the clients the threads use, made here (boto3's session is not thread-safe)
         config.client("dynamodb")
         connect(AuditEvent, BacklogItem, Counter, PortalUser, RecordEmail)
-        _POOL = ThreadPoolExecutor(max_workers=12, thread_name_prefix="bulk")
+        _POOL = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="bulk")
     return _POOL
 
 
 _POOL: ThreadPoolExecutor | None = None
 # Chunks read, decided and written at once (overlap): three hide the waits of the calls the bench adds 10-20 ms
-# to (bench/bulk.py); each holds a worker and, while it reads, one more (_lookup), beside QUEUEING_AT_ONCE + 1.
+# to (bench/bulk.py).
 CHUNKS_AT_ONCE = 3
 QUEUEING_AT_ONCE = 4  # audit writes and enqueue calls of the last chunks still going (two chunks' worth)
 QUEUE_AT_ONCE = 500  # invitations put on the bulk lane in one go (about five chunks)
+# A worker for each chunk in flight and each audit or enqueue call (QUEUEING_AT_ONCE + 2 at most)
+WORKERS = CHUNKS_AT_ONCE + QUEUEING_AT_ONCE + 2
 
 
 def _count_call(run: Run, name: str, n: int = 1) -> None:
@@ -653,18 +655,12 @@ _CALLS_LOCK = threading.Lock()
 
 
 def _lookup(run: Run, emails: list[str]) -> tuple[dict, dict]:
-    """The record refs and portal users of a chunk's emails: two BatchGetItem, at once when overlapping."""
-    def refs() -> dict:
-        return {r.email: set(r.refs or ()) for r in RecordEmail.batch_get([(run.tenant_id, e) for e in emails])}
-
-    def users() -> dict:
-        return {u.email: u for u in PortalUser.batch_get([(run.tenant_id, portal_user_id(e)) for e in emails])}
+    """The record refs and portal users of a chunk's emails: two BatchGetItem, one after the other (overlapping,
+    the other chunks in flight fill the wait; a task never waits for another, so the pool cannot run dry)."""
     _count_call(run, "batch_get", 2)
-    if not run.overlap:
-        return refs(), users()
-    pending = _pool().submit(refs)
-    got_users = users()
-    return pending.result(), got_users
+    refs = {r.email: set(r.refs or ()) for r in RecordEmail.batch_get([(run.tenant_id, e) for e in emails])}
+    users = {u.email: u for u in PortalUser.batch_get([(run.tenant_id, portal_user_id(e)) for e in emails])}
+    return refs, users
 
 
 def _written_to_report(run: Run, keep: int = 0) -> None:
@@ -699,9 +695,9 @@ def _settle(run: Run) -> None:
     """Waits for every chunk in flight (overlap): all rows reported, every invitation queued."""
     _written_to_report(run)
     _queue(run, [], flush=True)
-    queued, run.queueing = run.queueing, []
-    for pending in queued:
-        pending.result()
+    while run.queueing:  # each taken off once done: if one failed, _settle_quietly still waits for the rest
+        run.queueing[0].result()
+        run.queueing.pop(0)
 
 
 def _settle_quietly(run: Run) -> None:
