@@ -279,7 +279,7 @@ def _validation_message(exc: ValidationError) -> tuple[str, list[dict]]:
 
 
 def _jsonable(value: Any) -> Any:
-    if hasattr(value, "model_dump"):  # a pydantic model (pydantic is not imported here: web/lazy.py)
+    if hasattr(type(value), "model_fields"):  # a pydantic model (pydantic is not imported here: web/lazy.py)
         return value.model_dump(mode="json", exclude_none=True)
     if isinstance(value, list):
         return [_jsonable(v) for v in value]
