@@ -47,8 +47,6 @@ STATUS_WORDS = {
 }
 STATUS_CLASS = {"ready": "invited", "sending": "invited", "running": "invited", "done": "active",
                 "failed": "disabled", "expired": "inactive"}
-# The counts a job shows, in OUTCOME_WORDS order but for these.
-NOT_COUNTED = ("no_email",)
 
 
 def _status(job: BulkJob) -> dict:
@@ -66,7 +64,7 @@ def _file_name(job: BulkJob) -> str:
 
 def _counts(job: BulkJob) -> list[dict]:
     return [{"outcome": o, "words": bulk_review.OUTCOME_WORDS[o], "count": job.counts[o]}
-            for o in bulk_review.OUTCOME_WORDS if o not in NOT_COUNTED and job.counts.get(o)]
+            for o in bulk_review.OUTCOME_WORDS if o != "no_email" and job.counts.get(o)]
 
 
 @console_page("/console/portal/bulk", PORTAL)
