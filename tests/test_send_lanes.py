@@ -236,7 +236,8 @@ def test_bulk_keeps_to_the_rate_and_interactive_goes_first_within_it(app, monkey
             second = int(time.time())
     t0 = time.monotonic()
     messaging.deliver(messaging.email("t1", "urgent@lanes.example", "Code", "1"))
-    assert time.monotonic() - t0 < 1.2 and len(outbox_for("urgent@lanes.example")) == 1
+    # at most the rest of this second, plus the calls themselves (slack for a loaded CI machine; bulk would wait on)
+    assert time.monotonic() - t0 < 1.8 and len(outbox_for("urgent@lanes.example")) == 1
     assert send_rate.taken("email", second) == 5 and send_rate.taken("email", second + 1) >= 1
 
 
