@@ -148,7 +148,11 @@ def run(rows: int, with_naive: bool, log, env: dict | None = None, code: Path = 
     command, env = [sys.executable, "-m", "bench.bulk", "child"], {**os.environ, **(env or {})}
     if code != ROOT:  # this file's child (the same measuring, the same added latency) around that tree's handler
         command, env["PYTHONPATH"] = [sys.executable, str(ROOT / "bench" / "bulk.py"), "child"], str(code)
+    from bench.common import moto_cpu_seconds  # here: a baseline's child imports this file beside its own bench/
+    moto_cpu, child_started = moto_cpu_seconds(), time.perf_counter()
     proc = subprocess.run(command, cwd=code, input=json.dumps(job), capture_output=True, text=True, env=env)
+    # moto's share of the child's time (its import included): near 1.0, moto's one core is the limit
+    moto_cpu, child_seconds = moto_cpu_seconds() - moto_cpu, time.perf_counter() - child_started
     if proc.returncode != 0:
         raise RuntimeError(f"bulk child failed:\n{proc.stderr[-3000:]}")
     out = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -158,6 +162,7 @@ def run(rows: int, with_naive: bool, log, env: dict | None = None, code: Path = 
     counts = {k: int(v) for k, v in job_record.summary.as_dict()["counts"].items()}
     assert job_record.status == "done" and counts["rows"] == rows + 1, (job_record.status, counts)
     purge("send")  # the invitations the run queued: the send section measures the sender separately
+    out.update(moto_cpu_seconds=moto_cpu, moto_busy=moto_cpu / child_seconds)
     out.update(rows=rows, bytes=size, distinct=distinct, counts=counts, tenant_id=tenant_id,
                bucket=BUCKET, setup_seconds=time.perf_counter() - started - handler["seconds"]
                - out.get("naive", {}).get("seconds", 0))
@@ -178,10 +183,9 @@ def baseline_tree(rev: str) -> Path:
 
 def overlap_side_by_side(rows: int, log, latency_ms: float = 0, baseline_rev: str | None = None) -> dict:
     """`python -m bench --only bulk_overlap [--overlap-rows 20000] [--baseline-rev REV]`: the same file on twin
-    directories, once with each step of a chunk after the other (PORTAL_BULK_OVERLAP=false, the code path before
-    issue 21 §3) and once overlapped (the two reads at once; chunk N queued while N+1 is written and N+2 read), in
-    one bench run; with --baseline-rev, first the handler of that revision (the code before issue 21: one SQS
-    SendMessageBatch per ten invitations, each step after the other), on a third twin."""
+    directories, once one chunk after the other (PORTAL_BULK_OVERLAP=false) and once overlapped (CHUNKS_AT_ONCE
+    chunks in flight), in one bench run; with --baseline-rev, first the handler of that revision (the code before
+    issue 21: one SQS SendMessageBatch per ten invitations, each step after the other), on a third twin."""
     out = {}
     runs = [("sequential", "false", ROOT), ("overlapped", "true", ROOT)]
     if baseline_rev:
@@ -195,7 +199,8 @@ def overlap_side_by_side(rows: int, log, latency_ms: float = 0, baseline_rev: st
                      "cpu_seconds": handler.get("cpu_seconds"), "load": os.getloadavg(),
                      "dynamodb_per_email": handler["dynamodb"] / b["distinct"],
                      "sqs_per_email": handler["sqs"] / b["distinct"], "peak_rss_mb": b["peak_rss_mb"],
-                     "calls": handler["calls"], "counts": b["counts"]}
+                     "calls": handler["calls"], "counts": b["counts"],
+                     "moto_cpu_ms_per_row": 1000 * b["moto_cpu_seconds"] / rows, "moto_busy": b["moto_busy"]}
         log(f"bulk {rows:,} rows {name} (+{latency_ms:g} ms a call): {out[name]['rows_per_second']:,.0f} rows/s, "
             f"{out[name]['dynamodb_per_email']:.3f} DynamoDB and {out[name]['sqs_per_email']:.3f} SQS calls / email")
     assert out["sequential"]["counts"] == out["overlapped"]["counts"]

@@ -49,12 +49,12 @@ def child() -> None:
     import app
     from bench.bulk import peak_rss_mb
     from chalicelib.core import config, messaging
-    invitations, enqueue_bulk = Queued(), messaging.enqueue_bulk
+    invitations, put_bulk = Queued(), messaging.put_bulk
 
     def counted(tenant_id, messages):
         invitations.add(messages)
-        return enqueue_bulk(tenant_id, messages)
-    messaging.enqueue_bulk = counted
+        return put_bulk(tenant_id, messages)
+    messaging.put_bulk = counted
     invocations, event, started = [], job["event"], time.perf_counter()
     while event is not None:
         began = time.perf_counter()

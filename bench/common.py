@@ -40,11 +40,16 @@ def set_environment(aws_port: int, outbox: str) -> None:
     sys.path.insert(0, str(ROOT))
 
 
+MOTO_PID: int | None = None
+
+
 def start_moto(port: int, log_path: Path) -> subprocess.Popen:
     """moto in a subprocess (bench/moto_server.py), so its CPU and memory stay out of the measured RSS."""
+    global MOTO_PID
     with open(log_path, "w") as log:
         proc = subprocess.Popen([sys.executable, "-m", "bench.moto_server", str(port)], cwd=ROOT, stdout=log,
                                 stderr=subprocess.STDOUT)
+    MOTO_PID = proc.pid
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -54,6 +59,14 @@ def start_moto(port: int, log_path: Path) -> subprocess.Popen:
             time.sleep(0.1)
     proc.kill()
     raise RuntimeError(f"moto did not start; see {log_path}")
+
+
+def moto_cpu_seconds() -> float:
+    """The CPU time the moto server has used (user + system): one Python process, so at most one core's worth."""
+    if MOTO_PID is None:
+        return 0.0
+    fields = Path(f"/proc/{MOTO_PID}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class CallCounter:

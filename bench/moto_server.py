@@ -7,7 +7,10 @@ them a bulk run against moto is quadratic in the file size and 100,000 rows woul
   items it touches (the same rollback, item by item).
 - SendMessage reads the queue's attributes (for ContentBasedDeduplication), which counts the messages on the
   queue by walking all of them: n steps per message sent. Here the three message counts are left out of that
-  one read; GetQueueAttributes still counts them."""
+  one read; GetQueueAttributes still counts them.
+- Building an item, moto sums the sizes of all its attributes again after setting each one (quadratic in an item's
+  attributes; the largest share of moto's CPU in a bulk run): ops/local/moto_server.check_item_size_once, as on the
+  local stack."""
 import copy
 import sys
 import threading
@@ -77,6 +80,10 @@ for _name in ("approximate_number_of_messages", "approximate_number_of_messages_
               "approximate_number_of_messages_not_visible"):
     setattr(sqs.Queue, _name, _count_unless_sending(getattr(sqs.Queue, _name).fget))
 sqs.SQSBackend.send_message = _send_message
+
+from ops.local.moto_server import check_item_size_once  # noqa: E402
+
+check_item_size_once()
 
 if __name__ == "__main__":
     from moto.server import main

@@ -354,15 +354,16 @@ def _bulk_overlap(r: dict) -> list[str]:
     before = any("before" in o for o in runs)
     out = ["## Bulk chunks overlapped", "",
            "`python -m bench --only bulk_overlap --overlap-rows N --aws-latency-ms 0,10 [--baseline-rev REV]`: the "
-           "same file on twin directories, once sequential (`PORTAL_BULK_OVERLAP=false`) and once overlapped (the "
-           "two reads at once; chunk N queued while N+1 is written and N+2 read), in one run; with `--baseline-rev` "
-           "first the handler of that revision (the code before issue 21, run from its own files). "
-           "`--aws-latency-ms` adds a wait to each AWS call, as a network round trip would (moto answers in its own "
-           "CPU time on these cores).",
+           "same file on twin directories, once sequential (`PORTAL_BULK_OVERLAP=false`: one chunk after the "
+           "other) and once overlapped (six chunks in flight, each read, decided, written, audited and put on the "
+           "sending line as one task), in one run; with `--baseline-rev` first the handler of that revision (the "
+           "code before issue 21, run from its own files). `--aws-latency-ms` adds a wait to each AWS call, as a "
+           "network round trip would (moto answers in its own CPU time on these cores). moto is one Python process: "
+           "its CPU a row, and how busy it was (its CPU over the run's time), say when its one core is the limit.",
            "",
            _row("rows", "added per call", *(["before issue 21 rows/s"] if before else []), "sequential rows/s",
-                "overlapped rows/s", "speed-up", "DynamoDB / SQS calls per email"),
-           _row("---:", "---:", *(["---:"] if before else []), "---:", "---:", "---:", "---")]
+                "overlapped rows/s", "speed-up", "DynamoDB / SQS calls per email", "moto CPU a row (busy)"),
+           _row("---:", "---:", *(["---:"] if before else []), "---:", "---:", "---:", "---", "---")]
     for o in runs:
         seq, ovl = o["sequential"], o["overlapped"]
         calls = f"{ovl['dynamodb_per_email']:.3f} / {ovl['sqs_per_email']:.3f}"
@@ -372,13 +373,21 @@ def _bulk_overlap(r: dict) -> list[str]:
             speedup += f", {o['speedup_over_before']:.2f}× over before"
         out.append(_row(f"{o['rows']:,}", f"{o['aws_latency_ms']:g} ms",
                         *([f"{o['before']['rows_per_second']:,.0f}" if "before" in o else "–"] if before else []),
-                        f"{seq['rows_per_second']:,.0f}", f"{ovl['rows_per_second']:,.0f}", speedup, calls))
+                        f"{seq['rows_per_second']:,.0f}", f"{ovl['rows_per_second']:,.0f}", speedup, calls,
+                        _moto_busy(o)))
     loads = [f"{o['rows']:,} rows +{o['aws_latency_ms']:g} ms: "
              + ", ".join(f"{name} {o[name]['load'][0]:.1f}" for name in ("before", "sequential", "overlapped")
                          if name in o and o[name].get("load"))
              for o in runs]
     return out + ["", "Load average (1 min) after each run, the other work on these 2 cores included: "
                   + "; ".join(loads) + ".", ""]
+
+
+def _moto_busy(o: dict) -> str:
+    """moto's CPU a row and busy share, for each handler of one side-by-side run (older runs did not measure it)."""
+    return ", ".join(f"{name} {o[name]['moto_cpu_ms_per_row']:.2f} ms ({100 * o[name]['moto_busy']:.0f} %)"
+                     for name in ("before", "sequential", "overlapped")
+                     if "moto_cpu_ms_per_row" in o.get(name, {})) or "–"
 
 
 def _http(r: dict) -> list[str]:

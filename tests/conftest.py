@@ -38,8 +38,9 @@ STRONG_PASSWORD = "Correct-Horse-42-Battery"
 def aws(tmp_path_factory):
     from moto.server import ThreadedMotoServer
 
-    from ops.local.moto_server import make_item_writes_atomic
+    from ops.local.moto_server import check_item_size_once, make_item_writes_atomic
     make_item_writes_atomic()
+    check_item_size_once()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=_PORT, verbose=False)
     server.start()
     os.environ["PORTAL_OUTBOX_DIR"] = str(tmp_path_factory.mktemp("outbox"))

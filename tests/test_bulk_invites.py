@@ -154,24 +154,22 @@ def test_a_run_cut_off_half_way_finishes_without_sending_twice(app, http, tenant
     emails = [f"person{i}@{d}.example" for i in range(250)]
     for start in range(0, 250, 20):
         http.post("/v1/customers", {"name": f"C{start}", "emails": emails[start:start + 20]}, token=t)
-    from chalicelib.flows.portal import bulk_invites
-    monkeypatch.setattr(bulk_invites, "QUEUE_AT_ONCE", 100)  # the invitations go onto the lane a chunk at a time
-    real_enqueue = messaging.enqueue_bulk
+    real_put = messaging.put_bulk
     calls = {"n": 0}
 
-    def crash_on_second_chunk(tenant_id, messages):
+    def crash_on_second_chunk(tenant_id, messages):  # the invitations go onto the lane a chunk at a time
         calls["n"] += 1
         if calls["n"] == 2:
             raise ConnectionError("Lambda timed out here")
-        return real_enqueue(tenant_id, messages)
-    monkeypatch.setattr(messaging, "enqueue_bulk", crash_on_second_chunk)
+        return real_put(tenant_id, messages)
+    monkeypatch.setattr(messaging, "put_bulk", crash_on_second_chunk)
     s3().put_object(Bucket=BUCKET, Key=f"bulk-invites/{d}/big.csv", Body="\n".join(emails).encode())
     [event] = [e for e in bulk_events() if "TestEvent" not in e["Records"][0]["body"]]
     result = app.on_bulk_invite_upload(event, LambdaContext())
     assert result == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
     job = next(Job.query(d))
     assert job.status == "running"
-    monkeypatch.setattr(messaging, "enqueue_bulk", real_enqueue)
+    monkeypatch.setattr(messaging, "put_bulk", real_put)
     assert app.on_bulk_invite_upload(event, LambdaContext()) == {"batchItemFailures": []}  # the redelivery
     drain(app)
     assert all(len(outbox_for(e)) == 1 for e in emails)

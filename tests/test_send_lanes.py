@@ -275,3 +275,30 @@ def test_a_code_queued_for_a_reset_that_ended_is_not_sent(app, http, tenant):
     Token.get(token_hash(flow["flow_id"])).update(actions=[Token.used_at.set(int(time.time()))])
     drain(app)
     assert [m for m in outbox_for(person.email) if "code" in m["body"].lower()] == []
+
+
+def test_a_message_put_twice_is_dead_lettered_once_and_redriven_once(app, monkeypatch):
+    """A bulk run resumed after a crash puts the invitations it decides again once more (the same message ids): when
+    SES rejects the address, the two copies leave one dead letter, not two; redriven, the message goes out once."""
+    from botocore.exceptions import ClientError
+    from chalicelib.core import dead_letters
+    drain(app)
+    a = business()
+    [message] = bulk_mail(a, 1, "twice")
+    messaging.enqueue_bulk(a, [message])
+    messaging.enqueue_bulk(a, [dict(message)])  # the resumed run's copy: another item on the line, the same id
+    assert len(list(BacklogItem.query(a))) == 2
+    real_send = messaging._send
+
+    def rejected(message):
+        raise ClientError({"Error": {"Code": "MessageRejected", "Message": "Address blacklisted."}}, "SendEmail")
+    monkeypatch.setattr(messaging, "_send", rejected)
+    drain_bulk(app)
+    mine = [d for d in dead_letters.list_dead("send-bulk") if f"twice0@{a}.example" in d["summary"]]
+    assert len(mine) == 1 and "MessageRejected" in mine[0]["reason"]
+    assert list(BacklogItem.query(a)) == []
+    monkeypatch.setattr(messaging, "_send", real_send)
+    assert dead_letters.redrive("send-bulk") >= 1
+    drain_bulk(app)
+    assert len(outbox_for(f"twice0@{a}.example")) == 1
+    assert [d for d in dead_letters.list_dead("send-bulk") if f"twice0@{a}.example" in d["summary"]] == []

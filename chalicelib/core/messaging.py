@@ -103,7 +103,21 @@ def enqueue_bulk(tenant_id: str, messages: list[dict]) -> None:
     with other businesses' lines, so they never delay a reset code nor another business's run."""
     if not messages:
         return
-    send_backlog.write(tenant_id, messages)
+    put_bulk(tenant_id, messages)
+    announce_bulk(tenant_id)
+
+
+def put_bulk(tenant_id: str, messages: list[dict]) -> None:
+    """enqueue_bulk in two halves, for a producer that puts many batches (a bulk upload's run, a chunk at a time,
+    from several threads): the messages on the line, not yet announced; then, after every few batches and always
+    after the last, announce_bulk (a line's marker and the drainer's lease are two calls: once per batch they
+    would cost more than the messages themselves)."""
+    send_backlog.put(tenant_id, messages)
+
+
+def announce_bulk(tenant_id: str) -> None:
+    """The business's line may hold messages: its marker touched, the drainer woken unless one is draining."""
+    send_backlog.mark_active(tenant_id)
     send_backlog.kick_unless_draining()
 
 

@@ -27,12 +27,17 @@ def seq_for(message: dict) -> str:
 
 
 def write(tenant_id: str, messages: list[dict]) -> None:
+    """The messages on the business's line, then the line's marker."""
+    put(tenant_id, messages)
+    mark_active(tenant_id)
+
+
+def put(tenant_id: str, messages: list[dict]) -> None:
     """The messages on the business's line (BatchWriteItem, 25 per call; unprocessed items are retried by
-    PynamoDB), then the line's marker."""
+    PynamoDB), without the marker: a producer that puts many batches marks its line after them (mark_active)."""
     with BacklogItem.batch_write() as batch:
         for message in messages:
             batch.save(BacklogItem(tenant_id, seq_for(message), message=json.dumps(message)))
-    mark_active(tenant_id)
 
 
 def mark_active(tenant_id: str) -> None:

@@ -14,6 +14,7 @@ from functools import lru_cache
 from typing import Callable
 
 from chalicelib.core import config, dead_letters, messaging, observability, send_backlog
+from chalicelib.core.models import Counter, now
 from chalicelib.core.observability import logger
 
 TURN = 10  # messages per business per turn: a query's worth, and under a second at SES's 14/s
@@ -70,11 +71,16 @@ def _turn(tenant_id: str, touched_at: int, context, render, failures: dict) -> t
             return None
         except Exception as exc:  # noqa: BLE001 - one message's failure must not stop the others
             return exc
-    done, delivered, transient = [], 0, 0
-    for (seq, message), exc in zip(batch, _senders().map(deliver, [m for _, m in batch])):
+    # two copies of one message (a resumed bulk run puts what it decides again) go once: at once, the second would
+    # only meet the first's idempotency record in progress
+    once = {message.get("message_id"): message for _, message in reversed(batch)}
+    outcome = dict(zip(once, _senders().map(deliver, once.values())))
+    done, transient = [], 0
+    delivered = sum(exc is None for exc in outcome.values())
+    for seq, message in batch:
+        exc = outcome[message.get("message_id")]
         if exc is None:
             done.append(seq)
-            delivered += 1
             continue
         transient += _transient(exc)
         failures[seq] = failures.get(seq, 0) + 1
@@ -112,11 +118,28 @@ def _senders() -> ThreadPoolExecutor:
 
 def _dead_letter(message: dict, exc: Exception) -> None:
     """The message goes to the send-bulk DLQ with its reason; a redrive puts it on the send-bulk queue, whose
-    handler returns it to the backlog."""
-    sqs = config.client("sqs")
-    url = sqs.get_queue_url(QueueName=config.resource_name("send-bulk-dlq"))["QueueUrl"]
-    sent = sqs.send_message(QueueUrl=url, MessageBody=json.dumps(message))
+    handler returns it to the backlog. Once per message id until it is redriven: a bulk run resumed after a crash
+    puts the invitations it decides again once more (the same ids; the sender drops a copy once one was sent), and
+    a second copy that fails too must not stand in the DLQ beside the first."""
+    from pynamodb.exceptions import PutError
+    marker = Counter(_dead_key(message), ttl=now() + dead_letters.REASON_DAYS * 86400)
+    try:
+        marker.save(condition=Counter.counter_key.does_not_exist())
+    except PutError:
+        logger.info("bulk message already dead-lettered", extra={"message_id": message.get("message_id")})
+        return
+    try:
+        sqs = config.client("sqs")
+        url = sqs.get_queue_url(QueueName=config.resource_name("send-bulk-dlq"))["QueueUrl"]
+        sent = sqs.send_message(QueueUrl=url, MessageBody=json.dumps(message))
+    except Exception:
+        marker.delete()  # not in the DLQ: the next try may dead-letter it
+        raise
     dead_letters.record_failure("send-bulk", sent["MessageId"], exc, TRIES)
+
+
+def _dead_key(message: dict) -> str:
+    return f"dead#send-bulk#{message.get('tenant_id')}#{message.get('message_id')}"
 
 
 def watch() -> dict:
@@ -129,5 +152,7 @@ def watch() -> dict:
 
 
 def redriven(message: dict) -> None:
-    """A dead-lettered bulk message moved back to the send-bulk queue: it rejoins its business's line."""
+    """A dead-lettered bulk message moved back to the send-bulk queue: it rejoins its business's line (and may be
+    dead-lettered again)."""
+    Counter(_dead_key(message)).delete()
     messaging.enqueue_bulk(message["tenant_id"], [message])

@@ -1,7 +1,7 @@
 """Bulk portal invitations from a CSV put at `bulk-invites/<tenant_id>/<name>` in the uploads bucket
 (DESIGN rule 3 and Events). S3 notifies the bulk queue; the handler streams the object through email_scan,
 decides one outcome per distinct email in chunks of 100 (two BatchGetItem, one TransactWriteItems), puts the
-invitations on the business's bulk sending line (messaging.enqueue_bulk), and writes the report to
+invitations on the business's bulk sending line (messaging.put_bulk), and writes the report to
 `bulk-invite-reports/<tenant_id>/<name>.json` and the rows the API pages through (bulk_rows). A file with metadata
 `review: true` is only decided (`will_invite`): its job waits in `ready` until bulk_review.send moves it to
 `sending` and queues {"bulk_send": ...} on the bulk queue, whose run (handle_send) decides every reviewed email
@@ -147,10 +147,10 @@ class Run:
     undecided: int = 0
     calls: dict = field(default_factory=lambda: {"batch_get": 0, "transact_write": 0, "put": 0})
     overlap: bool = field(default_factory=lambda: os.environ.get("PORTAL_BULK_OVERLAP", "true") != "false")
-    # chunks being decided and written, oldest first (overlap): futures of (rows, decided, written)
+    # chunks in flight, oldest first (overlap): futures of (rows, decided, invitations put on the line)
     writing: list[Future] = field(default_factory=list)
-    queueing: list = field(default_factory=list)  # futures: the chunk's invitations queued, its audit (overlap)
-    outgoing: list = field(default_factory=list)  # invitations decided, not yet on the bulk lane (_queue)
+    unannounced: int = 0  # invitations on the business's line since its marker was last touched (_announce)
+    announcing: list[Future] = field(default_factory=list)  # the line's marker being touched (overlap)
 
     @property
     def phase(self) -> str:
@@ -603,27 +603,42 @@ def _take_stored(run: Run, row: dict) -> None:
 
 
 def _decide(run: Run) -> None:
-    """One outcome per undecided email: two batch reads, one transaction for the invitations, queued messages,
-    one audit event in each invited user's trail; then the held rows are reported in file order.
+    """One outcome per undecided email of the held rows (_chunk); then the rows are reported in file order.
 
-    Overlapped (the default; PORTAL_BULK_OVERLAP=false runs each step after the other): a chunk's reads, decisions
-    and write are one task in this invocation's threads, CHUNKS_AT_ONCE chunks at a time, while this thread reads
-    the file on; each chunk is then reported and its invitations queued in file order. The waits of one chunk's
-    calls overlap the others' (on AWS a call's time is mostly waiting). Safe because a chunk's emails are first
-    sightings (SeenEmails): no chunk reads a user another chunk in flight writes. `_settle` waits for all of it
-    (before a checkpoint and at the end)."""
+    Overlapped (the default; PORTAL_BULK_OVERLAP=false runs each chunk after the other): each chunk is one task in
+    this invocation's threads, CHUNKS_AT_ONCE at a time, while this thread reads the file on and reports the
+    chunks done, in file order. The waits of one chunk's calls overlap the others' (on AWS a call's time is mostly
+    waiting). Safe because a chunk's emails are first sightings (SeenEmails): no chunk reads a user another chunk in
+    flight writes. `_settle` waits for all of it (before a checkpoint and at the end)."""
     if not run.buffer:
         return
     rows, run.buffer, run.undecided = run.buffer, [], 0
     emails = [r["email"] for r in rows if r["outcome"] is None]
     if not run.overlap:
-        decided, written = _decide_emails(run, emails, *_lookup(run, emails)) if emails else ({}, {})
-        _queue(run, _report_rows(run, rows, decided))
-        _audit_invited(run, written, decided)
+        _report_chunk(run, *_chunk(run, rows, emails))
         return
     _written_to_report(run, keep=CHUNKS_AT_ONCE - 1)
-    run.writing.append(_pool().submit(
-        lambda: (rows, *(_decide_emails(run, emails, *_lookup(run, emails)) if emails else ({}, {})))))
+    run.writing.append(_pool().submit(_chunk, run, rows, emails))
+
+
+def _chunk(run: Run, rows: list[dict], emails: list[str]) -> tuple[list[dict], dict, int]:
+    """A chunk's whole work, everything but the report: two batch reads, the decisions, one transaction for the
+    invited users, their audit events (one in each user's trail), their invitations put on the business's bulk
+    line (announced later: _announce). One task, so that no task waits on another (a pool shared by several runs
+    cannot run dry) and a chunk done is a chunk stored. (rows, decided, invitations put)"""
+    if not emails:
+        return rows, {}, 0
+    decided, written = _decide_emails(run, emails, *_lookup(run, emails))
+    if written:  # the per-user trail (GET /v1/portal/users/{id}/audit) shows the bulk invitation
+        audit.record_many(run.tenant_id, "portal.invited", [
+            {"target": portal_user_id(e), "at": at, "job_id": run.job_id, "bulk": True, "access": decided[e][1]}
+            for e, at in written.items()], actor=run.actor, once_per=run.job_id)
+    invitations = [invite_message(run.tenant_id, portal_user_id(email),
+                                  hashlib.sha256(f"{run.job_id}|{email}".encode()).hexdigest()[:32])
+                   for email, (outcome, _) in decided.items() if outcome == "invited"]
+    if invitations:
+        messaging.put_bulk(run.tenant_id, invitations)
+    return rows, decided, len(invitations)
 
 
 def _pool() -> ThreadPoolExecutor:
@@ -637,13 +652,11 @@ def _pool() -> ThreadPoolExecutor:
 
 
 _POOL: ThreadPoolExecutor | None = None
-# Chunks read, decided and written at once (overlap): three hide the waits of the calls the bench adds 10-20 ms
-# to (bench/bulk.py).
-CHUNKS_AT_ONCE = 3
-QUEUEING_AT_ONCE = 4  # audit writes and enqueue calls of the last chunks still going (two chunks' worth)
-QUEUE_AT_ONCE = 500  # invitations put on the bulk lane in one go (about five chunks)
-# A worker for each chunk in flight and each audit or enqueue call (QUEUEING_AT_ONCE + 2 at most)
-WORKERS = CHUNKS_AT_ONCE + QUEUEING_AT_ONCE + 2
+# Chunks in flight at once (overlap): each makes about eight calls one after the other; this many keep moto's
+# one core busy on this machine, and hide 10-20 ms a call (bench/bulk.py, BENCHMARKS.md)
+CHUNKS_AT_ONCE = 6
+ANNOUNCE_EVERY = 500  # invitations put on the line between two touches of its marker (about five chunks)
+WORKERS = CHUNKS_AT_ONCE + 2  # and the line's marker being touched
 
 
 def _count_call(run: Run, name: str, n: int = 1) -> None:
@@ -655,8 +668,7 @@ _CALLS_LOCK = threading.Lock()
 
 
 def _lookup(run: Run, emails: list[str]) -> tuple[dict, dict]:
-    """The record refs and portal users of a chunk's emails: two BatchGetItem, one after the other (overlapping,
-    the other chunks in flight fill the wait; a task never waits for another, so the pool cannot run dry)."""
+    """The record refs and portal users of a chunk's emails: two BatchGetItem."""
     _count_call(run, "batch_get", 2)
     refs = {r.email: set(r.refs or ()) for r in RecordEmail.batch_get([(run.tenant_id, e) for e in emails])}
     users = {u.email: u for u in PortalUser.batch_get([(run.tenant_id, portal_user_id(e)) for e in emails])}
@@ -664,55 +676,13 @@ def _lookup(run: Run, emails: list[str]) -> tuple[dict, dict]:
 
 
 def _written_to_report(run: Run, keep: int = 0) -> None:
-    """The oldest chunks in flight, once written, until `keep` are left: their rows reported in file order, their
-    invitations and audit events queued (in threads, while the next chunks go on; at most QUEUEING_AT_ONCE such
-    calls at a time)."""
+    """The oldest chunks in flight, once done, until `keep` are left: their rows reported in file order."""
     while len(run.writing) > keep:
-        rows, decided, written = run.writing.pop(0).result()
-        messages = _report_rows(run, rows, decided)
-        while len(run.queueing) > QUEUEING_AT_ONCE:  # the oldest first; the order of messages does not matter
-            run.queueing.pop(0).result()
-        run.queueing.append(_pool().submit(_audit_invited, run, written, decided))
-        _queue(run, messages)
+        _report_chunk(run, *run.writing.pop(0).result())
 
 
-def _queue(run: Run, messages: list[dict], flush: bool = False) -> None:
-    """Invitations onto the business's bulk line QUEUE_AT_ONCE at a time: each put also touches the line's marker
-    and reads the drainer's lease, so per chunk those two calls would cost 0.02 DynamoDB calls an email, over the
-    bar's 0.1 in all. Flushed before every checkpoint (_settle): what a checkpoint covers is on the line; what a
-    crash loses here, the resumed run decides again (the same message ids)."""
-    run.outgoing += messages
-    if not run.outgoing or (len(run.outgoing) < QUEUE_AT_ONCE and not flush):
-        return
-    batch, run.outgoing = run.outgoing, []
-    if run.overlap:
-        run.queueing.append(_pool().submit(messaging.enqueue_bulk, run.tenant_id, batch))
-    else:
-        messaging.enqueue_bulk(run.tenant_id, batch)
-
-
-def _settle(run: Run) -> None:
-    """Waits for every chunk in flight (overlap): all rows reported, every invitation queued."""
-    _written_to_report(run)
-    _queue(run, [], flush=True)
-    while run.queueing:  # each taken off once done: if one failed, _settle_quietly still waits for the rest
-        run.queueing[0].result()
-        run.queueing.pop(0)
-
-
-def _settle_quietly(run: Run) -> None:
-    """On the way out of a failing invocation: nothing of this run keeps running after it returns."""
-    for pending in [*run.writing, *run.queueing]:
-        try:
-            pending.result()
-        except Exception:  # the invocation fails already; the retry decides the chunk again
-            pass
-    run.writing, run.queueing, run.outgoing = [], [], []
-
-
-def _report_rows(run: Run, rows: list[dict], decided: dict) -> list[dict]:
-    """The rows of a decided chunk into the report, in file order; the invitation messages for them."""
-    messages = []
+def _report_chunk(run: Run, rows: list[dict], decided: dict, invitations: int) -> None:
+    """A chunk's rows into the report, in file order; the line announced once ANNOUNCE_EVERY invitations wait."""
     for row in rows:
         if row["outcome"] is None:
             row["outcome"], access = decided[row["email"]]
@@ -721,17 +691,44 @@ def _report_rows(run: Run, rows: list[dict], decided: dict) -> list[dict]:
         outcome = row["outcome"]
         run.report.counts[outcome] = run.report.counts.get(outcome, 0) + 1
         run.report.row(**row)
-        if outcome == "invited":
-            message_id = hashlib.sha256(f"{run.job_id}|{row['email']}".encode()).hexdigest()[:32]
-            messages.append(invite_message(run.tenant_id, portal_user_id(row["email"]), message_id))
-    return messages
+    run.unannounced += invitations
+    if run.unannounced >= ANNOUNCE_EVERY:
+        _announce(run)
 
 
-def _audit_invited(run: Run, written: dict[str, int], decided: dict) -> None:
-    if written:  # the per-user trail (GET /v1/portal/users/{id}/audit) shows the bulk invitation
-        audit.record_many(run.tenant_id, "portal.invited", [
-            {"target": portal_user_id(e), "at": at, "job_id": run.job_id, "bulk": True, "access": decided[e][1]}
-            for e, at in written.items()], actor=run.actor, once_per=run.job_id)
+def _announce(run: Run) -> None:
+    """The business's line marked and the drainer woken for the invitations put since the last time: each put would
+    touch the marker and read the drainer's lease, 0.02 DynamoDB calls an email (the bar is 0.1 in all). Always
+    before a checkpoint (_settle): what a checkpoint covers is on the line and announced; what a crash loses, the
+    resumed run decides again (the same message ids, which the sender drops once sent)."""
+    if not run.unannounced:
+        return
+    run.unannounced = 0
+    if not run.overlap:
+        messaging.announce_bulk(run.tenant_id)
+        return
+    while run.announcing and run.announcing[0].done():
+        run.announcing.pop(0).result()
+    run.announcing.append(_pool().submit(messaging.announce_bulk, run.tenant_id))
+
+
+def _settle(run: Run) -> None:
+    """Waits for every chunk in flight (overlap): all rows reported, every invitation on the line and announced."""
+    _written_to_report(run)
+    _announce(run)
+    while run.announcing:  # each taken off once done: if one failed, _settle_quietly still waits for the rest
+        run.announcing[0].result()
+        run.announcing.pop(0)
+
+
+def _settle_quietly(run: Run) -> None:
+    """On the way out of a failing invocation: nothing of this run keeps running after it returns."""
+    for pending in [*run.writing, *run.announcing]:
+        try:
+            pending.result()
+        except Exception:  # the invocation fails already; the retry decides the chunk again
+            pass
+    run.writing, run.announcing = [], []
 
 
 def _decide_emails(run: Run, emails: list[str], refs: dict,
