@@ -177,6 +177,36 @@ def test_a_run_cut_off_half_way_finishes_without_sending_twice(app, http, tenant
     assert Job.get(d, job.job_id).attempts == 2
 
 
+def test_a_run_failing_on_its_last_try_still_sends_what_it_invited(app, http, tenant, monkeypatch):
+    """The queue's last try fails after some chunks put their invitations on the line: the job ends failed, and
+    those invitations are announced to the sender (their users are written as invited by this job, so no later run
+    would invite them again)."""
+    from chalicelib.core import send_backlog
+    t, d = tenant.admin_token, tenant.id
+    emails = [f"last{i}@{d}.example" for i in range(250)]
+    for start in range(0, 250, 20):
+        http.post("/v1/customers", {"name": f"C{start}", "emails": emails[start:start + 20]}, token=t)
+    drain(app)
+    real_put = messaging.put_bulk
+    calls = {"n": 0}
+
+    def crash_on_second_chunk(tenant_id, messages):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise ConnectionError("DynamoDB unreachable")
+        return real_put(tenant_id, messages)
+    monkeypatch.setattr(messaging, "put_bulk", crash_on_second_chunk)
+    s3().put_object(Bucket=BUCKET, Key=f"bulk-invites/{d}/last.csv", Body="\n".join(emails).encode())
+    [event] = [e for e in bulk_events() if "TestEvent" not in e["Records"][0]["body"]]
+    event["Records"][0]["attributes"]["ApproximateReceiveCount"] = "5"
+    assert app.on_bulk_invite_upload(event, LambdaContext())["batchItemFailures"]
+    assert next(Job.query(d)).status == "failed"
+    assert d in dict(send_backlog.active_lines())  # announced: the drainer and the schedule see the line
+    drain(app)
+    sent = [e for e in emails if outbox_for(e)]
+    assert len(sent) >= 100 and all(len(outbox_for(e)) == 1 for e in sent)
+
+
 def test_poison_upload_fails_the_job_on_the_last_try(app, tenant, monkeypatch):
     from chalicelib.flows.portal import bulk_invites
     d = tenant.id

@@ -144,7 +144,8 @@ def test_a_line_written_to_while_the_drainer_retires_it_keeps_its_marker(app):
     _receive_all("send-bulk")
     [(line, touched_at)] = [x for x in send_backlog.active_lines() if x[0] == a]  # what a drainer read
     send_backlog.remove(a, [seq for seq, _ in send_backlog.take(a, 10)])  # … it delivered the line, and then
-    send_backlog.write(a, bulk_mail(a, 1, "late"))  # a producer writes meanwhile
+    send_backlog.put(a, bulk_mail(a, 1, "late"))  # a producer writes meanwhile
+    send_backlog.mark_active(a)
     assert send_backlog.retire(a, touched_at) is False  # the drainer's retirement loses: the line stays active
     assert [x for x in send_backlog.active_lines() if x[0] == a]
     send_backlog.kick("test")

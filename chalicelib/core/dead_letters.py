@@ -68,8 +68,11 @@ def _summary(queue: str, body: str) -> str:
         data = json.loads(body)
     except ValueError:
         return "unreadable body"
+    if queue == "send-bulk" and "drain" in data:
+        return f"a wake-up of the bulk drainer ({data['drain']})"
     if queue in ("send", "send-bulk"):
-        return f"{data.get('channel')} to {data.get('to')} ({data.get('render') or 'message'})"
+        to = data.get("to") or f"portal user {data.get('user_id')}"  # an invitation is rendered at delivery
+        return f"{data.get('channel')} to {to} ({data.get('render') or 'message'})"
     keys = [r.get("s3", {}).get("object", {}).get("key") for r in data.get("Records", [])]
     return "upload " + ", ".join(k for k in keys if k) if keys else "s3 event"
 

@@ -4,7 +4,9 @@ the send-bulk queue wakes the drainer (flows/bulk_sending.py), which holds a lea
 Why a table and not a second queue: the drainer takes turns between businesses (round-robin), which one FIFO
 queue cannot do; a line per business can be read oldest first, a few messages at a time.
 
-Nothing is stranded: a producer writes its messages, then its line's marker, then reads the lease. A drainer
+Nothing is stranded: a producer puts its messages, then touches its line's marker, then reads the lease
+(messaging.enqueue_bulk; a producer that puts many batches with put_bulk announces after them: a line without a
+marker is invisible to the drainer and to the schedule's watch). A drainer
 removes a marker only if its touched_at is still what it read (a write since keeps it), and after releasing the
 lease looks at the markers once more; so either the drainer sees the producer's marker or the producer sees no
 live lease and kicks."""
@@ -24,12 +26,6 @@ LEASE_KEY = "send-bulk-lease"
 def seq_for(message: dict) -> str:
     """Sortable by time (zero-padded ns), unique by message id: a line reads oldest first."""
     return f"{time.time_ns():020d}#{message['message_id']}"
-
-
-def write(tenant_id: str, messages: list[dict]) -> None:
-    """The messages on the business's line, then the line's marker."""
-    put(tenant_id, messages)
-    mark_active(tenant_id)
 
 
 def put(tenant_id: str, messages: list[dict]) -> None:

@@ -14,6 +14,8 @@ from functools import lru_cache
 from typing import Callable
 
 from chalicelib.core import config, dead_letters, messaging, observability, send_backlog
+from pynamodb.exceptions import DoesNotExist
+
 from chalicelib.core.models import Counter, now
 from chalicelib.core.observability import logger
 
@@ -120,21 +122,19 @@ def _dead_letter(message: dict, exc: Exception) -> None:
     """The message goes to the send-bulk DLQ with its reason; a redrive puts it on the send-bulk queue, whose
     handler returns it to the backlog. Once per message id until it is redriven: a bulk run resumed after a crash
     puts the invitations it decides again once more (the same ids; the sender drops a copy once one was sent), and
-    a second copy that fails too must not stand in the DLQ beside the first."""
-    from pynamodb.exceptions import PutError
-    marker = Counter(_dead_key(message), ttl=now() + dead_letters.REASON_DAYS * 86400)
+    a second copy that fails too must not stand in the DLQ beside the first. Marked after the DLQ has it (one
+    drainer at a time holds the lease): a crash in between costs a second dead letter, never the message."""
+    key = _dead_key(message)
     try:
-        marker.save(condition=Counter.counter_key.does_not_exist())
-    except PutError:
+        Counter.get(key, consistent_read=True)
         logger.info("bulk message already dead-lettered", extra={"message_id": message.get("message_id")})
         return
-    try:
-        sqs = config.client("sqs")
-        url = sqs.get_queue_url(QueueName=config.resource_name("send-bulk-dlq"))["QueueUrl"]
-        sent = sqs.send_message(QueueUrl=url, MessageBody=json.dumps(message))
-    except Exception:
-        marker.delete()  # not in the DLQ: the next try may dead-letter it
-        raise
+    except DoesNotExist:
+        pass
+    sqs = config.client("sqs")
+    url = sqs.get_queue_url(QueueName=config.resource_name("send-bulk-dlq"))["QueueUrl"]
+    sent = sqs.send_message(QueueUrl=url, MessageBody=json.dumps(message))
+    Counter(key, ttl=now() + dead_letters.REASON_DAYS * 86400).save()
     dead_letters.record_failure("send-bulk", sent["MessageId"], exc, TRIES)
 
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pynamodb.exceptions import DeleteError, DoesNotExist, UpdateError
 from pynamodb.expressions.update import Action
 
-from chalicelib.core import audit, config, observability
+from chalicelib.core import audit, config, messaging, observability
 from chalicelib.core.models import Job, now
 from chalicelib.core.observability import logger
 from chalicelib.flows.portal import bulk_rows
@@ -249,6 +249,7 @@ def fail_stalled() -> dict:
             except UpdateError:  # it moved on since the read: look again next time
                 continue
             audit.record(tenant_id, "portal.bulk_invite_failed", target=job_id, error="stalled")
+            messaging.announce_bulk(tenant_id)  # what its killed invocation put on the line and did not announce
             observability.count("BulkJobsFailed")
             logger.warning("bulk job stalled: marked failed", extra={"job_id": job_id})
             failed += 1

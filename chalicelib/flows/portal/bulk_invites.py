@@ -722,13 +722,19 @@ def _settle(run: Run) -> None:
 
 
 def _settle_quietly(run: Run) -> None:
-    """On the way out of a failing invocation: nothing of this run keeps running after it returns."""
+    """On the way out of a failing invocation: nothing of this run keeps running after it returns, and what its
+    chunks put on the line is announced (if this was the queue's last try the job ends failed, and no retry would
+    announce the invitations its users were written for)."""
     for pending in [*run.writing, *run.announcing]:
         try:
             pending.result()
         except Exception:  # the invocation fails already; the retry decides the chunk again
             pass
     run.writing, run.announcing = [], []
+    try:
+        messaging.announce_bulk(run.tenant_id)
+    except Exception:  # noqa: BLE001 - best effort: the invocation fails already, with its own error
+        logger.warning("bulk run failing: its line could not be announced", extra={"job_id": run.job_id})
 
 
 def _decide_emails(run: Run, emails: list[str], refs: dict,
