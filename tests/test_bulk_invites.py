@@ -149,20 +149,30 @@ def test_unknown_tenant_prefix(app):
     assert report("no-such-tenant", "x.csv")["error"] == "unknown_tenant"
 
 
-def test_a_run_cut_off_half_way_finishes_without_sending_twice(app, http, tenant, monkeypatch):
-    t, d = tenant.admin_token, tenant.id
-    emails = [f"person{i}@{d}.example" for i in range(250)]
-    for start in range(0, 250, 20):
-        http.post("/v1/customers", {"name": f"C{start}", "emails": emails[start:start + 20]}, token=t)
-    real_put = messaging.put_bulk
-    calls = {"n": 0}
+def customers_with(http, tenant, emails: list[str]) -> None:
+    """The emails on customer records, 20 to a record."""
+    for start in range(0, len(emails), 20):
+        http.post("/v1/customers", {"name": f"C{start}", "emails": emails[start:start + 20]}, token=tenant.admin_token)
 
-    def crash_on_second_chunk(tenant_id, messages):  # the invitations go onto the lane a chunk at a time
+
+def second_chunk_put_fails(monkeypatch, error: Exception):
+    """The second chunk's invitations fail to go onto the line (a chunk puts its own); the real put, to restore."""
+    real_put, calls = messaging.put_bulk, {"n": 0}
+
+    def put(tenant_id, messages):
         calls["n"] += 1
         if calls["n"] == 2:
-            raise ConnectionError("Lambda timed out here")
+            raise error
         return real_put(tenant_id, messages)
-    monkeypatch.setattr(messaging, "put_bulk", crash_on_second_chunk)
+    monkeypatch.setattr(messaging, "put_bulk", put)
+    return real_put
+
+
+def test_a_run_cut_off_half_way_finishes_without_sending_twice(app, http, tenant, monkeypatch):
+    d = tenant.id
+    emails = [f"person{i}@{d}.example" for i in range(250)]
+    customers_with(http, tenant, emails)
+    real_put = second_chunk_put_fails(monkeypatch, ConnectionError("Lambda timed out here"))
     s3().put_object(Bucket=BUCKET, Key=f"bulk-invites/{d}/big.csv", Body="\n".join(emails).encode())
     [event] = [e for e in bulk_events() if "TestEvent" not in e["Records"][0]["body"]]
     result = app.on_bulk_invite_upload(event, LambdaContext())
@@ -182,20 +192,11 @@ def test_a_run_failing_on_its_last_try_still_sends_what_it_invited(app, http, te
     those invitations are announced to the sender (their users are written as invited by this job, so no later run
     would invite them again)."""
     from chalicelib.core import send_backlog
-    t, d = tenant.admin_token, tenant.id
+    d = tenant.id
     emails = [f"last{i}@{d}.example" for i in range(250)]
-    for start in range(0, 250, 20):
-        http.post("/v1/customers", {"name": f"C{start}", "emails": emails[start:start + 20]}, token=t)
+    customers_with(http, tenant, emails)
     drain(app)
-    real_put = messaging.put_bulk
-    calls = {"n": 0}
-
-    def crash_on_second_chunk(tenant_id, messages):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise ConnectionError("DynamoDB unreachable")
-        return real_put(tenant_id, messages)
-    monkeypatch.setattr(messaging, "put_bulk", crash_on_second_chunk)
+    second_chunk_put_fails(monkeypatch, ConnectionError("DynamoDB unreachable"))
     s3().put_object(Bucket=BUCKET, Key=f"bulk-invites/{d}/last.csv", Body="\n".join(emails).encode())
     [event] = [e for e in bulk_events() if "TestEvent" not in e["Records"][0]["body"]]
     event["Records"][0]["attributes"]["ApproximateReceiveCount"] = "5"
